@@ -1,0 +1,39 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "notmuch-deliver",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "notmuch-deliver", targets: ["notmuch-deliver"]),
+        .library(name: "Notmuch", targets: ["Notmuch"]),
+        .library(name: "DeliveryKit", targets: ["DeliveryKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // C glue only: module maps and shims for what Swift cannot import.
+        .systemLibrary(name: "CNotmuch", path: "Modules/CNotmuch"),
+        .systemLibrary(name: "CGMime", path: "Modules/CGMime", pkgConfig: "gmime-3.0",
+                       providers: [.apt(["libgmime-3.0-dev"])]),
+
+        // A safe Swift face for libnotmuch; no C type leaves it.
+        .target(name: "Notmuch", dependencies: ["CNotmuch"]),
+
+        // Maildir writing, input handling, the delivery pipeline.
+        .target(name: "DeliveryKit", dependencies: [
+            "Notmuch",
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+
+        .executableTarget(name: "notmuch-deliver", dependencies: [
+            "DeliveryKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
+        .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit"]),
+    ]
+)

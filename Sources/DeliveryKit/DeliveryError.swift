@@ -1,0 +1,36 @@
+/// Why a delivery did not happen, in one line a mail administrator can act on.
+public struct DeliveryError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable {
+        /// The command line is wrong: retrying cannot help.
+        case usage
+        /// The input is not a message: retrying cannot help.
+        case notAMessage
+        /// Anything that may pass: a full disk, a database that cannot be
+        /// opened, a configuration being fixed. The MTA keeps the mail and retries.
+        case temporary
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// Configuration mistakes defer rather than bounce: postfix turns
+    /// EX_CONFIG into a permanent 5.3.5, and a typo must never cost mail.
+    public static func config(_ message: String) -> DeliveryError {
+        DeliveryError(.temporary, "configuration error: \(message); the mail is deferred until it is fixed")
+    }
+
+    public var exitStatus: ExitStatus {
+        switch kind {
+        case .usage: return .usage
+        case .notAMessage: return .dataError
+        case .temporary: return .temporaryFailure
+        }
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,69 @@
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The few POSIX calls swift-system does not wrap, thrown as its `Errno`.
+enum FileSystem {
+    static func fsync(_ fd: FileDescriptor) throws(Errno) {
+        while true {
+            if Glibc.fsync(fd.rawValue) == 0 { return }
+            if errno != EINTR { throw Errno(rawValue: errno) }
+        }
+    }
+
+    /// Makes a directory's entries (a rename, an unlink) survive a crash.
+    static func fsyncDirectory(_ path: FilePath) throws(Errno) {
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.open(path, .readOnly, options: [.directory, .closeOnExec]) }
+        catch let error as Errno { throw error } catch { throw Errno.ioError }
+        defer { try? fd.close() }
+        try fsync(fd)
+    }
+
+    static func rename(_ from: FilePath, _ to: FilePath) throws(Errno) {
+        let result = from.withPlatformString { f in to.withPlatformString { t in Glibc.rename(f, t) } }
+        if result != 0 { throw Errno(rawValue: errno) }
+    }
+
+    static func unlink(_ path: FilePath) throws(Errno) {
+        if path.withPlatformString({ Glibc.unlink($0) }) != 0 { throw Errno(rawValue: errno) }
+    }
+
+    /// Creates a directory; one that already exists is fine.
+    static func makeDirectory(_ path: FilePath, mode: mode_t) throws(Errno) {
+        if path.withPlatformString({ Glibc.mkdir($0, mode) }) != 0, errno != EEXIST {
+            throw Errno(rawValue: errno)
+        }
+    }
+
+    enum Kind { case missing, directory, other }
+
+    static func kind(of path: FilePath) -> Kind {
+        var info = Glibc.stat()
+        guard path.withPlatformString({ fstatat(AT_FDCWD, $0, &info, 0) }) == 0 else { return .missing }
+        return (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .other
+    }
+
+    /// The path with every symlink resolved, or nil when it does not exist.
+    static func realPath(_ path: FilePath) -> FilePath? {
+        guard let resolved = path.withPlatformString({ Glibc.realpath($0, nil) }) else { return nil }
+        defer { free(resolved) }
+        return FilePath(platformString: resolved)
+    }
+
+    static func isExecutable(_ path: FilePath) -> Bool {
+        path.withPlatformString { access($0, X_OK) } == 0 && kind(of: path) == .other
+    }
+
+    static func hostName() -> String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let ok = buffer.withUnsafeMutableBufferPointer { raw in
+            raw.withMemoryRebound(to: CChar.self) { gethostname($0.baseAddress!, $0.count - 1) == 0 }
+        }
+        guard ok else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,138 @@
+import SystemPackage
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One maildir folder (with tmp/, new/ and cur/) and the one safe way to put
+/// a message into it: write under a unique name in tmp/, fsync, rename into
+/// new/, fsync new/. A crash at any instant leaves either nothing in new/
+/// or the whole message there.
+public struct Maildir: Sendable {
+    public let path: FilePath
+
+    public init(_ path: FilePath) { self.path = path }
+
+    public var tmp: FilePath { path.appending("tmp") }
+    public var new: FilePath { path.appending("new") }
+    public var cur: FilePath { path.appending("cur") }
+
+    public var exists: Bool {
+        [tmp, new, cur].allSatisfy { FileSystem.kind(of: $0) == .directory }
+    }
+
+    /// Creates the folder and its three subdirectories, private to the owner,
+    /// and makes the new entries durable.
+    public func create() throws(Errno) {
+        try FileSystem.makeDirectory(path, mode: 0o700)
+        for sub in [tmp, new, cur] { try FileSystem.makeDirectory(sub, mode: 0o700) }
+        try FileSystem.fsyncDirectory(path)
+        if let parent = path.removingLastComponent() as FilePath?, !parent.isEmpty {
+            try FileSystem.fsyncDirectory(parent)
+        }
+    }
+
+    /// Why writing a message failed.
+    public enum WriteError: Error, Sendable {
+        /// Nothing but (at most) an envelope line came in.
+        case emptyInput
+        case read(Errno)
+        case write(Errno, FilePath)
+    }
+
+    /// Copies `input` (minus a leading From_ line) into new/ and returns the
+    /// file's path once file and directory are on disk. On any failure
+    /// nothing is left behind.
+    public func deliver(from input: FileDescriptor, permissions: FilePermissions) throws(WriteError) -> FilePath {
+        let name = MaildirName.unique()
+        let tmpPath = tmp.appending(name)
+        let newPath = new.appending(name)
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor.open(tmpPath, .writeOnly,
+                                           options: [.create, .exclusiveCreate, .closeOnExec],
+                                           permissions: permissions)
+        } catch {
+            throw .write(error as? Errno ?? .ioError, tmpPath)
+        }
+        var closed = false
+        do {
+            let written = try copyMessage(from: input, to: file, path: tmpPath)
+            guard written > 0 else { throw WriteError.emptyInput }
+            do { try FileSystem.fsync(file) } catch { throw WriteError.write(error, tmpPath) }
+            closed = true
+            do { try file.close() } catch { throw WriteError.write(error as? Errno ?? .ioError, tmpPath) }
+            do { try FileSystem.rename(tmpPath, newPath) } catch { throw WriteError.write(error, newPath) }
+        } catch let error as WriteError {
+            if !closed { try? file.close() }
+            try? FileSystem.unlink(tmpPath)
+            throw error
+        } catch {
+            fatalError("unreachable: \(error)")
+        }
+        do {
+            try FileSystem.fsyncDirectory(new)
+        } catch {
+            try? FileSystem.unlink(newPath)
+            throw .write(error, new)
+        }
+        return newPath
+    }
+
+    /// Removes a delivered file that must not stay (the delivery failed) and
+    /// makes the removal durable.
+    public static func discard(_ file: FilePath) {
+        try? FileSystem.unlink(file)
+        if let directory = file.removingLastComponent() as FilePath? {
+            try? FileSystem.fsyncDirectory(directory)
+        }
+    }
+
+    private func copyMessage(from input: FileDescriptor, to file: FileDescriptor,
+                             path: FilePath) throws(WriteError) -> Int {
+        var stripper = EnvelopeStripper()
+        var written = 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let count: Int
+            do { count = try input.read(into: buffer) } catch { throw .read(error as? Errno ?? .ioError) }
+            let bytes = count == 0 ? stripper.finish() : stripper.feed(buffer[..<count])
+            if !bytes.isEmpty {
+                do { _ = try file.writeAll(bytes) } catch { throw .write(error as? Errno ?? .ioError, path) }
+                written += bytes.count
+            }
+            if count == 0 { return written }
+        }
+    }
+}
+
+/// Unique maildir file names: seconds, microseconds, pid, a random part and
+/// a per-process counter, and the host name with `/` and `:` escaped as the
+/// maildir convention asks.
+public enum MaildirName {
+    private static let counter = Atomic<Int>(0)
+
+    public static func unique() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let sequence = counter.add(1, ordering: .relaxed).newValue
+        let random = UInt32.random(in: 0 ... .max)
+        let micros = now.tv_nsec / 1000
+        return "\(now.tv_sec).M\(micros)P\(getpid())R\(String(random, radix: 16))Q\(sequence).\(host)"
+    }
+
+    private static let host: String = FileSystem.hostName()
+        .replacingAll("/", with: "\\057")
+        .replacingAll(":", with: "\\072")
+}
+
+extension String {
+    func replacingAll(_ target: Character, with replacement: String) -> String {
+        var result = ""
+        for character in self {
+            if character == target { result += replacement } else { result.append(character) }
+        }
+        return result
+    }
+}

@@ -1,0 +1,78 @@
+internal import CNotmuch
+
+/// One message in the database. Holds its owner (the database, or the query
+/// it came from) so the talloc parent outlives it.
+public final class Message {
+    let handle: OpaquePointer
+    private let owner: AnyObject
+    private let database: OpaquePointer
+
+    init(handle: OpaquePointer, owner: Database) {
+        self.handle = handle
+        self.owner = owner
+        self.database = owner.handle
+    }
+
+    init(handle: OpaquePointer, owner: MessageList) {
+        self.handle = handle
+        self.owner = owner
+        self.database = owner.query.database.handle
+    }
+
+    deinit { notmuch_message_destroy(handle) }
+
+    public var id: String { String(cString: notmuch_message_get_message_id(handle)) }
+    public var threadID: String { String(cString: notmuch_message_get_thread_id(handle)) }
+
+    /// Every file of this message, in libnotmuch's order.
+    public var filenames: [String] {
+        guard let names = notmuch_message_get_filenames(handle) else { return [] }
+        defer { notmuch_filenames_destroy(names) }
+        var result: [String] = []
+        while notmuch_filenames_valid(names) != 0 {
+            result.append(String(cString: notmuch_filenames_get(names)))
+            notmuch_filenames_move_to_next(names)
+        }
+        return result
+    }
+
+    public var tags: [String] {
+        guard let tags = notmuch_message_get_tags(handle) else { return [] }
+        defer { notmuch_tags_destroy(tags) }
+        var result: [String] = []
+        while notmuch_tags_valid(tags) != 0 {
+            result.append(String(cString: notmuch_tags_get(tags)))
+            notmuch_tags_move_to_next(tags)
+        }
+        return result
+    }
+
+    /// A header's value as libnotmuch decodes it; nil when absent.
+    public func header(_ name: String) -> String? {
+        guard let value = notmuch_message_get_header(handle, name) else { return nil }
+        let string = String(cString: value)
+        return string.isEmpty ? nil : string
+    }
+
+    public func addTag(_ tag: String) throws(NotmuchError) {
+        try check(notmuch_message_add_tag(handle, tag), database)
+    }
+
+    public func removeTag(_ tag: String) throws(NotmuchError) {
+        try check(notmuch_message_remove_tag(handle, tag), database)
+    }
+
+    /// Applies several tag changes as one: nobody sees a state in between.
+    public func withTagsFrozen<T>(_ body: () throws -> T) throws -> T {
+        try check(notmuch_message_freeze(handle), database)
+        let result = try body()
+        try check(notmuch_message_thaw(handle), database)
+        return result
+    }
+
+    /// Renames the message's files so their maildir flags match its tags
+    /// (this may move a file from new/ to cur/).
+    public func syncTagsToMaildirFlags() throws(NotmuchError) {
+        try check(notmuch_message_tags_to_maildir_flags(handle), database)
+    }
+}
