@@ -35,5 +35,7 @@ let package = Package(
 
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
         .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit"]),
+        // Runs the built executable against real maildirs and the real notmuch CLI.
+        .testTarget(name: "EndToEndTests", dependencies: ["notmuch-deliver"]),
     ]
 )

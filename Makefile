@@ -1,0 +1,49 @@
+# notmuch-deliver: build, test, install, demo.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+
+# Debian packages the build and the tests need.
+DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config
+
+SWIFT ?= swift
+RELEASE_BIN = .build/release/notmuch-deliver
+
+.PHONY: all deps build install uninstall test demo clean
+
+all: build
+
+# Installs only what is missing; apt-get runs as root, or through sudo.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release
+
+install: build
+	install -d $(BINDIR) $(MANDIR)
+	install -m 0755 $(RELEASE_BIN) $(BINDIR)/notmuch-deliver
+	install -m 0644 Docs/notmuch-deliver.1 $(MANDIR)/notmuch-deliver.1
+
+uninstall:
+	rm -f $(BINDIR)/notmuch-deliver $(MANDIR)/notmuch-deliver.1
+
+# The tests run the built executable against real notmuch databases.
+test: deps
+	$(SWIFT) build
+	$(SWIFT) test
+
+demo: build
+	sh Tests/scripts/demo.sh $(RELEASE_BIN)
+
+clean:
+	rm -rf .build demo

@@ -1,0 +1,333 @@
+import Foundation
+import Testing
+
+@Suite("Delivering one message")
+struct DeliveryTests {
+    @Test func deliversIndexesAndTags() throws {
+        let fixture = try MailFixture()
+        let message = sampleMessage(id: "one@example.org", subject: "Quarterly numbers")
+        let result = try fixture.deliver(message, ["--tag", "work", "+project", "-inbox"])
+        #expect(result.status == 0)
+        #expect(result.stderr.isEmpty && result.stdout.isEmpty, "a delivery must be silent: \(result.stderr)")
+        #expect(try fixture.count("id:one@example.org") == 1)
+        #expect(try fixture.tags("id:one@example.org") == ["project", "unread", "work"])
+        let files = fixture.files()
+        #expect(files.count == 1 && files[0].hasPrefix("new/"))
+        #expect(try fixture.contents(files[0]) == Data(message.utf8))
+        try fixture.expectNothingNew()
+    }
+
+    @Test func newTagsComeFirstThenTheCommandLine() throws {
+        let fixture = try MailFixture(newTags: "new;unread;")
+        #expect(try fixture.deliver(sampleMessage(id: "order@example.org"), ["-new", "+later"]).status == 0)
+        #expect(try fixture.tags("id:order@example.org") == ["later", "unread"])
+    }
+
+    @Test func removeTagOptionRemoves() throws {
+        let fixture = try MailFixture()
+        #expect(try fixture.deliver(sampleMessage(id: "rm@example.org"), ["--remove-tag", "inbox"]).status == 0)
+        #expect(try fixture.tags("id:rm@example.org") == ["unread"])
+    }
+
+    @Test func newTagsEntryStartingWithMinusIsAConfigError() throws {
+        let fixture = try MailFixture()
+        try fixture.writeConfig(newTags: "unread;-inbox;")
+        let result = try fixture.deliver(sampleMessage())
+        #expect(result.status == 75)
+        #expect(result.stderr.contains("new.tags"))
+        #expect(fixture.files().isEmpty)
+    }
+
+    @Test func envelopeLineIsRemovedAndTheRestKeptByteForByte() throws {
+        let fixture = try MailFixture()
+        let message = "Return-Path: <alice@example.org>\n" + sampleMessage(id: "env@example.org")
+        let input = "From alice@example.org  Mon Nov 24 09:00:00 2025\n" + message
+        #expect(try fixture.deliver(input).status == 0)
+        let files = fixture.files()
+        #expect(files.count == 1)
+        #expect(try fixture.contents(files[0]) == Data(message.utf8))
+        #expect(try fixture.count("id:env@example.org") == 1)
+    }
+
+    @Test(arguments: [[1, 1, 1, 1, 1, 1], [3, 2, 40], [4], [5], [30, 1]])
+    func envelopeLineInSmallWrites(chunks: [Int]) throws {
+        let fixture = try MailFixture()
+        let message = sampleMessage(id: "slow@example.org")
+        #expect(try fixture.deliver("From MAILER-DAEMON Mon Nov 24 09:00:00 2025\n" + message, chunks: chunks).status == 0)
+        let files = fixture.files()
+        #expect(files.count == 1)
+        #expect(try fixture.contents(files[0]) == Data(message.utf8))
+    }
+
+    @Test func aHeaderThatStartsWithFromIsNotAnEnvelope() throws {
+        let fixture = try MailFixture()
+        let message = sampleMessage(id: "from-header@example.org")
+        #expect(message.hasPrefix("From: "))
+        #expect(try fixture.deliver(message, chunks: [2, 2, 2]).status == 0)
+        #expect(try fixture.contents(fixture.files()[0]) == Data(message.utf8))
+    }
+
+    @Test func crlfMessage() throws {
+        let fixture = try MailFixture()
+        let message = sampleMessage(id: "crlf@example.org").replacingOccurrences(of: "\n", with: "\r\n")
+        #expect(try fixture.deliver("From a@b Mon Nov 24 09:00:00 2025\r\n" + message).status == 0)
+        #expect(try fixture.contents(fixture.files()[0]) == Data(message.utf8))
+        #expect(try fixture.count("id:crlf@example.org") == 1)
+    }
+}
+
+@Suite("Maildir flags")
+struct MaildirFlagTests {
+    @Test func flaggedAndReadMoveToCur() throws {
+        let fixture = try MailFixture()
+        #expect(try fixture.deliver(sampleMessage(id: "f@example.org"), ["+flagged"]).status == 0)
+        #expect(try fixture.deliver(sampleMessage(id: "s@example.org"), ["-unread"]).status == 0)
+        let files = try fixture.notmuch("search", "--output=files", "id:f@example.org")
+        #expect(files.contains("/cur/") && files.hasSuffix(":2,F"))
+        let read = try fixture.notmuch("search", "--output=files", "id:s@example.org")
+        #expect(read.contains("/cur/") && read.hasSuffix(":2,S"))
+        #expect(fixture.files().filter { $0.hasPrefix("cur/") }.count == 2)
+        #expect(try fixture.tags("id:f@example.org") == ["flagged", "inbox", "unread"])
+        try fixture.expectNothingNew()
+        #expect(try fixture.tags("id:s@example.org") == ["inbox"])
+    }
+
+    @Test func withoutSyncTheFileStaysInNew() throws {
+        let fixture = try MailFixture(synchronizeFlags: false)
+        #expect(try fixture.deliver(sampleMessage(id: "nosync@example.org"), ["+flagged", "-unread"]).status == 0)
+        let files = fixture.files()
+        #expect(files.count == 1 && files[0].hasPrefix("new/") && !files[0].contains(":2,"))
+        #expect(try fixture.tags("id:nosync@example.org") == ["flagged", "inbox"])
+        try fixture.expectNothingNew()
+    }
+}
+
+@Suite("Folders")
+struct FolderTests {
+    @Test func existingFolder() throws {
+        let fixture = try MailFixture()
+        for sub in ["tmp", "new", "cur"] {
+            try FileManager.default.createDirectory(at: fixture.mailRoot.appendingPathComponent("Sent/\(sub)"),
+                                                    withIntermediateDirectories: true)
+        }
+        #expect(try fixture.deliver(sampleMessage(id: "sent@example.org"), ["--folder=Sent", "--tag", "sent"]).status == 0)
+        #expect(fixture.files().first?.hasPrefix("Sent/new/") == true)
+        #expect(try fixture.count("folder:Sent") == 1)
+        try fixture.expectNothingNew()
+    }
+
+    @Test func missingFolderIsRefusedWithoutCreateFolder() throws {
+        let fixture = try MailFixture()
+        let result = try fixture.deliver(sampleMessage(), ["--folder", "Archive"])
+        #expect(result.status == 75)
+        #expect(result.stderr.contains("--create-folder"))
+        #expect(fixture.files().isEmpty)
+    }
+
+    @Test func createFolderMakesNestedPrivateMaildirs() throws {
+        let fixture = try MailFixture()
+        let result = try fixture.deliver(sampleMessage(id: "nested@example.org"),
+                                         ["--folder=lists/dev", "--create-folder"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try fixture.count("folder:lists/dev") == 1)
+        for path in ["lists", "lists/dev", "lists/dev/new", "lists/dev/cur", "lists/dev/tmp"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: fixture.mailRoot.appendingPathComponent(path).path)
+            #expect((attributes[.posixPermissions] as? Int) == 0o700, "\(path)")
+        }
+        try fixture.expectNothingNew()
+    }
+
+    @Test(arguments: ["../outside", "/tmp", "a/../../b", "Sent/.."])
+    func foldersOutsideTheRootAreRefused(folder: String) throws {
+        let fixture = try MailFixture()
+        let result = try fixture.deliver(sampleMessage(), ["--folder", folder, "--create-folder"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains(folder))
+        #expect(fixture.files().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: fixture.directory.appendingPathComponent("outside").path))
+    }
+
+    @Test func symlinkOutOfTheRootIsRefused() throws {
+        let fixture = try MailFixture()
+        let outside = fixture.directory.appendingPathComponent("elsewhere")
+        for sub in ["tmp", "new", "cur"] {
+            try FileManager.default.createDirectory(at: outside.appendingPathComponent(sub), withIntermediateDirectories: true)
+        }
+        try FileManager.default.createSymbolicLink(at: fixture.mailRoot.appendingPathComponent("escape"), withDestinationURL: outside)
+        let result = try fixture.deliver(sampleMessage(), ["--folder", "escape"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("outside the mail root"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside.appendingPathComponent("new").path).isEmpty)
+    }
+}
+
+@Suite("Duplicates, odd input and failures")
+struct FailureTests {
+    @Test func duplicateMessageIDKeepsTheFileAndLeavesTagsAlone() throws {
+        let fixture = try MailFixture()
+        let message = sampleMessage(id: "dup@example.org")
+        #expect(try fixture.deliver(message, ["+first"]).status == 0)
+        #expect(try fixture.deliver(message, ["+second", "-inbox"]).status == 0)
+        #expect(fixture.files().count == 2)
+        #expect(try fixture.count("id:dup@example.org") == 1)
+        #expect(try fixture.notmuch("count", "--output=files", "id:dup@example.org") == "2")
+        #expect(try fixture.tags("id:dup@example.org") == ["first", "inbox", "unread"])
+        try fixture.expectNothingNew()
+    }
+
+    @Test func messageWithoutMessageID() throws {
+        let fixture = try MailFixture()
+        let message = "From: Alice <alice@example.org>\nSubject: no id here\n\nbody\n"
+        #expect(try fixture.deliver(message).status == 0)
+        #expect(try fixture.count("subject:\"no id here\"") == 1)
+        try fixture.expectNothingNew()
+    }
+
+    @Test func eightBitAndMalformedHeaders() throws {
+        let fixture = try MailFixture()
+        var bytes = Data("From: J\u{f6}rg <jorg@example.org>\nSubject: caf".utf8)
+        bytes.append(contentsOf: [0xE9, 0xFF, 0xFE])  // Latin-1 and invalid UTF-8
+        bytes.append(Data("\nTo: =?bogus?Q?broken\nMessage-ID: <8bit@example.org>\nno colon here\n\nbody\n".utf8))
+        let result = try fixture.deliver(bytes: bytes)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try fixture.count("id:8bit@example.org") == 1)
+        #expect(try fixture.contents(fixture.files()[0]) == bytes)
+        try fixture.expectNothingNew()
+    }
+
+    @Test(arguments: ["", "From MAILER-DAEMON Mon Nov 24 09:00:00 2025\n"])
+    func emptyInputIsADataError(input: String) throws {
+        let fixture = try MailFixture()
+        let result = try fixture.deliver(input)
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("empty input"))
+        #expect(fixture.files().isEmpty)
+    }
+
+    @Test func notAnEmailIsADataErrorAndLeavesNothing() throws {
+        let fixture = try MailFixture()
+        let result = try fixture.deliver("just some text\nwithout any header\n")
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("not an email"))
+        #expect(fixture.files().isEmpty)
+        #expect(try fixture.count() == 0)
+    }
+
+    @Test func notAnEmailIsKeptWithKeep() throws {
+        let fixture = try MailFixture()
+        let result = try fixture.deliver("just some text\n", ["--keep"])
+        #expect(result.status == 0)
+        #expect(fixture.files().count == 1)
+    }
+
+    @Test func databaseThatCannotBeOpenedTempfailsAndLeavesNothing() throws {
+        let fixture = try MailFixture(createDatabase: false)
+        let result = try fixture.deliver(sampleMessage())
+        #expect(result.status == 75)
+        #expect(result.stderr.contains("cannot open the notmuch database"))
+        #expect(fixture.files().isEmpty)
+    }
+
+    @Test func damagedDatabaseTempfailsAndLeavesNothing() throws {
+        let fixture = try MailFixture()
+        let xapian = fixture.mailRoot.appendingPathComponent(".notmuch/xapian")
+        for name in try FileManager.default.contentsOfDirectory(atPath: xapian.path) where name.hasSuffix(".glass") {
+            try Data("garbage".utf8).write(to: xapian.appendingPathComponent(name))
+        }
+        let result = try fixture.deliver(sampleMessage())
+        #expect(result.status == 75, "\(result.stderr)")
+        #expect(fixture.files().isEmpty)
+    }
+
+    @Test func keepLeavesTheFileWhenTheDatabaseCannotBeOpened() throws {
+        let fixture = try MailFixture(createDatabase: false)
+        let message = sampleMessage(id: "kept@example.org")
+        let result = try fixture.deliver(message, ["--keep"])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("kept"))
+        let files = fixture.files()
+        #expect(files.count == 1)
+        #expect(try fixture.contents(files[0]) == Data(message.utf8))
+        // The kept file is found by the next `notmuch new`.
+        _ = try fixture.notmuch("new")
+        #expect(try fixture.count("id:kept@example.org") == 1)
+    }
+
+    @Test func missingConfigFileTempfails() throws {
+        let fixture = try MailFixture()
+        let result = try fixture.deliver(sampleMessage(), ["--config", fixture.directory.appendingPathComponent("nope").path])
+        #expect(result.status == 75)
+        #expect(result.stderr.contains("nope"))
+        #expect(fixture.files().isEmpty)
+    }
+
+    @Test(arguments: [["+"], ["--frobnicate"], ["tag-without-sign"]])
+    func badCommandLinesAreUsageErrors(arguments: [String]) throws {
+        let fixture = try MailFixture()
+        let result = try fixture.deliver(sampleMessage(), arguments)
+        #expect(result.status == 64)
+        #expect(fixture.files().isEmpty)
+    }
+}
+
+@Suite("Modes and hooks")
+struct ModeAndHookTests {
+    private func mode(_ fixture: MailFixture) throws -> Int {
+        let path = fixture.mailRoot.appendingPathComponent(fixture.files()[0]).path
+        return try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int ?? -1
+    }
+
+    @Test func privateByDefault() throws {
+        let fixture = try MailFixture()
+        #expect(try fixture.deliver(sampleMessage()).status == 0)
+        #expect(try mode(fixture) == 0o600)
+    }
+
+    @Test func worldReadable() throws {
+        let fixture = try MailFixture()
+        #expect(try fixture.deliver(sampleMessage(), ["--world-readable"]).status == 0)
+        #expect(try mode(fixture) == 0o644 & ~Int(currentUmask()))
+    }
+
+    private func installHook(_ fixture: MailFixture, body: String) throws -> URL {
+        let hooks = fixture.mailRoot.appendingPathComponent(".notmuch/hooks")
+        try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
+        let hook = hooks.appendingPathComponent("post-insert")
+        try "#!/bin/sh\n\(body)\n".write(to: hook, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hook.path)
+        return hook
+    }
+
+    @Test func postInsertHookRunsAfterTheCommit() throws {
+        let fixture = try MailFixture()
+        let marker = fixture.directory.appendingPathComponent("hook-ran")
+        // The hook sees the message in the database: it ran after the commit.
+        _ = try installHook(fixture, body: "notmuch count id:hook@example.org > '\(marker.path)'; echo noise; echo noise >&2")
+        let result = try fixture.deliver(sampleMessage(id: "hook@example.org"))
+        #expect(result.status == 0)
+        #expect(result.stdout.isEmpty && result.stderr.isEmpty)
+        #expect(try String(contentsOf: marker, encoding: .utf8) == "1\n")
+    }
+
+    @Test func failingHookDoesNotFailTheDelivery() throws {
+        let fixture = try MailFixture()
+        _ = try installHook(fixture, body: "exit 3")
+        let result = try fixture.deliver(sampleMessage(id: "hookfail@example.org"))
+        #expect(result.status == 0)
+        #expect(try fixture.count("id:hookfail@example.org") == 1)
+    }
+
+    @Test func noHooksSkipsTheHook() throws {
+        let fixture = try MailFixture()
+        let marker = fixture.directory.appendingPathComponent("hook-ran")
+        _ = try installHook(fixture, body: "touch '\(marker.path)'")
+        #expect(try fixture.deliver(sampleMessage(), ["--no-hooks"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: marker.path))
+    }
+}
+
+private func currentUmask() -> mode_t {
+    let mask = umask(0o022)
+    umask(mask)
+    return mask
+}

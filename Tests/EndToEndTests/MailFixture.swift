@@ -1,0 +1,170 @@
+import Foundation
+import Testing
+
+/// A throwaway notmuch setup: its own config file, mail root and database,
+/// driven through the built `notmuch-deliver` and the real `notmuch` CLI.
+final class MailFixture {
+    let directory: URL
+    let mailRoot: URL
+    let configFile: URL
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    init(newTags: String = "unread;inbox;", synchronizeFlags: Bool = true, createDatabase: Bool = true,
+         extraConfig: String = "") throws {
+        directory = URL(fileURLWithPath: NSTemporaryDirectory())
+            .appendingPathComponent("nd-test-\(UUID().uuidString)")
+        mailRoot = directory.appendingPathComponent("mail")
+        configFile = directory.appendingPathComponent("notmuch-config")
+        try FileManager.default.createDirectory(at: mailRoot, withIntermediateDirectories: true)
+        try writeConfig(newTags: newTags, synchronizeFlags: synchronizeFlags, extra: extraConfig)
+        if createDatabase {
+            let result = try notmuchResult(["new", "--quiet"])
+            #expect(result.status == 0, "notmuch new failed: \(result.stderr)")
+        }
+    }
+
+    /// (Re)writes the config file, e.g. with a value `notmuch new` would refuse.
+    func writeConfig(newTags: String = "unread;inbox;", synchronizeFlags: Bool = true, extra: String = "") throws {
+        let config = """
+            [database]
+            path=\(mailRoot.path)
+            mail_root=\(mailRoot.path)
+            [new]
+            tags=\(newTags)
+            [maildir]
+            synchronize_flags=\(synchronizeFlags)
+            \(extra)
+
+            """
+        try config.write(to: configFile, atomically: true, encoding: .utf8)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    /// The environment a delivery sees: only this fixture's configuration.
+    var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["NOTMUCH_CONFIG"] = configFile.path
+        env["HOME"] = directory.path
+        env["XDG_CONFIG_HOME"] = directory.appendingPathComponent("xdg").path
+        env.removeValue(forKey: "NOTMUCH_PROFILE")
+        env.removeValue(forKey: "MAILDIR")
+        return env
+    }
+
+    /// Runs notmuch-deliver with `input` on stdin, handed over in `chunks`
+    /// separate writes with a pause between, as a slow pipe would.
+    @discardableResult
+    func deliver(_ input: String, _ arguments: [String] = [], chunks: [Int]? = nil) throws -> Result {
+        try run(Self.deliverExecutable, arguments, input: Data(input.utf8), chunks: chunks)
+    }
+
+    @discardableResult
+    func deliver(bytes: Data, _ arguments: [String] = []) throws -> Result {
+        try run(Self.deliverExecutable, arguments, input: bytes, chunks: nil)
+    }
+
+    func notmuchResult(_ arguments: [String]) throws -> Result {
+        try run(URL(fileURLWithPath: "/usr/bin/notmuch"), arguments, input: Data(), chunks: nil)
+    }
+
+    /// Runs the notmuch CLI; its stdout, trimmed.
+    func notmuch(_ arguments: String...) throws -> String {
+        let result = try notmuchResult(arguments)
+        #expect(result.status == 0, "notmuch \(arguments) failed: \(result.stderr)")
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Tags of the messages matching `query`, sorted.
+    func tags(_ query: String) throws -> [String] {
+        try notmuch("search", "--output=tags", query).split(separator: "\n").map(String.init).sorted()
+    }
+
+    func count(_ query: String = "*") throws -> Int {
+        Int(try notmuch("count", query)) ?? -1
+    }
+
+    /// Files under the mail root (outside .notmuch), relative to it, sorted.
+    func files() -> [String] {
+        let root = mailRoot.path
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+        var result: [String] = []
+        while let entry = walker.nextObject() as? String {
+            if entry.hasPrefix(".notmuch") { continue }
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: root + "/" + entry, isDirectory: &isDirectory),
+               !isDirectory.boolValue {
+                result.append(entry)
+            }
+        }
+        return result.sorted()
+    }
+
+    func contents(_ relativePath: String) throws -> Data {
+        try Data(contentsOf: mailRoot.appendingPathComponent(relativePath))
+    }
+
+    /// `notmuch new` must find nothing: the database agrees with the maildir.
+    func expectNothingNew(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let output = try notmuch("new")
+        #expect(output == "No new mail.", "notmuch new found something: \(output)", sourceLocation: sourceLocation)
+    }
+
+    static var deliverExecutable: URL {
+        // The test bundle runs from the build directory, next to the executable.
+        let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return testBinary.deletingLastPathComponent().appendingPathComponent("notmuch-deliver")
+    }
+
+    private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
+
+    private func run(_ executable: URL, _ arguments: [String], input: Data, chunks: [Int]?) throws -> Result {
+        Self.ignoreSIGPIPE
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = environment
+        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        var offset = 0
+        for size in chunks ?? [input.count] {
+            let end = min(offset + size, input.count)
+            // A child that exits early closes the pipe: EPIPE, not a crash.
+            if end > offset { try? stdin.fileHandleForWriting.write(contentsOf: input.subdata(in: offset..<end)) }
+            offset = end
+            if chunks != nil { usleep(30_000) }
+        }
+        if offset < input.count {
+            try? stdin.fileHandleForWriting.write(contentsOf: input.subdata(in: offset..<input.count))
+        }
+        try? stdin.fileHandleForWriting.close()
+        let out = stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = stderr.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus,
+                      stdout: String(decoding: out, as: UTF8.self),
+                      stderr: String(decoding: err, as: UTF8.self))
+    }
+}
+
+/// A small, valid message.
+func sampleMessage(id: String = "msg-\(UUID().uuidString)@example.org", subject: String = "Hello",
+                   from: String = "Alice <alice@example.org>", body: String = "Hi Bob.\n") -> String {
+    """
+    From: \(from)
+    To: Bob <bob@example.org>
+    Subject: \(subject)
+    Date: Mon, 24 Nov 2025 09:00:00 +0000
+    Message-ID: <\(id)>
+
+    \(body)
+    """
+}
