@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // C glue only: module maps and shims for what Swift cannot import.
@@ -22,19 +23,27 @@ let package = Package(
         // A safe Swift face for libnotmuch; no C type leaves it.
         .target(name: "Notmuch", dependencies: ["CNotmuch"]),
 
+        // Reading mail: headers through GMime.
+        .target(name: "MailParsing", dependencies: ["CGMime"]),
+
+        // The rules language: parsing and evaluation, independent of notmuch.
+        .target(name: "Rules"),
+
         // Maildir writing, input handling, the delivery pipeline.
         .target(name: "DeliveryKit", dependencies: [
-            "Notmuch",
+            "Notmuch", "Rules", "MailParsing",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         .executableTarget(name: "notmuch-deliver", dependencies: [
-            "DeliveryKit",
+            "DeliveryKit", "Rules",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
         .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit"]),
+        .testTarget(name: "RulesTests", dependencies: ["Rules"]),
         // Runs the built executable against real maildirs and the real notmuch CLI.
         .testTarget(name: "EndToEndTests", dependencies: ["notmuch-deliver"]),
     ]

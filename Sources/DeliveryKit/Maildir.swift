@@ -43,10 +43,12 @@ public struct Maildir: Sendable {
     /// Copies `input` (minus a leading From_ line) into new/ and returns the
     /// file's path once file and directory are on disk. On any failure
     /// nothing is left behind.
-    public func deliver(from input: FileDescriptor, permissions: FilePermissions) throws(WriteError) -> FilePath {
+    /// `destination` is new/ unless given (`explain` keeps its scratch copy in tmp/).
+    public func deliver(from input: FileDescriptor, permissions: FilePermissions,
+                        into destination: FilePath? = nil) throws(WriteError) -> FilePath {
         let name = MaildirName.unique()
         let tmpPath = tmp.appending(name)
-        let newPath = new.appending(name)
+        let newPath = (destination ?? new).appending(name)
         let file: FileDescriptor
         do {
             file = try FileDescriptor.open(tmpPath, .writeOnly,
@@ -62,7 +64,9 @@ public struct Maildir: Sendable {
             do { try FileSystem.fsync(file) } catch { throw WriteError.write(error, tmpPath) }
             closed = true
             do { try file.close() } catch { throw WriteError.write(error as? Errno ?? .ioError, tmpPath) }
-            do { try FileSystem.rename(tmpPath, newPath) } catch { throw WriteError.write(error, newPath) }
+            if newPath != tmpPath {
+                do { try FileSystem.rename(tmpPath, newPath) } catch { throw WriteError.write(error, newPath) }
+            }
         } catch let error as WriteError {
             if !closed { try? file.close() }
             try? FileSystem.unlink(tmpPath)
@@ -71,10 +75,10 @@ public struct Maildir: Sendable {
             fatalError("unreachable: \(error)")
         }
         do {
-            try FileSystem.fsyncDirectory(new)
+            try FileSystem.fsyncDirectory(destination ?? new)
         } catch {
             try? FileSystem.unlink(newPath)
-            throw .write(error, new)
+            throw .write(error, destination ?? new)
         }
         return newPath
     }

@@ -1,37 +1,21 @@
 import ArgumentParser
 import DeliveryKit
 import Notmuch
+import Rules
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension DecryptPolicy: ExpressibleByArgument {}
 
-@main
-struct NotmuchDeliver: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "notmuch-deliver",
-        abstract: "Deliver one message from standard input into a maildir and index it with notmuch.",
-        discussion: """
-            Accepts the command line of 'notmuch insert'. Exit status: 0 delivered and indexed; \
-            64 usage error; 65 the input is not a message; 75 temporary failure (the MTA retries).
-            """)
-
+/// The options a delivery and `explain` share.
+struct DeliveryArguments: ParsableArguments {
     @Option(name: .customLong("folder"), help: "Maildir folder, relative to database.mail_root.")
     var folder: String?
 
     @Flag(help: "Create the folder if it does not exist.")
     var createFolder = false
-
-    @Flag(help: "Keep the delivered file even if indexing fails.")
-    var keep = false
-
-    @Flag(name: [.customLong("no-hooks"), .customShort("n")], help: "Do not run the post-insert hook.")
-    var noHooks = false
-
-    @Flag(help: "Make the file readable by everyone (0644, less the umask) instead of 0600.")
-    var worldReadable = false
-
-    @Option(help: "How to index encrypted parts: false, true, auto or nostash.")
-    var decrypt: DecryptPolicy?
 
     @Option(name: .customLong("tag"), help: "Add this tag (repeatable).")
     var addTags: [String] = []
@@ -45,25 +29,93 @@ struct NotmuchDeliver: ParsableCommand {
     @Option(help: "The notmuch profile.")
     var profile: String?
 
+    @Option(help: "The rules file (default: deliver.rules in the notmuch config).")
+    var rules: String?
+
+    @Flag(help: "Apply no rules.")
+    var noRules = false
+
+    @Option(help: "The envelope recipient (default: $RECIPIENT, then Delivered-To).")
+    var recipient: String?
+
+    @Option(help: "The envelope sender (default: $SENDER, then Return-Path).")
+    var sender: String?
+
+    @Option(help: "How to index encrypted parts: false, true, auto or nostash.")
+    var decrypt: DecryptPolicy?
+
     @Argument(parsing: .allUnrecognized, help: "Tag operations: +TAG adds, -TAG removes, in order.")
     var tagOperations: [String] = []
+
+    func options() throws(DeliveryError) -> DeliveryOptions {
+        let environment = ProcessEnvironment.variables
+        var options = DeliveryOptions()
+        options.folder = folder
+        options.createFolder = createFolder
+        options.decrypt = decrypt
+        options.config = config.map { .file($0) } ?? .search
+        options.profile = profile
+        options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
+        options.envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
+        options.home = environment["HOME"]
+        for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
+        for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
+        for argument in tagOperations {
+            if argument.hasPrefix("--") {
+                throw DeliveryError(.usage, "unknown option '\(argument)'; see --help")
+            }
+            options.tagOperations.append(try TagOperation(parsing: argument))
+        }
+        return options
+    }
+}
+
+@main
+struct NotmuchDeliver: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "notmuch-deliver",
+        abstract: "Deliver one message from standard input into a maildir and index it with notmuch.",
+        discussion: """
+            Accepts the command line of 'notmuch insert'. Exit status: 0 delivered and indexed; \
+            64 usage error; 65 the input is not a message; 75 temporary failure (the MTA retries).
+            """,
+        subcommands: [Deliver.self, CheckRules.self, Explain.self],
+        defaultSubcommand: Deliver.self)
+
+    static let subcommandNames: Set<String> = ["deliver", "check-rules", "explain", "help"]
 
     /// ArgumentParser would read `-inbox` as the short flags -i -n -b -o -x,
     /// so tag operations are taken out of the command line before it parses.
     static func main() {
-        let (operations, rest) = splitTagOperations(Array(CommandLine.arguments.dropFirst()))
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        let subcommand = arguments.first.flatMap { subcommandNames.contains($0) ? $0 : nil }
+        if subcommand == "check-rules" || subcommand == "help" {
+            main(arguments)
+            return
+        }
+        if subcommand != nil { arguments.removeFirst() }
+        let (operations, rest) = splitTagOperations(arguments)
         do {
-            var command = try parse(rest)
-            command.tagOperations += operations
-            try command.run()
+            if subcommand == "explain" {
+                var command = try Explain.parse(rest)
+                command.delivery.tagOperations += operations
+                try command.run()
+            } else {
+                var command = try Deliver.parse(rest)
+                command.delivery.tagOperations += operations
+                try command.run()
+            }
         } catch {
             exit(withError: error)
         }
     }
 
     /// Options whose value may follow as the next argument.
-    static let optionsWithValue: Set<String> = ["--folder", "--decrypt", "--tag", "--remove-tag", "--config", "--profile"]
-    static let shortFlags: Set<String> = ["-n", "-h"]
+    static let optionsWithValue: Set<String> = [
+        "--folder", "--decrypt", "--tag", "--remove-tag", "--config", "--profile", "--rules",
+        "--recipient", "--sender",
+    ]
+    static let shortFlags: Set<String> = ["-n", "-h", "-v"]
 
     static func splitTagOperations(_ arguments: [String]) -> (operations: [String], rest: [String]) {
         var operations: [String] = []
@@ -81,36 +133,141 @@ struct NotmuchDeliver: ParsableCommand {
         }
         return (operations, rest)
     }
+}
+
+struct Deliver: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Deliver the message on standard input (the default).")
+
+    @OptionGroup var delivery: DeliveryArguments
+
+    @Flag(help: "Keep the delivered file even if indexing fails.")
+    var keep = false
+
+    @Flag(name: [.customLong("no-hooks"), .customShort("n")], help: "Do not run the post-insert hook.")
+    var noHooks = false
+
+    @Flag(help: "Make the file readable by everyone (0644, less the umask) instead of 0600.")
+    var worldReadable = false
+
+    @Flag(name: [.short, .long], help: "Also log to standard error.")
+    var verbose = false
 
     func run() throws {
+        DeliveryLog.bootstrap(verbose: verbose)
         do {
-            let report = try Delivery.deliver(try options(), input: .standardInput)
+            var options = try delivery.options()
+            options.keep = keep
+            options.runHooks = !noHooks
+            options.worldReadable = worldReadable
+            let report = try Delivery.deliver(options, input: .standardInput)
             if let warning = report.warning { complain("warning: \(warning)") }
         } catch {
             complain(error.message)
             throw ExitCode(error.exitStatus.rawValue)
         }
     }
+}
 
-    func options() throws(DeliveryError) -> DeliveryOptions {
-        var options = DeliveryOptions()
-        options.folder = folder
-        options.createFolder = createFolder
-        options.keep = keep
-        options.runHooks = !noHooks
-        options.worldReadable = worldReadable
-        options.decrypt = decrypt
-        options.config = config.map { .file($0) } ?? .search
-        options.profile = profile
-        for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
-        for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
-        for argument in tagOperations {
-            if argument.hasPrefix("--") {
-                throw DeliveryError(.usage, "unknown option '\(argument)'; see --help")
-            }
-            options.tagOperations.append(try TagOperation(parsing: argument))
+struct CheckRules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-rules",
+        abstract: "Check a rules file; exit 1 if it has errors.")
+
+    @Argument(help: "The rules file (default: deliver.rules from the notmuch config).")
+    var file: String?
+
+    @Option(help: "The notmuch config file.")
+    var config: String?
+
+    @Option(help: "The notmuch profile.")
+    var profile: String?
+
+    func run() throws {
+        guard let path = file ?? configuredRulesPath() else {
+            complain("no rules file: give one, or set \(RulesLoader.configKey) in the notmuch config")
+            throw ExitCode(1)
         }
-        return options
+        let text: String
+        do { text = try RulesLoader.readFile(path) } catch {
+            complain("\(path): cannot read: \(error)")
+            throw ExitCode(1)
+        }
+        let (rules, errors) = RuleParser.parse(text, origin: path)
+        for error in errors { print(error) }
+        guard errors.isEmpty else { throw ExitCode(1) }
+        print("\(path): \(rules.rules.count) rules, no errors")
+    }
+
+    func configuredRulesPath() -> String? {
+        let source: ConfigSource = config.map { .file($0) } ?? .search
+        guard let loaded = try? Database.loadConfig(config: source, profile: profile) else { return nil }
+        return loaded.database.configValues(RulesLoader.configKey).first
+            .map { RulesLoader.expand($0, home: ProcessEnvironment.variables["HOME"]) }
+    }
+}
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show which rules match the message on standard input, and why, without delivering it.")
+
+    @OptionGroup var delivery: DeliveryArguments
+
+    func run() throws {
+        DeliveryLog.bootstrap(verbose: true)
+        do {
+            let report = try Delivery.explain(try delivery.options(), input: .standardInput)
+            print(ExplainFormatter.format(report))
+        } catch {
+            complain(error.message)
+            throw ExitCode(error.exitStatus.rawValue)
+        }
+    }
+}
+
+enum ExplainFormatter {
+    static func format(_ report: DeliveryReport) -> String {
+        var lines: [String] = []
+        lines.append("message: \(report.messageID ?? "(none)")")
+        if report.traces.isEmpty { lines.append("rules: none apply") }
+        for trace in report.traces {
+            let verdict = trace.matched ? "matches" : "no match"
+            lines.append("line \(trace.rule.line): \(verdict): \(trace.rule.text)")
+            for check in trace.checks {
+                let detail = check.detail.map { " (\($0))" } ?? ""
+                lines.append("    \(check.result ? "yes" : "no "): \(check.condition)\(detail)")
+            }
+            if trace.matched, !trace.effects.isEmpty {
+                lines.append("    => " + trace.effects.map(\.description).joined(separator: " "))
+            }
+            for note in trace.notes { lines.append("    note: \(note)") }
+        }
+        if report.duplicate { lines.append("duplicate: the Message-ID is already in the database; tags stay as they are") }
+        if report.discarded {
+            lines.append("result: discarded")
+        } else {
+            lines.append("tags: \(report.tags.joined(separator: " "))")
+            let folder = report.traces.flatMap(\.effects).compactMap { effect -> String? in
+                if case .folder(let name) = effect { return name } else { return nil }
+            }.last
+            lines.append("folder: \(folder ?? "(default)")")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+enum ProcessEnvironment {
+    static var variables: [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
     }
 }
 

@@ -1,0 +1,139 @@
+import MailParsing
+import Notmuch
+import Rules
+import SystemPackage
+
+/// The envelope of a delivery: who it is for and from, as the MTA said.
+public struct Envelope: Sendable, Equatable {
+    public var recipient: String?
+    public var sender: String?
+    public var recipientExtension: String?
+
+    public init(recipient: String? = nil, sender: String? = nil, recipientExtension: String? = nil) {
+        self.recipient = recipient
+        self.sender = sender
+        self.recipientExtension = recipientExtension
+    }
+
+    /// The command line first, then postfix local(8)'s environment, then
+    /// (see `completed(with:)`) the Delivered-To and Return-Path headers.
+    public static func from(recipient: String?, sender: String?, environment: [String: String]) -> Envelope {
+        func nonEmpty(_ s: String?) -> String? { (s?.isEmpty ?? true) ? nil : s }
+        let recipient = nonEmpty(recipient) ?? nonEmpty(environment["RECIPIENT"]) ?? nonEmpty(environment["ORIGINAL_RECIPIENT"])
+        return Envelope(recipient: recipient,
+                        sender: nonEmpty(sender) ?? nonEmpty(environment["SENDER"]),
+                        recipientExtension: nonEmpty(environment["EXTENSION"]))
+    }
+
+    func completed(with headers: MessageHeaders) -> Envelope {
+        var envelope = self
+        if envelope.recipient == nil { envelope.recipient = headers.values("Delivered-To").first.map(Self.bareAddress) }
+        if envelope.sender == nil { envelope.sender = headers.values("Return-Path").first.map(Self.bareAddress) }
+        if envelope.recipientExtension == nil, let recipient = envelope.recipient {
+            let local = recipient.split(separator: "@", maxSplits: 1).first ?? ""
+            if let plus = local.firstIndex(of: "+") {
+                let value = local[local.index(after: plus)...]
+                envelope.recipientExtension = value.isEmpty ? nil : String(value)
+            }
+        }
+        return envelope
+    }
+
+    static func bareAddress(_ value: String) -> String {
+        var text = Substring(value)
+        if text.hasPrefix("<") { text = text.dropFirst() }
+        if text.hasSuffix(">") { text = text.dropLast() }
+        return String(text)
+    }
+}
+
+/// Answers the rules' questions about one delivered message. Headers are
+/// read from the file once, on first use.
+final class DeliveryFacts: MessageFacts {
+    let path: String
+    private let givenEnvelope: Envelope
+    private let database: Database?
+    private let messageID: String?
+    private var cachedHeaders: MessageHeaders?
+    private var cachedEnvelope: Envelope?
+
+    init(path: String, envelope: Envelope, database: Database?, messageID: String?) {
+        self.path = path
+        self.givenEnvelope = envelope
+        self.database = database
+        self.messageID = messageID
+    }
+
+    var headers: MessageHeaders {
+        if let cachedHeaders { return cachedHeaders }
+        let headers = MessageHeaders.read(fromFile: path)
+        cachedHeaders = headers
+        return headers
+    }
+
+    var envelope: Envelope {
+        if let cachedEnvelope { return cachedEnvelope }
+        let envelope = givenEnvelope.completed(with: headers)
+        cachedEnvelope = envelope
+        return envelope
+    }
+
+    func headerValues(_ name: String) -> [String] { headers.values(name) }
+    var recipient: String? { envelope.recipient }
+    var sender: String? { envelope.sender }
+    var recipientExtension: String? { envelope.recipientExtension }
+
+    lazy var size: Int = {
+        guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly) else { return 0 }
+        defer { try? fd.close() }
+        return Int((try? fd.seek(offset: 0, from: .end)) ?? 0)
+    }()
+
+    func matches(query: String) throws -> Bool {
+        guard let database, let messageID else { return false }
+        let quoted = "id:\"" + messageID.replacingAll("\"", with: "\"\"") + "\""
+        return try database.query("\(quoted) and (\(query))").count() > 0
+    }
+}
+
+/// Finds and reads the rules file once per delivery. A file that does not
+/// parse costs its rules, never the mail: the errors are returned for the
+/// log and the delivery goes on without rules.
+public enum RulesLoader {
+    /// The notmuch config key naming the rules file.
+    public static let configKey = "deliver.rules"
+
+    public static func load(path: String) -> (RuleSet, [String]) {
+        let text: String
+        do {
+            text = try readFile(path)
+        } catch {
+            return (.empty, ["\(path): cannot read the rules file: \(error); delivering without rules"])
+        }
+        let (rules, errors) = RuleParser.parse(text, origin: path)
+        if errors.isEmpty { return (rules, []) }
+        return (.empty, errors.map { "\($0); delivering without rules until it is fixed (check with: notmuch-deliver check-rules)" })
+    }
+
+    public static func readFile(_ path: String) throws -> String {
+        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: .closeOnExec)
+        defer { try? fd.close() }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
+            if count == 0 { break }
+            bytes += chunk[..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `~/x` and relative paths are taken from the home directory, as notmuch does for database.path.
+    public static func expand(_ path: String, home: String?) -> String {
+        if path.hasPrefix("/") { return path }
+        let home = home ?? "/"
+        if path == "~" { return home }
+        if path.hasPrefix("~/") { return home + path.dropFirst(1) }
+        return home + "/" + path
+    }
+}

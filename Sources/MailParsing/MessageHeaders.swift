@@ -1,0 +1,105 @@
+internal import CGMime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A message's header fields, unfolded and RFC 2047-decoded by GMime, in
+/// file order. Only the header block is read: a large body costs nothing.
+public struct MessageHeaders: Sendable {
+    public let fields: [(name: String, value: String)]
+
+    /// The header block is read up to this many bytes; rules need no more.
+    public static let readLimit = 1 << 20
+
+    public init(fields: [(name: String, value: String)]) { self.fields = fields }
+
+    /// Every value of `name` (case-insensitive), in order.
+    public func values(_ name: String) -> [String] {
+        let wanted = name.lowercased()
+        return fields.filter { $0.name.lowercased() == wanted }.map(\.value)
+    }
+
+    /// Parses the header block of the message file at `path`.
+    public static func read(fromFile path: String) -> MessageHeaders {
+        parse(headerBlock: readHeaderBlock(path))
+    }
+
+    /// Parses header bytes (a header block, or a whole message).
+    public static func parse(headerBlock bytes: [UInt8]) -> MessageHeaders {
+        GMimeLibrary.initialise
+        // A blank line ends the headers even when the block was cut short.
+        let terminated = bytes + Array("\n\n".utf8)
+        let stream = terminated.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { g_mime_stream_mem_new_with_buffer($0.baseAddress, $0.count) }
+        }
+        guard let stream else { return MessageHeaders(fields: []) }
+        defer { g_object_unref(stream) }
+        guard let parser = g_mime_parser_new() else { return MessageHeaders(fields: []) }
+        defer { g_object_unref(parser) }
+        g_mime_parser_init_with_stream(parser, stream)
+        guard let message = g_mime_parser_construct_message(parser, nil) else { return MessageHeaders(fields: []) }
+        defer { g_object_unref(message) }
+        guard let list = g_mime_object_get_header_list(cgmime_object(message)) else { return MessageHeaders(fields: []) }
+        var fields: [(String, String)] = []
+        for index in 0..<g_mime_header_list_get_count(list) {
+            guard let header = g_mime_header_list_get_header_at(list, index),
+                  let name = g_mime_header_get_name(header) else { continue }
+            fields.append((String(cString: name), decode(g_mime_header_get_raw_value(header))))
+        }
+        return MessageHeaders(fields: fields)
+    }
+
+    /// Unfolds, decodes encoded-words, and trims.
+    private static func decode(_ raw: UnsafePointer<CChar>?) -> String {
+        guard let raw else { return "" }
+        guard let unfolded = g_mime_utils_header_unfold(raw) else { return "" }
+        defer { g_free(unfolded) }
+        guard let decoded = g_mime_utils_header_decode_text(nil, unfolded) else { return String(cString: unfolded) }
+        defer { g_free(decoded) }
+        return String(cString: decoded).trimmingSpaces()
+    }
+
+    /// The bytes up to and including the first blank line, at most `readLimit`.
+    static func readHeaderBlock(_ path: String) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var block: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while block.count < readLimit {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            let searchFrom = max(0, block.count - 3)
+            block += chunk[..<count]
+            if let end = blankLineEnd(block, from: searchFrom) { return Array(block[..<end]) }
+        }
+        return Array(block.prefix(readLimit))
+    }
+
+    private static func blankLineEnd(_ bytes: [UInt8], from start: Int) -> Int? {
+        var i = start
+        while i + 1 < bytes.count {
+            if bytes[i] == 10 {
+                if bytes[i + 1] == 10 { return i + 2 }
+                if bytes[i + 1] == 13, i + 2 < bytes.count, bytes[i + 2] == 10 { return i + 3 }
+            }
+            i += 1
+        }
+        return nil
+    }
+}
+
+/// GMime wants one g_mime_init() per process.
+enum GMimeLibrary {
+    static let initialise: Void = { g_mime_init() }()
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var view = Substring(self)
+        while let first = view.first, first.isWhitespace { view.removeFirst() }
+        while let last = view.last, last.isWhitespace { view.removeLast() }
+        return String(view)
+    }
+}
