@@ -200,7 +200,7 @@ public enum Delivery {
     private static func tagAndFile(_ file: DeliveredFile, database: Database, settings: DeliverySettings,
                                    options: DeliveryOptions, moves: inout [FilePath]) throws -> DeliveryReport {
         let indexed = try database.indexFile(file.original.string, decrypt: options.decrypt)
-        let message = indexed.message
+        var message = indexed.message
         // A known Message-ID: this file is one more copy; its tags stay as they are.
         guard !indexed.isDuplicate else {
             if settings.synchronizeFlags { try syncFlags(message, file, &moves) }
@@ -235,8 +235,12 @@ public enum Delivery {
             try FileSystem.rename(source, target)
             file.current = target
             moves += [source.removingLastComponent(), target.removingLastComponent()]
+            // The new name first: removing the only name would remove the message.
             _ = try database.indexFile(target.string, decrypt: options.decrypt)
             try database.removeFile(source.string)
+            // libnotmuch caches a message's filenames; ask again for the current ones.
+            guard let moved = try database.findMessage(id: message.id) else { throw NotmuchError(.fileError) }
+            message = moved
         }
         if settings.synchronizeFlags { try syncFlags(message, file, &moves) }
         return report(file, message, duplicate: false, traces: traces)
