@@ -10,7 +10,7 @@ DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
 
-.PHONY: all deps build install uninstall test demo clean
+.PHONY: all deps build install uninstall test demo bench clean
 
 all: build
 
@@ -45,5 +45,9 @@ test: deps
 demo: build
 	sh Tests/scripts/demo.sh $(RELEASE_BIN)
 
+# Figures against notmuch insert and notmuch new; never part of `make test`.
+bench: build
+	python3 Tests/Bench/bench.py --deliver $(RELEASE_BIN) $(BENCH_ARGS)
+
 clean:
-	rm -rf .build demo
+	rm -rf .build .build-bench demo bench-results.json

@@ -19,6 +19,8 @@ let package = Package(
         .systemLibrary(name: "CNotmuch", path: "Modules/CNotmuch"),
         .systemLibrary(name: "CGMime", path: "Modules/CGMime", pkgConfig: "gmime-3.0",
                        providers: [.apt(["libgmime-3.0-dev"])]),
+        .systemLibrary(name: "CGLib", path: "Modules/CGLib", pkgConfig: "glib-2.0",
+                       providers: [.apt(["libglib2.0-dev"])]),
 
         // A safe Swift face for libnotmuch; no C type leaves it.
         .target(name: "Notmuch", dependencies: ["CNotmuch"]),
@@ -27,7 +29,7 @@ let package = Package(
         .target(name: "MailParsing", dependencies: ["CGMime"]),
 
         // The rules language: parsing and evaluation, independent of notmuch.
-        .target(name: "Rules"),
+        .target(name: "Rules", dependencies: ["CGLib"]),
 
         // Maildir writing, input handling, the delivery pipeline.
         .target(name: "DeliveryKit", dependencies: [

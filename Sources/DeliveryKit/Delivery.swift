@@ -27,6 +27,8 @@ public struct DeliveryOptions: Sendable {
     public var rules: RulesSource = .configured
     public var envelope = Envelope()
     public var home: String?
+    /// NOTMUCH_DELIVER_TIMINGS: where to append this delivery's phase times.
+    public var timingsFile: String?
 
     public init() {}
 }
@@ -100,14 +102,18 @@ struct DeliverySettings {
 /// chose, all in one atomic section committed before it returns.
 public enum Delivery {
     public static func deliver(_ options: DeliveryOptions, input: FileDescriptor) throws(DeliveryError) -> DeliveryReport {
+        var timer = PhaseTimer(path: options.timingsFile)
+        defer { timer.write() }
         let settings = try DeliverySettings(options: options)
+        timer.mark("config")
         let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
                                              create: options.createFolder)
         let file = try write(input, to: maildir, worldReadable: options.worldReadable)
+        timer.mark("write")
 
         let report: DeliveryReport
         do {
-            report = try index(file, settings: settings, options: options, commit: true)
+            report = try index(file, settings: settings, options: options, commit: true, timer: &timer)
         } catch let failure {
             guard options.keep, failure.kind != .usage else {
                 Maildir.discard(file.current)
@@ -124,6 +130,7 @@ public enum Delivery {
         if options.runHooks, let hooks = settings.hookDirectory {
             Hook.run("post-insert", in: hooks)
         }
+        timer.mark("hook")
         return report
     }
 
@@ -135,7 +142,8 @@ public enum Delivery {
         let scratch = try MailFolder.resolve(root: settings.mailRoot, name: nil, create: false)
         let file = try write(input, to: scratch, worldReadable: false, into: scratch.tmp)
         defer { Maildir.discard(file.current) }
-        return try index(file, settings: settings, options: options, commit: false)
+        var timer = PhaseTimer(path: nil)
+        return try index(file, settings: settings, options: options, commit: false, timer: &timer)
     }
 
     /// Where the delivered file is now: rules and flags may move it.
@@ -166,23 +174,26 @@ public enum Delivery {
     private struct Uncommitted: Error { let report: DeliveryReport }
 
     static func index(_ file: DeliveredFile, settings: DeliverySettings, options: DeliveryOptions,
-                      commit: Bool) throws(DeliveryError) -> DeliveryReport {
+                      commit: Bool, timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
         let database: Database
         do {
             database = try Database.open(mode: .readWrite, config: options.config, profile: options.profile)
         } catch {
             throw DeliveryError(.temporary, "cannot open the notmuch database: \(error)")
         }
+        timer.mark("open")
         var moves: [FilePath] = []
         do {
             let report = try database.atomically {
                 let report = try tagAndFile(file, database: database, settings: settings, options: options,
-                                            moves: &moves)
+                                            commit: commit, moves: &moves)
                 if !commit { throw Uncommitted(report: report) }
                 return report
             }
+            timer.mark("index")
             try database.close()
             try makeDurable(moves)
+            timer.mark("commit")
             return report
         } catch let uncommitted as Uncommitted {
             return uncommitted.report
@@ -198,7 +209,8 @@ public enum Delivery {
     /// The work of the atomic section. `moves` collects directories whose
     /// entries changed after new/ was synced, to sync once committed.
     private static func tagAndFile(_ file: DeliveredFile, database: Database, settings: DeliverySettings,
-                                   options: DeliveryOptions, moves: inout [FilePath]) throws -> DeliveryReport {
+                                   options: DeliveryOptions, commit: Bool,
+                                   moves: inout [FilePath]) throws -> DeliveryReport {
         let indexed = try database.indexFile(file.original.string, decrypt: options.decrypt)
         var message = indexed.message
         // A known Message-ID: this file is one more copy; its tags stay as they are.
@@ -230,7 +242,8 @@ public enum Delivery {
         try message.withTagsFrozen {
             for operation in options.tagOperations { try apply(operation, to: message) }
         }
-        if let folder, let target = try movingTarget(folder, settings: settings, file: file) {
+        // `explain` only reports the folder; it creates and moves nothing.
+        if commit, let folder, let target = try movingTarget(folder, settings: settings, file: file) {
             let source = file.current
             try FileSystem.rename(source, target)
             file.current = target

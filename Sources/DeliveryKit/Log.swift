@@ -13,7 +13,8 @@ public struct SyslogLogHandler: LogHandler {
         Self.opened
     }
 
-    private static let opened: Void = { openlog("notmuch-deliver", LOG_PID, LOG_MAIL) }()
+    // openlog keeps the ident pointer, so it must never be freed.
+    private static let opened: Void = { openlog(strdup("notmuch-deliver"), LOG_PID, LOG_MAIL) }()
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }

@@ -109,25 +109,3 @@ public indirect enum Condition: Sendable, CustomStringConvertible {
     }
 }
 
-/// A regular expression, case-insensitive unless written `/…/c`.
-public struct Pattern: @unchecked Sendable, CustomStringConvertible {
-    public let source: String
-    public let caseSensitive: Bool
-    // Regex is immutable once built; it is only read during evaluation.
-    let regex: Regex<AnyRegexOutput>
-
-    init(source: String, caseSensitive: Bool) throws {
-        self.source = source
-        self.caseSensitive = caseSensitive
-        let regex = try Regex(source)
-        self.regex = caseSensitive ? regex : regex.ignoresCase()
-    }
-
-    /// The captures ($1…) of the first match, or nil when it does not match.
-    func match(_ value: String) -> [String]? {
-        guard let match = try? regex.firstMatch(in: value) else { return nil }
-        return match.output.dropFirst().map { $0.substring.map(String.init) ?? "" }
-    }
-
-    public var description: String { "/\(source)/" + (caseSensitive ? "c" : "") }
-}

@@ -58,6 +58,7 @@ struct DeliveryArguments: ParsableArguments {
         options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
         options.envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
         options.home = environment["HOME"]
+        options.timingsFile = environment["NOTMUCH_DELIVER_TIMINGS"]
         for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
         for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
         for argument in tagOperations {

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""make bench: notmuch-deliver against its peers, side by side, same run.
+
+Figures (medians over repeated runs, with ratios to each peer):
+  1. one delivery, process start to exit, vs `notmuch insert`
+     (+ where notmuch-deliver's time goes, from NOTMUCH_DELIVER_TIMINGS);
+  2. a burst of concurrent deliverers vs the same burst of `notmuch insert`;
+  3. mbox import (waits for `notmuch-deliver import`);
+  4. 100 rules (half header, half query) against none.
+Every figure runs on a copy of one database pre-filled with --messages
+messages, so the numbers are steady state, not an empty database.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from corpus import Corpus  # noqa: E402
+
+
+def log(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+class Setup:
+    """A mail root + database + config in `root`, copied from a cached base."""
+
+    def __init__(self, root):
+        self.root = root
+        self.mail = os.path.join(root, "mail")
+        self.config = os.path.join(root, "notmuch-config")
+
+    def write_config(self, rules=None):
+        text = f"[database]\npath={self.mail}\n[new]\ntags=unread;inbox;\n[maildir]\nsynchronize_flags=true\n"
+        if rules:
+            text += f"[deliver]\nrules={rules}\n"
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def env(self, timings=None):
+        env = dict(os.environ, NOTMUCH_CONFIG=self.config, HOME=self.root)
+        env.pop("NOTMUCH_PROFILE", None)
+        if timings:
+            env["NOTMUCH_DELIVER_TIMINGS"] = timings
+        return env
+
+    def count(self):
+        out = subprocess.run(["notmuch", "count", "*"], env=self.env(), capture_output=True, text=True, check=True)
+        return int(out.stdout)
+
+
+def base_database(work, messages):
+    """Pre-filled once per size and kept under the bench folder."""
+    base = Setup(os.path.join(work, f"base-{messages}"))
+    marker = os.path.join(base.root, "ready")
+    if os.path.exists(marker):
+        return base
+    shutil.rmtree(base.root, ignore_errors=True)
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(base.mail, sub))
+    corpus = Corpus(seed=1, tag="base")
+    for i in range(messages):
+        with open(os.path.join(base.mail, "cur", f"base{i}:2,S"), "wb") as f:
+            f.write(corpus.message(i))
+    base.write_config()
+    log(f"pre-filling a database with {messages} messages (once; cached in {base.root}) ...")
+    started = time.monotonic()
+    subprocess.run(["notmuch", "new", "--quiet"], env=base.env(), check=True)
+    log(f"  done in {time.monotonic() - started:.0f} s")
+    open(marker, "w").close()
+    return base
+
+
+def fresh_copy(work, base, name):
+    setup = Setup(os.path.join(work, name))
+    shutil.rmtree(setup.root, ignore_errors=True)
+    shutil.copytree(base.root, setup.root, symlinks=True)
+    setup.write_config()
+    return setup
+
+
+def timed(command, data, env):
+    started = time.perf_counter()
+    result = subprocess.run(command, input=data, env=env, capture_output=True)
+    return (time.perf_counter() - started) * 1000, result.returncode, result.stderr
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def figure_single(work, base, deliver, runs):
+    setup = fresh_copy(work, base, "single")
+    corpus = Corpus(seed=2, tag="single")
+    timings = os.path.join(setup.root, "timings.jsonl")
+    ours, peer = [], []
+    for i in range(runs):
+        # Alternate, so drift in the machine's state hits both alike.
+        ms, rc, err = timed([deliver], corpus.envelope(2 * i) + corpus.message(2 * i), setup.env(timings))
+        assert rc == 0, err
+        ours.append(ms)
+        ms, rc, err = timed(["notmuch", "insert"], corpus.message(2 * i + 1), setup.env())
+        assert rc == 0, err
+        peer.append(ms)
+    phases = {}
+    with open(timings) as f:
+        for line in f:
+            for key, value in json.loads(line).items():
+                phases.setdefault(key, []).append(value)
+    breakdown = {key: median(values) for key, values in phases.items()}
+    breakdown["process start and exit"] = median(ours) - sum(breakdown.values())
+    return {"notmuch-deliver ms": median(ours), "notmuch insert ms": median(peer),
+            "ratio": median(ours) / median(peer), "runs": runs, "breakdown ms": breakdown}
+
+
+def figure_burst(work, base, deliver, workers, per_worker):
+    results = {}
+    for name, command, corpus_tag in (("notmuch-deliver", [deliver], "burstd"),
+                                      ("notmuch insert", ["notmuch", "insert"], "bursti")):
+        setup = fresh_copy(work, base, f"burst-{corpus_tag}")
+        corpus = Corpus(seed=3, tag=corpus_tag)
+        before = setup.count()
+
+        def worker(w):
+            failures = 0
+            for j in range(per_worker):
+                _, rc, _ = timed(command, corpus.message(w * per_worker + j), setup.env())
+                failures += rc != 0
+            return failures
+
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            failures = sum(pool.map(worker, range(workers)))
+        wall = time.perf_counter() - started
+        results[name] = {"wall s": wall, "failures": failures,
+                         "indexed": setup.count() - before, "messages": workers * per_worker}
+        shutil.rmtree(setup.root, ignore_errors=True)
+    results["speedup vs notmuch insert"] = results["notmuch insert"]["wall s"] / results["notmuch-deliver"]["wall s"]
+    return results
+
+
+def rules_file(path, count):
+    """Half header rules, half query rules, none of which stops."""
+    lines = ["# generated by bench.py"]
+    for i in range(count // 2):
+        lines.append(f"+hdr{i} -- header:X-Bench-{i}~/^on$/ or header:List-Id~/<nolist{i}\\./")
+    for i in range(count - count // 2):
+        lines.append(f"+qry{i} -- from:nobody{i}@example.org or (subject:nothing{i} and tag:inbox)")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def figure_rules(work, base, deliver, runs, count=100):
+    setup = fresh_copy(work, base, "rules")
+    path = os.path.join(setup.root, "bench.rules")
+    rules_file(path, count)
+    check = subprocess.run([deliver, "check-rules", path], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    corpus = Corpus(seed=4, tag="rules")
+    without, with_rules = [], []
+    for i in range(runs):
+        ms, rc, err = timed([deliver, "--no-rules"], corpus.message(2 * i), setup.env())
+        assert rc == 0, err
+        without.append(ms)
+        ms, rc, err = timed([deliver, "--rules", path], corpus.message(2 * i + 1), setup.env())
+        assert rc == 0, err
+        with_rules.append(ms)
+    return {"rules": count, "without ms": median(without), "with ms": median(with_rules),
+            "added": median(with_rules) / median(without) - 1, "runs": runs}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deliver", default=".build/release/notmuch-deliver")
+    parser.add_argument("--work", default=".build-bench")
+    parser.add_argument("--messages", type=int, default=10_000, help="pre-filled database size")
+    parser.add_argument("--runs", type=int, default=41, help="repetitions for medians")
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--per-worker", type=int, default=250)
+    parser.add_argument("--out", default="bench-results.json")
+    parser.add_argument("--only", choices=["single", "burst", "rules"], help="run one figure")
+    args = parser.parse_args()
+    deliver = os.path.abspath(args.deliver)
+    os.makedirs(args.work, exist_ok=True)
+    work = os.path.abspath(args.work)
+
+    base = base_database(work, args.messages)
+    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                           "notmuch": subprocess.run(["notmuch", "--version"], capture_output=True,
+                                                     text=True).stdout.strip()},
+               "database messages": args.messages}
+    if args.only in (None, "single"):
+        log("1. one delivery ...")
+        results["single"] = figure_single(work, base, deliver, args.runs)
+    if args.only in (None, "burst"):
+        log("2. burst ...")
+        results["burst"] = figure_burst(work, base, deliver, args.workers, args.per_worker)
+    results["import"] = "not measured: `notmuch-deliver import` is not built yet"
+    if args.only in (None, "rules"):
+        log("4. rules ...")
+        results["rules"] = figure_rules(work, base, deliver, args.runs)
+    if args.only:
+        print(json.dumps(results[args.only], indent=2))
+        return
+
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+
+    s, b, r = results["single"], results["burst"], results["rules"]
+    print(f"database: {args.messages} messages; {results['machine']['notmuch']}; {os.cpu_count()} CPUs")
+    print(f"{'figure':44} {'notmuch-deliver':>16} {'peer':>16} {'ratio':>8} {'goal':>10}")
+    print(f"{'1. one delivery (median ms)':44} {s['notmuch-deliver ms']:16.1f} "
+          f"{s['notmuch insert ms']:16.1f} {s['ratio']:8.2f} {'<= 1.0':>10}")
+    d, i = b["notmuch-deliver"], b["notmuch insert"]
+    print(f"{f'2. burst {args.workers}x{args.per_worker} (wall s)':44} {d['wall s']:16.1f} {i['wall s']:16.1f} "
+          f"{1 / b['speedup vs notmuch insert']:8.2f} {'<= 0.33':>10}")
+    print(f"{'   failures (tempfail or other)':44} {d['failures']:16d} {i['failures']:16d} {'':8} {'0':>10}")
+    print(f"{'   messages indexed':44} {d['indexed']:16d} {i['indexed']:16d}")
+    print(f"{'3. mbox import':44} {'not measured (import not built yet)':>34}")
+    print(f"{'4. 100 rules vs none (median ms)':44} {r['with ms']:16.1f} {r['without ms']:16.1f} "
+          f"{1 + r['added']:8.2f} {'<= 1.20':>10}")
+    print("where one delivery's time goes (median ms):")
+    for phase, ms in s["breakdown ms"].items():
+        print(f"   {phase:40} {ms:8.2f}")
+    print(f"(machine-readable: {args.out})")
+
+
+if __name__ == "__main__":
+    main()
