@@ -27,7 +27,7 @@ deps:
 	fi
 
 build: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 install: build
 	install -d $(BINDIR) $(MANDIR)
