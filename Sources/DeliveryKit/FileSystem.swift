@@ -54,6 +54,20 @@ enum FileSystem {
         return FilePath(platformString: resolved)
     }
 
+    /// The names in a directory, without "." and "..".
+    static func list(_ path: FilePath) throws(Errno) -> [String] {
+        guard let dir = path.withPlatformString({ opendir($0) }) else { throw Errno(rawValue: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     static func isExecutable(_ path: FilePath) -> Bool {
         path.withPlatformString { access($0, X_OK) } == 0 && kind(of: path) == .other
     }

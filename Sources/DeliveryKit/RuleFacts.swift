@@ -128,6 +128,13 @@ public enum RulesLoader {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Loads a rules file; its errors go to the log.
+    static func loadLogging(path: String) -> RuleSet {
+        let (rules, errors) = load(path: path)
+        for error in errors { DeliveryLog.logger.error("\(error)") }
+        return rules
+    }
+
     /// `~/x` and relative paths are taken from the home directory, as notmuch does for database.path.
     public static func expand(_ path: String, home: String?) -> String {
         if path.hasPrefix("/") { return path }

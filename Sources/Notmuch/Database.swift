@@ -201,6 +201,9 @@ public final class Database {
 
     /// `database.mail_root`, resolved as libnotmuch resolves it.
     public var mailRoot: String? { configString(NOTMUCH_CONFIG_MAIL_ROOT) }
+    /// `database.path`: where the database lives (its Xapian files are in
+    /// `xapian/` or `.notmuch/xapian/` below it).
+    public var databasePath: String? { configString(NOTMUCH_CONFIG_DATABASE_PATH) }
     /// The directory holding hooks (`database.hook_dir` or its default).
     public var hookDirectory: String? { configString(NOTMUCH_CONFIG_HOOK_DIR) }
     /// `new.tags`, in order.

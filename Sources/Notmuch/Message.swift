@@ -70,6 +70,17 @@ public final class Message {
         return result
     }
 
+    /// The first value of a property (notmuch's per-message key/value store).
+    public func property(_ key: String) throws(NotmuchError) -> String? {
+        var value: UnsafePointer<CChar>?
+        try check(notmuch_message_get_property(handle, key, &value), database)
+        return value.map { String(cString: $0) }
+    }
+
+    public func addProperty(_ key: String, value: String) throws(NotmuchError) {
+        try check(notmuch_message_add_property(handle, key, value), database)
+    }
+
     /// Renames the message's files so their maildir flags match its tags
     /// (this may move a file from new/ to cur/).
     public func syncTagsToMaildirFlags() throws(NotmuchError) {

@@ -44,6 +44,10 @@ struct DeliveryArguments: ParsableArguments {
     @Option(help: "How to index encrypted parts: false, true, auto or nostash.")
     var decrypt: DecryptPolicy?
 
+    @Option(help: ArgumentHelp("Seconds to wait for the database's write lock before queueing the message "
+                               + "(default: deliver.lock_timeout, else 5).", valueName: "seconds"))
+    var lockTimeout: Double?
+
     @Argument(parsing: .allUnrecognized, help: "Tag operations: +TAG adds, -TAG removes, in order.")
     var tagOperations: [String] = []
 
@@ -59,6 +63,10 @@ struct DeliveryArguments: ParsableArguments {
         options.envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
         options.home = environment["HOME"]
         options.timingsFile = environment["NOTMUCH_DELIVER_TIMINGS"]
+        if let lockTimeout {
+            guard lockTimeout >= 0 else { throw DeliveryError(.usage, "--lock-timeout must be 0 or more seconds") }
+            options.lockTimeout = lockTimeout
+        }
         for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
         for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
         for argument in tagOperations {
@@ -80,17 +88,17 @@ struct NotmuchDeliver: ParsableCommand {
             Accepts the command line of 'notmuch insert'. Exit status: 0 delivered and indexed; \
             64 usage error; 65 the input is not a message; 75 temporary failure (the MTA retries).
             """,
-        subcommands: [Deliver.self, CheckRules.self, Explain.self],
+        subcommands: [Deliver.self, CheckRules.self, Explain.self, Flush.self],
         defaultSubcommand: Deliver.self)
 
-    static let subcommandNames: Set<String> = ["deliver", "check-rules", "explain", "help"]
+    static let subcommandNames: Set<String> = ["deliver", "check-rules", "explain", "flush", "help"]
 
     /// ArgumentParser would read `-inbox` as the short flags -i -n -b -o -x,
     /// so tag operations are taken out of the command line before it parses.
     static func main() {
         var arguments = Array(CommandLine.arguments.dropFirst())
         let subcommand = arguments.first.flatMap { subcommandNames.contains($0) ? $0 : nil }
-        if subcommand == "check-rules" || subcommand == "help" {
+        if subcommand == "check-rules" || subcommand == "flush" || subcommand == "help" {
             main(arguments)
             return
         }
@@ -114,7 +122,7 @@ struct NotmuchDeliver: ParsableCommand {
     /// Options whose value may follow as the next argument.
     static let optionsWithValue: Set<String> = [
         "--folder", "--decrypt", "--tag", "--remove-tag", "--config", "--profile", "--rules",
-        "--recipient", "--sender",
+        "--recipient", "--sender", "--lock-timeout",
     ]
     static let shortFlags: Set<String> = ["-n", "-h", "-v"]
 
@@ -163,6 +171,43 @@ struct Deliver: ParsableCommand {
             options.worldReadable = worldReadable
             let report = try Delivery.deliver(options, input: .standardInput)
             if let warning = report.warning { complain("warning: \(warning)") }
+            // A thread still sits in libnotmuch's lock wait: leave without
+            // running exit handlers (Xapian's among them) under its feet.
+            if report.abandonedLockWait { _exit(0) }
+        } catch {
+            complain(error.message)
+            throw ExitCode(error.exitStatus.rawValue)
+        }
+    }
+}
+
+struct Flush: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Index the deliveries queued while the database was locked or could not be opened.",
+        discussion: "Run it from a post-new hook, or after fixing the database.")
+
+    @Option(help: "The notmuch config file.")
+    var config: String?
+
+    @Option(help: "The notmuch profile.")
+    var profile: String?
+
+    @Option(help: ArgumentHelp("Seconds to wait for the write lock.", valueName: "seconds"))
+    var lockTimeout: Double = 60
+
+    @Flag(name: [.short, .long], help: "Also log to standard error, and say how many were applied.")
+    var verbose = false
+
+    func run() throws {
+        DeliveryLog.bootstrap(verbose: verbose)
+        var options = DeliveryOptions()
+        options.config = config.map { .file($0) } ?? .search
+        options.profile = profile
+        options.home = ProcessEnvironment.variables["HOME"]
+        options.lockTimeout = lockTimeout
+        do {
+            let count = try Delivery.flush(options)
+            if verbose { complain("flushed \(count) queued deliveries") }
         } catch {
             complain(error.message)
             throw ExitCode(error.exitStatus.rawValue)

@@ -220,22 +220,12 @@ struct FailureTests {
         #expect(fixture.files().count == 1)
     }
 
-    @Test func databaseThatCannotBeOpenedTempfailsAndLeavesNothing() throws {
+    @Test func missingDatabaseTempfailsAndLeavesNothing() throws {
+        // No database and nowhere to queue: nothing can be promised, so defer.
         let fixture = try MailFixture(createDatabase: false)
         let result = try fixture.deliver(sampleMessage())
         #expect(result.status == 75)
-        #expect(result.stderr.contains("cannot open the notmuch database"))
-        #expect(fixture.files().isEmpty)
-    }
-
-    @Test func damagedDatabaseTempfailsAndLeavesNothing() throws {
-        let fixture = try MailFixture()
-        let xapian = fixture.mailRoot.appendingPathComponent(".notmuch/xapian")
-        for name in try FileManager.default.contentsOfDirectory(atPath: xapian.path) where name.hasSuffix(".glass") {
-            try Data("garbage".utf8).write(to: xapian.appendingPathComponent(name))
-        }
-        let result = try fixture.deliver(sampleMessage())
-        #expect(result.status == 75, "\(result.stderr)")
+        #expect(result.stderr.contains("cannot open the notmuch database"), "\(result.stderr)")
         #expect(fixture.files().isEmpty)
     }
 

@@ -3,7 +3,8 @@ import Testing
 
 /// A throwaway notmuch setup: its own config file, mail root and database,
 /// driven through the built `notmuch-deliver` and the real `notmuch` CLI.
-final class MailFixture {
+/// Runs are independent processes; the fixture is only read while they run.
+final class MailFixture: @unchecked Sendable {
     let directory: URL
     let mailRoot: URL
     let configFile: URL

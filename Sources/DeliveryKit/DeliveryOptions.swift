@@ -1,0 +1,130 @@
+import Logging
+import Notmuch
+import Rules
+import SystemPackage
+
+/// Where the rules come from.
+public enum RulesSource: Sendable, Equatable {
+    /// The file named by `deliver.rules` in the notmuch config, if any.
+    case configured
+    case file(String)
+    case none
+}
+
+/// What one delivery is asked to do: `notmuch insert`'s options, and ours.
+public struct DeliveryOptions: Sendable {
+    public var folder: String?
+    public var createFolder = false
+    /// Keep the file even when indexing fails (`notmuch new` picks it up later).
+    public var keep = false
+    public var runHooks = true
+    public var worldReadable = false
+    public var decrypt: DecryptPolicy?
+    /// Command-line tag changes, applied after `new.tags` and the rules.
+    public var tagOperations: [TagOperation] = []
+    public var config: ConfigSource = .search
+    public var profile: String?
+    public var rules: RulesSource = .configured
+    public var envelope = Envelope()
+    public var home: String?
+    /// NOTMUCH_DELIVER_TIMINGS: where to append this delivery's phase times.
+    public var timingsFile: String?
+    /// How long to wait for the database's write lock before queueing;
+    /// nil: `deliver.lock_timeout` from the config, else the default.
+    public var lockTimeout: Double?
+
+    public init() {}
+}
+
+/// What a delivery did.
+public struct DeliveryReport: Sendable {
+    /// The message's file, after any move or rename for maildir flags.
+    public let path: String
+    public let messageID: String?
+    public let tags: [String]
+    /// False only with --keep, when indexing failed and the file was kept.
+    public let indexed: Bool
+    public let duplicate: Bool
+    /// A rule discarded the message: nothing is stored.
+    public let discarded: Bool
+    /// Set when the delivery succeeded in a degraded way (--keep).
+    public let warning: String?
+    /// Each rule's outcome, for `explain`.
+    public let traces: [RuleTrace]
+    /// The write lock did not come in time, or the database could not be
+    /// opened: the message is durable and queued for the next flush.
+    public var queued = false
+    /// A thread is still blocked in libnotmuch's lock wait: end the process
+    /// with _exit, without running exit handlers under its feet.
+    public var abandonedLockWait = false
+
+    static func queuedReport(_ path: FilePath, warning: String?, abandoned: Bool) -> DeliveryReport {
+        var report = DeliveryReport(path: path.string, messageID: nil, tags: [], indexed: false, duplicate: false,
+                                    discarded: false, warning: warning, traces: [])
+        report.queued = true
+        report.abandonedLockWait = abandoned
+        return report
+    }
+}
+
+/// The settings a delivery reads from the notmuch configuration.
+struct DeliverySettings {
+    let mailRoot: String
+    let databasePath: String
+    let newTags: [TagOperation]
+    let synchronizeFlags: Bool
+    let hookDirectory: String?
+    let lockTimeout: Double
+    var rules: RuleSet
+    /// Where `rules` came from (nil: none), to find them again for a queued record.
+    var rulesPath: String?
+
+    /// A few seconds: long enough for a mail client's tagging, short
+    /// enough that an MTA never waits on a `notmuch new` of hours.
+    static let defaultLockTimeout = 5.0
+
+    /// Reads the config without taking the database's write lock.
+    init(options: DeliveryOptions) throws(DeliveryError) {
+        let loaded: Database.LoadedConfig
+        do {
+            loaded = try Database.loadConfig(config: options.config, profile: options.profile)
+        } catch {
+            throw DeliveryError.config("cannot load the notmuch configuration: \(error)")
+        }
+        if case .file(let path) = options.config, loaded.missingConfigFile {
+            throw DeliveryError.config("config file '\(path)' not found")
+        }
+        let database = loaded.database
+        guard let mailRoot = database.mailRoot else {
+            throw DeliveryError.config("no mail root: set database.mail_root (or database.path) in the notmuch config")
+        }
+        self.mailRoot = mailRoot
+        self.databasePath = database.databasePath ?? mailRoot
+        self.newTags = try TagOperation.fromNewTags(database.newTags)
+        do { self.synchronizeFlags = try database.synchronizesFlags() } catch {
+            throw DeliveryError.config("maildir.synchronize_flags: \(error)")
+        }
+        self.hookDirectory = database.hookDirectory
+        if let timeout = options.lockTimeout {
+            self.lockTimeout = timeout
+        } else if let text = database.configValues("deliver.lock_timeout").first {
+            guard let value = Double(text), value >= 0 else {
+                throw DeliveryError.config("deliver.lock_timeout = '\(text)' is not a number of seconds")
+            }
+            self.lockTimeout = value
+        } else {
+            self.lockTimeout = Self.defaultLockTimeout
+        }
+
+        let rulesPath: String?
+        switch options.rules {
+        case .none: rulesPath = nil
+        case .file(let path): rulesPath = path
+        case .configured: rulesPath = database.configValues(RulesLoader.configKey).first
+                .map { RulesLoader.expand($0, home: options.home) }
+        }
+        self.rulesPath = rulesPath
+        self.rules = rulesPath.map { RulesLoader.loadLogging(path: $0) } ?? .empty
+    }
+}
+

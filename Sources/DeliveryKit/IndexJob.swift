@@ -1,0 +1,134 @@
+import Notmuch
+import Rules
+import SystemPackage
+
+/// The work on one message inside an atomic section: index the file, apply
+/// `new.tags`, the rules and the command line's tags, move it to the folder
+/// a rule chose, rename it for its maildir flags.
+struct IndexJob {
+    let file: Delivery.DeliveredFile
+    let options: DeliveryOptions
+    let settings: DeliverySettings
+    /// False for `explain`: nothing is created or moved.
+    let commit: Bool
+    /// For a queued delivery, the record's name: the message is marked with
+    /// it in the same transaction, so a record is applied exactly once even
+    /// if the process dies between the commit and the record's removal.
+    var recordName: String?
+
+    /// The property that marks a message as done for a queue record.
+    static func recordProperty(_ name: String) -> String { "notmuch-deliver.record." + name }
+
+    func run(in database: Database, moves: inout [FilePath]) throws -> DeliveryReport {
+        let path = file.original.string
+        var message: Message
+        var applyNewTags = true
+        if let recordName, let indexedBefore = try database.findMessage(filename: path) {
+            // `notmuch new` got here first: it gave new.tags; the rules and
+            // the command line are still owed, once.
+            if try indexedBefore.property(Self.recordProperty(recordName)) != nil {
+                return report(indexedBefore, duplicate: false, traces: [])
+            }
+            message = indexedBefore
+            applyNewTags = false
+        } else {
+            let indexed = try database.indexFile(path, decrypt: options.decrypt)
+            message = indexed.message
+            // A known Message-ID: this file is one more copy; its tags stay as they are.
+            if indexed.isDuplicate {
+                try markDone(message)
+                if settings.synchronizeFlags { try syncFlags(message, &moves) }
+                return report(message, duplicate: true, traces: [])
+            }
+        }
+        if applyNewTags {
+            for operation in settings.newTags { try apply(operation, to: message) }
+        }
+
+        var folder: String?
+        var discard = false
+        let facts = DeliveryFacts(path: path, envelope: options.envelope, database: database, messageID: message.id)
+        let traces = try settings.rules.evaluate(facts) { effect in
+            switch effect {
+            case .addTag(let tag): try message.addTag(tag)
+            case .removeTag(let tag): try message.removeTag(tag)
+            case .folder(let name): folder = name
+            case .discard: discard = true
+            }
+        }
+        if discard {
+            if commit {
+                try database.removeFile(path)
+                try FileSystem.unlink(file.original)
+                moves.append(file.original.removingLastComponent())
+            }
+            return DeliveryReport(path: path, messageID: message.id, tags: [], indexed: true,
+                                  duplicate: false, discarded: true, warning: nil, traces: traces)
+        }
+        try message.withTagsFrozen {
+            for operation in options.tagOperations { try apply(operation, to: message) }
+        }
+        // `explain` only reports the folder; it creates and moves nothing.
+        if commit, let folder, let target = try movingTarget(folder) {
+            let source = file.current
+            try FileSystem.rename(source, target)
+            file.current = target
+            moves += [source.removingLastComponent(), target.removingLastComponent()]
+            // The new name first: removing the only name would remove the message.
+            _ = try database.indexFile(target.string, decrypt: options.decrypt)
+            try database.removeFile(source.string)
+            // libnotmuch caches a message's filenames; ask again for the current ones.
+            guard let moved = try database.findMessage(id: message.id) else { throw NotmuchError(.fileError) }
+            message = moved
+        }
+        try markDone(message)
+        if settings.synchronizeFlags { try syncFlags(message, &moves) }
+        return report(message, duplicate: false, traces: traces)
+    }
+
+    private func markDone(_ message: Message) throws {
+        guard let recordName, commit else { return }
+        try message.addProperty(Self.recordProperty(recordName), value: "1")
+    }
+
+    private func apply(_ operation: TagOperation, to message: Message) throws {
+        switch operation {
+        case .add(let tag): try message.addTag(tag)
+        case .remove(let tag): try message.removeTag(tag)
+        }
+    }
+
+    /// The path in the rule's folder (created if missing), or nil if the file is there already.
+    private func movingTarget(_ folder: String) throws -> FilePath? {
+        let maildir = try MailFolder.resolve(root: settings.mailRoot, name: folder, create: true)
+        guard let name = file.current.lastComponent else { return nil }
+        let target = maildir.new.appending(name)
+        return target == file.current ? nil : target
+    }
+
+    private func syncFlags(_ message: Message, _ moves: inout [FilePath]) throws {
+        try message.syncTagsToMaildirFlags()
+        let renamed = Self.currentPath(of: file.current, among: message.filenames)
+        if renamed != file.current {
+            moves += [file.current.removingLastComponent(), renamed.removingLastComponent()]
+            file.current = renamed
+        }
+    }
+
+    private func report(_ message: Message, duplicate: Bool, traces: [RuleTrace]) -> DeliveryReport {
+        DeliveryReport(path: file.current.string, messageID: message.id, tags: message.tags, indexed: true,
+                       duplicate: duplicate, discarded: false, warning: nil, traces: traces)
+    }
+
+    /// The file's name after a flag rename keeps its unique part (before ':2,').
+    static func currentPath(of original: FilePath, among filenames: [String]) -> FilePath {
+        guard let base = original.lastComponent?.string else { return original }
+        let unique = base.split(separator: ":", maxSplits: 1).first.map(String.init) ?? base
+        for name in filenames {
+            let path = FilePath(name)
+            guard let last = path.lastComponent?.string else { continue }
+            if last == unique || last.hasPrefix(unique + ":") { return path }
+        }
+        return original
+    }
+}

@@ -1,0 +1,205 @@
+import Notmuch
+import Rules
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One process's time with the database: a bounded wait for the write
+/// lock, then its own message and every queued one in one transaction.
+struct LockedSession {
+    let settings: DeliverySettings
+    let options: DeliveryOptions
+    let queue: PendingQueue
+    let lockFile: FilePath
+
+    init(settings: DeliverySettings, options: DeliveryOptions) {
+        self.settings = settings
+        self.options = options
+        queue = PendingQueue(databasePath: settings.databasePath)
+        lockFile = WriteLock.lockFile(databasePath: settings.databasePath)
+    }
+
+    /// Indexes a durable message, or queues it when the lock does not come
+    /// in time or the database cannot be opened. Throws only when the
+    /// message can be neither indexed nor queued.
+    func deliver(_ file: Delivery.DeliveredFile, timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
+        let deadline = Clock.now + settings.lockTimeout
+        var recordName: String?
+        if WriteLock.isHeld(lockFile) {
+            // Queue first, so that the holder, or whoever is next, takes this
+            // message along in its transaction; then wait for either.
+            recordName = try enqueue(file)
+            while Clock.now < deadline {
+                if !queue.contains(recordName!) { return appliedElsewhere(file) }
+                if !WriteLock.isHeld(lockFile) { break }
+                Clock.sleep(0.005)
+            }
+            if Clock.now >= deadline { return queued(file, reason: nil, abandoned: false) }
+        }
+
+        let config = options.config, profile = options.profile
+        let opened = WriteLock.withTimeout(max(deadline - Clock.now, 0.01)) {
+            Result { () throws(NotmuchError) -> Database in try Database.open(mode: .readWrite, config: config, profile: profile) }
+        }
+        guard let opened else {
+            if recordName == nil { recordName = try enqueue(file) }
+            return queued(file, reason: nil, abandoned: true)
+        }
+        let database: Database
+        switch opened {
+        case .success(let value): database = value
+        case .failure(let openError):
+            if recordName == nil {
+                do { recordName = try enqueue(file) } catch {
+                    throw DeliveryError(.temporary, "cannot open the notmuch database (\(openError)) "
+                                        + "nor queue the message (\(error.message))")
+                }
+            }
+            return queued(file, reason: "cannot open the notmuch database: \(openError); the message is delivered "
+                          + "and queued: fix the database, then run 'notmuch-deliver flush'", abandoned: false)
+        }
+        timer.mark("open")
+        if let recordName, !queue.contains(recordName) { return appliedElsewhere(file) }
+
+        var moves: [FilePath] = []
+        var applied: [String] = []
+        var report: DeliveryReport?
+        do {
+            try database.atomically {
+                if recordName == nil {
+                    let job = IndexJob(file: file, options: options, settings: settings, commit: true)
+                    report = try job.run(in: database, moves: &moves)
+                }
+                let drained = try drain(database, moves: &moves)
+                applied = drained.applied
+                if let recordName { report = drained.reports[recordName] }
+            }
+            timer.mark("index")
+            try database.close()
+        } catch {
+            throw Delivery.classify(error, file: file)
+        }
+        try Delivery.makeDurable(moves)
+        queue.remove(applied)
+        timer.mark("commit")
+        return report ?? appliedElsewhere(file)
+    }
+
+    /// For `flush`: applies the queue in one transaction.
+    func flushQueue(timeout: Double?) throws(DeliveryError) -> Int {
+        if queue.names().isEmpty { return 0 }
+        let config = options.config, profile = options.profile
+        let opened = WriteLock.withTimeout(timeout ?? settings.lockTimeout) {
+            Result { () throws(NotmuchError) -> Database in try Database.open(mode: .readWrite, config: config, profile: profile) }
+        }
+        guard let opened else {
+            throw DeliveryError(.temporary, "the database is locked by another writer; nothing flushed, try again later")
+        }
+        let database: Database
+        switch opened {
+        case .success(let value): database = value
+        case .failure(let error): throw DeliveryError(.temporary, "cannot open the notmuch database: \(error)")
+        }
+        var moves: [FilePath] = []
+        var applied: [String] = []
+        do {
+            try database.atomically { applied = try drain(database, moves: &moves).applied }
+            try database.close()
+        } catch {
+            throw DeliveryError(.temporary, "flush failed, the queue is kept: \(error)")
+        }
+        try Delivery.makeDurable(moves)
+        queue.remove(applied)
+        return applied.count
+    }
+
+    /// Applies every queued record inside the caller's atomic section.
+    /// Records that can never apply (their file is gone, it is not a
+    /// message) are logged and dropped; any other failure aborts the whole
+    /// transaction and keeps the queue for the next try.
+    private func drain(_ database: Database, moves: inout [FilePath]) throws -> (applied: [String], reports: [String: DeliveryReport]) {
+        var applied: [String] = []
+        var reports: [String: DeliveryReport] = [:]
+        var rulesByPath: [String: RuleSet] = [:]
+        for name in queue.names() {
+            let record: PendingRecord
+            do { record = try queue.read(name) } catch {
+                DeliveryLog.logger.error("queue record \(name) is unreadable (\(error)); dropped")
+                applied.append(name)
+                continue
+            }
+            let path = FilePath(settings.mailRoot).appending(record.path)
+            guard FileSystem.kind(of: path) != .missing else {
+                DeliveryLog.logger.warning("queued message \(path) is gone; its record is dropped")
+                applied.append(name)
+                continue
+            }
+            var recordOptions = options
+            recordOptions.tagOperations = record.tagOperations.compactMap { try? TagOperation(parsing: $0) }
+            recordOptions.envelope = Envelope(recipient: record.recipient, sender: record.sender,
+                                              recipientExtension: record.recipientExtension)
+            recordOptions.decrypt = record.decrypt.flatMap(DecryptPolicy.init(rawValue:))
+            var recordSettings = settings
+            let rulesPath = record.rulesFile ?? ""
+            if rulesPath != settings.rulesPath ?? "" {
+                if rulesByPath[rulesPath] == nil {
+                    rulesByPath[rulesPath] = rulesPath.isEmpty ? .empty : RulesLoader.loadLogging(path: rulesPath)
+                }
+                recordSettings.rules = rulesByPath[rulesPath]!
+            }
+            let job = IndexJob(file: Delivery.DeliveredFile(path), options: recordOptions, settings: recordSettings,
+                               commit: true, recordName: name)
+            do {
+                reports[name] = try job.run(in: database, moves: &moves)
+            } catch let error as NotmuchError where error.status == .fileNotEmail {
+                DeliveryLog.logger.error("queued file \(path) is not an email message; left for 'notmuch new' to ignore")
+            }
+            applied.append(name)
+        }
+        return (applied, reports)
+    }
+
+    private func enqueue(_ file: Delivery.DeliveredFile) throws(DeliveryError) -> String {
+        var relative = file.current.string
+        let root = settings.mailRoot.hasSuffix("/") ? settings.mailRoot : settings.mailRoot + "/"
+        if relative.hasPrefix(root) { relative.removeFirst(root.count) }
+        let record = PendingRecord(path: relative, tagOperations: options.tagOperations.map(\.description),
+                                   rulesFile: settings.rulesPath ?? "", recipient: options.envelope.recipient,
+                                   sender: options.envelope.sender,
+                                   recipientExtension: options.envelope.recipientExtension,
+                                   decrypt: options.decrypt?.rawValue)
+        do {
+            try queue.enqueue(record)
+        } catch {
+            throw DeliveryError(.temporary, "cannot queue the message in '\(queue.directory)': \(error)")
+        }
+        return (file.current.lastComponent?.string ?? "") + ".json"
+    }
+
+    private func queued(_ file: Delivery.DeliveredFile, reason: String?, abandoned: Bool) -> DeliveryReport {
+        let message = reason ?? "the database's write lock did not come within \(settings.lockTimeout) s; "
+            + "the message is delivered and queued for the next delivery or 'notmuch-deliver flush'"
+        DeliveryLog.logger.warning("\(file.current.string): \(message)")
+        return DeliveryReport.queuedReport(file.current, warning: nil, abandoned: abandoned)
+    }
+
+    /// Another process applied our queued record while we waited.
+    private func appliedElsewhere(_ file: Delivery.DeliveredFile) -> DeliveryReport {
+        DeliveryReport(path: file.current.string, messageID: nil, tags: [], indexed: true, duplicate: false,
+                       discarded: false, warning: nil, traces: [])
+    }
+}
+
+/// Monotonic seconds, for deadlines.
+enum Clock {
+    static var now: Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1_000_000_000
+    }
+
+    static func sleep(_ seconds: Double) {
+        usleep(UInt32(seconds * 1_000_000))
+    }
+}

@@ -1,0 +1,76 @@
+import FoundationEssentials
+import Rules
+import SystemPackage
+
+/// What is needed to finish a delivery later: the file, and everything
+/// that decides its tags and folder. One small JSON file per message.
+public struct PendingRecord: Codable, Sendable, Equatable {
+    public var version = 1
+    /// The message file, relative to the mail root.
+    public var path: String
+    public var tagOperations: [String]
+    /// nil: the configured rules; "": none; else a rules file.
+    public var rulesFile: String?
+    public var recipient: String?
+    public var sender: String?
+    public var recipientExtension: String?
+    public var decrypt: String?
+}
+
+/// A durable queue of deliveries waiting for the database's write lock,
+/// next to the database. Records appear by atomic rename once fsynced, so
+/// a reader sees whole records or none; they go only after the commit
+/// that applied them.
+public struct PendingQueue: Sendable {
+    public let directory: FilePath
+
+    public init(databasePath: String) {
+        let lock = WriteLock.lockFile(databasePath: databasePath)
+        // Beside the xapian/ directory, inside the database's own folder.
+        directory = lock.removingLastComponent().removingLastComponent().appending("notmuch-deliver-queue")
+    }
+
+    /// Writes the record durably, named after the message file so it is unique.
+    public func enqueue(_ record: PendingRecord) throws {
+        try FileSystem.makeDirectory(directory, mode: 0o700)
+        let name = (FilePath(record.path).lastComponent?.string ?? MaildirName.unique())
+        let final = directory.appending(name + ".json")
+        let temporary = directory.appending(".tmp-" + name)
+        let data = try JSONEncoder().encode(record)
+        let fd = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
+                                         permissions: .ownerReadWrite)
+        do {
+            _ = try fd.writeAll(data)
+            try FileSystem.fsync(fd)
+            try fd.close()
+        } catch {
+            try? fd.close()
+            try? FileSystem.unlink(temporary)
+            throw error
+        }
+        try FileSystem.rename(temporary, final)
+        try FileSystem.fsyncDirectory(directory)
+    }
+
+    /// The records' names, oldest first (names start with the delivery time).
+    public func names() -> [String] {
+        guard let entries = try? FileSystem.list(directory) else { return [] }
+        return entries.filter { $0.hasSuffix(".json") }.sorted()
+    }
+
+    public func contains(_ name: String) -> Bool {
+        FileSystem.kind(of: directory.appending(name)) != .missing
+    }
+
+    public func read(_ name: String) throws -> PendingRecord {
+        let text = try RulesLoader.readFile(directory.appending(name).string)
+        return try JSONDecoder().decode(PendingRecord.self, from: Data(text.utf8))
+    }
+
+    /// Removes applied records; called only after their commit.
+    public func remove(_ names: [String]) {
+        guard !names.isEmpty else { return }
+        for name in names { try? FileSystem.unlink(directory.appending(name)) }
+        try? FileSystem.fsyncDirectory(directory)
+    }
+}
