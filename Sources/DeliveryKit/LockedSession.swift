@@ -26,16 +26,29 @@ struct LockedSession {
     func deliver(_ file: Delivery.DeliveredFile, timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
         let deadline = Clock.now + settings.lockTimeout
         var recordName: String?
-        if WriteLock.isHeld(lockFile) {
-            // Queue first, so that the holder, or whoever is next, takes this
-            // message along in its transaction; then wait for either.
+        var flusherTurn: FileDescriptor?
+        defer { try? flusherTurn?.close() }
+        // The quiet case goes straight to the database. Otherwise (the lock
+        // is held, others are queued, or another is about to open) queue
+        // first, so that whoever opens next takes this message along in its
+        // transaction, and wait for that or for our own turn.
+        var direct = false
+        if !WriteLock.isHeld(lockFile) && queue.names().isEmpty {
+            flusherTurn = queue.tryBecomeFlusher()
+            // No database folder to queue in: let the open say what is wrong.
+            direct = flusherTurn != nil || FileSystem.kind(of: queue.directory.removingLastComponent()) == .missing
+        }
+        if !direct {
             recordName = try enqueue(file)
             while Clock.now < deadline {
                 if !queue.contains(recordName!) { return appliedElsewhere(file) }
-                if !WriteLock.isHeld(lockFile) { break }
-                Clock.sleep(0.005)
+                if !WriteLock.isHeld(lockFile), let turn = queue.tryBecomeFlusher() {
+                    flusherTurn = turn
+                    break
+                }
+                Clock.sleep(0.002)
             }
-            if Clock.now >= deadline { return queued(file, reason: nil, abandoned: false) }
+            if flusherTurn == nil { return queued(file, reason: nil, abandoned: false) }
         }
 
         let config = options.config, profile = options.profile

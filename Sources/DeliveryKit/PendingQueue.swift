@@ -1,6 +1,9 @@
 import FoundationEssentials
 import Rules
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What is needed to finish a delivery later: the file, and everything
 /// that decides its tags and folder. One small JSON file per message.
@@ -65,6 +68,21 @@ public struct PendingQueue: Sendable {
     public func read(_ name: String) throws -> PendingRecord {
         let text = try RulesLoader.readFile(directory.appending(name).string)
         return try JSONDecoder().decode(PendingRecord.self, from: Data(text.utf8))
+    }
+
+    /// Among processes waiting with queued records, one at a time goes for
+    /// the database; the others keep watching their record, which the one
+    /// takes along. Without this they all queue up in Xapian's lock wait,
+    /// and each commits a batch of almost nothing. Nil: another has the turn.
+    /// Closing the descriptor (or dying) gives the turn back.
+    public func tryBecomeFlusher() -> FileDescriptor? {
+        let path = directory.appending("flusher.lock")
+        try? FileSystem.makeDirectory(directory, mode: 0o700)
+        guard let fd = try? FileDescriptor.open(path, .readWrite, options: [.create, .closeOnExec],
+                                                permissions: .ownerReadWrite) else { return nil }
+        if flock(fd.rawValue, LOCK_EX | LOCK_NB) == 0 { return fd }
+        try? fd.close()
+        return nil
     }
 
     /// Removes applied records; called only after their commit.
