@@ -21,9 +21,10 @@ public enum Delivery {
         timer.mark("write")
 
         let session = LockedSession(settings: settings, options: options)
-        let report: DeliveryReport
+        var report: DeliveryReport
         do {
             report = try session.deliver(file, timer: &timer)
+            report.mailRoot = settings.mailRoot
         } catch let failure {
             guard options.keep, failure.kind != .usage else {
                 Maildir.discard(file.current)
@@ -37,6 +38,7 @@ public enum Delivery {
         if report.discarded {
             DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")
         }
+        maildir.removeStaleTemporaryFiles()
         if report.indexed, options.runHooks, let hooks = settings.hookDirectory {
             Hook.run("post-insert", in: hooks)
         }

@@ -51,6 +51,10 @@ public struct DeliveryReport: Sendable {
     public let warning: String?
     /// Each rule's outcome, for `explain`.
     public let traces: [RuleTrace]
+    /// For the log line; nil when not known without reading the file again.
+    public var from: String?
+    public var subject: String?
+    public var mailRoot: String?
     /// The write lock did not come in time, or the database could not be
     /// opened: the message is durable and queued for the next flush.
     public var queued = false

@@ -116,8 +116,12 @@ struct IndexJob {
     }
 
     private func report(_ message: Message, duplicate: Bool, traces: [RuleTrace]) -> DeliveryReport {
-        DeliveryReport(path: file.current.string, messageID: message.id, tags: message.tags, indexed: true,
-                       duplicate: duplicate, discarded: false, warning: nil, traces: traces)
+        var report = DeliveryReport(path: file.current.string, messageID: message.id, tags: message.tags,
+                                    indexed: true, duplicate: duplicate, discarded: false, warning: nil,
+                                    traces: traces)
+        report.from = message.header("from")
+        report.subject = message.header("subject")
+        return report
     }
 
     /// The file's name after a flag rename keeps its unique part (before ':2,').

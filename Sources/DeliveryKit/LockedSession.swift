@@ -204,9 +204,11 @@ struct LockedSession {
     }
 }
 
-/// Monotonic seconds, for deadlines.
-enum Clock {
-    static var now: Double {
+/// Monotonic time, for deadlines and the log.
+public enum Clock {
+    public static var milliseconds: Double { now * 1000 }
+
+    public static var now: Double {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1_000_000_000

@@ -1,4 +1,5 @@
 import Logging
+import MailParsing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,4 +48,36 @@ public enum DeliveryLog {
     }
 
     static let logger = Logger(label: "notmuch-deliver")
+
+    /// The one line every delivery leaves: what, from whom, where, which
+    /// tags, how it ended, how long it took.
+    public static func delivery(_ report: DeliveryReport, mailRoot: String?, milliseconds: Double) {
+        var from = report.from, subject = report.subject
+        if from == nil && subject == nil && !report.discarded {
+            let headers = MessageHeaders.read(fromFile: report.path)
+            from = headers.values("From").first
+            subject = headers.values("Subject").first
+        }
+        var folder = String(report.path.split(separator: "/").dropLast(2).joined(separator: "/"))
+        if let root = mailRoot, ("/" + folder).hasPrefix(root) {
+            folder = String(("/" + folder).dropFirst(root.count).drop { $0 == "/" })
+        }
+        let outcome = report.discarded ? "discarded" : report.queued ? "queued"
+            : !report.indexed ? "kept-unindexed" : report.duplicate ? "duplicate" : "indexed"
+        logger.info("""
+            delivered id=<\(report.messageID ?? "?")> from=\(quoted(from)) subject=\(quoted(subject)) \
+            folder=\(folder.isEmpty ? "/" : folder) tags=\(report.tags.joined(separator: ",")) \
+            outcome=\(outcome) ms=\(Int(milliseconds.rounded()))
+            """)
+    }
+
+    public static func failure(_ error: DeliveryError, milliseconds: Double) {
+        let outcome = error.exitStatus == .temporaryFailure ? "deferred" : "refused"
+        logger.error("failed outcome=\(outcome) status=\(error.exitStatus.rawValue) ms=\(Int(milliseconds.rounded())) reason=\(error.message)")
+    }
+
+    private static func quoted(_ value: String?) -> String {
+        guard let value else { return "-" }
+        return "\"" + String(value.prefix(120)).replacingAll("\"", with: "'") + "\""
+    }
 }

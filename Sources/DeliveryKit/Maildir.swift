@@ -83,6 +83,21 @@ public struct Maildir: Sendable {
         return newPath
     }
 
+    /// The maildir convention: a file left in tmp/ for 36 hours is debris of
+    /// an interrupted delivery and may go. Only names this program makes are
+    /// touched; another MDA's files are its own business.
+    public static let staleAge: Double = 36 * 3600
+
+    public func removeStaleTemporaryFiles(now: Double = Double(time(nil))) {
+        guard let names = try? FileSystem.list(tmp) else { return }
+        for name in names where MaildirName.isOurs(name) {
+            let path = tmp.appending(name)
+            var info = Glibc.stat()
+            guard path.withPlatformString({ lstat($0, &info) }) == 0 else { continue }
+            if now - Double(info.st_mtim.tv_sec) > Self.staleAge { try? FileSystem.unlink(path) }
+        }
+    }
+
     /// Removes a delivered file that must not stay (the delivery failed) and
     /// makes the removal durable.
     public static func discard(_ file: FilePath) {
@@ -124,6 +139,13 @@ public enum MaildirName {
         let random = UInt32.random(in: 0 ... .max)
         let micros = now.tv_nsec / 1000
         return "\(now.tv_sec).M\(micros)P\(getpid())R\(String(random, radix: 16))Q\(sequence).\(host)"
+    }
+
+    /// Whether a name has the shape `unique()` gives.
+    public static func isOurs(_ name: String) -> Bool {
+        let parts = name.split(separator: ".", maxSplits: 2)
+        guard parts.count == 3, parts[0].allSatisfy(\.isNumber), parts[1].hasPrefix("M") else { return false }
+        return parts[1].contains("P") && parts[1].contains("R") && parts[1].contains("Q")
     }
 
     private static let host: String = FileSystem.hostName()

@@ -164,17 +164,20 @@ struct Deliver: ParsableCommand {
 
     func run() throws {
         DeliveryLog.bootstrap(verbose: verbose)
+        let started = Clock.milliseconds
         do {
             var options = try delivery.options()
             options.keep = keep
             options.runHooks = !noHooks
             options.worldReadable = worldReadable
             let report = try Delivery.deliver(options, input: .standardInput)
+            DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Clock.milliseconds - started)
             if let warning = report.warning { complain("warning: \(warning)") }
             // A thread still sits in libnotmuch's lock wait: leave without
             // running exit handlers (Xapian's among them) under its feet.
             if report.abandonedLockWait { _exit(0) }
         } catch {
+            DeliveryLog.failure(error, milliseconds: Clock.milliseconds - started)
             complain(error.message)
             throw ExitCode(error.exitStatus.rawValue)
         }

@@ -17,6 +17,41 @@ struct DeliveryTests {
         try fixture.expectNothingNew()
     }
 
+    @Test func oneLogLinePerDelivery() throws {
+        let fixture = try MailFixture()
+        let message = sampleMessage(id: "logged@example.org", subject: "Budget \"draft\"")
+        let result = try fixture.deliver(message, ["-v", "--folder=Sent", "--create-folder", "+sent"])
+        #expect(result.status == 0)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.stderr)")
+        let line = String(lines.first ?? "")
+        for part in ["delivered id=<logged@example.org>", "from=\"Alice <alice@example.org>\"",
+                     "subject=\"Budget 'draft'\"", "folder=Sent ", "tags=inbox,sent,unread", "outcome=indexed", "ms="] {
+            #expect(line.contains(part), "\(part) missing in: \(line)")
+        }
+        let failed = try fixture.deliver("", ["-v"])
+        #expect(failed.stderr.contains("failed outcome=refused status=65"), "\(failed.stderr)")
+    }
+
+    @Test func staleTemporaryFilesAreCleanedAfter36Hours() throws {
+        let fixture = try MailFixture()
+        let tmp = fixture.mailRoot.appendingPathComponent("tmp")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        let old = tmp.appendingPathComponent("1700000000.M1P9R1Q1.host")
+        let young = tmp.appendingPathComponent("1700000001.M1P9R1Q2.host")
+        let foreign = tmp.appendingPathComponent("1700000000.12345_1.otherhost")
+        for file in [old, young, foreign] { try Data("x".utf8).write(to: file) }
+        let longAgo = Date(timeIntervalSinceNow: -37 * 3600)
+        try FileManager.default.setAttributes([.modificationDate: longAgo], ofItemAtPath: old.path)
+        try FileManager.default.setAttributes([.modificationDate: longAgo], ofItemAtPath: foreign.path)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -35 * 3600)],
+                                              ofItemAtPath: young.path)
+        #expect(try fixture.deliver(sampleMessage()).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: old.path))
+        #expect(FileManager.default.fileExists(atPath: young.path))
+        #expect(FileManager.default.fileExists(atPath: foreign.path))
+    }
+
     @Test func newTagsComeFirstThenTheCommandLine() throws {
         let fixture = try MailFixture(newTags: "new;unread;")
         #expect(try fixture.deliver(sampleMessage(id: "order@example.org"), ["-new", "+later"]).status == 0)
