@@ -10,7 +10,7 @@ DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
 
-.PHONY: all deps build install uninstall test demo bench clean
+.PHONY: all deps build install uninstall test demo bench stress clean
 
 all: build
 
@@ -41,6 +41,8 @@ uninstall:
 test: deps
 	$(SWIFT) build
 	$(SWIFT) test
+	# The short form of `make stress`: concurrent deliveries, lock fights, SIGKILLs.
+	python3 Tests/Stress/stress.py --deliver .build/debug/notmuch-deliver --workers 4 --messages 40
 
 demo: build
 	sh Tests/scripts/demo.sh $(RELEASE_BIN)
@@ -48,6 +50,10 @@ demo: build
 # Figures against notmuch insert and notmuch new; never part of `make test`.
 bench: build
 	python3 Tests/Bench/bench.py --deliver $(RELEASE_BIN) $(BENCH_ARGS)
+
+# Nothing lost under load and kill -9: 8 deliverers x 2,000 messages.
+stress: build
+	python3 Tests/Stress/stress.py --deliver $(RELEASE_BIN) $(STRESS_ARGS)
 
 clean:
 	rm -rf .build .build-bench demo bench-results.json
