@@ -44,7 +44,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
-        .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit"]),
+        .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MailParsing"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
         // Runs the built executable against real maildirs and the real notmuch CLI.
         .testTarget(name: "EndToEndTests", dependencies: ["notmuch-deliver"]),

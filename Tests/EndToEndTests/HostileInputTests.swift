@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+
+/// Odd and hostile messages: each is delivered or refused with a clear
+/// error, never a crash; and the database always agrees with the maildir.
+@Suite("Hostile and odd input")
+struct HostileInputTests {
+    private func deliverAndCheck(_ bytes: Data, sourceLocation: SourceLocation = #_sourceLocation) throws -> MailFixture.Result {
+        let fixture = try MailFixture()
+        let result = try fixture.deliver(bytes: bytes)
+        #expect([0, 65].contains(result.status), "status \(result.status): \(result.stderr)", sourceLocation: sourceLocation)
+        if result.status == 0 {
+            #expect(fixture.files().count == 1, sourceLocation: sourceLocation)
+            #expect(try fixture.count() == 1, sourceLocation: sourceLocation)
+            #expect(try fixture.contents(fixture.files()[0]) == bytes, sourceLocation: sourceLocation)
+        } else {
+            #expect(result.stderr.hasPrefix("notmuch-deliver: "), sourceLocation: sourceLocation)
+            #expect(fixture.files().isEmpty, sourceLocation: sourceLocation)
+        }
+        try fixture.expectNothingNew(sourceLocation: sourceLocation)
+        return result
+    }
+
+    @Test func nulBytes() throws {
+        var bytes = Data("From: a@example.org\nSubject: nul\u{0}inside\nMessage-ID: <nul@x>\n\nbody\u{0}\u{0}end\n".utf8)
+        bytes.append(contentsOf: [0, 0, 0])
+        #expect(try deliverAndCheck(bytes).status == 0)
+    }
+
+    @Test func megabyteHeaderLine() throws {
+        let long = String(repeating: "a", count: 1 << 20)
+        #expect(try deliverAndCheck(Data("From: a@example.org\nX-Long: \(long)\nSubject: long\n\nbody\n".utf8)).status == 0)
+    }
+
+    @Test func noHeadersAtAll() throws {
+        #expect(try deliverAndCheck(Data("\n\njust a body\n".utf8)).status == 65)
+    }
+
+    @Test func headersOnly() throws {
+        #expect(try deliverAndCheck(Data("From: a@example.org\nSubject: only headers\n".utf8)).status == 0)
+    }
+
+    @Test func repeatedHeaders() throws {
+        let text = "From: a@example.org\nFrom: b@example.org\nSubject: one\nSubject: two\nMessage-ID: <r1@x>\nMessage-ID: <r2@x>\n\nb\n"
+        #expect(try deliverAndCheck(Data(text.utf8)).status == 0)
+    }
+
+    @Test func tenKilobyteMessageID() throws {
+        let id = String(repeating: "i", count: 10_000) + "@example.org"
+        #expect(try deliverAndCheck(Data("From: a@example.org\nSubject: long id\nMessage-ID: <\(id)>\n\nb\n".utf8)).status == 0)
+    }
+
+    @Test func invalidUTF8Everywhere() throws {
+        var bytes = Data("From: ".utf8)
+        bytes.append(contentsOf: [0xC3, 0x28, 0xFF, 0xFE])
+        bytes.append(Data(" <a@example.org>\nSubject: ".utf8))
+        bytes.append(contentsOf: [0xED, 0xA0, 0x80, 0xF8, 0x88, 0x80])
+        bytes.append(Data("\n\n".utf8))
+        bytes.append(contentsOf: (0..<2000).map { UInt8(truncatingIfNeeded: $0 &* 37) })
+        #expect(try deliverAndCheck(bytes).status == 0)
+    }
+
+    @Test func largeMessageIsStreamed() throws {
+        // 32 MiB through a pipe: stored byte for byte; the delivery's memory
+        // does not grow with the message (it copies 64 KiB at a time).
+        let line = String(repeating: "0123456789abcdef", count: 4) + "\n"
+        var bytes = Data("From: a@example.org\nSubject: big\nMessage-ID: <big@x>\n\n".utf8)
+        bytes.append(Data(String(repeating: line, count: (32 << 20) / line.utf8.count).utf8))
+        #expect(try deliverAndCheck(bytes).status == 0)
+    }
+}
+
+/// A full disk, for real: a 1 MiB tmpfs as the mail root. Needs root to
+/// mount; says so and passes when it cannot.
+@Suite("Full disk", .serialized)
+struct FullDiskTests {
+    @Test func fullDiskTempfailsAndLeavesNothing() throws {
+        let fixture = try MailFixture()
+        // A folder of the mail root on a disk of its own; the database stays where it is.
+        let small = fixture.mailRoot.appendingPathComponent("Small")
+        try FileManager.default.createDirectory(at: small, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", small.path]
+        mount.standardError = FileHandle.nullDevice
+        try mount.run()
+        mount.waitUntilExit()
+        guard mount.terminationStatus == 0 else {
+            print("SKIPPED fullDiskTempfailsAndLeavesNothing: cannot mount a tmpfs (needs root)")
+            return
+        }
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [small.path]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        for sub in ["tmp", "new", "cur"] {
+            try FileManager.default.createDirectory(at: small.appendingPathComponent(sub), withIntermediateDirectories: true)
+        }
+        let big = "From: a@example.org\nSubject: too big\n\n" + String(repeating: "x", count: 3 << 20)
+        let result = try fixture.deliver(big, ["--folder", "Small"])
+        #expect(result.status == 75)
+        #expect(result.stderr.contains("No space left on device"), "\(result.stderr)")
+        for sub in ["tmp", "new", "cur"] {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: small.appendingPathComponent(sub).path).isEmpty)
+        }
+        // Space back: the retry goes through.
+        let fits = sampleMessage(id: "fits@example.org")
+        #expect(try fixture.deliver(fits, ["--folder", "Small"]).status == 0)
+        #expect(try fixture.count("id:fits@example.org") == 1)
+    }
+}
