@@ -13,6 +13,8 @@ public enum Delivery {
     public static func deliver(_ options: DeliveryOptions, input: FileDescriptor) throws(DeliveryError) -> DeliveryReport {
         var timer = PhaseTimer(path: options.timingsFile)
         defer { timer.write() }
+        var options = options
+        try VirtualMailbox.select(&options)
         let settings = try DeliverySettings(options: options)
         timer.mark("config")
         let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
@@ -49,6 +51,8 @@ public enum Delivery {
     /// Applies every queued delivery, in one transaction. For `flush` (and a
     /// post-new hook). Returns how many records were applied.
     public static func flush(_ options: DeliveryOptions) throws(DeliveryError) -> Int {
+        var options = options
+        try VirtualMailbox.select(&options)
         let settings = try DeliverySettings(options: options)
         let session = LockedSession(settings: settings, options: options)
         return try session.flushQueue(timeout: nil)
@@ -58,13 +62,15 @@ public enum Delivery {
     /// a scratch file in the mail root's tmp/ and an atomic section that is
     /// never committed. For `explain`.
     public static func explain(_ options: DeliveryOptions, input: FileDescriptor) throws(DeliveryError) -> DeliveryReport {
+        var options = options
+        try VirtualMailbox.select(&options)
         let settings = try DeliverySettings(options: options)
         let scratch = try MailFolder.resolve(root: settings.mailRoot, name: nil, create: false)
         let file = try write(input, to: scratch, worldReadable: false, into: scratch.tmp)
         defer { Maildir.discard(file.current) }
         let database: Database
         do {
-            database = try Database.open(mode: .readWrite, config: options.config, profile: options.profile)
+            database = try options.openDatabase()
         } catch {
             throw DeliveryError(.temporary, "cannot open the notmuch database: \(error)")
         }

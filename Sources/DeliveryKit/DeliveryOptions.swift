@@ -29,6 +29,18 @@ public struct DeliveryOptions: Sendable {
     public var home: String?
     /// NOTMUCH_DELIVER_TIMINGS: where to append this delivery's phase times.
     public var timingsFile: String?
+    /// A virtual mailbox: `/srv/vmail/%d/%u` names the mail root from the
+    /// envelope recipient; the mailbox needs no notmuch config file, and its
+    /// maildir and database are created on first delivery.
+    public var mailRootTemplate: String?
+    /// Set from the template: the mailbox's own database, no config file.
+    var databasePath: String?
+
+    /// Opens the database for writing, as these options locate it.
+    func openDatabase() throws(NotmuchError) -> Database {
+        try Database.open(mode: .readWrite, config: config, profile: profile, databasePath: databasePath)
+    }
+
     /// How long to wait for the database's write lock before queueing;
     /// nil: `deliver.lock_timeout` from the config, else the default.
     public var lockTimeout: Double?
@@ -91,7 +103,8 @@ struct DeliverySettings {
     init(options: DeliveryOptions) throws(DeliveryError) {
         let loaded: Database.LoadedConfig
         do {
-            loaded = try Database.loadConfig(config: options.config, profile: options.profile)
+            loaded = try Database.loadConfig(config: options.config, profile: options.profile,
+                                             databasePath: options.databasePath)
         } catch {
             throw DeliveryError.config("cannot load the notmuch configuration: \(error)")
         }
@@ -124,8 +137,15 @@ struct DeliverySettings {
         switch options.rules {
         case .none: rulesPath = nil
         case .file(let path): rulesPath = path
-        case .configured: rulesPath = database.configValues(RulesLoader.configKey).first
-                .map { RulesLoader.expand($0, home: options.home) }
+        case .configured:
+            if let mailbox = options.databasePath {
+                // A virtual mailbox's own rules, when it has some.
+                let own = FilePath(mailbox).appending(".notmuch").appending("deliver.rules")
+                rulesPath = FileSystem.kind(of: own) == .other ? own.string : nil
+            } else {
+                rulesPath = database.configValues(RulesLoader.configKey).first
+                    .map { RulesLoader.expand($0, home: options.home) }
+            }
         }
         self.rulesPath = rulesPath
         self.rules = rulesPath.map { RulesLoader.loadLogging(path: $0) } ?? .empty

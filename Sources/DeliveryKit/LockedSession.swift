@@ -51,9 +51,9 @@ struct LockedSession {
             if flusherTurn == nil { return queued(file, reason: nil, abandoned: false) }
         }
 
-        let config = options.config, profile = options.profile
+        let options = self.options
         let opened = WriteLock.withTimeout(max(deadline - Clock.now, 0.01)) {
-            Result { () throws(NotmuchError) -> Database in try Database.open(mode: .readWrite, config: config, profile: profile) }
+            Result { () throws(NotmuchError) -> Database in try options.openDatabase() }
         }
         guard let opened else {
             if recordName == nil { recordName = try enqueue(file) }
@@ -102,9 +102,9 @@ struct LockedSession {
     /// For `flush`: applies the queue in one transaction.
     func flushQueue(timeout: Double?) throws(DeliveryError) -> Int {
         if queue.names().isEmpty { return 0 }
-        let config = options.config, profile = options.profile
+        let options = self.options
         let opened = WriteLock.withTimeout(timeout ?? settings.lockTimeout) {
-            Result { () throws(NotmuchError) -> Database in try Database.open(mode: .readWrite, config: config, profile: profile) }
+            Result { () throws(NotmuchError) -> Database in try options.openDatabase() }
         }
         guard let opened else {
             throw DeliveryError(.temporary, "the database is locked by another writer; nothing flushed, try again later")

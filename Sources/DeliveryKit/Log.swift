@@ -37,11 +37,53 @@ public struct SyslogLogHandler: LogHandler {
     }
 }
 
+/// Appends each record as one line to a file (`--log FILE`), opened once
+/// with O_APPEND so concurrent deliveries never interleave within a line.
+public struct FileLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    private let fd: Int32
+
+    public init?(path: String) {
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        if fd < 0 { return nil }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var parts = tm()
+        var seconds = now.tv_sec
+        gmtime_r(&seconds, &parts)
+        let stamp = String(format2: parts)
+        let line = "\(stamp) notmuch-deliver[\(getpid())] \(event.level): \(event.message)\n"
+        _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
+    }
+}
+
+extension String {
+    /// ISO 8601 in UTC, without Foundation.
+    init(format2 t: tm) {
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        self = "\(t.tm_year + 1900)-\(two(t.tm_mon + 1))-\(two(t.tm_mday))T\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec))Z"
+    }
+}
+
 public enum DeliveryLog {
-    /// Syslog always; stderr too when `verbose`.
-    public static func bootstrap(verbose: Bool) {
+    /// Syslog, or the file `logFile`; stderr too when `verbose`.
+    public static func bootstrap(verbose: Bool, logFile: String? = nil) {
         LoggingSystem.bootstrap { label in
-            var handlers: [LogHandler] = [SyslogLogHandler()]
+            var handlers: [LogHandler] = []
+            if let logFile, let file = FileLogHandler(path: logFile) {
+                handlers.append(file)
+            } else {
+                handlers.append(SyslogLogHandler())
+            }
             if verbose { handlers.append(StreamLogHandler.standardError(label: label)) }
             return MultiplexLogHandler(handlers)
         }

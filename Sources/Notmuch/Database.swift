@@ -48,14 +48,16 @@ public final class Database {
 
     /// Opens the database exactly as the notmuch CLI would find it.
     public static func open(
-        mode: Mode, config: ConfigSource = .search, profile: String? = nil
+        mode: Mode, config: ConfigSource = .search, profile: String? = nil, databasePath: String? = nil
     ) throws(NotmuchError) -> Database {
         let cMode = mode == .readWrite ? NOTMUCH_DATABASE_MODE_READ_WRITE : NOTMUCH_DATABASE_MODE_READ_ONLY
         var handle: OpaquePointer?
         var message: UnsafeMutablePointer<CChar>?
         let status = config.withCString { configPath in
             withOptionalCString(profile) { profile in
-                notmuch_database_open_with_config(nil, cMode, configPath, profile, &handle, &message)
+                withOptionalCString(databasePath) { path in
+                    notmuch_database_open_with_config(path, cMode, configPath, profile, &handle, &message)
+                }
             }
         }
         let detail = takeString(message)
@@ -98,13 +100,15 @@ public final class Database {
 
     /// Reads the configuration without taking the write lock.
     public static func loadConfig(
-        config: ConfigSource = .search, profile: String? = nil
+        config: ConfigSource = .search, profile: String? = nil, databasePath: String? = nil
     ) throws(NotmuchError) -> LoadedConfig {
         var handle: OpaquePointer?
         var message: UnsafeMutablePointer<CChar>?
         let status = config.withCString { configPath in
             withOptionalCString(profile) { profile in
-                notmuch_database_load_config(nil, configPath, profile, &handle, &message)
+                withOptionalCString(databasePath) { path in
+                    notmuch_database_load_config(path, configPath, profile, &handle, &message)
+                }
             }
         }
         let detail = takeString(message)

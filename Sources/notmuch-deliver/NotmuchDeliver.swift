@@ -38,6 +38,11 @@ struct DeliveryArguments: ParsableArguments {
     @Option(help: "The envelope recipient (default: $RECIPIENT, then Delivered-To).")
     var recipient: String?
 
+    @Option(help: ArgumentHelp("A virtual mailbox per recipient, e.g. /srv/vmail/%d/%u (%d domain, %u user); "
+                               + "created with its database on first delivery; no notmuch config needed.",
+                               valueName: "template"))
+    var mailRoot: String?
+
     @Option(help: "The envelope sender (default: $SENDER, then Return-Path).")
     var sender: String?
 
@@ -61,6 +66,7 @@ struct DeliveryArguments: ParsableArguments {
         options.profile = profile
         options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
         options.envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
+        options.mailRootTemplate = mailRoot
         options.home = environment["HOME"]
         options.timingsFile = environment["NOTMUCH_DELIVER_TIMINGS"]
         if let lockTimeout {
@@ -122,7 +128,7 @@ struct NotmuchDeliver: ParsableCommand {
     /// Options whose value may follow as the next argument.
     static let optionsWithValue: Set<String> = [
         "--folder", "--decrypt", "--tag", "--remove-tag", "--config", "--profile", "--rules",
-        "--recipient", "--sender", "--lock-timeout",
+        "--recipient", "--sender", "--lock-timeout", "--mail-root", "--log",
     ]
     static let shortFlags: Set<String> = ["-n", "-h", "-v"]
 
@@ -162,8 +168,11 @@ struct Deliver: ParsableCommand {
     @Flag(name: [.short, .long], help: "Also log to standard error.")
     var verbose = false
 
+    @Option(help: ArgumentHelp("Log to this file instead of syslog.", valueName: "file"))
+    var log: String?
+
     func run() throws {
-        DeliveryLog.bootstrap(verbose: verbose)
+        DeliveryLog.bootstrap(verbose: verbose, logFile: log)
         let started = Clock.milliseconds
         do {
             var options = try delivery.options()
