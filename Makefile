@@ -6,11 +6,13 @@ MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
 
 # Debian packages the build and the tests need.
 DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config
+# The end-to-end tests' real MTA, fetcher and POP3 server (root only).
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
 
-.PHONY: all deps build install uninstall test demo bench stress clean
+.PHONY: all deps deps-e2e e2e build install uninstall test demo bench stress clean
 
 all: build
 
@@ -24,6 +26,29 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
 	  $$sudo apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+deps-e2e:
+	@missing=""; for p in $(E2E_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selections; \
+	  echo "postfix postfix/mailname string test.example" | debconf-set-selections; \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# Real postfix (mailbox_command, pipe to virtual mailboxes) and fetchmail
+# against dovecot, on loopback. They need root: skipped, saying so, without it.
+e2e:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  $(MAKE) --no-print-directory deps-e2e && \
+	  bash Tests/Integration/postfix.sh .build/debug/notmuch-deliver && \
+	  bash Tests/Integration/fetchmail.sh .build/debug/notmuch-deliver; \
+	else \
+	  echo "SKIPPED the postfix and fetchmail end-to-end tests: they need root (run make test as root)"; \
 	fi
 
 build: deps
@@ -43,6 +68,7 @@ test: deps
 	$(SWIFT) test
 	# The short form of `make stress`: concurrent deliveries, lock fights, SIGKILLs.
 	python3 Tests/Stress/stress.py --deliver .build/debug/notmuch-deliver --workers 4 --messages 40
+	$(MAKE) --no-print-directory e2e
 
 demo: build
 	sh Tests/scripts/demo.sh $(RELEASE_BIN)

@@ -1,5 +1,8 @@
 import Notmuch
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Virtual mailboxes (postfix `virtual_transport` through pipe(8), as
 /// maildrop is used with courier-authlib): one maildir and notmuch database
@@ -84,6 +87,9 @@ public enum VirtualMailbox {
             throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR (pipe's ${recipient}) or set RECIPIENT")
         }
         let root = try path(template: template, recipient: recipient)
+        // pipe(8) passes no HOME, and libnotmuch derives default paths from
+        // it even with no config file; the mailbox is the natural home.
+        if getenv("HOME") == nil { setenv("HOME", root, 1) }
         try prepare(root: root)
         options.config = .none
         options.profile = nil
