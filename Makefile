@@ -5,7 +5,7 @@ BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
 
 # Debian packages the build and the tests need.
-DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config
+DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev liblzma-dev libbz2-dev
 # The end-to-end tests' real MTA, fetcher and POP3 server (root only).
 E2E_PACKAGES = postfix fetchmail dovecot-pop3d
 

@@ -21,6 +21,8 @@ let package = Package(
                        providers: [.apt(["libgmime-3.0-dev"])]),
         .systemLibrary(name: "CGLib", path: "Modules/CGLib", pkgConfig: "glib-2.0",
                        providers: [.apt(["libglib2.0-dev"])]),
+        .systemLibrary(name: "CCompression", path: "Modules/CCompression",
+                       providers: [.apt(["zlib1g-dev", "liblzma-dev", "libbz2-dev"])]),
 
         // A safe Swift face for libnotmuch; no C type leaves it.
         .target(name: "Notmuch", dependencies: ["CNotmuch"]),
@@ -28,12 +30,15 @@ let package = Package(
         // Reading mail: headers through GMime.
         .target(name: "MailParsing", dependencies: ["CGMime"]),
 
+        // mbox archives: splitting, unescaping, compressed input.
+        .target(name: "Mbox", dependencies: ["CCompression"]),
+
         // The rules language: parsing and evaluation, independent of notmuch.
         .target(name: "Rules", dependencies: ["CGLib"]),
 
         // Maildir writing, input handling, the delivery pipeline.
         .target(name: "DeliveryKit", dependencies: [
-            "Notmuch", "Rules", "MailParsing",
+            "Notmuch", "Rules", "MailParsing", "Mbox", "CGLib",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -46,6 +51,7 @@ let package = Package(
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
         .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MailParsing"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
+        .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
         // Runs the built executable against real maildirs and the real notmuch CLI.
         .testTarget(name: "EndToEndTests", dependencies: ["notmuch-deliver"]),
     ]

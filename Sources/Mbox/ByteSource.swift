@@ -1,0 +1,223 @@
+internal import CCompression
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Something that hands out bytes in order: a file, or a compressed file
+/// decoded on the fly, so an archive is never loaded whole.
+public protocol ByteSource: AnyObject {
+    /// Fills `buffer` from the start; 0 means the end. Throws on a read or
+    /// decoding error.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+}
+
+public struct ArchiveError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+public enum Archive {
+    /// Opens `path` ("-": standard input), choosing the decoder from the
+    /// first bytes: gzip, xz or bzip2, else plain.
+    public static func open(_ path: String) throws -> ByteSource {
+        let fd = path == "-" ? dup(STDIN_FILENO) : Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ArchiveError(description: "\(path): \(String(cString: strerror(errno)))") }
+        let plain = PlainSource(fd: fd, name: path)
+        var magic = [UInt8](repeating: 0, count: 6)
+        let count = try magic.withUnsafeMutableBytes { try plain.read(into: $0) }
+        let head = Array(magic[..<count])
+        plain.unread(head)
+        if head.starts(with: [0x1F, 0x8B]) { return try GzipSource(plain, name: path) }
+        if head.starts(with: [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) { return try XzSource(plain, name: path) }
+        if head.starts(with: Array("BZh".utf8)) { return try Bzip2Source(plain, name: path) }
+        return plain
+    }
+}
+
+/// A file descriptor, with room to push back the bytes used to sniff it.
+final class PlainSource: ByteSource {
+    private let fd: Int32
+    private let name: String
+    private var pushedBack: [UInt8] = []
+
+    init(fd: Int32, name: String) {
+        self.fd = fd
+        self.name = name
+    }
+
+    deinit { close(fd) }
+
+    func unread(_ bytes: [UInt8]) { pushedBack = bytes + pushedBack }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if !pushedBack.isEmpty {
+            let count = min(buffer.count, pushedBack.count)
+            buffer.copyBytes(from: pushedBack[..<count])
+            pushedBack.removeFirst(count)
+            return count
+        }
+        while true {
+            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if count >= 0 { return count }
+            if errno != EINTR { throw ArchiveError(description: "\(name): \(String(cString: strerror(errno)))") }
+        }
+    }
+}
+
+/// Feeds compressed input to a decoder a chunk at a time.
+private let chunkSize = 1 << 16
+
+final class GzipSource: ByteSource {
+    private let input: PlainSource
+    private let name: String
+    private var stream = z_stream()
+    private var inputBuffer = [UInt8](repeating: 0, count: chunkSize)
+    /// How much of `inputBuffer` the last read filled; the decoder's
+    /// unconsumed input is the tail of that.
+    private var filled = 0
+    private var finished = false
+
+    init(_ input: PlainSource, name: String) throws {
+        self.input = input
+        self.name = name
+        // 15 + 32: any window size, gzip or zlib header detected automatically.
+        guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw ArchiveError(description: "\(name): cannot start the gzip decoder")
+        }
+    }
+
+    deinit { inflateEnd(&stream) }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while !finished {
+            if stream.avail_in == 0 {
+                let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
+                if count == 0 { throw ArchiveError(description: "\(name): the gzip data ends too early") }
+                stream.avail_in = UInt32(count)
+                filled = count
+            }
+            let produced: Int = inputBuffer.withUnsafeMutableBufferPointer { input in
+                stream.next_in = input.baseAddress! + (filled - Int(stream.avail_in))
+                stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                stream.avail_out = UInt32(buffer.count)
+                let status = inflate(&stream, Z_NO_FLUSH)
+                if status == Z_STREAM_END {
+                    // A .gz may hold several members one after another.
+                    if stream.avail_in > 0 { inflateReset(&stream) } else { finished = true }
+                } else if status != Z_OK && status != Z_BUF_ERROR {
+                    return -1
+                }
+                return buffer.count - Int(stream.avail_out)
+            }
+            if produced < 0 { throw ArchiveError(description: "\(name): corrupt gzip data") }
+            if finished && produced == 0 {
+                // The last member may be followed by more: try once more.
+                let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
+                if count > 0 { stream.avail_in = UInt32(count); filled = count; inflateReset(&stream); finished = false; continue }
+            }
+            if produced > 0 { return produced }
+        }
+        return 0
+    }
+}
+
+final class XzSource: ByteSource {
+    private let input: PlainSource
+    private let name: String
+    private var stream = cc_lzma_stream_init()
+    private var inputBuffer = [UInt8](repeating: 0, count: chunkSize)
+    private var filled = 0
+    private var inputEnded = false
+    private var finished = false
+
+    init(_ input: PlainSource, name: String) throws {
+        self.input = input
+        self.name = name
+        guard lzma_stream_decoder(&stream, UInt64.max, 0x08 /* LZMA_CONCATENATED, a macro */) == LZMA_OK else {
+            throw ArchiveError(description: "\(name): cannot start the xz decoder")
+        }
+    }
+
+    deinit { lzma_end(&stream) }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while !finished {
+            if stream.avail_in == 0 && !inputEnded {
+                let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
+                inputEnded = count == 0
+                stream.avail_in = count
+                filled = count
+            }
+            var failed = false
+            let produced: Int = inputBuffer.withUnsafeBufferPointer { input in
+                stream.next_in = input.baseAddress! + (filled - stream.avail_in)
+                stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                stream.avail_out = buffer.count
+                let status = lzma_code(&stream, inputEnded ? LZMA_FINISH : LZMA_RUN)
+                if status == LZMA_STREAM_END { finished = true } else if status != LZMA_OK { failed = true }
+                return buffer.count - stream.avail_out
+            }
+            if failed { throw ArchiveError(description: "\(name): corrupt xz data") }
+            if produced > 0 { return produced }
+            if inputEnded && !finished { throw ArchiveError(description: "\(name): the xz data ends too early") }
+        }
+        return 0
+    }
+}
+
+final class Bzip2Source: ByteSource {
+    private let input: PlainSource
+    private let name: String
+    private var stream = bz_stream()
+    private var inputBuffer = [UInt8](repeating: 0, count: chunkSize)
+    private var filled = 0
+    private var finished = false
+
+    init(_ input: PlainSource, name: String) throws {
+        self.input = input
+        self.name = name
+        guard BZ2_bzDecompressInit(&stream, 0, 0) == BZ_OK else {
+            throw ArchiveError(description: "\(name): cannot start the bzip2 decoder")
+        }
+    }
+
+    deinit { BZ2_bzDecompressEnd(&stream) }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while !finished {
+            if stream.avail_in == 0 {
+                let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
+                if count == 0 { throw ArchiveError(description: "\(name): the bzip2 data ends too early") }
+                stream.avail_in = UInt32(count)
+                filled = count
+            }
+            var failed = false
+            let produced: Int = inputBuffer.withUnsafeMutableBufferPointer { input in
+                input.withMemoryRebound(to: CChar.self) { chars in
+                    stream.next_in = chars.baseAddress! + (filled - Int(stream.avail_in))
+                }
+                stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
+                stream.avail_out = UInt32(buffer.count)
+                let status = BZ2_bzDecompress(&stream)
+                if status == BZ_STREAM_END {
+                    // Concatenated streams (pbzip2): start over on what remains.
+                    if stream.avail_in > 0 {
+                        let remaining = stream.avail_in, next = stream.next_in
+                        BZ2_bzDecompressEnd(&stream)
+                        stream = bz_stream()
+                        BZ2_bzDecompressInit(&stream, 0, 0)
+                        stream.avail_in = remaining
+                        stream.next_in = next
+                    } else {
+                        finished = true
+                    }
+                } else if status != BZ_OK {
+                    failed = true
+                }
+                return buffer.count - Int(stream.avail_out)
+            }
+            if failed { throw ArchiveError(description: "\(name): corrupt bzip2 data") }
+            if produced > 0 { return produced }
+        }
+        return 0
+    }
+}
