@@ -21,6 +21,7 @@ let package = Package(
                        providers: [.apt(["libgmime-3.0-dev"])]),
         .systemLibrary(name: "CGLib", path: "Modules/CGLib", pkgConfig: "glib-2.0",
                        providers: [.apt(["libglib2.0-dev"])]),
+        .systemLibrary(name: "CPosix", path: "Modules/CPosix"),
         .systemLibrary(name: "CCompression", path: "Modules/CCompression",
                        providers: [.apt(["zlib1g-dev", "liblzma-dev", "libbz2-dev"])]),
 
@@ -38,13 +39,13 @@ let package = Package(
 
         // Maildir writing, input handling, the delivery pipeline.
         .target(name: "DeliveryKit", dependencies: [
-            "Notmuch", "Rules", "MailParsing", "Mbox", "CGLib",
+            "Notmuch", "Rules", "MailParsing", "Mbox", "CGLib", "CPosix",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         .executableTarget(name: "notmuch-deliver", dependencies: [
-            "DeliveryKit", "Rules",
+            "DeliveryKit", "Rules", "Mbox",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

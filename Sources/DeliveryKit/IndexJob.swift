@@ -15,6 +15,12 @@ struct IndexJob {
     /// it in the same transaction, so a record is applied exactly once even
     /// if the process dies between the commit and the record's removal.
     var recordName: String?
+    /// What an archive knew (its Status flags), applied after new.tags and
+    /// before the rules.
+    var archiveTags: [TagOperation] = []
+    /// Whether the report names the message's sender, subject and tags (for
+    /// the log line); an import of thousands does without.
+    var describes = true
 
     /// The property that marks a message as done for a queue record.
     static func recordProperty(_ name: String) -> String { "notmuch-deliver.record." + name }
@@ -44,6 +50,7 @@ struct IndexJob {
         if applyNewTags {
             for operation in settings.newTags { try apply(operation, to: message) }
         }
+        for operation in archiveTags { try apply(operation, to: message) }
 
         var folder: String?
         var discard = false
@@ -116,11 +123,13 @@ struct IndexJob {
     }
 
     private func report(_ message: Message, duplicate: Bool, traces: [RuleTrace]) -> DeliveryReport {
-        var report = DeliveryReport(path: file.current.string, messageID: message.id, tags: message.tags,
-                                    indexed: true, duplicate: duplicate, discarded: false, warning: nil,
-                                    traces: traces)
-        report.from = message.header("from")
-        report.subject = message.header("subject")
+        var report = DeliveryReport(path: file.current.string, messageID: describes ? message.id : nil,
+                                    tags: describes ? message.tags : [], indexed: true, duplicate: duplicate,
+                                    discarded: false, warning: nil, traces: traces)
+        if describes {
+            report.from = message.header("from")
+            report.subject = message.header("subject")
+        }
         return report
     }
 

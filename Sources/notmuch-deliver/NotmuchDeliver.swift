@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeliveryKit
+import Mbox
 import Notmuch
 import Rules
 import SystemPackage
@@ -8,6 +9,7 @@ import Glibc
 #endif
 
 extension DecryptPolicy: ExpressibleByArgument {}
+extension MboxFormat: ExpressibleByArgument {}
 
 /// The options a delivery and `explain` share.
 struct DeliveryArguments: ParsableArguments {
@@ -94,17 +96,17 @@ struct NotmuchDeliver: ParsableCommand {
             Accepts the command line of 'notmuch insert'. Exit status: 0 delivered and indexed; \
             64 usage error; 65 the input is not a message; 75 temporary failure (the MTA retries).
             """,
-        subcommands: [Deliver.self, CheckRules.self, Explain.self, Flush.self],
+        subcommands: [Deliver.self, CheckRules.self, Explain.self, Flush.self, Import.self],
         defaultSubcommand: Deliver.self)
 
-    static let subcommandNames: Set<String> = ["deliver", "check-rules", "explain", "flush", "help"]
+    static let subcommandNames: Set<String> = ["deliver", "check-rules", "explain", "flush", "import", "help"]
 
     /// ArgumentParser would read `-inbox` as the short flags -i -n -b -o -x,
     /// so tag operations are taken out of the command line before it parses.
     static func main() {
         var arguments = Array(CommandLine.arguments.dropFirst())
         let subcommand = arguments.first.flatMap { subcommandNames.contains($0) ? $0 : nil }
-        if subcommand == "check-rules" || subcommand == "flush" || subcommand == "help" {
+        if ["check-rules", "flush", "import", "help"].contains(subcommand) {
             main(arguments)
             return
         }
@@ -190,6 +192,107 @@ struct Deliver: ParsableCommand {
             complain(error.message)
             throw ExitCode(error.exitStatus.rawValue)
         }
+    }
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import mbox archives (plain, .gz, .xz, .bz2) into the maildir and the database, with the same tags and rules as a delivery.",
+        discussion: "Safe to run again: what is already there is skipped, and an interrupted import resumes.")
+
+    @Argument(help: "Archives to import; - reads standard input.")
+    var archives: [String]
+
+    @Option(help: "Maildir folder, relative to database.mail_root.")
+    var folder: String?
+
+    @Flag(help: "Create the folder if it does not exist.")
+    var createFolder = false
+
+    @Option(name: .customLong("tag"), help: "Add this tag (repeatable).")
+    var addTags: [String] = []
+
+    @Option(name: .customLong("remove-tag"), help: "Remove this tag (repeatable).")
+    var removeTags: [String] = []
+
+    @Option(help: "The rules file (default: deliver.rules in the notmuch config).")
+    var rules: String?
+
+    @Flag(help: "Apply no rules.")
+    var noRules = false
+
+    @Option(help: "auto, mboxo, mboxrd, mboxcl or mboxcl2.")
+    var format: MboxFormat = .auto
+
+    @Flag(help: "Read and count the archives; store nothing.")
+    var dryRun = false
+
+    @Option(help: "Messages per transaction.")
+    var batchSize = 1000
+
+    @Option(help: "The notmuch config file.")
+    var config: String?
+
+    @Option(help: "The notmuch profile.")
+    var profile: String?
+
+    @Flag(name: [.short, .long], help: "Also log to standard error.")
+    var verbose = false
+
+    func run() throws {
+        DeliveryLog.bootstrap(verbose: verbose)
+        var options = ImportOptions()
+        options.format = format
+        options.dryRun = dryRun
+        options.batchSize = max(1, batchSize)
+        options.delivery.folder = folder
+        options.delivery.createFolder = createFolder
+        options.delivery.config = config.map { .file($0) } ?? .search
+        options.delivery.profile = profile
+        options.delivery.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
+        options.delivery.home = ProcessEnvironment.variables["HOME"]
+        let onTerminal = isatty(STDERR_FILENO) == 1
+        let started = Clock.now
+        do {
+            for tag in addTags { options.delivery.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
+            for tag in removeTags { options.delivery.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
+            let importer = try Importer(options) { progress in
+                guard onTerminal else { return }
+                let seconds = max(Clock.now - started, 0.001)
+                let megabytes = Double(progress.bytes) / 1_048_576
+                let line = "\r\(progress.archive): \(progress.messages) messages, "
+                    + "\(Int(megabytes)) MB, \(Int(Double(progress.messages) / seconds)) msg/s   "
+                line.utf8CString.withUnsafeBufferPointer { _ = Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+            }
+            let report = try importer.run(archives)
+            if onTerminal { complainRaw("\n") }
+            print(ImportSummary.format(report, dryRun: dryRun))
+            if !report.failures.isEmpty { throw ExitCode(ExitStatus.dataError.rawValue) }
+        } catch let error as DeliveryError {
+            if onTerminal { complainRaw("\n") }
+            complain(error.message)
+            throw ExitCode(error.exitStatus.rawValue)
+        }
+    }
+}
+
+enum ImportSummary {
+    static func format(_ report: ImportReport, dryRun: Bool) -> String {
+        let rate = report.seconds > 0 ? Int(Double(report.imported) / report.seconds) : 0
+        var lines = [dryRun
+            ? "dry run: \(report.imported) messages, \(report.bytes / 1024) KiB; nothing stored"
+            : "imported \(report.imported) (of which \(report.duplicateCopies) copies of a Message-ID already there), "
+              + "skipped \(report.skipped) already there, failed \(report.failures.count), "
+              + "in \(String(format1: report.seconds)) s (\(rate) msg/s)"]
+        lines += report.failures.map { "failed: \($0)" }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    init(format1 value: Double) {
+        let tenths = Int((value * 10).rounded())
+        self = "\(tenths / 10).\(tenths % 10)"
     }
 }
 
@@ -327,6 +430,11 @@ enum ProcessEnvironment {
         }
         return result
     }
+}
+
+func complainRaw(_ text: String) {
+    var text = text
+    text.withUTF8 { bytes in _ = try? FileDescriptor.standardError.writeAll(bytes) }
 }
 
 /// One line on stderr, prefixed with the program's name.

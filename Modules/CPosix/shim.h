@@ -1,0 +1,16 @@
+#ifndef NOTMUCH_DELIVER_CPOSIX_SHIM_H
+#define NOTMUCH_DELIVER_CPOSIX_SHIM_H
+
+#include <time.h>
+
+/* glibc declares these only under _GNU_SOURCE / _XOPEN_SOURCE, which
+   Swift's Glibc module is not built with. */
+extern int syncfs(int fd);
+extern char *strptime(const char *s, const char *format, struct tm *tm);
+
+static inline int cposix_syncfs(int fd) { return syncfs(fd); }
+static inline char *cposix_strptime(const char *s, const char *format, struct tm *tm) {
+    return strptime(s, format, tm);
+}
+
+#endif

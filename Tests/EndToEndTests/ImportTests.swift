@@ -1,0 +1,146 @@
+import Foundation
+import Testing
+
+@Suite("Importing mbox archives")
+struct ImportTests {
+    /// An mboxrd archive of `count` messages, every seventh with Status flags,
+    /// and the messages as they must come out.
+    static func archive(_ count: Int, prefix: String = "imp") -> (mbox: String, messages: [String]) {
+        var mbox = "", messages: [String] = []
+        for i in 0..<count {
+            var message = "From: Sender \(i) <s\(i)@example.org>\nTo: me@example.org\nSubject: message \(i)\n"
+            message += "Date: Mon, 24 Nov 2025 09:00:00 +0000\nMessage-ID: <\(prefix)-\(i)@example.org>\n"
+            if i % 7 == 0 { message += "Status: RO\nX-Status: AF\n" }
+            message += "\nbody \(i)\nFrom the quoting test\n>From already quoted\n"
+            messages.append(message)
+            let quoted = message.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+                line.drop { $0 == ">" }.hasPrefix("From ") && !line.hasPrefix("From:") ? ">" + line : String(line)
+            }.joined(separator: "\n")
+            mbox += "From s\(i)@example.org Mon Nov 24 09:00:00 2025\n" + quoted + "\n"
+        }
+        return (mbox, messages)
+    }
+
+    private func write(_ text: String, _ fixture: MailFixture, _ name: String = "archive.mbox") throws -> URL {
+        let url = fixture.directory.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    @Test func importsEveryMessageByteForByteWithStatusFlags() throws {
+        let fixture = try MailFixture()
+        let (mbox, messages) = Self.archive(300)
+        let url = try write(mbox, fixture)
+        let result = try fixture.command(["import", "--tag", "archived", "--batch-size", "64", url.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("imported 300 "), "\(result.stdout)")
+        #expect(try fixture.count() == 300)
+        #expect(try fixture.count("tag:archived") == 300)
+        // Status R: read, so no unread, in cur/ with S; X-Status A and F: replied, flagged.
+        #expect(try fixture.count("tag:replied and tag:flagged and not tag:unread") == 43)
+        #expect(try fixture.count("tag:unread") == 257)
+        let flagged = try fixture.notmuch("search", "--output=files", "id:imp-0@example.org")
+        #expect(flagged.contains("/cur/") && flagged.hasSuffix(":2,FRS"), "\(flagged)")
+        var stored: [String: Data] = [:]
+        for path in fixture.files() { stored[path] = try fixture.contents(path) }
+        let expected = Set(messages.map { Data($0.utf8) })
+        #expect(Set(stored.values) == expected)
+        try fixture.expectNothingNew()
+    }
+
+    @Test func runningAgainStoresNothingTwice() throws {
+        let fixture = try MailFixture()
+        let url = try write(Self.archive(120).mbox, fixture)
+        #expect(try fixture.command(["import", url.path]).status == 0)
+        let again = try fixture.command(["import", url.path])
+        #expect(again.stdout.hasPrefix("imported 0 "), "\(again.stdout)")
+        #expect(again.stdout.contains("skipped 120 already there"))
+        #expect(fixture.files().count == 120)
+        try fixture.expectNothingNew()
+    }
+
+    @Test func sameMessageIDOtherContentIsACountedCopy() throws {
+        let fixture = try MailFixture()
+        #expect(try fixture.deliver(sampleMessage(id: "imp-3@example.org", subject: "delivered earlier")).status == 0)
+        let url = try write(Self.archive(5).mbox, fixture)
+        let result = try fixture.command(["import", url.path])
+        #expect(result.stdout.hasPrefix("imported 5 (of which 1 copies"), "\(result.stdout)")
+        #expect(try fixture.count() == 5)
+        #expect(fixture.files().count == 6)
+    }
+
+    @Test func anInterruptedImportResumes() throws {
+        let fixture = try MailFixture()
+        let url = try write(Self.archive(3000).mbox, fixture)
+        // Killed in the middle, then run again.
+        let process = Process()
+        process.executableURL = MailFixture.deliverExecutable
+        process.arguments = ["import", "--batch-size", "100", url.path]
+        process.environment = fixture.environment
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: 1.0)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let partial = try fixture.count()
+        let result = try fixture.command(["import", url.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try fixture.count() == 3000, "after \(partial) before the kill: \(result.stdout)")
+        #expect(fixture.files().filter { !$0.hasPrefix("tmp/") }.count == 3000)
+        try fixture.expectNothingNew()
+    }
+
+    @Test func compressedArchivesAndStandardInput() throws {
+        let fixture = try MailFixture()
+        let url = try write(Self.archive(50, prefix: "gz").mbox, fixture, "a.mbox")
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        gzip.arguments = ["gzip", url.path]
+        try gzip.run()
+        gzip.waitUntilExit()
+        #expect(try fixture.command(["import", url.path + ".gz"]).status == 0)
+        #expect(try fixture.count() == 50)
+        let stdin = try fixture.command(["import", "-"], input: Self.archive(10, prefix: "stdin").mbox)
+        #expect(stdin.status == 0, "\(stdin.stderr)")
+        #expect(try fixture.count() == 60)
+    }
+
+    @Test func rulesApplyDuringImport() throws {
+        let fixture = try MailFixture()
+        try fixture.useRules("+odd -inbox folder:Odd -- subject:message and header:Subject~/[13579]$/\n")
+        let url = try write(Self.archive(20).mbox, fixture)
+        #expect(try fixture.command(["import", url.path]).status == 0)
+        #expect(try fixture.count("tag:odd and folder:Odd and not tag:inbox") == 10)
+        try fixture.expectNothingNew()
+    }
+
+    @Test func notAnMboxStoresNothing() throws {
+        let fixture = try MailFixture()
+        let url = try write("Subject: just a message\n\nbody\n", fixture)
+        let result = try fixture.command(["import", url.path])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("not an mbox archive"))
+        #expect(fixture.files().isEmpty)
+        let empty = try write("", fixture, "empty.mbox")
+        let none = try fixture.command(["import", empty.path])
+        #expect(none.status == 0 && none.stdout.hasPrefix("imported 0 "))
+    }
+
+    @Test func dryRunCountsAndStoresNothing() throws {
+        let fixture = try MailFixture()
+        let url = try write(Self.archive(30).mbox, fixture)
+        let result = try fixture.command(["import", "--dry-run", url.path])
+        #expect(result.stdout.hasPrefix("dry run: 30 messages"), "\(result.stdout)")
+        #expect(fixture.files().isEmpty)
+    }
+
+    @Test func aMessageWithoutDateTakesTheEnvelopeDateAsMtime() throws {
+        let fixture = try MailFixture()
+        let mbox = "From a@example.org Mon Nov 24 09:00:00 2025\nFrom: a@example.org\nSubject: undated\n\nbody\n"
+        let url = try write(mbox, fixture)
+        #expect(try fixture.command(["import", url.path]).status == 0)
+        let path = fixture.mailRoot.appendingPathComponent(fixture.files()[0]).path
+        let modified = try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date
+        #expect(modified == Date(timeIntervalSince1970: 1_763_974_800))
+    }
+}
