@@ -75,6 +75,7 @@ demo: build
 
 # Figures against notmuch insert and notmuch new; never part of `make test`.
 bench: build
+	@command -v mdeliver >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mblaze >/dev/null; } || true
 	python3 Tests/Bench/bench.py --deliver $(RELEASE_BIN) $(BENCH_ARGS)
 
 # Nothing lost under load and kill -9: 8 deliverers x 2,000 messages.
