@@ -142,8 +142,10 @@ struct LockedSession {
                 applied.append(name)
                 continue
             }
-            let path = FilePath(settings.mailRoot).appending(record.path)
-            guard FileSystem.kind(of: path) != .missing else {
+            let recorded = FilePath(settings.mailRoot).appending(record.path)
+            // A mail client may have marked it read meanwhile: new/X became cur/X:2,S.
+            guard let path = FileSystem.kind(of: recorded) != .missing ? recorded : Maildir.renamedForFlags(recorded) else {
+                let path = recorded
                 DeliveryLog.logger.warning("queued message \(path) is gone; its record is dropped")
                 applied.append(name)
                 continue

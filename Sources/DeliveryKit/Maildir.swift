@@ -98,6 +98,21 @@ public struct Maildir: Sendable {
         }
     }
 
+    /// Where a file delivered as `new/NAME` is after a reader changed its
+    /// flags: `cur/NAME:2,FLAGS`. Tries every set of the six standard flags,
+    /// in the order maildir writes them (64 stats, and only on this rare path).
+    public static func renamedForFlags(_ path: FilePath) -> FilePath? {
+        guard let name = path.lastComponent?.string else { return nil }
+        let folder = path.removingLastComponent().removingLastComponent()
+        let flags = Array("DFPRST")
+        for mask in 0..<(1 << flags.count) {
+            let set = String(flags.enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element))
+            let candidate = folder.appending("cur").appending(name + ":2," + set)
+            if FileSystem.kind(of: candidate) != .missing { return candidate }
+        }
+        return nil
+    }
+
     /// Removes a delivered file that must not stay (the delivery failed) and
     /// makes the removal durable.
     public static func discard(_ file: FilePath) {

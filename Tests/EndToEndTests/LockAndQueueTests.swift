@@ -137,6 +137,22 @@ struct LockAndQueueTests {
         try fixture.expectNothingNew()
     }
 
+    @Test func aQueuedFileRenamedByAReaderIsStillFound() throws {
+        let fixture = try MailFixture()
+        try fixture.useRules(Self.rules)
+        let holder = try LockHolder(fixture)
+        #expect(try fixture.deliver(sampleMessage(id: "renamed@example.org"), ["--lock-timeout", "0.2"]).status == 0)
+        holder.release()
+        // notmuch new indexes it; the reader marks it read, which moves it to cur/ with S.
+        _ = try fixture.notmuch("new")
+        _ = try fixture.notmuch("tag", "-unread", "id:renamed@example.org")
+        #expect(fixture.files().first?.hasPrefix("cur/") == true)
+        #expect(try fixture.command(["flush"]).status == 0)
+        #expect(try fixture.tags("id:renamed@example.org") == ["ruled"])
+        #expect(queueFiles(fixture).isEmpty)
+        try fixture.expectNothingNew()
+    }
+
     @Test func damagedDatabaseStillDeliversAndQueues() throws {
         let fixture = try MailFixture()
         let xapian = fixture.mailRoot.appendingPathComponent(".notmuch/xapian")
