@@ -29,7 +29,7 @@ public enum Delivery {
             report.mailRoot = settings.mailRoot
         } catch let failure {
             guard options.keep, failure.kind != .usage else {
-                Maildir.discard(file.current)
+                if !file.adopted { Maildir.discard(file.current) }
                 throw failure
             }
             return DeliveryReport(path: file.current.string, messageID: nil, tags: [], indexed: false,
@@ -66,7 +66,7 @@ public enum Delivery {
         try VirtualMailbox.select(&options)
         let settings = try DeliverySettings(options: options)
         let scratch = try MailFolder.resolve(root: settings.mailRoot, name: nil, create: false)
-        let file = try write(input, to: scratch, worldReadable: false, into: scratch.tmp)
+        let file = try write(input, to: scratch, worldReadable: false, scratch: true)
         defer { Maildir.discard(file.current) }
         let database: Database
         do {
@@ -96,14 +96,18 @@ public enum Delivery {
     final class DeliveredFile {
         let original: FilePath
         var current: FilePath
-        init(_ path: FilePath) { original = path; current = path }
+        /// The same bytes were there already (a retried delivery): the file
+        /// is not ours to remove if this delivery fails.
+        let adopted: Bool
+        init(_ path: FilePath, adopted: Bool = false) { original = path; current = path; self.adopted = adopted }
     }
 
     static func write(_ input: FileDescriptor, to maildir: Maildir, worldReadable: Bool,
-                      into directory: FilePath? = nil) throws(DeliveryError) -> DeliveredFile {
+                      scratch: Bool = false) throws(DeliveryError) -> DeliveredFile {
         let permissions: FilePermissions = worldReadable ? [.ownerReadWrite, .groupRead, .otherRead] : .ownerReadWrite
         do {
-            return DeliveredFile(try maildir.deliver(from: input, permissions: permissions, into: directory))
+            let delivered = try maildir.deliver(from: input, permissions: permissions, scratch: scratch)
+            return DeliveredFile(delivered.path, adopted: delivered.adopted)
         } catch {
             switch error {
             case .emptyInput:

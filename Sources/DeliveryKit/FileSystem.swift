@@ -28,6 +28,12 @@ enum FileSystem {
         if result != 0 { throw Errno(rawValue: errno) }
     }
 
+    /// A second name for a file; fails with EEXIST rather than replace one.
+    static func link(_ existing: FilePath, _ new: FilePath) throws(Errno) {
+        let result = existing.withPlatformString { e in new.withPlatformString { n in Glibc.link(e, n) } }
+        if result != 0 { throw Errno(rawValue: errno) }
+    }
+
     static func unlink(_ path: FilePath) throws(Errno) {
         if path.withPlatformString({ Glibc.unlink($0) }) != 0 { throw Errno(rawValue: errno) }
     }

@@ -1,4 +1,3 @@
-internal import CGLib
 internal import CPosix
 import Mbox
 import Notmuch
@@ -130,7 +129,7 @@ public final class Importer {
     private func stage(_ message: MboxMessage, archive: String) throws(DeliveryError) {
         guard let database else { return }
         let bytes = message.bytes
-        let digest = Self.sha1(bytes)
+        let digest = ContentChecksum.hex(of: bytes)
         let headers = HeaderScan(bytes)
         let status = ArchiveStatus(status: headers.value("status"), xStatus: headers.value("x-status"))
         let name = digest + ".import"
@@ -223,12 +222,6 @@ public final class Importer {
     }
 
     // MARK: Helpers
-
-    static func sha1(_ bytes: [UInt8]) -> String {
-        let digest = bytes.withUnsafeBufferPointer { g_compute_checksum_for_data(G_CHECKSUM_SHA1, $0.baseAddress, gsize($0.count)) }
-        defer { g_free(digest) }
-        return digest.map { String(cString: $0) } ?? ""
-    }
 
     static func write(_ bytes: [UInt8], to path: FilePath) throws {
         let fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate, .closeOnExec],

@@ -22,6 +22,10 @@ struct IndexJob {
     /// the log line); an import of thousands does without.
     var describes = true
 
+    /// Marks a message whose delivery got its tags: a retried delivery of
+    /// the same bytes then leaves it alone.
+    static let deliveredProperty = "notmuch-deliver.delivered"
+
     /// The property that marks a message as done for a queue record.
     static func recordProperty(_ name: String) -> String { "notmuch-deliver.record." + name }
 
@@ -40,8 +44,16 @@ struct IndexJob {
         } else {
             let indexed = try database.indexFile(path, decrypt: options.decrypt)
             message = indexed.message
-            // A known Message-ID: this file is one more copy; its tags stay as they are.
-            if indexed.isDuplicate {
+            let owed = indexed.isDuplicate && file.adopted && commit
+                ? try message.property(Self.deliveredProperty) == nil : false
+            if owed {
+                // These very bytes were delivered by a process that died
+                // before it could finish, and `notmuch new` indexed them:
+                // new.tags are there, the rest is owed.
+                applyNewTags = false
+            } else if indexed.isDuplicate {
+                // A known Message-ID: this file is one more copy (or, adopted,
+                // the same one, done already); its tags stay as they are.
                 try markDone(message)
                 if settings.synchronizeFlags { try syncFlags(message, &moves) }
                 return report(message, duplicate: true, traces: [])
@@ -94,8 +106,9 @@ struct IndexJob {
     }
 
     private func markDone(_ message: Message) throws {
-        guard let recordName, commit else { return }
-        try message.addProperty(Self.recordProperty(recordName), value: "1")
+        guard commit else { return }
+        try message.addProperty(Self.deliveredProperty, value: "1")
+        if let recordName { try message.addProperty(Self.recordProperty(recordName), value: "1") }
     }
 
     private func apply(_ operation: TagOperation, to message: Message) throws {

@@ -40,15 +40,26 @@ public struct Maildir: Sendable {
         case write(Errno, FilePath)
     }
 
+    /// A delivered file, and whether it was there already: the same bytes
+    /// delivered before (an MTA's retry after a delivery it saw die).
+    public struct Delivered: Sendable {
+        public let path: FilePath
+        public let adopted: Bool
+    }
+
     /// Copies `input` (minus a leading From_ line) into new/ and returns the
     /// file's path once file and directory are on disk. On any failure
     /// nothing is left behind.
-    /// `destination` is new/ unless given (`explain` keeps its scratch copy in tmp/).
+    ///
+    /// The file in new/ is named after the SHA-1 of its content, and put
+    /// there with link(2), which never replaces: when the same bytes are
+    /// already there (in new/, or in cur/ with flags), that file is the
+    /// delivery, so a delivery killed before it could report success and
+    /// then retried does not store the message twice.
+    /// `scratch` keeps the copy in tmp/ under a unique name (`explain`).
     public func deliver(from input: FileDescriptor, permissions: FilePermissions,
-                        into destination: FilePath? = nil) throws(WriteError) -> FilePath {
-        let name = MaildirName.unique()
-        let tmpPath = tmp.appending(name)
-        let newPath = (destination ?? new).appending(name)
+                        scratch: Bool = false) throws(WriteError) -> Delivered {
+        let tmpPath = tmp.appending(MaildirName.unique())
         let file: FileDescriptor
         do {
             file = try FileDescriptor.open(tmpPath, .writeOnly,
@@ -58,15 +69,14 @@ public struct Maildir: Sendable {
             throw .write(error as? Errno ?? .ioError, tmpPath)
         }
         var closed = false
+        let digest: String
         do {
-            let written = try copyMessage(from: input, to: file, path: tmpPath)
+            let (written, sha1) = try copyMessage(from: input, to: file, path: tmpPath)
             guard written > 0 else { throw WriteError.emptyInput }
+            digest = sha1
             do { try FileSystem.fsync(file) } catch { throw WriteError.write(error, tmpPath) }
             closed = true
             do { try file.close() } catch { throw WriteError.write(error as? Errno ?? .ioError, tmpPath) }
-            if newPath != tmpPath {
-                do { try FileSystem.rename(tmpPath, newPath) } catch { throw WriteError.write(error, newPath) }
-            }
         } catch let error as WriteError {
             if !closed { try? file.close() }
             try? FileSystem.unlink(tmpPath)
@@ -74,13 +84,26 @@ public struct Maildir: Sendable {
         } catch {
             fatalError("unreachable: \(error)")
         }
+        if scratch { return Delivered(path: tmpPath, adopted: false) }
+
+        let newPath = new.appending(MaildirName.forContent(digest))
+        defer { try? FileSystem.unlink(tmpPath) }
+        if FileSystem.kind(of: newPath) != .missing { return Delivered(path: newPath, adopted: true) }
+        if let read = Self.renamedForFlags(newPath) { return Delivered(path: read, adopted: true) }
         do {
-            try FileSystem.fsyncDirectory(destination ?? new)
+            try FileSystem.link(tmpPath, newPath)
+        } catch .fileExists {
+            return Delivered(path: newPath, adopted: true)
+        } catch {
+            throw .write(error, newPath)
+        }
+        do {
+            try FileSystem.fsyncDirectory(new)
         } catch {
             try? FileSystem.unlink(newPath)
-            throw .write(error, destination ?? new)
+            throw .write(error, new)
         }
-        return newPath
+        return Delivered(path: newPath, adopted: false)
     }
 
     /// The maildir convention: a file left in tmp/ for 36 hours is debris of
@@ -122,10 +145,12 @@ public struct Maildir: Sendable {
         }
     }
 
+    /// Copies, drops the envelope line, and hashes what it writes.
     private func copyMessage(from input: FileDescriptor, to file: FileDescriptor,
-                             path: FilePath) throws(WriteError) -> Int {
+                             path: FilePath) throws(WriteError) -> (Int, String) {
         var stripper = EnvelopeStripper()
         var written = 0
+        let checksum = ContentChecksum()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
         defer { buffer.deallocate() }
         while true {
@@ -134,9 +159,10 @@ public struct Maildir: Sendable {
             let bytes = count == 0 ? stripper.finish() : stripper.feed(buffer[..<count])
             if !bytes.isEmpty {
                 do { _ = try file.writeAll(bytes) } catch { throw .write(error as? Errno ?? .ioError, path) }
+                checksum.update(bytes)
                 written += bytes.count
             }
-            if count == 0 { return written }
+            if count == 0 { return (written, checksum.hex) }
         }
     }
 }
@@ -155,6 +181,10 @@ public enum MaildirName {
         let micros = now.tv_nsec / 1000
         return "\(now.tv_sec).M\(micros)P\(getpid())R\(String(random, radix: 16))Q\(sequence).\(host)"
     }
+
+    /// A name for a file with this content (its SHA-1): the same bytes get
+    /// the same name, so a second copy cannot be made by accident.
+    public static func forContent(_ sha1: String) -> String { "\(sha1).\(host)" }
 
     /// Whether a name has the shape `unique()` gives.
     public static func isOurs(_ name: String) -> Bool {

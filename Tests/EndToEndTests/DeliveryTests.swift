@@ -202,11 +202,61 @@ struct FailureTests {
         let fixture = try MailFixture()
         let message = sampleMessage(id: "dup@example.org")
         #expect(try fixture.deliver(message, ["+first"]).status == 0)
-        #expect(try fixture.deliver(message, ["+second", "-inbox"]).status == 0)
+        // The same Message-ID with other bytes (another route, another Received:).
+        #expect(try fixture.deliver("Received: by another.example\n" + message, ["+second", "-inbox"]).status == 0)
         #expect(fixture.files().count == 2)
         #expect(try fixture.count("id:dup@example.org") == 1)
         #expect(try fixture.notmuch("count", "--output=files", "id:dup@example.org") == "2")
         #expect(try fixture.tags("id:dup@example.org") == ["first", "inbox", "unread"])
+        try fixture.expectNothingNew()
+    }
+
+    @Test func theSameBytesAgainAreNotStoredTwice() throws {
+        // An MTA retrying a delivery it saw fail sends the very same bytes.
+        let fixture = try MailFixture()
+        let message = sampleMessage(id: "again@example.org")
+        #expect(try fixture.deliver(message, ["+first"]).status == 0)
+        #expect(try fixture.deliver(message, ["+second"]).status == 0)
+        #expect(fixture.files().count == 1)
+        #expect(try fixture.tags("id:again@example.org") == ["first", "inbox", "unread"])
+        try fixture.expectNothingNew()
+    }
+
+    /// The file a delivery of `message` stores: new/SHA1.HOST.
+    private func contentName(_ message: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha1sum")
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        try input.fileHandleForWriting.write(contentsOf: Data(message.utf8))
+        try input.fileHandleForWriting.close()
+        let digest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(40)
+        process.waitUntilExit()
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        let escaped = String(cString: host).replacingOccurrences(of: "/", with: "\\057")
+            .replacingOccurrences(of: ":", with: "\\072")
+        return "\(digest).\(escaped)"
+    }
+
+    @Test(arguments: [false, true])
+    func aRetryAfterADeliveryKilledMidwayAdoptsItsFile(indexedByNotmuchNew: Bool) throws {
+        // A delivery killed after its file reached new/ but before it could
+        // exit 0 leaves the file; the MTA's retry must not make a second copy,
+        // and the message must still get its rules' and command line's tags.
+        let fixture = try MailFixture()
+        try fixture.useRules("+ruled -- from:alice@example.org\n")
+        let message = sampleMessage(id: "orphan@example.org")
+        let orphan = fixture.mailRoot.appendingPathComponent("new/" + (try contentName(message)))
+        try FileManager.default.createDirectory(at: orphan.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(message.utf8).write(to: orphan)
+        if indexedByNotmuchNew { _ = try fixture.notmuch("new") }
+        let result = try fixture.deliver(message, ["+cli"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(fixture.files() == ["new/" + orphan.lastPathComponent])
+        #expect(try fixture.tags("id:orphan@example.org") == ["cli", "inbox", "ruled", "unread"])
         try fixture.expectNothingNew()
     }
 
