@@ -11,8 +11,9 @@ import Glibc
 extension DecryptPolicy: ExpressibleByArgument {}
 extension MboxFormat: ExpressibleByArgument {}
 
-/// The options a delivery and `explain` share.
-struct DeliveryArguments: ParsableArguments {
+/// Where mail goes and how it is tagged: what a delivery, `explain` and
+/// `import` share.
+struct FilingArguments: ParsableArguments {
     @Option(name: .customLong("folder"), help: "Maildir folder, relative to database.mail_root.")
     var folder: String?
 
@@ -36,6 +37,23 @@ struct DeliveryArguments: ParsableArguments {
 
     @Flag(help: "Apply no rules.")
     var noRules = false
+
+    /// These options, onto delivery options.
+    func apply(to options: inout DeliveryOptions) throws(DeliveryError) {
+        options.folder = folder
+        options.createFolder = createFolder
+        options.config = config.map { .file($0) } ?? .search
+        options.profile = profile
+        options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
+        options.home = ProcessEnvironment.variables["HOME"]
+        for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
+        for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
+    }
+}
+
+/// The options a delivery and `explain` share.
+struct DeliveryArguments: ParsableArguments {
+    @OptionGroup var filing: FilingArguments
 
     @Option(help: "The envelope recipient (default: $RECIPIENT, then Delivered-To).")
     var recipient: String?
@@ -61,22 +79,15 @@ struct DeliveryArguments: ParsableArguments {
     func options() throws(DeliveryError) -> DeliveryOptions {
         let environment = ProcessEnvironment.variables
         var options = DeliveryOptions()
-        options.folder = folder
-        options.createFolder = createFolder
+        try filing.apply(to: &options)
         options.decrypt = decrypt
-        options.config = config.map { .file($0) } ?? .search
-        options.profile = profile
-        options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
         options.envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
         options.mailRootTemplate = mailRoot
-        options.home = environment["HOME"]
         options.timingsFile = environment["NOTMUCH_DELIVER_TIMINGS"]
         if let lockTimeout {
             guard lockTimeout >= 0 else { throw DeliveryError(.usage, "--lock-timeout must be 0 or more seconds") }
             options.lockTimeout = lockTimeout
         }
-        for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
-        for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
         for argument in tagOperations {
             if argument.hasPrefix("--") {
                 throw DeliveryError(.usage, "unknown option '\(argument)'; see --help")
@@ -203,23 +214,7 @@ struct Import: ParsableCommand {
     @Argument(help: "Archives to import; - reads standard input.")
     var archives: [String]
 
-    @Option(help: "Maildir folder, relative to database.mail_root.")
-    var folder: String?
-
-    @Flag(help: "Create the folder if it does not exist.")
-    var createFolder = false
-
-    @Option(name: .customLong("tag"), help: "Add this tag (repeatable).")
-    var addTags: [String] = []
-
-    @Option(name: .customLong("remove-tag"), help: "Remove this tag (repeatable).")
-    var removeTags: [String] = []
-
-    @Option(help: "The rules file (default: deliver.rules in the notmuch config).")
-    var rules: String?
-
-    @Flag(help: "Apply no rules.")
-    var noRules = false
+    @OptionGroup var filing: FilingArguments
 
     @Option(help: "auto, mboxo, mboxrd, mboxcl or mboxcl2.")
     var format: MboxFormat = .auto
@@ -230,12 +225,6 @@ struct Import: ParsableCommand {
     @Option(help: "Messages per transaction.")
     var batchSize = 1000
 
-    @Option(help: "The notmuch config file.")
-    var config: String?
-
-    @Option(help: "The notmuch profile.")
-    var profile: String?
-
     @Flag(name: [.short, .long], help: "Also log to standard error.")
     var verbose = false
 
@@ -245,17 +234,10 @@ struct Import: ParsableCommand {
         options.format = format
         options.dryRun = dryRun
         options.batchSize = max(1, batchSize)
-        options.delivery.folder = folder
-        options.delivery.createFolder = createFolder
-        options.delivery.config = config.map { .file($0) } ?? .search
-        options.delivery.profile = profile
-        options.delivery.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
-        options.delivery.home = ProcessEnvironment.variables["HOME"]
         let onTerminal = isatty(STDERR_FILENO) == 1
         let started = Clock.now
         do {
-            for tag in addTags { options.delivery.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
-            for tag in removeTags { options.delivery.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
+            try filing.apply(to: &options.delivery)
             let importer = try Importer(options) { progress in
                 guard onTerminal else { return }
                 let seconds = max(Clock.now - started, 0.001)

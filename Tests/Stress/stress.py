@@ -44,6 +44,7 @@ def main():
     parser.add_argument("--messages", type=int, default=2000, help="per worker")
     parser.add_argument("--kill-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the maildir and database for inspection")
     args = parser.parse_args()
     deliver = os.path.abspath(args.deliver)
     random.seed(args.seed)
@@ -83,7 +84,7 @@ def main():
             i = w * args.messages + n
             data = message(i)
             while True:
-                process = subprocess.Popen([deliver, "+stress"], env=env, stdin=subprocess.PIPE,
+                process = subprocess.Popen([deliver, "+stress", "--log", os.path.join(root, "deliver.log")], env=env, stdin=subprocess.PIPE,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 killed = False
                 if rng.random() < args.kill_share:
@@ -147,9 +148,14 @@ def main():
           f"files {on_disk}, notmuch new afterwards: {new[-1] if new else '?'}")
     if lost:
         print(f"lost: {lost[:20]}")
-    if wrong:
-        print(f"wrong tags (first): {wrong[:10]}")
-    shutil.rmtree(root, ignore_errors=True)
+    for i in wrong[:5]:
+        got = subprocess.run(["notmuch", "search", "--output=tags", f"id:stress-{i}@example.org"], env=env,
+                             capture_output=True, text=True).stdout.split()
+        print(f"wrong tags: message {i}: {sorted(got)}, expected {sorted(expected_tags(i))}")
+    if args.keep:
+        print(f"kept: {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
     failed = bool(lost) or counters["other"] > 0 or duplicated > 0 or bool(wrong)
     sys.exit(1 if failed else 0)
 
