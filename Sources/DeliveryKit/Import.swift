@@ -72,8 +72,11 @@ public final class Importer {
         self.options = options
         self.onProgress = onProgress
         settings = try DeliverySettings(options: options.delivery)
-        maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.delivery.folder,
-                                         create: options.delivery.createFolder)
+        // A dry run creates nothing, not even the folder.
+        maildir = options.dryRun
+            ? Maildir(FilePath(settings.mailRoot))
+            : try MailFolder.resolve(root: settings.mailRoot, name: options.delivery.folder,
+                                     create: options.delivery.createFolder)
     }
 
     public func run(_ archives: [String]) throws(DeliveryError) -> ImportReport {
@@ -85,17 +88,19 @@ public final class Importer {
             do {
                 reader = MboxReader(source: try Archive.open(archive), format: options.format, name: archive)
             } catch {
-                throw DeliveryError(.temporary, "cannot read \(error)")
+                // One unreadable archive does not cost the others.
+                report.failures.append(ImportFailure(archive: archive, line: 0, offset: 0, reason: "cannot read: \(error)"))
+                continue
             }
             while true {
                 let message: MboxMessage
                 do {
                     guard let next = try reader.next() else { break }
                     message = next
-                } catch let error as MboxError {
-                    throw DeliveryError(.notAMessage, error.description)
                 } catch {
-                    throw DeliveryError(.temporary, "\(error)")
+                    let reason = (error as? MboxError)?.description ?? "\(error)"
+                    report.failures.append(ImportFailure(archive: archive, line: 0, offset: progress.bytes, reason: reason))
+                    break
                 }
                 progress.messages += 1
                 progress.bytes += message.bytes.count

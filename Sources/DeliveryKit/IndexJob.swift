@@ -44,12 +44,14 @@ struct IndexJob {
         } else {
             let indexed = try database.indexFile(path, decrypt: options.decrypt)
             message = indexed.message
-            let owed = indexed.isDuplicate && file.adopted && commit
+            // A file of ours (adopted, or queued) that is indexed already:
+            // its bytes were delivered by a process that died before it
+            // could finish, and `notmuch new` indexed them. new.tags are
+            // there; the rest is owed, unless the property says it was paid.
+            let ours = file.adopted || recordName != nil
+            let owed = indexed.isDuplicate && ours && commit
                 ? try message.property(Self.deliveredProperty) == nil : false
             if owed {
-                // These very bytes were delivered by a process that died
-                // before it could finish, and `notmuch new` indexed them:
-                // new.tags are there, the rest is owed.
                 applyNewTags = false
             } else if indexed.isDuplicate {
                 // A known Message-ID: this file is one more copy (or, adopted,
