@@ -52,6 +52,7 @@ postconf -e "inet_interfaces = loopback-only" "inet_protocols = ipv4" "myhostnam
 postconf -M -e "notmuchd/unix=notmuchd unix - n n - - pipe flags=DRhu user=vmail argv=$bin --mail-root /srv/vmail/%d/%u --recipient \${recipient}"
 postconf -M -e "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd"
 newaliases
+: > /var/log/postfix-test.log   # this run's log only: earlier runs' bounces are not ours
 postfix start >/dev/null 2>&1
 trap 'postfix stop >/dev/null 2>&1 || true' EXIT
 
