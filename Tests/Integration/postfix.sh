@@ -44,6 +44,7 @@ id vmail >/dev/null 2>&1 || useradd -r -s /usr/sbin/nologin -d /srv/vmail vmail
 rm -rf /srv/vmail && install -d -o vmail -g vmail -m 0700 /srv/vmail
 
 postfix stop >/dev/null 2>&1 || true
+postsuper -d ALL >/dev/null 2>&1 || true   # no mail left queued by an earlier run
 postconf -e "inet_interfaces = loopback-only" "inet_protocols = ipv4" "myhostname = mx.test.example" \
   "mydestination = test.example, localhost" "mynetworks = 127.0.0.0/8" "recipient_delimiter = +" \
   "mailbox_command = $bin" "virtual_mailbox_domains = virt.example" "virtual_transport = notmuchd" \
