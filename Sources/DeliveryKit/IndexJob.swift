@@ -33,30 +33,26 @@ struct IndexJob {
         let path = file.original.string
         var message: Message
         var applyNewTags = true
-        if let recordName, let indexedBefore = try database.findMessage(filename: path) {
-            // `notmuch new` got here first: it gave new.tags; the rules and
-            // the command line are still owed, once.
-            if try indexedBefore.property(Self.recordProperty(recordName)) != nil {
+        if let indexedBefore = try database.findMessage(filename: path) {
+            // Someone indexed this very file first: `notmuch new`, while we
+            // waited for the lock, or after a delivery died before finishing.
+            // It gave new.tags; the rules and the command line are owed, once.
+            if let recordName, try indexedBefore.property(Self.recordProperty(recordName)) != nil {
                 return report(indexedBefore, duplicate: false, traces: [])
+            }
+            if try indexedBefore.property(Self.deliveredProperty) != nil {
+                try markDone(indexedBefore)
+                return report(indexedBefore, duplicate: true, traces: [])
             }
             message = indexedBefore
             applyNewTags = false
         } else {
             let indexed = try database.indexFile(path, decrypt: options.decrypt)
             message = indexed.message
-            // A file of ours (adopted, or queued) that is indexed already:
-            // its bytes were delivered by a process that died before it
-            // could finish, and `notmuch new` indexed them. new.tags are
-            // there; the rest is owed, unless the property says it was paid.
-            let ours = file.adopted || recordName != nil
-            let owed = indexed.isDuplicate && ours && commit
-                ? try message.property(Self.deliveredProperty) == nil : false
-            if owed {
-                applyNewTags = false
-            } else if indexed.isDuplicate {
-                // A known Message-ID: this file is one more copy (or, adopted,
-                // the same one, done already); its tags stay as they are.
-                try markDone(message)
+            if indexed.isDuplicate {
+                // A known Message-ID: this file is one more copy; its tags
+                // stay as they are, and what they owe is not ours to settle.
+                try markDone(message, delivered: false)
                 if settings.synchronizeFlags { try syncFlags(message, &moves) }
                 return report(message, duplicate: true, traces: [])
             }
@@ -107,9 +103,9 @@ struct IndexJob {
         return report(message, duplicate: false, traces: traces)
     }
 
-    private func markDone(_ message: Message) throws {
+    private func markDone(_ message: Message, delivered: Bool = true) throws {
         guard commit else { return }
-        try message.addProperty(Self.deliveredProperty, value: "1")
+        if delivered { try message.addProperty(Self.deliveredProperty, value: "1") }
         if let recordName { try message.addProperty(Self.recordProperty(recordName), value: "1") }
     }
 
