@@ -9,8 +9,7 @@ flush, and a message-by-message check:
   lost        exited 0 at least once, but not in the maildir or not indexed (must be 0)
   duplicated  more than one file for one message
   wrong tags  indexed with tags other than new.tags + rules + command line
-Exit status 1 when anything was lost, duplicated or (unless --tags-advisory)
-wrongly tagged.
+Exit status 1 when anything was lost, duplicated or wrongly tagged.
 """
 import argparse
 import os
@@ -46,8 +45,6 @@ def main():
     parser.add_argument("--kill-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the maildir and database for inspection")
-    parser.add_argument("--tags-advisory", action="store_true",
-                        help="report wrong tags without failing (a known rare race under kill -9, see Docs/locking-and-queue.md)")
     args = parser.parse_args()
     deliver = os.path.abspath(args.deliver)
     random.seed(args.seed)
@@ -159,7 +156,7 @@ def main():
         print(f"kept: {root}")
     else:
         shutil.rmtree(root, ignore_errors=True)
-    failed = bool(lost) or counters["other"] > 0 or duplicated > 0 or (bool(wrong) and not args.tags_advisory)
+    failed = bool(lost) or counters["other"] > 0 or duplicated > 0 or bool(wrong)
     sys.exit(1 if failed else 0)
 
 
