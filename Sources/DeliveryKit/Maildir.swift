@@ -88,22 +88,26 @@ public struct Maildir: Sendable {
 
         let newPath = new.appending(MaildirName.forContent(digest))
         defer { try? FileSystem.unlink(tmpPath) }
-        if FileSystem.kind(of: newPath) != .missing { return Delivered(path: newPath, adopted: true) }
-        if let read = Self.renamedForFlags(newPath) { return Delivered(path: read, adopted: true) }
-        do {
-            try FileSystem.link(tmpPath, newPath)
-        } catch .fileExists {
-            return Delivered(path: newPath, adopted: true)
-        } catch {
-            throw .write(error, newPath)
+        var found = FileSystem.kind(of: newPath) != .missing ? newPath : Self.renamedForFlags(newPath)
+        if found == nil {
+            do {
+                try FileSystem.link(tmpPath, newPath)
+            } catch .fileExists {
+                found = newPath
+            } catch {
+                throw .write(error, newPath)
+            }
         }
+        // An adopted file's name may never have reached the disk (its
+        // delivery died before the fsync): sync its directory too.
+        let directory = (found ?? newPath).removingLastComponent()
         do {
-            try FileSystem.fsyncDirectory(new)
+            try FileSystem.fsyncDirectory(directory)
         } catch {
-            try? FileSystem.unlink(newPath)
-            throw .write(error, new)
+            if found == nil { try? FileSystem.unlink(newPath) }
+            throw .write(error, directory)
         }
-        return Delivered(path: newPath, adopted: false)
+        return Delivered(path: found ?? newPath, adopted: found != nil)
     }
 
     /// The maildir convention: a file left in tmp/ for 36 hours is debris of
