@@ -55,6 +55,8 @@ public final class Importer {
     private let maildir: Maildir
     private var database: Database?
     private var batch: [Pending] = []
+    /// The batch's file names, to notice the same bytes twice in it.
+    private var staged = Set<FilePath>()
     private var report = ImportReport()
     private var progress = ImportProgress()
     private let onProgress: (ImportProgress) -> Void
@@ -145,6 +147,11 @@ public final class Importer {
                 report.skipped += 1
                 return
             }
+            if !staged.insert(final).inserted {
+                // The same bytes twice in the archive: one file.
+                report.skipped += 1
+                return
+            }
             var duplicate = false
             if !stored {
                 let id = headers.messageID ?? "notmuch-sha1-" + digest
@@ -181,6 +188,7 @@ public final class Importer {
         guard !batch.isEmpty, let database else { return }
         let pending = batch
         batch = []
+        staged = []
         do {
             // One syncfs for the batch's files, instead of one fsync each.
             let fd = try FileDescriptor.open(maildir.tmp, .readOnly, options: [.directory, .closeOnExec])
@@ -214,8 +222,8 @@ public final class Importer {
                     }
                 }
             }
-            try database.close()
             try Delivery.makeDurable(moves)
+            try database.close()
             self.database = try open()
         } catch let error as DeliveryError {
             throw error

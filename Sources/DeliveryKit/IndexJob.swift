@@ -53,7 +53,7 @@ struct IndexJob {
                 // A known Message-ID: this file is one more copy; its tags
                 // stay as they are, and what they owe is not ours to settle.
                 try markDone(message, delivered: false)
-                if settings.synchronizeFlags { try syncFlags(message, &moves) }
+                if commit && settings.synchronizeFlags { try syncFlags(message, &moves) }
                 return report(message, duplicate: true, traces: [])
             }
         }
@@ -86,7 +86,7 @@ struct IndexJob {
             for operation in options.tagOperations { try apply(operation, to: message) }
         }
         // `explain` only reports the folder; it creates and moves nothing.
-        if commit, let folder, let target = try movingTarget(folder) {
+        if commit, let folder, let target = movingTarget(folder) {
             let source = file.current
             try FileSystem.rename(source, target)
             file.current = target
@@ -99,7 +99,7 @@ struct IndexJob {
             message = moved
         }
         try markDone(message)
-        if settings.synchronizeFlags { try syncFlags(message, &moves) }
+        if commit && settings.synchronizeFlags { try syncFlags(message, &moves) }
         return report(message, duplicate: false, traces: traces)
     }
 
@@ -116,9 +116,18 @@ struct IndexJob {
         }
     }
 
-    /// The path in the rule's folder (created if missing), or nil if the file is there already.
-    private func movingTarget(_ folder: String) throws -> FilePath? {
-        let maildir = try MailFolder.resolve(root: settings.mailRoot, name: folder, create: true)
+    /// The path in the rule's folder (created if missing), or nil if the
+    /// file is there already, or if the folder cannot be used (say, a
+    /// symlink out of the mail root): the mail then stays where it is, and
+    /// the reason is logged; a rule's folder must not bounce mail.
+    private func movingTarget(_ folder: String) -> FilePath? {
+        let maildir: Maildir
+        do {
+            maildir = try MailFolder.resolve(root: settings.mailRoot, name: folder, create: true)
+        } catch {
+            DeliveryLog.logger.error("rule folder '\(folder)' not used: \(error.message)")
+            return nil
+        }
         guard let name = file.current.lastComponent else { return nil }
         let target = maildir.new.appending(name)
         return target == file.current ? nil : target

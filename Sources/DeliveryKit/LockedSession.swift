@@ -89,11 +89,13 @@ struct LockedSession {
                 if let recordName { report = drained.reports[recordName] }
             }
             timer.mark("index")
+            // Renamed files' directories reach the disk before the commit
+            // that names them.
+            try Delivery.makeDurable(moves)
             try database.close()
         } catch {
             throw Delivery.classify(error, file: file)
         }
-        try Delivery.makeDurable(moves)
         queue.remove(applied)
         timer.mark("commit")
         return report ?? appliedElsewhere(file)
@@ -118,11 +120,11 @@ struct LockedSession {
         var applied: [String] = []
         do {
             try database.atomically { applied = try drain(database, moves: &moves).applied }
+            try Delivery.makeDurable(moves)
             try database.close()
         } catch {
             throw DeliveryError(.temporary, "flush failed, the queue is kept: \(error)")
         }
-        try Delivery.makeDurable(moves)
         queue.remove(applied)
         return applied.count
     }
@@ -168,7 +170,8 @@ struct LockedSession {
             do {
                 reports[name] = try job.run(in: database, moves: &moves)
             } catch let error as NotmuchError where error.status == .fileNotEmail {
-                DeliveryLog.logger.error("queued file \(path) is not an email message; left for 'notmuch new' to ignore")
+                DeliveryLog.logger.error("queued file \(path) is not an email message; removed")
+                Maildir.discard(path)
             }
             applied.append(name)
         }

@@ -38,7 +38,8 @@ public struct PendingQueue: Sendable {
         try FileSystem.makeDirectory(directory, mode: 0o700)
         let name = (FilePath(record.path).lastComponent?.string ?? MaildirName.unique())
         let final = directory.appending(name + ".json")
-        let temporary = directory.appending(".tmp-" + name)
+        // Two retries of one message may queue at once: each its own temp file.
+        let temporary = directory.appending(".tmp-\(getpid())-" + name)
         let data = try JSONEncoder().encode(record)
         let fd = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
                                          permissions: .ownerReadWrite)

@@ -89,10 +89,18 @@ final class DeliveryFacts: MessageFacts {
         return Int((try? fd.seek(offset: 0, from: .end)) ?? 0)
     }()
 
+    /// A query libnotmuch rejects (a typo the rules file's syntax cannot
+    /// see, like `date:bogus..`) does not match, and is logged: a rule
+    /// must never stop mail.
     func matches(query: String) throws -> Bool {
         guard let database, let messageID else { return false }
         let quoted = "id:\"" + messageID.replacingAll("\"", with: "\"\"") + "\""
-        return try database.query("\(quoted) and (\(query))").count() > 0
+        do {
+            return try database.query("\(quoted) and (\(query))").count() > 0
+        } catch {
+            DeliveryLog.logger.error("rule query '\(query)' failed: \(error); taken as not matching")
+            return false
+        }
     }
 }
 

@@ -69,51 +69,57 @@ private let chunkSize = 1 << 16
 final class GzipSource: ByteSource {
     private let input: PlainSource
     private let name: String
-    private var stream = z_stream()
+    /// Heap-allocated: zlib keeps a pointer back to its stream.
+    private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
     private var inputBuffer = [UInt8](repeating: 0, count: chunkSize)
     /// How much of `inputBuffer` the last read filled; the decoder's
     /// unconsumed input is the tail of that.
     private var filled = 0
+    /// A member ended; another may follow (`cat a.gz b.gz`).
+    private var memberEnded = false
     private var finished = false
 
     init(_ input: PlainSource, name: String) throws {
         self.input = input
         self.name = name
+        stream.initialize(to: z_stream())
         // 15 + 32: any window size, gzip or zlib header detected automatically.
-        guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        guard inflateInit2_(stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw ArchiveError(description: "\(name): cannot start the gzip decoder")
         }
     }
 
-    deinit { inflateEnd(&stream) }
+    deinit {
+        inflateEnd(stream)
+        stream.deallocate()
+    }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         while !finished {
-            if stream.avail_in == 0 {
+            if stream.pointee.avail_in == 0 {
                 let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
-                if count == 0 { throw ArchiveError(description: "\(name): the gzip data ends too early") }
-                stream.avail_in = UInt32(count)
+                if count == 0 {
+                    if memberEnded { finished = true; break }
+                    throw ArchiveError(description: "\(name): the gzip data ends too early")
+                }
+                stream.pointee.avail_in = UInt32(count)
                 filled = count
             }
+            if memberEnded {
+                inflateReset(stream)
+                memberEnded = false
+            }
+            var failed = false
             let produced: Int = inputBuffer.withUnsafeMutableBufferPointer { input in
-                stream.next_in = input.baseAddress! + (filled - Int(stream.avail_in))
-                stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                stream.avail_out = UInt32(buffer.count)
-                let status = inflate(&stream, Z_NO_FLUSH)
-                if status == Z_STREAM_END {
-                    // A .gz may hold several members one after another.
-                    if stream.avail_in > 0 { inflateReset(&stream) } else { finished = true }
-                } else if status != Z_OK && status != Z_BUF_ERROR {
-                    return -1
-                }
-                return buffer.count - Int(stream.avail_out)
+                stream.pointee.next_in = input.baseAddress! + (filled - Int(stream.pointee.avail_in))
+                stream.pointee.next_out = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                stream.pointee.avail_out = UInt32(buffer.count)
+                let status = inflate(stream, Z_NO_FLUSH)
+                if status == Z_STREAM_END { memberEnded = true }
+                else if status != Z_OK && status != Z_BUF_ERROR { failed = true }
+                return buffer.count - Int(stream.pointee.avail_out)
             }
-            if produced < 0 { throw ArchiveError(description: "\(name): corrupt gzip data") }
-            if finished && produced == 0 {
-                // The last member may be followed by more: try once more.
-                let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
-                if count > 0 { stream.avail_in = UInt32(count); filled = count; inflateReset(&stream); finished = false; continue }
-            }
+            if failed { throw ArchiveError(description: "\(name): corrupt gzip data") }
             if produced > 0 { return produced }
         }
         return 0
@@ -167,53 +173,58 @@ final class XzSource: ByteSource {
 final class Bzip2Source: ByteSource {
     private let input: PlainSource
     private let name: String
-    private var stream = bz_stream()
+    /// Heap-allocated: libbz2 keeps a pointer back to its stream.
+    private let stream = UnsafeMutablePointer<bz_stream>.allocate(capacity: 1)
     private var inputBuffer = [UInt8](repeating: 0, count: chunkSize)
     private var filled = 0
+    /// A stream ended; another may follow (pbzip2, `cat a.bz2 b.bz2`).
+    private var streamEnded = false
     private var finished = false
 
     init(_ input: PlainSource, name: String) throws {
         self.input = input
         self.name = name
-        guard BZ2_bzDecompressInit(&stream, 0, 0) == BZ_OK else {
+        stream.initialize(to: bz_stream())
+        guard BZ2_bzDecompressInit(stream, 0, 0) == BZ_OK else {
             throw ArchiveError(description: "\(name): cannot start the bzip2 decoder")
         }
     }
 
-    deinit { BZ2_bzDecompressEnd(&stream) }
+    deinit {
+        BZ2_bzDecompressEnd(stream)
+        stream.deallocate()
+    }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         while !finished {
-            if stream.avail_in == 0 {
+            if stream.pointee.avail_in == 0 {
                 let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
-                if count == 0 { throw ArchiveError(description: "\(name): the bzip2 data ends too early") }
-                stream.avail_in = UInt32(count)
+                if count == 0 {
+                    if streamEnded { finished = true; break }
+                    throw ArchiveError(description: "\(name): the bzip2 data ends too early")
+                }
+                stream.pointee.avail_in = UInt32(count)
                 filled = count
+            }
+            if streamEnded {
+                // Start over on what remains, keeping the unread input.
+                let remaining = stream.pointee.avail_in
+                BZ2_bzDecompressEnd(stream)
+                stream.pointee = bz_stream()
+                BZ2_bzDecompressInit(stream, 0, 0)
+                stream.pointee.avail_in = remaining
+                streamEnded = false
             }
             var failed = false
             let produced: Int = inputBuffer.withUnsafeMutableBufferPointer { input in
                 input.withMemoryRebound(to: CChar.self) { chars in
-                    stream.next_in = chars.baseAddress! + (filled - Int(stream.avail_in))
+                    stream.pointee.next_in = chars.baseAddress! + (filled - Int(stream.pointee.avail_in))
                 }
-                stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
-                stream.avail_out = UInt32(buffer.count)
-                let status = BZ2_bzDecompress(&stream)
-                if status == BZ_STREAM_END {
-                    // Concatenated streams (pbzip2): start over on what remains.
-                    if stream.avail_in > 0 {
-                        let remaining = stream.avail_in, next = stream.next_in
-                        BZ2_bzDecompressEnd(&stream)
-                        stream = bz_stream()
-                        BZ2_bzDecompressInit(&stream, 0, 0)
-                        stream.avail_in = remaining
-                        stream.next_in = next
-                    } else {
-                        finished = true
-                    }
-                } else if status != BZ_OK {
-                    failed = true
-                }
-                return buffer.count - Int(stream.avail_out)
+                stream.pointee.next_out = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
+                stream.pointee.avail_out = UInt32(buffer.count)
+                let status = BZ2_bzDecompress(stream)
+                if status == BZ_STREAM_END { streamEnded = true } else if status != BZ_OK { failed = true }
+                return buffer.count - Int(stream.pointee.avail_out)
             }
             if failed { throw ArchiveError(description: "\(name): corrupt bzip2 data") }
             if produced > 0 { return produced }

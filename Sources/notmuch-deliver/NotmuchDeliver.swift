@@ -307,7 +307,9 @@ struct Flush: ParsableCommand {
             if verbose { complain("flushed \(count) queued deliveries") }
         } catch {
             complain(error.message)
-            throw ExitCode(error.exitStatus.rawValue)
+            // After a lock timeout a thread still waits in libnotmuch: leave
+            // without running exit handlers under its feet.
+            _exit(error.exitStatus.rawValue)
         }
     }
 }

@@ -105,6 +105,16 @@ struct ImportTests {
         #expect(try fixture.count() == 60)
     }
 
+    @Test func theSameMessageTwiceInOneArchiveIsStoredOnce() throws {
+        let fixture = try MailFixture()
+        let (mbox, _) = Self.archive(4)
+        let url = try write(mbox + mbox, fixture)
+        let result = try fixture.command(["import", url.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("imported 4 ") && result.stdout.contains("skipped 4"), "\(result.stdout)")
+        #expect(fixture.files().count == 4)
+    }
+
     @Test func rulesApplyDuringImport() throws {
         let fixture = try MailFixture()
         try fixture.useRules("+odd -inbox folder:Odd -- subject:message and header:Subject~/[13579]$/\n")

@@ -107,6 +107,30 @@ struct RulesEndToEndTests {
         try fixture.expectNothingNew()
     }
 
+    @Test func aQueryLibnotmuchRejectsDoesNotStopMail() throws {
+        let fixture = try MailFixture()
+        try fixture.useRules("+never -- date:bogusdate..\n+always -- *\n")
+        let result = try fixture.deliver(sampleMessage(id: "badquery@example.org"), ["-v"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("taken as not matching"))
+        #expect(try fixture.tags("id:badquery@example.org") == ["always", "inbox", "unread"])
+    }
+
+    @Test func aRuleFolderOutsideTheRootKeepsTheMailWhereItIs() throws {
+        let fixture = try MailFixture()
+        let outside = fixture.directory.appendingPathComponent("outside")
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: fixture.mailRoot.appendingPathComponent("Escape"),
+                                                   withDestinationURL: outside)
+        try fixture.useRules("+moved folder:Escape -- *\n")
+        let result = try fixture.deliver(sampleMessage(id: "escape@example.org"))
+        #expect(result.status == 0, "a rule's folder must not bounce mail: \(result.stderr)")
+        #expect(fixture.files().first?.hasPrefix("new/") == true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path).isEmpty)
+        #expect(try fixture.tags("id:escape@example.org") == ["inbox", "moved", "unread"])
+        try fixture.expectNothingNew()
+    }
+
     @Test func brokenRulesFileStillDelivers() throws {
         let fixture = try MailFixture()
         try fixture.useRules("+ok -- *\n+spam folder:Junk -- header:X-Spam~/(/\n")

@@ -127,6 +127,34 @@ func texts(_ messages: [MboxMessage]) -> [String] { messages.map { String(decodi
         #expect(count == 300)
     }
 
+    /// `cat a.Z b.Z`: several compressed members make one archive.
+    private func concatenated(_ tool: String) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mbox-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var whole = Data()
+        for part in 0..<3 {
+            let plain = directory.appendingPathComponent("part\(part)")
+            try "From a@b Mon Nov 24 09:00:00 2025\nSubject: \(part)\n\nbody \(part)\n\n".write(to: plain, atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [tool, "-c", plain.path]
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            whole.append(out.fileHandleForReading.readDataToEndOfFile())
+            process.waitUntilExit()
+        }
+        let archive = directory.appendingPathComponent("all")
+        try whole.write(to: archive)
+        let reader = MboxReader(source: try Archive.open(archive.path), name: "all")
+        var bodies: [String] = []
+        while let message = try reader.next() { bodies.append(String(decoding: message.bytes, as: UTF8.self)) }
+        #expect(bodies == (0..<3).map { "Subject: \($0)\n\nbody \($0)\n" })
+    }
+
+    @Test func concatenatedGzip() throws { try concatenated("gzip") }
+    @Test func concatenatedBzip2() throws { try concatenated("bzip2") }
     @Test func gzip() throws { try roundTrip(["gzip"]) }
     @Test func xz() throws { try roundTrip(["xz"]) }
     @Test func bzip2() throws { try roundTrip(["bzip2"]) }
