@@ -38,9 +38,12 @@ enum FileSystem {
         if path.withPlatformString({ Glibc.unlink($0) }) != 0 { throw Errno(rawValue: errno) }
     }
 
-    /// Creates a directory; one that already exists is fine.
+    /// Creates a directory; one that already exists is fine. A new one's
+    /// entry is synced in its parent, so it survives a crash with what goes in it.
     static func makeDirectory(_ path: FilePath, mode: mode_t) throws(Errno) {
-        if path.withPlatformString({ Glibc.mkdir($0, mode) }) != 0, errno != EEXIST {
+        if path.withPlatformString({ Glibc.mkdir($0, mode) }) == 0 {
+            try fsyncDirectory(path.removingLastComponent())
+        } else if errno != EEXIST {
             throw Errno(rawValue: errno)
         }
     }

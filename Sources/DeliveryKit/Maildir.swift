@@ -24,12 +24,9 @@ public struct Maildir: Sendable {
     /// Creates the folder and its three subdirectories, private to the owner,
     /// and makes the new entries durable.
     public func create() throws(Errno) {
+        // makeDirectory syncs each new entry in its parent.
         try FileSystem.makeDirectory(path, mode: 0o700)
         for sub in [tmp, new, cur] { try FileSystem.makeDirectory(sub, mode: 0o700) }
-        try FileSystem.fsyncDirectory(path)
-        if let parent = path.removingLastComponent() as FilePath?, !parent.isEmpty {
-            try FileSystem.fsyncDirectory(parent)
-        }
     }
 
     /// Why writing a message failed.
