@@ -55,7 +55,7 @@ public enum Delivery {
         try VirtualMailbox.select(&options)
         let settings = try DeliverySettings(options: options)
         let session = LockedSession(settings: settings, options: options)
-        return try session.flushQueue(timeout: nil)
+        return try session.flushQueue()
     }
 
     /// Runs the whole delivery but stores nothing: the message goes through

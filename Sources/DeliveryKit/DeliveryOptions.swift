@@ -74,9 +74,9 @@ public struct DeliveryReport: Sendable {
     /// with _exit, without running exit handlers under its feet.
     public var abandonedLockWait = false
 
-    static func queuedReport(_ path: FilePath, warning: String?, abandoned: Bool) -> DeliveryReport {
+    static func queuedReport(_ path: FilePath, abandoned: Bool) -> DeliveryReport {
         var report = DeliveryReport(path: path.string, messageID: nil, tags: [], indexed: false, duplicate: false,
-                                    discarded: false, warning: warning, traces: [])
+                                    discarded: false, warning: nil, traces: [])
         report.queued = true
         report.abandonedLockWait = abandoned
         return report

@@ -5,5 +5,4 @@ public enum ExitStatus: Int32, Sendable {
     case usage = 64
     case dataError = 65
     case temporaryFailure = 75
-    case config = 78
 }

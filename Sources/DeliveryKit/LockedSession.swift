@@ -17,7 +17,7 @@ struct LockedSession {
         self.settings = settings
         self.options = options
         queue = PendingQueue(databasePath: settings.databasePath)
-        lockFile = WriteLock.lockFile(databasePath: settings.databasePath)
+        lockFile = queue.lockFile
     }
 
     /// Indexes a durable message, or queues it when the lock does not come
@@ -102,10 +102,10 @@ struct LockedSession {
     }
 
     /// For `flush`: applies the queue in one transaction.
-    func flushQueue(timeout: Double?) throws(DeliveryError) -> Int {
+    func flushQueue() throws(DeliveryError) -> Int {
         if queue.names().isEmpty { return 0 }
         let options = self.options
-        let opened = WriteLock.withTimeout(timeout ?? settings.lockTimeout) {
+        let opened = WriteLock.withTimeout(settings.lockTimeout) {
             Result { () throws(NotmuchError) -> Database in try options.openDatabase() }
         }
         guard let opened else {
@@ -199,7 +199,7 @@ struct LockedSession {
         let message = reason ?? "the database's write lock did not come within \(settings.lockTimeout) s; "
             + "the message is delivered and queued for the next delivery or 'notmuch-deliver flush'"
         DeliveryLog.logger.warning("\(file.current.string): \(message)")
-        return DeliveryReport.queuedReport(file.current, warning: nil, abandoned: abandoned)
+        return DeliveryReport.queuedReport(file.current, abandoned: abandoned)
     }
 
     /// Another process applied our queued record while we waited.

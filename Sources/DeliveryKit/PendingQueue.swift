@@ -12,7 +12,7 @@ public struct PendingRecord: Codable, Sendable, Equatable {
     /// The message file, relative to the mail root.
     public var path: String
     public var tagOperations: [String]
-    /// nil: the configured rules; "": none; else a rules file.
+    /// The rules file the delivery used; "" or nil: none.
     public var rulesFile: String?
     public var recipient: String?
     public var sender: String?
@@ -26,9 +26,12 @@ public struct PendingRecord: Codable, Sendable, Equatable {
 /// that applied them.
 public struct PendingQueue: Sendable {
     public let directory: FilePath
+    /// Xapian's lock file for the same database.
+    public let lockFile: FilePath
 
     public init(databasePath: String) {
         let lock = WriteLock.lockFile(databasePath: databasePath)
+        lockFile = lock
         // Beside the xapian/ directory, inside the database's own folder.
         directory = lock.removingLastComponent().removingLastComponent().appending("notmuch-deliver-queue")
     }
@@ -56,7 +59,7 @@ public struct PendingQueue: Sendable {
         try FileSystem.fsyncDirectory(directory)
     }
 
-    /// The records' names, oldest first (names start with the delivery time).
+    /// The records' names, sorted (so every flusher takes them in the same order).
     public func names() -> [String] {
         guard let entries = try? FileSystem.list(directory) else { return [] }
         return entries.filter { $0.hasSuffix(".json") }.sorted()

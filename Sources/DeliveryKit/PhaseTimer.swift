@@ -12,18 +12,13 @@ public struct PhaseTimer {
 
     public init(path: String?) {
         self.path = path
-        last = PhaseTimer.now()
+        last = Clock.milliseconds
     }
 
-    static func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) * 1000 + Double(time.tv_nsec) / 1_000_000
-    }
 
     public mutating func mark(_ phase: String) {
         guard path != nil else { return }
-        let time = PhaseTimer.now()
+        let time = Clock.milliseconds
         phases.append((phase, time - last))
         last = time
     }

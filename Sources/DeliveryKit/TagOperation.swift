@@ -38,10 +38,6 @@ public enum TagOperation: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var tag: String {
-        switch self { case .add(let tag), .remove(let tag): return tag }
-    }
-
     public var description: String {
         switch self {
         case .add(let tag): return "+\(tag)"

@@ -69,7 +69,8 @@ public final class MboxReader {
                     message += line.bytes
                     if let length = contentLength, format == .mboxcl || format == .mboxcl2,
                        try readCountedBody(length, into: &message) {
-                        previousBlank = true
+                        // The body ends where the length says; what follows
+                        // is the end, a From_ line, or a blank line and one.
                         if let next = try lines.nextLine() {
                             if Self.isEnvelope(next.bytes) {
                                 pendingEnvelope = (Array(next.bytes), next.offset, next.number)
