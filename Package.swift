@@ -8,6 +8,9 @@ let package = Package(
         .executable(name: "notmuch-deliver", targets: ["notmuch-deliver"]),
         .library(name: "Notmuch", targets: ["Notmuch"]),
         .library(name: "DeliveryKit", targets: ["DeliveryKit"]),
+        .library(name: "Rules", targets: ["Rules"]),
+        .library(name: "Mbox", targets: ["Mbox"]),
+        .library(name: "MailParsing", targets: ["MailParsing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,6 +56,8 @@ let package = Package(
         .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MailParsing"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
+        // The executable's quick command-line reader against ArgumentParser.
+        .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),
         // Runs the built executable against real maildirs and the real notmuch CLI.
         .testTarget(name: "EndToEndTests", dependencies: ["notmuch-deliver"]),
     ]

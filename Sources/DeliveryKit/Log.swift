@@ -100,15 +100,17 @@ public enum DeliveryLog {
             from = headers.values("From").first
             subject = headers.values("Subject").first
         }
-        var folder = String(report.path.split(separator: "/").dropLast(2).joined(separator: "/"))
-        if let root = mailRoot, ("/" + folder).hasPrefix(root) {
-            folder = String(("/" + folder).dropFirst(root.count).drop { $0 == "/" })
+        // The maildir folder: the path less "/new/NAME" or "/cur/NAME".
+        var folder = Substring(report.path)
+        for _ in 0..<2 { folder = folder[..<(folder.lastIndex(of: "/") ?? folder.startIndex)] }
+        if let root = mailRoot, folder.hasPrefix(root) {
+            folder = folder.dropFirst(root.count).drop { $0 == "/" }
         }
         let outcome = report.discarded ? "discarded" : report.queued ? "queued"
             : !report.indexed ? "kept-unindexed" : report.duplicate ? "duplicate" : "indexed"
         logger.info("""
             delivered id=<\(report.messageID ?? "?")> from=\(quoted(from)) subject=\(quoted(subject)) \
-            folder=\(folder.isEmpty ? "/" : folder) tags=\(report.tags.joined(separator: ",")) \
+            folder=\(folder.isEmpty ? "/" : String(folder)) tags=\(report.tags.joined(separator: ",")) \
             outcome=\(outcome) ms=\(Int(milliseconds.rounded()))
             """)
     }

@@ -85,7 +85,8 @@ public struct Maildir: Sendable {
 
         let newPath = new.appending(MaildirName.forContent(digest))
         defer { try? FileSystem.unlink(tmpPath) }
-        var found = FileSystem.kind(of: newPath) != .missing ? newPath : Self.renamedForFlags(newPath)
+        var found = FileSystem.kind(of: newPath) != .missing
+            ? newPath : Self.renamedForFlags(newPath, trying: Self.flagsSoonAfterDelivery)
         if found == nil {
             do {
                 try FileSystem.link(tmpPath, newPath)
@@ -123,19 +124,28 @@ public struct Maildir: Sendable {
     }
 
     /// Where a file delivered as `new/NAME` is after a reader changed its
-    /// flags: `cur/NAME:2,FLAGS`. Tries every set of the six standard flags,
-    /// in the order maildir writes them (64 stats, and only on this rare path).
-    public static func renamedForFlags(_ path: FilePath) -> FilePath? {
+    /// flags: `cur/NAME:2,FLAGS`, trying the given flag sets (written in
+    /// maildir's alphabetical order), by default all 64 of DFPRST.
+    public static func renamedForFlags(_ path: FilePath, trying flagSets: [String] = allFlagSets) -> FilePath? {
         guard let name = path.lastComponent?.string else { return nil }
-        let folder = path.removingLastComponent().removingLastComponent()
-        let flags = Array("DFPRST")
-        for mask in 0..<(1 << flags.count) {
-            let set = String(flags.enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element))
-            let candidate = folder.appending("cur").appending(name + ":2," + set)
+        let cur = path.removingLastComponent().removingLastComponent().appending("cur")
+        for flags in flagSets {
+            let candidate = cur.appending(name + ":2," + flags)
             if FileSystem.kind(of: candidate) != .missing { return candidate }
         }
         return nil
     }
+
+    public static let allFlagSets: [String] = (0..<64).map { mask in
+        String(Array("DFPRST").enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element))
+    }
+
+    /// What a retried delivery checks before storing its bytes again: the
+    /// flags a first copy can plausibly have gained between a kill and the
+    /// MTA's retry (read, replied, flagged). Every delivery pays for these
+    /// stats, a millisecond for all 64 in a large cur/; a copy renamed to a
+    /// rarer set is stored a second time, under the same Message-ID.
+    static let flagsSoonAfterDelivery = ["S", "", "RS", "FS", "F", "FRS"]
 
     /// Removes a delivered file that must not stay (the delivery failed) and
     /// makes the removal durable.

@@ -38,16 +38,9 @@ struct FilingArguments: ParsableArguments {
     @Flag(help: "Apply no rules.")
     var noRules = false
 
-    /// These options, onto delivery options.
-    func apply(to options: inout DeliveryOptions) throws(DeliveryError) {
-        options.folder = folder
-        options.createFolder = createFolder
-        options.config = config.map { .file($0) } ?? .search
-        options.profile = profile
-        options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
-        options.home = ProcessEnvironment.variables["HOME"]
-        for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
-        for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
+    var values: FilingValues {
+        FilingValues(folder: folder, createFolder: createFolder, addTags: addTags, removeTags: removeTags,
+                     config: config, profile: profile, rules: rules, noRules: noRules)
     }
 }
 
@@ -76,25 +69,10 @@ struct DeliveryArguments: ParsableArguments {
     @Argument(parsing: .allUnrecognized, help: "Tag operations: +TAG adds, -TAG removes, in order.")
     var tagOperations: [String] = []
 
-    func options() throws(DeliveryError) -> DeliveryOptions {
-        let environment = ProcessEnvironment.variables
-        var options = DeliveryOptions()
-        try filing.apply(to: &options)
-        options.decrypt = decrypt
-        options.envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
-        options.mailRootTemplate = mailRoot
-        options.timingsFile = environment["NOTMUCH_DELIVER_TIMINGS"]
-        if let lockTimeout {
-            guard lockTimeout >= 0 else { throw DeliveryError(.usage, "--lock-timeout must be 0 or more seconds") }
-            options.lockTimeout = lockTimeout
-        }
-        for argument in tagOperations {
-            if argument.hasPrefix("--") {
-                throw DeliveryError(.usage, "unknown option '\(argument)'; see --help")
-            }
-            options.tagOperations.append(try TagOperation(parsing: argument))
-        }
-        return options
+    /// These options as plain values, to which `Deliver` adds its own.
+    var request: DeliveryRequest {
+        DeliveryRequest(filing: filing.values, recipient: recipient, mailRoot: mailRoot, sender: sender,
+                        decrypt: decrypt, lockTimeout: lockTimeout, tagOperations: tagOperations)
     }
 }
 
@@ -123,6 +101,10 @@ struct NotmuchDeliver: ParsableCommand {
         }
         if subcommand != nil { arguments.removeFirst() }
         let (operations, rest) = splitTagOperations(arguments)
+        if subcommand != "explain", var request = QuickCommandLine.deliveryRequest(rest) {
+            request.tagOperations += operations
+            Glibc.exit(request.deliver())
+        }
         do {
             if subcommand == "explain" {
                 var command = try Explain.parse(rest)
@@ -184,25 +166,19 @@ struct Deliver: ParsableCommand {
     @Option(help: ArgumentHelp("Log to this file instead of syslog.", valueName: "file"))
     var log: String?
 
+    var request: DeliveryRequest {
+        var request = delivery.request
+        request.keep = keep
+        request.noHooks = noHooks
+        request.worldReadable = worldReadable
+        request.verbose = verbose
+        request.log = log
+        return request
+    }
+
     func run() throws {
-        DeliveryLog.bootstrap(verbose: verbose, logFile: log)
-        let started = Clock.milliseconds
-        do {
-            var options = try delivery.options()
-            options.keep = keep
-            options.runHooks = !noHooks
-            options.worldReadable = worldReadable
-            let report = try Delivery.deliver(options, input: .standardInput)
-            DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Clock.milliseconds - started)
-            if let warning = report.warning { complain("warning: \(warning)") }
-            // A thread still sits in libnotmuch's lock wait: leave without
-            // running exit handlers (Xapian's among them) under its feet.
-            if report.abandonedLockWait { _exit(0) }
-        } catch {
-            DeliveryLog.failure(error, milliseconds: Clock.milliseconds - started)
-            complain(error.message)
-            throw ExitCode(error.exitStatus.rawValue)
-        }
+        let status = request.deliver()
+        if status != 0 { throw ExitCode(status) }
     }
 }
 
@@ -237,7 +213,7 @@ struct Import: ParsableCommand {
         let onTerminal = isatty(STDERR_FILENO) == 1
         let started = Clock.now
         do {
-            try filing.apply(to: &options.delivery)
+            try filing.values.apply(to: &options.delivery)
             let importer = try Importer(options) { progress in
                 guard onTerminal else { return }
                 let seconds = max(Clock.now - started, 0.001)
@@ -361,7 +337,7 @@ struct Explain: ParsableCommand {
     func run() throws {
         DeliveryLog.bootstrap(verbose: true)
         do {
-            let report = try Delivery.explain(try delivery.options(), input: .standardInput)
+            let report = try Delivery.explain(try delivery.request.options(), input: .standardInput)
             print(ExplainFormatter.format(report))
         } catch {
             complain(error.message)
@@ -402,7 +378,8 @@ enum ExplainFormatter {
 }
 
 enum ProcessEnvironment {
-    static var variables: [String: String] {
+    /// Read once: a delivery asks several times.
+    static let variables: [String: String] = {
         var result: [String: String] = [:]
         var pointer = environ
         while let entry = pointer.pointee {
@@ -413,7 +390,7 @@ enum ProcessEnvironment {
             pointer += 1
         }
         return result
-    }
+    }()
 }
 
 func complainRaw(_ text: String) {

@@ -127,6 +127,24 @@ struct MaildirFlagTests {
         #expect(try fixture.tags("id:s@example.org") == ["inbox"])
     }
 
+    /// An MTA retries a delivery that was killed after its file was linked;
+    /// meanwhile the reader has read the first copy (new/ → cur/…:2,S).
+    /// Without flag sync (with it, the second copy's flag rename would land
+    /// on the first copy's name and hide a missed check).
+    @Test func retryAfterTheFirstCopyWasReadStoresNothingTwice() throws {
+        let fixture = try MailFixture(synchronizeFlags: false)
+        let message = sampleMessage(id: "retry-read@example.org")
+        #expect(try fixture.deliver(message).status == 0)
+        let first = try #require(fixture.files().first)
+        try FileManager.default.moveItem(at: fixture.mailRoot.appendingPathComponent(first),
+                                         to: fixture.mailRoot.appendingPathComponent("cur/" + first.dropFirst(4) + ":2,S"))
+        _ = try fixture.notmuch("new", "--quiet")
+        #expect(try fixture.deliver(message).status == 0)
+        #expect(fixture.files() == ["cur/" + first.dropFirst(4) + ":2,S"])
+        #expect(try fixture.notmuch("search", "--output=files", "id:retry-read@example.org").split(separator: "\n").count == 1)
+        try fixture.expectNothingNew()
+    }
+
     @Test func withoutSyncTheFileStaysInNew() throws {
         let fixture = try MailFixture(synchronizeFlags: false)
         #expect(try fixture.deliver(sampleMessage(id: "nosync@example.org"), ["+flagged", "-unread"]).status == 0)

@@ -1,0 +1,93 @@
+import DeliveryKit
+import Notmuch
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where mail goes and how it is tagged, as plain values: what a delivery,
+/// `explain` and `import` share.
+struct FilingValues: Equatable {
+    var folder: String?
+    var createFolder = false
+    var addTags: [String] = []
+    var removeTags: [String] = []
+    var config: String?
+    var profile: String?
+    var rules: String?
+    var noRules = false
+
+    /// These values, onto delivery options.
+    func apply(to options: inout DeliveryOptions) throws(DeliveryError) {
+        options.folder = folder
+        options.createFolder = createFolder
+        options.config = config.map { .file($0) } ?? .search
+        options.profile = profile
+        options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
+        options.home = ProcessEnvironment.variables["HOME"]
+        for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
+        for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
+    }
+}
+
+/// Everything a delivery's command line says. Filled either by
+/// ArgumentParser (`Deliver`) or by `QuickCommandLine`; what the values mean
+/// is decided here, once.
+struct DeliveryRequest: Equatable {
+    var filing = FilingValues()
+    var recipient: String?
+    var mailRoot: String?
+    var sender: String?
+    var decrypt: DecryptPolicy?
+    var lockTimeout: Double?
+    /// `+TAG`/`-TAG` arguments, in order.
+    var tagOperations: [String] = []
+    var keep = false
+    var noHooks = false
+    var worldReadable = false
+    var verbose = false
+    var log: String?
+
+    func options() throws(DeliveryError) -> DeliveryOptions {
+        let environment = ProcessEnvironment.variables
+        var options = DeliveryOptions()
+        try filing.apply(to: &options)
+        options.decrypt = decrypt
+        options.envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
+        options.mailRootTemplate = mailRoot
+        options.timingsFile = environment["NOTMUCH_DELIVER_TIMINGS"]
+        if let lockTimeout {
+            guard lockTimeout >= 0 else { throw DeliveryError(.usage, "--lock-timeout must be 0 or more seconds") }
+            options.lockTimeout = lockTimeout
+        }
+        for argument in tagOperations {
+            if argument.hasPrefix("--") {
+                throw DeliveryError(.usage, "unknown option '\(argument)'; see --help")
+            }
+            options.tagOperations.append(try TagOperation(parsing: argument))
+        }
+        options.keep = keep
+        options.runHooks = !noHooks
+        options.worldReadable = worldReadable
+        return options
+    }
+
+    /// Delivers standard input; the exit status for the MTA.
+    func deliver() -> Int32 {
+        DeliveryLog.bootstrap(verbose: verbose, logFile: log)
+        let started = Clock.milliseconds
+        do {
+            let report = try Delivery.deliver(try options(), input: .standardInput)
+            DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Clock.milliseconds - started)
+            if let warning = report.warning { complain("warning: \(warning)") }
+            // A thread still sits in libnotmuch's lock wait: leave without
+            // running exit handlers (Xapian's among them) under its feet.
+            if report.abandonedLockWait { _exit(0) }
+            return 0
+        } catch {
+            DeliveryLog.failure(error, milliseconds: Clock.milliseconds - started)
+            complain(error.message)
+            return error.exitStatus.rawValue
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Testing
+@testable import notmuch_deliver
+
+/// The quick reader must agree with ArgumentParser on every line it accepts,
+/// and hand everything unusual over to it.
+struct QuickCommandLineTests {
+    static let accepted: [[String]] = [
+        [],
+        ["--folder", "Sent", "--tag", "sent", "--tag", "outbox"],
+        ["--folder=Lists/dev", "--create-folder", "--remove-tag=inbox"],
+        ["--config", "/etc/nm", "--profile", "work", "--rules", "/r", "--no-rules"],
+        ["--recipient", "a+b@example.org", "--sender", "s@example.org", "--mail-root", "/srv/vmail/%d/%u"],
+        ["--decrypt", "nostash", "--lock-timeout", "2.5", "--log", "/tmp/log"],
+        ["--keep", "-n", "--world-readable", "-v"],
+        ["--no-hooks", "--verbose", "--lock-timeout=0"],
+        ["--tag", "a", "--remove-tag", "b", "--tag", "c"],
+    ]
+
+    @Test("same request as ArgumentParser", arguments: accepted)
+    func agrees(arguments: [String]) throws {
+        let quick = try #require(QuickCommandLine.deliveryRequest(arguments))
+        let reference = try Deliver.parse(arguments).request
+        #expect(quick == reference)
+    }
+
+    static let handedOver: [[String]] = [
+        ["--help"], ["-h"], ["--version"], ["--generate-completion-script", "bash"],
+        ["--folder"], ["--folder="], ["--folder", "--keep"], ["--folder", "a", "--folder", "b"],
+        ["--keep", "--keep"], ["--keep=yes"], ["--decrypt", "maybe"], ["--lock-timeout", "soon"],
+        ["--fodler", "Sent"], ["inbox"], ["--"], ["-x"],
+    ]
+
+    @Test("leaves the unusual to ArgumentParser", arguments: handedOver)
+    func handsOver(arguments: [String]) {
+        #expect(QuickCommandLine.deliveryRequest(arguments) == nil)
+    }
+
+    @Test("tag operations are split off before either parser runs")
+    func tagOperationsSplit() throws {
+        let (operations, rest) = NotmuchDeliver.splitTagOperations(["--folder", "-x", "+a", "-inbox", "-n", "--tag", "t"])
+        #expect(operations == ["+a", "-inbox"])
+        #expect(rest == ["--folder", "-x", "-n", "--tag", "t"])
+    }
+}
