@@ -12,8 +12,8 @@ public struct ImportOptions: Sendable {
     public var delivery = DeliveryOptions()
     public var format: MboxFormat = .auto
     public var dryRun = false
-    /// Messages per transaction: their files are synced together before
-    /// the commit that indexes them.
+    /// Messages per commit: their files are synced together before the
+    /// commit that indexes them.
     public var batchSize = 1000
 
     public init() {}
@@ -204,12 +204,18 @@ public final class Importer {
         var moves: [FilePath] = []
         var imported = 0, copies = 0
         do {
-            try database.atomically {
-                for item in pending {
+            // One atomic section per message, as `notmuch new` does: one
+            // around the whole batch measured a third slower. The files are
+            // durable already, so a commit Xapian makes on its own mid-batch
+            // names nothing that could be lost; the batch counts as imported
+            // only after the close below.
+            for item in pending {
+                try database.atomically {
                     let file = Delivery.DeliveredFile(item.final)
                     var job = IndexJob(file: file, options: options.delivery, settings: settings, commit: true)
                     job.archiveTags = item.tags
                     job.describes = false
+                    job.mayBeIndexedAlready = item.temporary == nil
                     do {
                         let result = try job.run(in: database, moves: &moves)
                         imported += 1

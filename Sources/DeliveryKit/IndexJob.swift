@@ -21,6 +21,10 @@ struct IndexJob {
     /// Whether the report names the message's sender, subject and tags (for
     /// the log line); an import of thousands does without.
     var describes = true
+    /// Whether another process may have indexed the file before this job
+    /// (`notmuch new` while we waited for the lock). Not for a file the
+    /// import wrote while holding the write lock: that saves it a lookup.
+    var mayBeIndexedAlready = true
 
     /// Marks a message whose delivery got its tags: a retried delivery of
     /// the same bytes then leaves it alone.
@@ -33,7 +37,7 @@ struct IndexJob {
         let path = file.original.string
         var message: Message
         var applyNewTags = true
-        if let indexedBefore = try database.findMessage(filename: path) {
+        if mayBeIndexedAlready, let indexedBefore = try database.findMessage(filename: path) {
             // Someone indexed this very file first: `notmuch new`, while we
             // waited for the lock, or after a delivery died before finishing.
             // It gave new.tags; the rules and the command line are owed, once.
@@ -57,10 +61,15 @@ struct IndexJob {
                 return report(message, duplicate: true, traces: [])
             }
         }
-        if applyNewTags {
-            for operation in settings.newTags { try apply(operation, to: message) }
+        // Frozen: libnotmuch rewrites the message's document once for the
+        // lot instead of once per tag. Not around the rules: their `tag:`
+        // queries must see what earlier rules did.
+        try message.withTagsFrozen {
+            if applyNewTags {
+                for operation in settings.newTags { try apply(operation, to: message) }
+            }
+            for operation in archiveTags { try apply(operation, to: message) }
         }
-        for operation in archiveTags { try apply(operation, to: message) }
 
         var folder: String?
         var discard = false
@@ -84,6 +93,8 @@ struct IndexJob {
         }
         try message.withTagsFrozen {
             for operation in options.tagOperations { try apply(operation, to: message) }
+            // Properties stay with the document through a move below.
+            try markDone(message)
         }
         // `explain` only reports the folder; it creates and moves nothing.
         if commit, let folder, let target = movingTarget(folder) {
@@ -98,7 +109,6 @@ struct IndexJob {
             guard let moved = try database.findMessage(id: message.id) else { throw NotmuchError(.fileError) }
             message = moved
         }
-        try markDone(message)
         if commit && settings.synchronizeFlags { try syncFlags(message, &moves) }
         return report(message, duplicate: false, traces: traces)
     }

@@ -198,7 +198,7 @@ struct Import: ParsableCommand {
     @Flag(help: "Read and count the archives; store nothing.")
     var dryRun = false
 
-    @Option(help: "Messages per transaction.")
+    @Option(help: "Messages per commit: their files are synced together before it.")
     var batchSize = 1000
 
     @Flag(name: [.short, .long], help: "Also log to standard error.")
