@@ -16,7 +16,7 @@ RELEASE_BIN = .build/release/notmuch-deliver
 # process runs per message.
 RELEASE_LINK = -Xswiftc -Xclang-linker -Xswiftc -no-pie
 
-.PHONY: all deps deps-e2e e2e build install uninstall test demo bench stress clean
+.PHONY: all deps deps-e2e e2e build install uninstall test demo bench stress fuzz clean
 
 all: build
 
@@ -73,6 +73,13 @@ test: deps
 	# The short form of `make stress`: concurrent deliveries, lock fights, SIGKILLs.
 	python3 Tests/Stress/stress.py --deliver .build/debug/notmuch-deliver --workers 4 --messages 40
 	$(MAKE) --no-print-directory e2e
+
+# libFuzzer (with AddressSanitizer) on the project's own parsers: rules
+# files, From_ stripping, mbox splitting, header reading. Never part of
+# `make test`; FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	sh Tests/Fuzz/run.sh $(FUZZ_SECONDS)
 
 demo: build
 	sh Tests/scripts/demo.sh $(RELEASE_BIN)
