@@ -31,7 +31,7 @@ struct LockedSession {
         // The quiet case goes straight to the database. Otherwise (the lock
         // is held, others are queued, or another is about to open) queue
         // first, so that whoever opens next takes this message along in its
-        // transaction, and wait for that or for our own turn.
+        // transaction.
         var direct = false
         if !WriteLock.isHeld(lockFile) && queue.names().isEmpty {
             flusherTurn = queue.tryBecomeFlusher()
@@ -40,15 +40,13 @@ struct LockedSession {
         }
         if !direct {
             recordName = try enqueue(file)
-            while Clock.now < deadline {
-                if !queue.contains(recordName!) { return appliedElsewhere(file) }
-                if !WriteLock.isHeld(lockFile), let turn = queue.tryBecomeFlusher() {
-                    flusherTurn = turn
-                    break
-                }
-                Clock.sleep(0.002)
-            }
-            if flusherTurn == nil { return queued(file, reason: nil, abandoned: false) }
+            // The record is durable. If another process holds the flusher
+            // turn, the record is in its hands: a holder looks at the queue
+            // again after letting go (`applyHandedOver`), so this process
+            // can leave at once instead of waiting for a commit.
+            guard let turn = queue.tryBecomeFlusher() else { return handedOver(file) }
+            flusherTurn = turn
+            if !queue.contains(recordName!) { return appliedElsewhere(file) }
         }
 
         let options = self.options
@@ -98,23 +96,71 @@ struct LockedSession {
         }
         queue.remove(applied)
         timer.mark("commit")
-        return report ?? appliedElsewhere(file)
+        try? flusherTurn?.close()
+        flusherTurn = nil
+        var result = report ?? appliedElsewhere(file)
+        applyHandedOver(&result)
+        return result
+    }
+
+    /// How long a delivery goes on applying records others handed over,
+    /// before it leaves them to the next delivery: a steady stream of mail
+    /// must not keep one process (and its MTA slot) for ever.
+    static let handOverLimit = 60.0
+
+    /// Deliveries that found the flusher turn taken left their records to
+    /// its holder. Having let go of the turn, look again: while records
+    /// wait and the turn can be had, apply them. A record queued as the
+    /// turn was let go is seen here, or its own delivery got the turn.
+    private func applyHandedOver(_ report: inout DeliveryReport) {
+        let started = Clock.now
+        while !queue.names().isEmpty, let turn = queue.tryBecomeFlusher() {
+            defer { try? turn.close() }
+            guard Clock.now - started < Self.handOverLimit else {
+                DeliveryLog.logger.warning("leaving queued deliveries to the next delivery after \(Int(Self.handOverLimit)) s of applying them")
+                return
+            }
+            switch flushOnce(timeout: settings.lockTimeout) {
+            case .applied:
+                continue
+            case .lockTimedOut:
+                report.abandonedLockWait = true
+                return
+            case .failed(let error):
+                DeliveryLog.logger.error("queued deliveries not applied (\(error.message)); they wait for the next delivery or 'notmuch-deliver flush'")
+                return
+            }
+        }
     }
 
     /// For `flush`: applies the queue in one transaction.
     func flushQueue() throws(DeliveryError) -> Int {
-        if queue.names().isEmpty { return 0 }
+        switch flushOnce(timeout: settings.lockTimeout) {
+        case .applied(let count): return count
+        case .lockTimedOut:
+            throw DeliveryError(.temporary, "the database is locked by another writer; nothing flushed, try again later")
+        case .failed(let error): throw error
+        }
+    }
+
+    private enum FlushOutcome {
+        case applied(Int)
+        /// A thread is left waiting in libnotmuch: the process must end with _exit.
+        case lockTimedOut
+        case failed(DeliveryError)
+    }
+
+    private func flushOnce(timeout: Double) -> FlushOutcome {
+        if queue.names().isEmpty { return .applied(0) }
         let options = self.options
-        let opened = WriteLock.withTimeout(settings.lockTimeout) {
+        let opened = WriteLock.withTimeout(timeout) {
             Result { () throws(NotmuchError) -> Database in try options.openDatabase() }
         }
-        guard let opened else {
-            throw DeliveryError(.temporary, "the database is locked by another writer; nothing flushed, try again later")
-        }
+        guard let opened else { return .lockTimedOut }
         let database: Database
         switch opened {
         case .success(let value): database = value
-        case .failure(let error): throw DeliveryError(.temporary, "cannot open the notmuch database: \(error)")
+        case .failure(let error): return .failed(DeliveryError(.temporary, "cannot open the notmuch database: \(error)"))
         }
         var moves: [FilePath] = []
         var applied: [String] = []
@@ -123,10 +169,10 @@ struct LockedSession {
             try Delivery.makeDurable(moves)
             try database.close()
         } catch {
-            throw DeliveryError(.temporary, "flush failed, the queue is kept: \(error)")
+            return .failed(DeliveryError(.temporary, "flush failed, the queue is kept: \(error)"))
         }
         queue.remove(applied)
-        return applied.count
+        return .applied(applied.count)
     }
 
     /// Applies every queued record inside the caller's atomic section.
@@ -200,6 +246,12 @@ struct LockedSession {
             + "the message is delivered and queued for the next delivery or 'notmuch-deliver flush'"
         DeliveryLog.logger.warning("\(file.current.string): \(message)")
         return DeliveryReport.queuedReport(file.current, abandoned: abandoned)
+    }
+
+    /// Queued, and in the hands of the process that holds the flusher turn.
+    private func handedOver(_ file: Delivery.DeliveredFile) -> DeliveryReport {
+        DeliveryLog.logger.info("\(file.current.string): queued for the delivery now applying the queue")
+        return DeliveryReport.queuedReport(file.current, abandoned: false)
     }
 
     /// Another process applied our queued record while we waited.

@@ -76,8 +76,8 @@ struct InputFaultTests {
         let hashInput = try PipeEnds()
         let output = try ChildOutput(), hashOutput = try ChildOutput()
         let started = Date()
-        let child = try ChildProcess(MailFixture.deliverExecutable.path, [], environment: fixture.environment,
-                                     stdin: deliverInput.read, output: output)
+        let child = try ChildProcess.measured(MailFixture.deliverExecutable.path, [], environment: fixture.environment,
+                                              stdin: deliverInput.read, output: output)
         let hasher = try ChildProcess("/usr/bin/sha256sum", [], environment: [:], stdin: hashInput.read, output: hashOutput)
         deliverInput.closeRead()
         hashInput.closeRead()
@@ -121,7 +121,7 @@ struct InputFaultTests {
               + "small message \(small.peakRSS / 1024) KiB")
         // The deliverer copies 64 KiB at a time, and libnotmuch does not
         // index an octet-stream attachment's content: measured (debug
-        // build), the peak is the small message's (32 MiB) plus about
+        // build), the peak is the small message's (about 23 MiB) plus about
         // 1 MiB. A tenth of the message is well above that, and far below
         // any copy of it. (A 100 MB text/plain body is another matter:
         // libnotmuch holds the decoded text to index it, about 2.2 bytes
@@ -134,8 +134,8 @@ struct InputFaultTests {
     private static func deliverMeasured(_ fixture: MailFixture, _ bytes: [UInt8]) throws -> (status: Int32, peakRSS: Int, stderr: String) {
         let input = try PipeEnds()
         let output = try ChildOutput()
-        let child = try ChildProcess(MailFixture.deliverExecutable.path, [], environment: fixture.environment,
-                                     stdin: input.read, output: output)
+        let child = try ChildProcess.measured(MailFixture.deliverExecutable.path, [], environment: fixture.environment,
+                                              stdin: input.read, output: output)
         input.closeRead()
         try? writeAll(input.write, bytes[...])
         input.closeWrite()
@@ -293,6 +293,32 @@ private struct ChildProcess {
     }
 
     let pid: pid_t
+    /// Where the measuring parent writes the child's ru_maxrss (see `measured`).
+    private var rssFile: String?
+
+    /// Linux starts a program's ru_maxrss at the high-water mark of the
+    /// process image it replaced, so a child spawned straight from this
+    /// test runner (large, and larger when suites run in parallel) would
+    /// report the runner's size. A small python3 parent spawns it instead
+    /// and writes the child's own ru_maxrss (KiB) to a file.
+    static func measured(_ executable: String, _ arguments: [String], environment: [String: String],
+                         stdin: Int32, output: ChildOutput) throws -> ChildProcess {
+        let rssFile = NSTemporaryDirectory() + "nd-rss-\(UUID().uuidString)"
+        let parent = """
+            import os, sys
+            pid = os.fork()
+            if pid == 0:
+                os.execv(sys.argv[2], sys.argv[2:])
+            _, status, usage = os.wait4(pid, 0)
+            with open(sys.argv[1], "w") as f:
+                f.write(str(usage.ru_maxrss))
+            sys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+            """
+        var child = try ChildProcess("/usr/bin/env", ["python3", "-c", parent, rssFile, executable] + arguments,
+                                     environment: environment, stdin: stdin, output: output)
+        child.rssFile = rssFile
+        return child
+    }
 
     /// glibc's posix_spawn_file_actions_addclosefrom_np (2.34), which Swift
     /// does not see: it is declared only under _GNU_SOURCE.
@@ -334,7 +360,12 @@ private struct ChildProcess {
         let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
             + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         // ru_maxrss is in KiB on Linux.
-        return Exit(status: code, peakRSS: usage.ru_maxrss * 1024, cpuSeconds: cpu)
+        var peak = usage.ru_maxrss * 1024
+        if let rssFile {
+            peak = ((try? String(contentsOfFile: rssFile, encoding: .utf8)).flatMap { Int($0) } ?? -1) * 1024
+            try? FileManager.default.removeItem(atPath: rssFile)
+        }
+        return Exit(status: code, peakRSS: peak, cpuSeconds: cpu)
     }
 }
 
