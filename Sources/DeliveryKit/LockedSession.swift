@@ -270,8 +270,4 @@ public enum Clock {
         clock_gettime(CLOCK_MONOTONIC, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1_000_000_000
     }
-
-    static func sleep(_ seconds: Double) {
-        usleep(UInt32(seconds * 1_000_000))
-    }
 }

@@ -74,10 +74,10 @@ public struct PendingQueue: Sendable {
         return try JSONDecoder().decode(PendingRecord.self, from: Data(text.utf8))
     }
 
-    /// Among processes waiting with queued records, one at a time goes for
-    /// the database; the others keep watching their record, which the one
-    /// takes along. Without this they all queue up in Xapian's lock wait,
-    /// and each commits a batch of almost nothing. Nil: another has the turn.
+    /// Among processes with queued records, one at a time goes for the
+    /// database and takes every record along; the others leave theirs to it.
+    /// Without this they all queue up in Xapian's lock wait, and each
+    /// commits a batch of almost nothing. Nil: another has the turn.
     /// Closing the descriptor (or dying) gives the turn back.
     public func tryBecomeFlusher() -> FileDescriptor? {
         let path = directory.appending("flusher.lock")
