@@ -1,0 +1,36 @@
+// swift-tools-version: 6.0
+// libFuzzer targets for notmuch-deliver's own parsers. A package of its own,
+// so that the main package carries no unsafe flags; built and run by run.sh:
+//
+//     swift build --package-path Tests/Fuzz --scratch-path .build-fuzz -c release \
+//         --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
+//
+// The -Xswiftc flag instruments every module of the build, the parsers
+// included; the settings below alone would instrument only the harnesses.
+// Each target defines LLVMFuzzerTestOneInput and no main: libFuzzer's main
+// runs it.
+import PackageDescription
+
+let fuzzing: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address", "-parse-as-library"])]
+let linking: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
+
+func fuzzTarget(_ name: String, _ products: [String]) -> Target {
+    .executableTarget(name: name,
+                      dependencies: products.map { .product(name: $0, package: "notmuch-deliver") },
+                      swiftSettings: fuzzing, linkerSettings: linking)
+}
+
+let package = Package(
+    name: "notmuch-deliver-fuzz",
+    dependencies: [.package(name: "notmuch-deliver", path: "../..")],
+    targets: [
+        // The rules language: RuleParser, then evaluation against fixed facts.
+        fuzzTarget("FuzzRules", ["Rules"]),
+        // The From_ line stripper of a delivery, fed in random chunks.
+        fuzzTarget("FuzzEnvelope", ["DeliveryKit"]),
+        // mbox splitting in every format, from memory; compressed input through a file.
+        fuzzTarget("FuzzMbox", ["Mbox"]),
+        // Header reading through GMime, from memory and from a file.
+        fuzzTarget("FuzzHeaders", ["MailParsing"]),
+    ]
+)

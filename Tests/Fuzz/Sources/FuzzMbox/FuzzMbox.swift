@@ -1,0 +1,113 @@
+import Mbox
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// MboxReader on any bytes, in the format the first byte chooses. The rest
+/// is the archive, read twice: in one piece and in short reads (1 to 4093
+/// bytes, as the first byte says). A streaming reader must split it the
+/// same way both times, each message's offset must be a From_ line of the
+/// archive, and messages never hold more than the archive. Input that
+/// starts like gzip, xz or bzip2 goes through a file and Archive.open, so
+/// the decoders run too.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzMbox(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data, size > 0 else { return 0 }
+    let input = Array(UnsafeBufferPointer(start: data, count: size))
+    let format = MboxFormat.allCases[Int(input[0]) % MboxFormat.allCases.count]
+    let archive = Array(input.dropFirst())
+
+    if isCompressed(archive) {
+        CompressedFile.shared.write(archive)
+        guard let source = try? Archive.open(CompressedFile.shared.path) else { return 0 }
+        _ = split(MboxReader(source: source, format: format, name: "fuzz"))
+        return 0
+    }
+
+    let whole = split(MboxReader(source: MemorySource(archive, step: Int.max), format: format, name: "fuzz"))
+    // Reads of a byte or a few cross every boundary; longer ones are
+    // cheaper (the reader allocates its 64 KiB chunk per refill).
+    let step = [1, 2, 3, 7, 16, 61, 256, 4093][Int(input[0] / 5) % 8]
+    let pieces = split(MboxReader(source: MemorySource(archive, step: step), format: format, name: "fuzz"))
+    if whole != pieces {
+        fatalError("\(format): \(whole.count) results in one read, \(pieces.count) in reads of \(step) bytes")
+    }
+    var total = 0
+    var previous = -1
+    for case .message(let bytes, _, let offset, let line) in whole {
+        total += bytes.count
+        guard offset > previous, offset < archive.count, archive[offset...].starts(with: Array("From ".utf8)), line >= 1 else {
+            fatalError("\(format): a message at offset \(offset) (line \(line)) after \(previous)")
+        }
+        previous = offset
+    }
+    if total > archive.count { fatalError("\(format): \(total) message bytes from an archive of \(archive.count)") }
+    return 0
+}
+
+enum Outcome: Equatable {
+    case message(bytes: [UInt8], envelope: String, offset: Int, line: Int)
+    case error(String)
+}
+
+/// Every message, then the error if one ended the reading.
+private func split(_ reader: MboxReader) -> [Outcome] {
+    var outcomes: [Outcome] = []
+    do {
+        while let message = try reader.next() {
+            outcomes.append(.message(bytes: message.bytes, envelope: message.envelope,
+                                     offset: message.offset, line: message.line))
+            if outcomes.count > 1 << 16 { fatalError("more messages than bytes") }
+        }
+    } catch {
+        outcomes.append(.error("\(error)"))
+    }
+    return outcomes
+}
+
+private func isCompressed(_ bytes: [UInt8]) -> Bool {
+    bytes.starts(with: [0x1F, 0x8B]) || bytes.starts(with: [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00])
+        || bytes.starts(with: Array("BZh".utf8))
+}
+
+/// An archive in memory, handed out at most `step` bytes per read.
+private final class MemorySource: ByteSource {
+    private let bytes: [UInt8]
+    private let step: Int
+    private var position = 0
+
+    init(_ bytes: [UInt8], step: Int) {
+        self.bytes = bytes
+        self.step = step
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let count = min(buffer.count, step, bytes.count - position)
+        guard count > 0 else { return 0 }
+        bytes[position..<(position + count)].withUnsafeBytes { buffer.copyMemory(from: $0) }
+        position += count
+        return count
+    }
+}
+
+/// One file per fuzzing process for compressed input, removed at exit.
+private let compressedPath = "/tmp/fuzz-mbox-\(getpid())"
+
+private final class CompressedFile: @unchecked Sendable {
+    static let shared = CompressedFile()
+    let path = compressedPath
+
+    private init() { atexit { unlink(compressedPath) } }
+
+    func write(_ bytes: [UInt8]) {
+        let fd = open(compressedPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        precondition(fd >= 0, "cannot create \(compressedPath)")
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            precondition(count > 0, "cannot write \(compressedPath)")
+            offset += count
+        }
+    }
+}
