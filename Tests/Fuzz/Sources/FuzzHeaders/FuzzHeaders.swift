@@ -26,18 +26,20 @@ public func fuzzHeaders(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-/// One file per fuzzing process, rewritten for each input, removed at exit.
-private let temporaryPath = "/tmp/fuzz-headers-\(getpid())"
-
+/// One file per fuzzing process, rewritten for each input. It is unlinked
+/// at once and named through /proc/self/fd, so that nothing is left behind
+/// by a crash or a fork-mode job.
 private final class TemporaryFile: @unchecked Sendable {
     static let shared = TemporaryFile()
-    let path = temporaryPath
+    let path: String
     private let fd: Int32
 
     private init() {
-        fd = open(temporaryPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        precondition(fd >= 0, "cannot create \(temporaryPath)")
-        atexit { unlink(temporaryPath) }
+        var template = Array("/tmp/fuzz-headers-XXXXXX".utf8CString)
+        fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        precondition(fd >= 0, "cannot create a temporary file")
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        path = "/proc/self/fd/\(fd)"
     }
 
     func write(_ bytes: [UInt8]) {
@@ -45,7 +47,7 @@ private final class TemporaryFile: @unchecked Sendable {
         var offset = 0
         while offset < bytes.count {
             let count = bytes[offset...].withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
-            precondition(count > 0, "cannot write \(temporaryPath)")
+            precondition(count > 0, "cannot write the temporary file")
             offset += count
         }
     }

@@ -90,23 +90,28 @@ private final class MemorySource: ByteSource {
     }
 }
 
-/// One file per fuzzing process for compressed input, removed at exit.
-private let compressedPath = "/tmp/fuzz-mbox-\(getpid())"
-
+/// One file per fuzzing process for compressed input, rewritten for each.
+/// It is unlinked at once and named through /proc/self/fd, so that nothing
+/// is left behind by a crash or a fork-mode job.
 private final class CompressedFile: @unchecked Sendable {
     static let shared = CompressedFile()
-    let path = compressedPath
+    let path: String
+    private let fd: Int32
 
-    private init() { atexit { unlink(compressedPath) } }
+    private init() {
+        var template = Array("/tmp/fuzz-mbox-XXXXXX".utf8CString)
+        fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        precondition(fd >= 0, "cannot create a temporary file")
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        path = "/proc/self/fd/\(fd)"
+    }
 
     func write(_ bytes: [UInt8]) {
-        let fd = open(compressedPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        precondition(fd >= 0, "cannot create \(compressedPath)")
-        defer { close(fd) }
+        precondition(ftruncate(fd, 0) == 0)
         var offset = 0
         while offset < bytes.count {
-            let count = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            precondition(count > 0, "cannot write \(compressedPath)")
+            let count = bytes[offset...].withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
+            precondition(count > 0, "cannot write the temporary file")
             offset += count
         }
     }
