@@ -114,10 +114,12 @@ public final class MboxReader {
     private func readCountedBody(_ length: Int, into message: inout [UInt8]) throws -> Bool {
         guard length >= 0, let body = try lines.readExactly(length) else { return false }
         let lookahead = try lines.peek(2048)
-        let consistent = lookahead.isEmpty || Self.isEnvelope(lookahead[...])
+        // Only the first line counts: a body line starting "From " must not
+        // pass on the strength of a time and a year on later lines.
+        let consistent = lookahead.isEmpty || Self.isEnvelope(Self.firstLine(lookahead[...]))
             || (Self.startsWithBlankLine(lookahead) && {
                 let rest = lookahead.drop { $0 == 13 }.dropFirst()
-                return rest.isEmpty || Self.isEnvelope(rest)
+                return rest.isEmpty || Self.isEnvelope(Self.firstLine(rest))
             }())
         guard consistent else {
             lines.pushBack(body)
@@ -153,6 +155,11 @@ public final class MboxReader {
 
     static func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
         line.allSatisfy { $0 == 10 || $0 == 13 }
+    }
+
+    static func firstLine(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        guard let newline = bytes.firstIndex(of: 10) else { return bytes }
+        return bytes[...newline]
     }
 
     static func startsWithBlankLine(_ bytes: [UInt8]) -> Bool {
@@ -209,13 +216,16 @@ final class LineReader {
 
     init(_ source: ByteSource) { self.source = source }
 
+    /// Where reads land before joining the buffer; allocated once, as a
+    /// pipe may deliver a few bytes per read.
+    private var chunk = [UInt8](repeating: 0, count: 1 << 16)
+
     /// Makes sure `count` bytes are buffered past the position, if the source has them.
     private func fill(_ count: Int) throws {
         if position > 1 << 20 {
             buffer.removeFirst(position)
             position = 0
         }
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while buffer.count - position < count && !atEnd {
             let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
             if n == 0 { atEnd = true } else { buffer += chunk[..<n] }

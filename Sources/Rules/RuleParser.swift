@@ -157,7 +157,7 @@ struct LineParser {
         while let character = characters.first {
             characters = characters.dropFirst()
             guard character == "$" else { literal.append(character); continue }
-            if let digit = characters.first?.wholeNumberValue, digit >= 1 {
+            if let next = characters.first, next.isASCII, let digit = next.wholeNumberValue, digit >= 1 {
                 characters = characters.dropFirst()
                 if !literal.isEmpty { parts.append(.literal(literal)); literal = "" }
                 parts.append(.capture(digit))
@@ -351,7 +351,9 @@ struct LineParser {
         guard let number = Int(digits), number >= 0 else {
             throw error("expected a size in bytes, k or M after 'size:\(first)', e.g. size:>100k", at: start + 1)
         }
-        return .size(comparison, number * multiplier)
+        let (bytes, overflow) = number.multipliedReportingOverflow(by: multiplier)
+        guard !overflow else { throw error("size too large: \(text.dropFirst())", at: start + 1) }
+        return .size(comparison, bytes)
     }
 }
 

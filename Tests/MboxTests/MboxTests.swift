@@ -95,6 +95,15 @@ func texts(_ messages: [MboxMessage]) -> [String] { messages.map { String(decodi
         #expect(try split(wrong, .mboxcl2).count == 3)
     }
 
+    /// Found by FuzzMbox: after a counted body, the check for a From_ line
+    /// looked at 2 KiB at once, so a body line "From …" passed on the
+    /// strength of a time and a year on the lines after it, and was lost.
+    @Test func aWrongLengthFollowedByABodyFromLineLosesNothing() throws {
+        let rest = "From here on, the body goes on: the length was wrong\nwith a meeting at 12:00 in 2025\nand a last line\n"
+        let mbox = "From a@example.org Mon Nov 24 09:00:00 2025\nContent-Length: 5\n\nbody\n" + rest
+        #expect(texts(try split(mbox, .mboxcl2)) == ["Content-Length: 5\n\nbody\n" + rest])
+    }
+
     @Test(arguments: [1, 2, 3, 5, 64, 100_000])
     func chunkSizeDoesNotMatter(step: Int) throws {
         let mbox = "From a@b Mon Nov 24 09:00:00 2025\nSubject: x\n\n>From q\n\nFrom c@d Mon Nov 24 09:00:00 2025\nSubject: y\n\nb\n"

@@ -76,6 +76,10 @@ func effects(_ rules: RuleSet, _ facts: FakeFacts) throws -> [Effect] {
         ("\n\n  \n+a -- subject:\"open", 4, 7, "unterminated"),
         ("+a -- header:X~/a/z", 1, 16, "unknown regular expression flag"),
         ("+a -- from:x and", 1, 17, "expected a condition"),
+        // Found by FuzzRules: this overflowed and killed the process.
+        ("+big -- size:>9999999999999999k", 1, 15, "size too large"),
+        // Found by FuzzRules: an Arabic-Indic three was taken for $3.
+        ("+l/$\u{663} -- header:X~/(a)/", 1, 2, "followed by 1-9"),
     ])
     func reportsWhereAndWhat(text: String, line: Int, column: Int, expected: String) {
         let (_, errors) = RuleParser.parse(text, origin: "my.rules")
