@@ -19,7 +19,8 @@ public enum Delivery {
         timer.mark("config")
         let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
                                              create: options.createFolder)
-        let file = try write(input, to: maildir, worldReadable: options.worldReadable)
+        // The session syncs new/ (with the queue record, if it queues).
+        let file = try write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false)
         timer.mark("write")
 
         let session = LockedSession(settings: settings, options: options)
@@ -103,10 +104,11 @@ public enum Delivery {
     }
 
     static func write(_ input: FileDescriptor, to maildir: Maildir, worldReadable: Bool,
-                      scratch: Bool = false) throws(DeliveryError) -> DeliveredFile {
+                      scratch: Bool = false, syncingDirectory: Bool = true) throws(DeliveryError) -> DeliveredFile {
         let permissions: FilePermissions = worldReadable ? [.ownerReadWrite, .groupRead, .otherRead] : .ownerReadWrite
         do {
-            let delivered = try maildir.deliver(from: input, permissions: permissions, scratch: scratch)
+            let delivered = try maildir.deliver(from: input, permissions: permissions, scratch: scratch,
+                                                syncingDirectory: syncingDirectory)
             return DeliveredFile(delivered.path, adopted: delivered.adopted)
         } catch {
             switch error {

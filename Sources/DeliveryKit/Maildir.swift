@@ -45,8 +45,10 @@ public struct Maildir: Sendable {
     }
 
     /// Copies `input` (minus a leading From_ line) into new/ and returns the
-    /// file's path once file and directory are on disk. On any failure
-    /// nothing is left behind.
+    /// file's path once the file is on disk; its directory entry too unless
+    /// `syncingDirectory` is false, when the caller syncs `path`'s
+    /// directory itself (a delivery that queues syncs it once together with
+    /// its queue record). On any failure nothing is left behind.
     ///
     /// The file in new/ is named after the SHA-1 of its content, and put
     /// there with link(2), which never replaces: when the same bytes are
@@ -55,7 +57,7 @@ public struct Maildir: Sendable {
     /// then retried does not store the message twice.
     /// `scratch` keeps the copy in tmp/ under a unique name (`explain`).
     public func deliver(from input: FileDescriptor, permissions: FilePermissions,
-                        scratch: Bool = false) throws(WriteError) -> Delivered {
+                        scratch: Bool = false, syncingDirectory: Bool = true) throws(WriteError) -> Delivered {
         let tmpPath = tmp.appending(MaildirName.unique())
         let file: FileDescriptor
         do {
@@ -99,11 +101,13 @@ public struct Maildir: Sendable {
         // An adopted file's name may never have reached the disk (its
         // delivery died before the fsync): sync its directory too.
         let directory = (found ?? newPath).removingLastComponent()
-        do {
-            try FileSystem.fsyncDirectory(directory)
-        } catch {
-            if found == nil { try? FileSystem.unlink(newPath) }
-            throw .write(error, directory)
+        if syncingDirectory {
+            do {
+                try FileSystem.fsyncDirectory(directory)
+            } catch {
+                if found == nil { try? FileSystem.unlink(newPath) }
+                throw .write(error, directory)
+            }
         }
         return Delivered(path: found ?? newPath, adopted: found != nil)
     }

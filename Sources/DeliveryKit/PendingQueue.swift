@@ -36,7 +36,10 @@ public struct PendingQueue: Sendable {
         directory = lock.removingLastComponent().removingLastComponent().appending("notmuch-deliver-queue")
     }
 
-    /// Writes the record durably, named after the message file so it is unique.
+    /// Writes the record, named after the message file so it is unique,
+    /// and puts it in place. Durable only after `makeDurable`: until then
+    /// the delivery has not reported success, and a crash is the MTA's to
+    /// retry (a record left empty is dropped as unreadable).
     public func enqueue(_ record: PendingRecord) throws {
         try FileSystem.makeDirectory(directory, mode: 0o700)
         let name = (FilePath(record.path).lastComponent?.string ?? MaildirName.unique())
@@ -48,7 +51,6 @@ public struct PendingQueue: Sendable {
                                          permissions: .ownerReadWrite)
         do {
             _ = try fd.writeAll(data)
-            try FileSystem.fsync(fd)
             try fd.close()
         } catch {
             try? fd.close()
@@ -56,6 +58,18 @@ public struct PendingQueue: Sendable {
             throw error
         }
         try FileSystem.rename(temporary, final)
+    }
+
+    /// Syncs a record and its directory entry. A record a flusher has
+    /// already applied and removed needs nothing more.
+    public func makeDurable(_ name: String) throws {
+        do {
+            let fd = try FileDescriptor.open(directory.appending(name), .readOnly, options: [.closeOnExec])
+            defer { try? fd.close() }
+            try FileSystem.fsync(fd)
+        } catch Errno.noSuchFileOrDirectory {
+            return
+        }
         try FileSystem.fsyncDirectory(directory)
     }
 
