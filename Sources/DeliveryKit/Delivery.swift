@@ -29,8 +29,10 @@ public enum Delivery {
             report = try session.deliver(file, timer: &timer)
             report.mailRoot = settings.mailRoot
         } catch let failure {
-            guard options.keep, failure.kind != .usage else {
-                if !file.adopted { Maildir.discard(file.current) }
+            // Kept (--keep) only once its name is on disk.
+            let directory = file.current.removingLastComponent()
+            guard options.keep, failure.kind != .usage, (try? FileSystem.fsyncDirectory(directory)) != nil else {
+                if !file.adopted && !file.indexedElsewhere { Maildir.discard(file.current) }
                 throw failure
             }
             return DeliveryReport(path: file.current.string, messageID: nil, tags: [], indexed: false,
@@ -42,7 +44,9 @@ public enum Delivery {
             DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")
         }
         maildir.removeStaleTemporaryFiles()
-        if report.indexed, options.runHooks, let hooks = settings.hookDirectory {
+        // Not while a thread waits in libnotmuch for the lock: it could get
+        // it and hold it, and a hook running notmuch would wait for ever.
+        if report.indexed, !report.abandonedLockWait, options.runHooks, let hooks = settings.hookDirectory {
             Hook.run("post-insert", in: hooks)
         }
         timer.mark("hook")
@@ -100,6 +104,9 @@ public enum Delivery {
         /// The same bytes were there already (a retried delivery): the file
         /// is not ours to remove if this delivery fails.
         let adopted: Bool
+        /// Another process indexed it from our queue record before this
+        /// delivery failed: the database names it, so it stays too.
+        var indexedElsewhere = false
         init(_ path: FilePath, adopted: Bool = false) { original = path; current = path; self.adopted = adopted }
     }
 

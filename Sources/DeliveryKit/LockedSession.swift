@@ -27,7 +27,6 @@ struct LockedSession {
         let deadline = Clock.now + settings.lockTimeout
         var recordName: String?
         var flusherTurn: FileDescriptor?
-        defer { try? flusherTurn?.close() }
         // The quiet case goes straight to the database. Otherwise (the lock
         // is held, others are queued, or another is about to open) queue
         // first, so that whoever opens next takes this message along in its
@@ -39,23 +38,57 @@ struct LockedSession {
             direct = flusherTurn != nil || FileSystem.kind(of: queue.directory.removingLastComponent()) == .missing
         }
         if !direct { recordName = try enqueue(file) }
-        try syncDelivery(file, record: recordName)
-        if let recordName {
+        do {
+            try syncDelivery(file, record: recordName)
+        } catch {
+            try? flusherTurn?.close()
+            throw error
+        }
+        if recordName != nil, flusherTurn == nil {
             // The record is durable. If another process holds the flusher
             // turn, the record is in its hands: a holder looks at the queue
             // again after letting go (`applyHandedOver`), so this process
             // can leave at once instead of waiting for a commit.
             guard let turn = queue.tryBecomeFlusher() else { return handedOver(file) }
             flusherTurn = turn
-            if !queue.contains(recordName) { return appliedElsewhere(file) }
         }
 
+        // With the turn held, records may be handed to us whatever happens
+        // next: every way out lets go of the turn and looks again, unless
+        // the database cannot be had at all.
+        let outcome: Result<DeliveryReport, DeliveryError>
+        do {
+            outcome = .success(try indexHoldingTurn(file, recordName: recordName, deadline: deadline, timer: &timer))
+        } catch {
+            outcome = .failure(error)
+        }
+        try? flusherTurn?.close()
+        switch outcome {
+        case .success(var report):
+            if !report.queued { applyHandedOver(&report) }
+            return report
+        case .failure(let error):
+            // Our own message failed; the records handed to us still get
+            // their try, if the database is free to be had.
+            if !WriteLock.isHeld(lockFile) {
+                var others = DeliveryReport.queuedReport(file.current, abandoned: false)
+                applyHandedOver(&others)
+            }
+            throw error
+        }
+    }
+
+    /// Opens the database (within the deadline) and indexes the message
+    /// with every queued record in one transaction; or queues the message
+    /// when the database cannot be had. The database is closed on return.
+    private func indexHoldingTurn(_ file: Delivery.DeliveredFile, recordName: String?, deadline: Double,
+                                  timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
         let options = self.options
         let opened = WriteLock.withTimeout(max(deadline - Clock.now, 0.01)) {
             Result { () throws(NotmuchError) -> Database in try options.openDatabase() }
         }
         guard let opened else {
-            if recordName == nil { recordName = try enqueue(file) }
+            if recordName == nil { try enqueueDurably(file) }
             return queued(file, reason: nil, abandoned: true)
         }
         let database: Database
@@ -63,7 +96,7 @@ struct LockedSession {
         case .success(let value): database = value
         case .failure(let openError):
             if recordName == nil {
-                do { recordName = try enqueue(file) } catch {
+                do { try enqueueDurably(file) } catch {
                     throw DeliveryError(.temporary, "cannot open the notmuch database (\(openError)) "
                                         + "nor queue the message (\(error.message))")
                 }
@@ -72,7 +105,6 @@ struct LockedSession {
                           + "and queued: fix the database, then run 'notmuch-deliver flush'", abandoned: false)
         }
         timer.mark("open")
-        if let recordName, !queue.contains(recordName) { return appliedElsewhere(file) }
 
         var moves: [FilePath] = []
         var applied: [String] = []
@@ -83,6 +115,8 @@ struct LockedSession {
                     let job = IndexJob(file: file, options: options, settings: settings, commit: true)
                     report = try job.run(in: database, moves: &moves)
                 }
+                // Our own record, if another applied it already, is simply
+                // not among them; the others still are.
                 let drained = try drain(database, moves: &moves)
                 applied = drained.applied
                 if let recordName { report = drained.reports[recordName] }
@@ -97,11 +131,17 @@ struct LockedSession {
         }
         queue.remove(applied)
         timer.mark("commit")
-        try? flusherTurn?.close()
-        flusherTurn = nil
-        var result = report ?? appliedElsewhere(file)
-        applyHandedOver(&result)
-        return result
+        return report ?? appliedElsewhere(file)
+    }
+
+    /// Queues a message late (the open failed or timed out) and makes the
+    /// record durable before the delivery reports success.
+    private func enqueueDurably(_ file: Delivery.DeliveredFile) throws(DeliveryError) {
+        let name = try enqueue(file)
+        do { try queue.makeDurable(name) } catch {
+            queue.remove([name])
+            throw DeliveryError(.temporary, "cannot queue the message in '\(queue.directory)': \(error)")
+        }
     }
 
     /// Makes the message's name in new/ durable, then its queue record.
@@ -116,7 +156,11 @@ struct LockedSession {
             try FileSystem.fsyncDirectory(directory)
             if let record { try queue.makeDurable(record) }
         } catch {
-            if let record { queue.remove([record]) }
+            if let record {
+                // Already applied by a holder of the turn: the database
+                // names the file, so it stays (a retry adopts it).
+                if queue.contains(record) { queue.remove([record]) } else { file.indexedElsewhere = true }
+            }
             throw DeliveryError(.temporary, "cannot sync the delivered message ('\(directory)'): \(error)")
         }
     }

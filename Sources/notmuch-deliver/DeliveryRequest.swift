@@ -72,7 +72,10 @@ struct DeliveryRequest: Equatable {
         return options
     }
 
-    /// Delivers standard input; the exit status for the MTA.
+    /// Delivers standard input; the exit status for the MTA. The process
+    /// then ends with _exit: everything is on disk and in the log by then,
+    /// and a thread may still sit in libnotmuch's lock wait, under whose
+    /// feet exit handlers (Xapian's among them) must not run.
     func deliver() -> Int32 {
         DeliveryLog.bootstrap(verbose: verbose, logFile: log)
         let started = Clock.milliseconds
@@ -80,9 +83,6 @@ struct DeliveryRequest: Equatable {
             let report = try Delivery.deliver(try options(), input: .standardInput)
             DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Clock.milliseconds - started)
             if let warning = report.warning { complain("warning: \(warning)") }
-            // A thread still sits in libnotmuch's lock wait: leave without
-            // running exit handlers (Xapian's among them) under its feet.
-            if report.abandonedLockWait { _exit(0) }
             return 0
         } catch {
             DeliveryLog.failure(error, milliseconds: Clock.milliseconds - started)

@@ -103,7 +103,7 @@ struct NotmuchDeliver: ParsableCommand {
         let (operations, rest) = splitTagOperations(arguments)
         if subcommand != "explain", var request = QuickCommandLine.deliveryRequest(rest) {
             request.tagOperations += operations
-            Glibc.exit(request.deliver())
+            _exit(request.deliver())
         }
         do {
             if subcommand == "explain" {
@@ -177,8 +177,7 @@ struct Deliver: ParsableCommand {
     }
 
     func run() throws {
-        let status = request.deliver()
-        if status != 0 { throw ExitCode(status) }
+        _exit(request.deliver())
     }
 }
 
