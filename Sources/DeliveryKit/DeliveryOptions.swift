@@ -70,8 +70,8 @@ public struct DeliveryReport: Sendable {
     /// The write lock did not come in time, or the database could not be
     /// opened: the message is durable and queued for the next flush.
     public var queued = false
-    /// A thread is still blocked in libnotmuch's lock wait: end the process
-    /// with _exit, without running exit handlers under its feet.
+    /// A thread is still blocked in libnotmuch's lock wait (and may yet
+    /// take the lock): run no hook that could wait for it.
     public var abandonedLockWait = false
 
     static func queuedReport(_ path: FilePath, abandoned: Bool) -> DeliveryReport {

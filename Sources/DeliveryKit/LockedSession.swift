@@ -65,15 +65,12 @@ struct LockedSession {
         try? flusherTurn?.close()
         switch outcome {
         case .success(var report):
-            if !report.queued { applyHandedOver(&report) }
+            if !report.queued, applyHandedOver() { report.abandonedLockWait = true }
             return report
         case .failure(let error):
             // Our own message failed; the records handed to us still get
             // their try, if the database is free to be had.
-            if !WriteLock.isHeld(lockFile) {
-                var others = DeliveryReport.queuedReport(file.current, abandoned: false)
-                applyHandedOver(&others)
-            }
+            if !WriteLock.isHeld(lockFile) { applyHandedOver() }
             throw error
         }
     }
@@ -83,11 +80,7 @@ struct LockedSession {
     /// when the database cannot be had. The database is closed on return.
     private func indexHoldingTurn(_ file: Delivery.DeliveredFile, recordName: String?, deadline: Double,
                                   timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
-        let options = self.options
-        let opened = WriteLock.withTimeout(max(deadline - Clock.now, 0.01)) {
-            Result { () throws(NotmuchError) -> Database in try options.openDatabase() }
-        }
-        guard let opened else {
+        guard let opened = openForWriting(within: max(deadline - Clock.now, 0.01)) else {
             if recordName == nil { try enqueueDurably(file) }
             return queued(file, reason: nil, abandoned: true)
         }
@@ -106,32 +99,55 @@ struct LockedSession {
         }
         timer.mark("open")
 
-        var moves: [FilePath] = []
-        var applied: [String] = []
         var report: DeliveryReport?
         do {
-            try database.atomically {
+            let applied = try applyQueue(in: database, timer: &timer) { moves in
                 if recordName == nil {
                     let job = IndexJob(file: file, options: options, settings: settings, commit: true)
                     report = try job.run(in: database, moves: &moves)
                 }
-                // Our own record, if another applied it already, is simply
-                // not among them; the others still are.
-                let drained = try drain(database, moves: &moves)
-                applied = drained.applied
-                if let recordName { report = drained.reports[recordName] }
             }
-            timer.mark("index")
-            // Renamed files' directories reach the disk before the commit
-            // that names them.
-            try Delivery.makeDurable(moves)
-            try database.close()
+            // Our own record, if another applied it already, is simply not
+            // among them.
+            if let recordName { report = applied.reports[recordName] }
         } catch {
             throw Delivery.classify(error, file: file)
         }
-        queue.remove(applied)
-        timer.mark("commit")
         return report ?? appliedElsewhere(file)
+    }
+
+    /// Opens the database for writing, waiting at most `seconds` for the
+    /// lock. Nil when the time ran out: a thread is then left waiting in
+    /// libnotmuch, and the process must not touch the database again.
+    private func openForWriting(within seconds: Double) -> Result<Database, NotmuchError>? {
+        let options = self.options
+        return WriteLock.withTimeout(seconds) {
+            Result { () throws(NotmuchError) -> Database in try options.openDatabase() }
+        }
+    }
+
+    /// In one atomic section, `first` (a delivery's own message) and every
+    /// queued record; then the renamed directories are synced, the commit
+    /// made, and only then the applied records removed (those dropped as
+    /// unusable among them). Returns their names, and the reports of those
+    /// indexed.
+    private func applyQueue(in database: Database, timer: inout PhaseTimer,
+                            first: (inout [FilePath]) throws -> Void = { _ in })
+        throws -> (applied: [String], reports: [String: DeliveryReport]) {
+        var moves: [FilePath] = []
+        var drained: (applied: [String], reports: [String: DeliveryReport]) = ([], [:])
+        try database.atomically {
+            try first(&moves)
+            drained = try drain(database, moves: &moves)
+        }
+        timer.mark("index")
+        // Renamed files' directories reach the disk before the commit that
+        // names them.
+        try Delivery.makeDurable(moves)
+        try database.close()
+        queue.remove(drained.applied)
+        timer.mark("commit")
+        return drained
     }
 
     /// Queues a message late (the open failed or timed out) and makes the
@@ -174,25 +190,27 @@ struct LockedSession {
     /// its holder. Having let go of the turn, look again: while records
     /// wait and the turn can be had, apply them. A record queued as the
     /// turn was let go is seen here, or its own delivery got the turn.
-    private func applyHandedOver(_ report: inout DeliveryReport) {
+    /// True when a lock wait timed out and left a thread in libnotmuch.
+    @discardableResult
+    private func applyHandedOver() -> Bool {
         let started = Clock.now
         while !queue.names().isEmpty, let turn = queue.tryBecomeFlusher() {
             defer { try? turn.close() }
             guard Clock.now - started < Self.handOverLimit else {
                 DeliveryLog.logger.warning("leaving queued deliveries to the next delivery after \(Int(Self.handOverLimit)) s of applying them")
-                return
+                return false
             }
             switch flushOnce(timeout: settings.lockTimeout) {
             case .applied:
                 continue
             case .lockTimedOut:
-                report.abandonedLockWait = true
-                return
+                return true
             case .failed(let error):
                 DeliveryLog.logger.error("queued deliveries not applied (\(error.message)); they wait for the next delivery or 'notmuch-deliver flush'")
-                return
+                return false
             }
         }
+        return false
     }
 
     /// For `flush`: applies the queue in one transaction.
@@ -214,27 +232,18 @@ struct LockedSession {
 
     private func flushOnce(timeout: Double) -> FlushOutcome {
         if queue.names().isEmpty { return .applied(0) }
-        let options = self.options
-        let opened = WriteLock.withTimeout(timeout) {
-            Result { () throws(NotmuchError) -> Database in try options.openDatabase() }
-        }
-        guard let opened else { return .lockTimedOut }
+        guard let opened = openForWriting(within: timeout) else { return .lockTimedOut }
         let database: Database
         switch opened {
         case .success(let value): database = value
         case .failure(let error): return .failed(DeliveryError(.temporary, "cannot open the notmuch database: \(error)"))
         }
-        var moves: [FilePath] = []
-        var applied: [String] = []
+        var unused = PhaseTimer(path: nil)
         do {
-            try database.atomically { applied = try drain(database, moves: &moves).applied }
-            try Delivery.makeDurable(moves)
-            try database.close()
+            return .applied(try applyQueue(in: database, timer: &unused).applied.count)
         } catch {
             return .failed(DeliveryError(.temporary, "flush failed, the queue is kept: \(error)"))
         }
-        queue.remove(applied)
-        return .applied(applied.count)
     }
 
     /// Applies every queued record inside the caller's atomic section.
@@ -316,7 +325,7 @@ struct LockedSession {
         return DeliveryReport.queuedReport(file.current, abandoned: false)
     }
 
-    /// Another process applied our queued record while we waited.
+    /// Another process applied our queued record first.
     private func appliedElsewhere(_ file: Delivery.DeliveredFile) -> DeliveryReport {
         DeliveryReport(path: file.current.string, messageID: nil, tags: [], indexed: true, duplicate: false,
                        discarded: false, warning: nil, traces: [])
