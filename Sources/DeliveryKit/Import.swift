@@ -207,8 +207,9 @@ public final class Importer {
             // One atomic section per message, as `notmuch new` does: one
             // around the whole batch measured a third slower. The files are
             // durable already, so a commit Xapian makes on its own mid-batch
-            // names nothing that could be lost; the batch counts as imported
-            // only after the close below.
+            // loses no message (a rule's move not yet synced can leave the
+            // database naming the old path until `notmuch new`); the batch
+            // counts as imported only after the close below.
             for item in pending {
                 try database.atomically {
                     let file = Delivery.DeliveredFile(item.final)
