@@ -56,7 +56,7 @@ e2e:
 	fi
 
 build: deps
-	$(SWIFT) build -c release --static-swift-stdlib $(RELEASE_LINK)
+	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath $(RELEASE_LINK)
 
 install: build
 	install -d $(BINDIR) $(MANDIR)

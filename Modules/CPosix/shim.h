@@ -2,6 +2,7 @@
 #define NOTMUCH_DELIVER_CPOSIX_SHIM_H
 
 #include <time.h>
+#include <syslog.h>
 
 /* glibc declares these only under _GNU_SOURCE / _XOPEN_SOURCE, which
    Swift's Glibc module is not built with. */
@@ -11,6 +12,12 @@ extern char *strptime(const char *s, const char *format, struct tm *tm);
 static inline int cposix_syncfs(int fd) { return syncfs(fd); }
 static inline char *cposix_strptime(const char *s, const char *format, struct tm *tm) {
     return strptime(s, format, tm);
+}
+
+/* syslog is variadic, which Swift cannot call; going through vsyslog and
+   CVarArg costs a runtime protocol lookup on every process's first line. */
+static inline void cposix_syslog(int priority, const char *message) {
+    syslog(priority, "%s", message);
 }
 
 #endif

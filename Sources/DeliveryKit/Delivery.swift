@@ -19,18 +19,28 @@ public enum Delivery {
         timer.mark("config")
         let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
                                              create: options.createFolder)
-        // The session syncs new/ (with the queue record, if it queues).
-        let file = try write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false)
+        let session = LockedSession(settings: settings, options: options)
+        // Planned once the input is read: a quiet delivery's database then
+        // opens while the file is synced. The session syncs new/ (with the
+        // queue record, if it queues).
+        var plan: LockedSession.Plan?
+        let file: DeliveredFile
+        do {
+            file = try write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
+                             beforeSync: { plan = session.plan() })
+        } catch {
+            if let plan { session.cancel(plan) }
+            throw error
+        }
         timer.mark("write")
 
-        let session = LockedSession(settings: settings, options: options)
         var report: DeliveryReport
         do {
-            report = try session.deliver(file, timer: &timer)
+            report = try session.deliver(file, plan: plan ?? session.plan(), timer: &timer)
             report.mailRoot = settings.mailRoot
         } catch let failure {
             // Kept (--keep) only once its name is on disk.
-            let directory = file.current.removingLastComponent()
+            let directory = file.current.directory
             guard options.keep, failure.kind != .usage, (try? FileSystem.fsyncDirectory(directory)) != nil else {
                 if !file.adopted && !file.indexedElsewhere { Maildir.discard(file.current) }
                 throw failure
@@ -111,11 +121,12 @@ public enum Delivery {
     }
 
     static func write(_ input: FileDescriptor, to maildir: Maildir, worldReadable: Bool,
-                      scratch: Bool = false, syncingDirectory: Bool = true) throws(DeliveryError) -> DeliveredFile {
+                      scratch: Bool = false, syncingDirectory: Bool = true,
+                      beforeSync: () -> Void = {}) throws(DeliveryError) -> DeliveredFile {
         let permissions: FilePermissions = worldReadable ? [.ownerReadWrite, .groupRead, .otherRead] : .ownerReadWrite
         do {
             let delivered = try maildir.deliver(from: input, permissions: permissions, scratch: scratch,
-                                                syncingDirectory: syncingDirectory)
+                                                syncingDirectory: syncingDirectory, beforeSync: beforeSync)
             return DeliveredFile(delivered.path, adopted: delivered.adopted)
         } catch {
             switch error {

@@ -86,7 +86,7 @@ struct IndexJob {
             if commit {
                 try database.removeFile(path)
                 try FileSystem.unlink(file.original)
-                moves.append(file.original.removingLastComponent())
+                moves.append(file.original.directory)
             }
             return DeliveryReport(path: path, messageID: message.id, tags: [], indexed: true,
                                   duplicate: false, discarded: true, warning: nil, traces: traces)
@@ -101,7 +101,7 @@ struct IndexJob {
             let source = file.current
             try FileSystem.rename(source, target)
             file.current = target
-            moves += [source.removingLastComponent(), target.removingLastComponent()]
+            moves += [source.directory, target.directory]
             // The new name first: removing the only name would remove the message.
             _ = try database.indexFile(target.string, decrypt: options.decrypt)
             try database.removeFile(source.string)
@@ -147,7 +147,7 @@ struct IndexJob {
         try message.syncTagsToMaildirFlags()
         let renamed = Self.currentPath(of: file.current, among: message.filenames)
         if renamed != file.current {
-            moves += [file.current.removingLastComponent(), renamed.removingLastComponent()]
+            moves += [file.current.directory, renamed.directory]
             file.current = renamed
         }
     }

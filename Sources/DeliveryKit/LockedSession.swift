@@ -20,28 +20,65 @@ struct LockedSession {
         lockFile = queue.lockFile
     }
 
+    /// What a delivery settles once its message is written, before the
+    /// slow part of making it durable (two fsyncs): whether it goes straight
+    /// to the database, and if so, the database's opening, started at once
+    /// so that it overlaps those fsyncs. Not earlier: the write lock must not
+    /// be held while the message still streams in.
+    struct Plan {
+        let deadline: Double
+        /// The quiet case: the lock is free, nobody is queued, and this
+        /// delivery holds the flusher turn (or there is no database folder
+        /// to queue in, and the open will say what is wrong).
+        let direct: Bool
+        let flusherTurn: FileDescriptor?
+        let opening: BoundedWait<Result<Database, NotmuchError>>?
+    }
+
+    func plan() -> Plan {
+        let deadline = Clock.now + settings.lockTimeout
+        // Otherwise (the lock is held, others are queued, or another is
+        // about to open) the delivery queues first, so that whoever opens
+        // next takes this message along in its transaction.
+        guard !WriteLock.isHeld(lockFile), queue.names().isEmpty else {
+            return Plan(deadline: deadline, direct: false, flusherTurn: nil, opening: nil)
+        }
+        let flusherTurn = queue.tryBecomeFlusher()
+        let direct = flusherTurn != nil || FileSystem.kind(of: queue.directory.directory) == .missing
+        return Plan(deadline: deadline, direct: direct, flusherTurn: flusherTurn,
+                    opening: direct ? startOpening() : nil)
+    }
+
+    /// The message could not be made durable after `plan`: let go of the
+    /// database and of the flusher turn, and apply what others handed over
+    /// meanwhile.
+    func cancel(_ plan: Plan) {
+        var lockWaitLeft = false
+        if let opening = plan.opening {
+            switch opening.wait(upTo: max(plan.deadline - Clock.now, 0.01)) {
+            case .success(let database)?: try? database.close()
+            case .failure?: break
+            case nil: lockWaitLeft = true
+            }
+        }
+        guard let turn = plan.flusherTurn else { return }
+        try? turn.close()
+        if !lockWaitLeft { applyHandedOver() }
+    }
+
     /// Indexes a durable message, or queues it when the lock does not come
     /// in time or the database cannot be opened. Throws only when the
     /// message can be neither indexed nor queued.
-    func deliver(_ file: Delivery.DeliveredFile, timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
-        let deadline = Clock.now + settings.lockTimeout
+    func deliver(_ file: Delivery.DeliveredFile, plan: Plan, timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
+        let deadline = plan.deadline
         var recordName: String?
-        var flusherTurn: FileDescriptor?
-        // The quiet case goes straight to the database. Otherwise (the lock
-        // is held, others are queued, or another is about to open) queue
-        // first, so that whoever opens next takes this message along in its
-        // transaction.
-        var direct = false
-        if !WriteLock.isHeld(lockFile) && queue.names().isEmpty {
-            flusherTurn = queue.tryBecomeFlusher()
-            // No database folder to queue in: let the open say what is wrong.
-            direct = flusherTurn != nil || FileSystem.kind(of: queue.directory.removingLastComponent()) == .missing
-        }
+        var flusherTurn = plan.flusherTurn
+        let direct = plan.direct
         if !direct { recordName = try enqueue(file) }
         do {
             try syncDelivery(file, record: recordName)
         } catch {
-            try? flusherTurn?.close()
+            cancel(plan)
             throw error
         }
         if recordName != nil, flusherTurn == nil {
@@ -58,7 +95,8 @@ struct LockedSession {
         // the database cannot be had at all.
         let outcome: Result<DeliveryReport, DeliveryError>
         do {
-            outcome = .success(try indexHoldingTurn(file, recordName: recordName, deadline: deadline, timer: &timer))
+            outcome = .success(try indexHoldingTurn(file, recordName: recordName, deadline: deadline,
+                                                    opening: plan.opening, timer: &timer))
         } catch {
             outcome = .failure(error)
         }
@@ -79,8 +117,10 @@ struct LockedSession {
     /// with every queued record in one transaction; or queues the message
     /// when the database cannot be had. The database is closed on return.
     private func indexHoldingTurn(_ file: Delivery.DeliveredFile, recordName: String?, deadline: Double,
+                                  opening: BoundedWait<Result<Database, NotmuchError>>?,
                                   timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
-        guard let opened = openForWriting(within: max(deadline - Clock.now, 0.01)) else {
+        let opening = opening ?? startOpening()
+        guard let opened = opening.wait(upTo: max(deadline - Clock.now, 0.01)) else {
             if recordName == nil { try enqueueDurably(file) }
             return queued(file, reason: nil, abandoned: true)
         }
@@ -120,10 +160,12 @@ struct LockedSession {
     /// lock. Nil when the time ran out: a thread is then left waiting in
     /// libnotmuch, and the process must not touch the database again.
     private func openForWriting(within seconds: Double) -> Result<Database, NotmuchError>? {
+        startOpening().wait(upTo: seconds)
+    }
+
+    private func startOpening() -> BoundedWait<Result<Database, NotmuchError>> {
         let options = self.options
-        return WriteLock.withTimeout(seconds) {
-            Result { () throws(NotmuchError) -> Database in try options.openDatabase() }
-        }
+        return BoundedWait { Result { () throws(NotmuchError) -> Database in try options.openDatabase() } }
     }
 
     /// In one atomic section, `first` (a delivery's own message) and every
@@ -167,7 +209,7 @@ struct LockedSession {
     /// returns the delivery has not succeeded, so a crash before is the
     /// MTA's to retry.
     private func syncDelivery(_ file: Delivery.DeliveredFile, record: String?) throws(DeliveryError) {
-        let directory = file.current.removingLastComponent()
+        let directory = file.current.directory
         do {
             try FileSystem.fsyncDirectory(directory)
             if let record { try queue.makeDurable(record) }

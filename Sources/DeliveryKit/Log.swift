@@ -1,4 +1,5 @@
 import Logging
+internal import CPosix
 import MailParsing
 #if canImport(Glibc)
 import Glibc
@@ -33,7 +34,7 @@ public struct SyslogLogHandler: LogHandler {
         case .critical: priority = LOG_CRIT
         }
         let text = "\(event.message)"
-        text.withCString { cText in withVaList([cText]) { vsyslog(priority, "%s", $0) } }
+        text.withCString { cposix_syslog(priority, $0) }
     }
 }
 
@@ -110,7 +111,7 @@ public enum DeliveryLog {
             : !report.indexed ? "kept-unindexed" : report.duplicate ? "duplicate" : "indexed"
         logger.info("""
             delivered id=<\(report.messageID ?? "?")> from=\(quoted(from)) subject=\(quoted(subject)) \
-            folder=\(folder.isEmpty ? "/" : String(folder)) tags=\(report.tags.joined(separator: ",")) \
+            folder=\(folder.isEmpty ? "/" : String(folder)) tags=\(commaSeparated(report.tags)) \
             outcome=\(outcome) ms=\(Int(milliseconds.rounded()))
             """)
     }
@@ -118,6 +119,17 @@ public enum DeliveryLog {
     public static func failure(_ error: DeliveryError, milliseconds: Double) {
         let outcome = error.exitStatus == .temporaryFailure ? "deferred" : "refused"
         logger.error("failed outcome=\(outcome) status=\(error.exitStatus.rawValue) ms=\(Int(milliseconds.rounded())) reason=\(error.message)")
+    }
+
+    /// `joined(separator:)`, whose unspecialized first call costs a process
+    /// a runtime conformance lookup.
+    private static func commaSeparated(_ items: [String]) -> String {
+        var text = ""
+        for item in items {
+            if !text.isEmpty { text += "," }
+            text += item
+        }
+        return text
     }
 
     private static func quoted(_ value: String?) -> String {

@@ -56,8 +56,10 @@ public struct Maildir: Sendable {
     /// delivery, so a delivery killed before it could report success and
     /// then retried does not store the message twice.
     /// `scratch` keeps the copy in tmp/ under a unique name (`explain`).
+    /// `beforeSync` runs once the whole input is written, before the fsyncs.
     public func deliver(from input: FileDescriptor, permissions: FilePermissions,
-                        scratch: Bool = false, syncingDirectory: Bool = true) throws(WriteError) -> Delivered {
+                        scratch: Bool = false, syncingDirectory: Bool = true,
+                        beforeSync: () -> Void = {}) throws(WriteError) -> Delivered {
         let tmpPath = tmp.appending(MaildirName.unique())
         let file: FileDescriptor
         do {
@@ -73,6 +75,7 @@ public struct Maildir: Sendable {
             let (written, sha1) = try copyMessage(from: input, to: file, path: tmpPath)
             guard written > 0 else { throw WriteError.emptyInput }
             digest = sha1
+            beforeSync()
             do { try FileSystem.fsync(file) } catch { throw WriteError.write(error, tmpPath) }
             closed = true
             do { try file.close() } catch { throw WriteError.write(error as? Errno ?? .ioError, tmpPath) }
@@ -100,7 +103,7 @@ public struct Maildir: Sendable {
         }
         // An adopted file's name may never have reached the disk (its
         // delivery died before the fsync): sync its directory too.
-        let directory = (found ?? newPath).removingLastComponent()
+        let directory = (found ?? newPath).directory
         if syncingDirectory {
             do {
                 try FileSystem.fsyncDirectory(directory)
@@ -132,7 +135,7 @@ public struct Maildir: Sendable {
     /// maildir's alphabetical order), by default all 64 of DFPRST.
     public static func renamedForFlags(_ path: FilePath, trying flagSets: [String] = allFlagSets) -> FilePath? {
         guard let name = path.lastComponent?.string else { return nil }
-        let cur = path.removingLastComponent().removingLastComponent().appending("cur")
+        let cur = path.directory.directory.appending("cur")
         for flags in flagSets {
             let candidate = cur.appending(name + ":2," + flags)
             if FileSystem.kind(of: candidate) != .missing { return candidate }
@@ -155,9 +158,7 @@ public struct Maildir: Sendable {
     /// makes the removal durable.
     public static func discard(_ file: FilePath) {
         try? FileSystem.unlink(file)
-        if let directory = file.removingLastComponent() as FilePath? {
-            try? FileSystem.fsyncDirectory(directory)
-        }
+        try? FileSystem.fsyncDirectory(file.directory)
     }
 
     /// Copies, drops the envelope line, and hashes what it writes.
@@ -173,7 +174,9 @@ public struct Maildir: Sendable {
             do { count = try input.read(into: buffer) } catch { throw .read(error as? Errno ?? .ioError) }
             let bytes = count == 0 ? stripper.finish() : stripper.feed(buffer[..<count])
             if !bytes.isEmpty {
-                do { _ = try file.writeAll(bytes) } catch { throw .write(error as? Errno ?? .ioError, path) }
+                do { try bytes.withUnsafeBytes { try file.writeEverything($0) } } catch {
+                    throw .write(error as? Errno ?? .ioError, path)
+                }
                 checksum.update(bytes)
                 written += bytes.count
             }

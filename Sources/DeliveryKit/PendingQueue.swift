@@ -33,7 +33,7 @@ public struct PendingQueue: Sendable {
         let lock = WriteLock.lockFile(databasePath: databasePath)
         lockFile = lock
         // Beside the xapian/ directory, inside the database's own folder.
-        directory = lock.removingLastComponent().removingLastComponent().appending("notmuch-deliver-queue")
+        directory = lock.directory.directory.appending("notmuch-deliver-queue")
     }
 
     /// Writes the record, named after the message file so it is unique,

@@ -15,6 +15,9 @@ public struct Envelope: Sendable, Equatable {
         self.recipientExtension = recipientExtension
     }
 
+    /// What `from` reads of postfix local(8)'s environment.
+    public static let environmentVariables = ["RECIPIENT", "ORIGINAL_RECIPIENT", "SENDER", "EXTENSION"]
+
     /// The command line first, then postfix local(8)'s environment, then
     /// (see `completed(with:)`) the Delivered-To and Return-Path headers.
     public static func from(recipient: String?, sender: String?, environment: [String: String]) -> Envelope {

@@ -56,7 +56,7 @@ public enum VirtualMailbox {
         var current = path
         while FileSystem.kind(of: current) == .missing, !current.isEmpty, current != "/" {
             missing.insert(current, at: 0)
-            current = current.removingLastComponent()
+            current = current.directory
         }
         if missing.count > 2 {
             throw DeliveryError.config("'\(current)' has no folder for the domain and the user to go in: "

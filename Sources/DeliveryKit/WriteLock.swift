@@ -36,14 +36,34 @@ public enum WriteLock {
     /// abandoned still waiting, and the process must end without touching the
     /// database again (its OFD lock, if it ever gets one, ends with the process).
     public static func withTimeout<T>(_ seconds: Double, _ body: @escaping @Sendable () -> T) -> T? {
-        let box = ResultBox<T>(body)
-        var thread = pthread_t()
+        BoundedWait(body).wait(upTo: seconds)
+    }
+}
+
+/// A body started at once on its own thread, and waited for later within a
+/// time limit: a delivery opens the database while its file is being synced.
+public final class BoundedWait<T> {
+    private let box: ResultBox<T>
+    private var thread = pthread_t()
+    /// The thread could not be started: the body ran on the caller's.
+    private var inline: T?
+
+    public init(_ body: @escaping @Sendable () -> T) {
+        box = ResultBox<T>(body)
         let started = pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<AnyObject>.fromOpaque(raw!).takeRetainedValue() as! Runnable
-            box.run()
+            Unmanaged<Runnable>.fromOpaque(raw!).takeRetainedValue().run()
             return nil
-        }, Unmanaged.passRetained(box as AnyObject).toOpaque())
-        guard started == 0 else { return body() }
+        }, Unmanaged<Runnable>.passRetained(box).toOpaque())
+        if started != 0 {
+            Unmanaged<Runnable>.passUnretained(box).release()
+            inline = body()
+        }
+    }
+
+    /// The body's result, or nil when `seconds` ran out first: the thread is
+    /// then left running, and must be left alone. Called once.
+    public func wait(upTo seconds: Double) -> T? {
+        if let inline { return inline }
         var deadline = timespec()
         clock_gettime(CLOCK_REALTIME, &deadline)
         let whole = seconds.rounded(.down)
@@ -58,7 +78,11 @@ public enum WriteLock {
     }
 }
 
-private protocol Runnable: AnyObject { func run() }
+/// A class, not a protocol: the thread's entry point then needs no runtime
+/// conformance lookup to call it.
+private class Runnable: @unchecked Sendable {
+    func run() {}
+}
 
 /// Carries a body and its result between threads; the semaphore orders them.
 private final class ResultBox<T>: Runnable, @unchecked Sendable {
@@ -69,6 +93,7 @@ private final class ResultBox<T>: Runnable, @unchecked Sendable {
 
     init(_ body: @escaping () -> T) {
         self.body = body
+        super.init()
         sem_init(done, 0, 0)
     }
 
@@ -77,7 +102,7 @@ private final class ResultBox<T>: Runnable, @unchecked Sendable {
         done.deallocate()
     }
 
-    func run() {
+    override func run() {
         result = body()
         sem_post(done)
     }

@@ -24,7 +24,7 @@ struct FilingValues: Equatable {
         options.config = config.map { .file($0) } ?? .search
         options.profile = profile
         options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
-        options.home = ProcessEnvironment.variables["HOME"]
+        options.home = ProcessEnvironment.value("HOME")
         for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
         for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
     }
@@ -49,13 +49,13 @@ struct DeliveryRequest: Equatable {
     var log: String?
 
     func options() throws(DeliveryError) -> DeliveryOptions {
-        let environment = ProcessEnvironment.variables
+        let environment = ProcessEnvironment.values(Envelope.environmentVariables)
         var options = DeliveryOptions()
         try filing.apply(to: &options)
         options.decrypt = decrypt
         options.envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
         options.mailRootTemplate = mailRoot
-        options.timingsFile = environment["NOTMUCH_DELIVER_TIMINGS"]
+        options.timingsFile = ProcessEnvironment.value("NOTMUCH_DELIVER_TIMINGS")
         if let lockTimeout {
             guard lockTimeout >= 0 else { throw DeliveryError(.usage, "--lock-timeout must be 0 or more seconds") }
             options.lockTimeout = lockTimeout

@@ -275,7 +275,7 @@ struct Flush: ParsableCommand {
         var options = DeliveryOptions()
         options.config = config.map { .file($0) } ?? .search
         options.profile = profile
-        options.home = ProcessEnvironment.variables["HOME"]
+        options.home = ProcessEnvironment.value("HOME")
         options.lockTimeout = lockTimeout
         do {
             let count = try Delivery.flush(options)
@@ -323,7 +323,7 @@ struct CheckRules: ParsableCommand {
         let source: ConfigSource = config.map { .file($0) } ?? .search
         guard let loaded = try? Database.loadConfig(config: source, profile: profile) else { return nil }
         return loaded.database.configValues(RulesLoader.configKey).first
-            .map { RulesLoader.expand($0, home: ProcessEnvironment.variables["HOME"]) }
+            .map { RulesLoader.expand($0, home: ProcessEnvironment.value("HOME")) }
     }
 }
 
@@ -377,19 +377,18 @@ enum ExplainFormatter {
 }
 
 enum ProcessEnvironment {
-    /// Read once: a delivery asks several times.
-    static let variables: [String: String] = {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        return result
-    }()
+    /// One variable, read when asked: copying the whole environment into a
+    /// dictionary cost a delivery more than everything it asks for.
+    static func value(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
+    /// The variables among `names` that are set.
+    static func values(_ names: [String]) -> [String: String] {
+        var found: [String: String] = [:]
+        for name in names { if let value = value(name) { found[name] = value } }
+        return found
+    }
 }
 
 func complainRaw(_ text: String) {

@@ -111,4 +111,46 @@ struct FullDiskTests {
         #expect(try fixture.deliver(fits, ["--folder", "Small"]).status == 0)
         #expect(try fixture.count("id:fits@example.org") == 1)
     }
+
+    /// The database starts opening as soon as the message is written, while
+    /// the file is still being synced and linked into new/. When the link
+    /// fails after that (here new/ is another filesystem: EXDEV), the
+    /// delivery must still defer cleanly and leave the database free.
+    @Test func failureAfterTheOpenStartedDefersAndFreesTheDatabase() throws {
+        let fixture = try MailFixture()
+        let folder = fixture.mailRoot.appendingPathComponent("Split")
+        for sub in ["tmp", "new", "cur"] {
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent(sub), withIntermediateDirectories: true)
+        }
+        let newDirectory = folder.appendingPathComponent("new")
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", newDirectory.path]
+        mount.standardError = FileHandle.nullDevice
+        try mount.run()
+        mount.waitUntilExit()
+        guard mount.terminationStatus == 0 else {
+            print("SKIPPED failureAfterTheOpenStartedDefersAndFreesTheDatabase: cannot mount a tmpfs (needs root)")
+            return
+        }
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [newDirectory.path]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        let result = try fixture.deliver(sampleMessage(id: "split@example.org"), ["--folder", "Split"])
+        #expect(result.status == 75, "\(result.stderr)")
+        #expect(result.stderr.contains("Invalid cross-device link"), "\(result.stderr)")
+        for sub in ["tmp", "new", "cur"] {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent(sub).path).isEmpty)
+        }
+        // Nothing holds the lock or the flusher turn: the next delivery is
+        // indexed at once, not queued.
+        let next = try fixture.deliver(sampleMessage(id: "after-split@example.org"), ["--lock-timeout", "2"])
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(try fixture.count("id:after-split@example.org") == 1)
+        #expect(try fixture.count("id:split@example.org") == 0)
+    }
 }
