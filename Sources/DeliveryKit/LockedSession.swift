@@ -351,7 +351,7 @@ struct LockedSession {
         } catch {
             throw DeliveryError(.temporary, "cannot queue the message in '\(queue.directory)': \(error)")
         }
-        return (file.current.lastComponent?.string ?? "") + ".json"
+        return (file.current.lastComponent?.string ?? "") + PendingQueue.recordSuffix
     }
 
     private func queued(_ file: Delivery.DeliveredFile, reason: String?, abandoned: Bool) -> DeliveryReport {

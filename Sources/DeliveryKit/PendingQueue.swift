@@ -6,8 +6,9 @@ import Glibc
 #endif
 
 /// What is needed to finish a delivery later: the file, and everything
-/// that decides its tags and folder. One small JSON file per message.
-public struct PendingRecord: Codable, Sendable, Equatable {
+/// that decides its tags and folder. One small text file per message (see
+/// `encoded`); Decodable for the JSON records of earlier versions.
+public struct PendingRecord: Decodable, Sendable, Equatable {
     public var version = 1
     /// The message file, relative to the mail root.
     public var path: String
@@ -18,6 +19,87 @@ public struct PendingRecord: Codable, Sendable, Equatable {
     public var sender: String?
     public var recipientExtension: String?
     public var decrypt: String?
+}
+
+extension PendingRecord {
+    /// The first line of a record.
+    static let header = "notmuch-deliver-record 2"
+
+    /// One `key value` line per field (`tag` repeated, in order), values
+    /// percent-escaped so that none holds a line break, `path` last: a
+    /// record cut short (a crash before its fsync) has no `path` line, or
+    /// one without its line break, and is refused. Written by hand,
+    /// not with JSONEncoder: Codable's first use costs a process about a
+    /// millisecond of runtime type work, and every queued delivery is a
+    /// new process.
+    public var encoded: String {
+        var text = Self.header + "\n"
+        func line(_ key: String, _ value: String?) {
+            guard let value else { return }
+            text += key + " " + Self.escape(value) + "\n"
+        }
+        for operation in tagOperations { line("tag", operation) }
+        line("rules", rulesFile)
+        line("recipient", recipient)
+        line("sender", sender)
+        line("extension", recipientExtension)
+        line("decrypt", decrypt)
+        line("path", path)
+        return text
+    }
+
+    /// Reads `encoded`'s format; nil when it is not a whole record.
+    public init?(encoded text: String) {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.first == Substring(Self.header), lines.last == "" else { return nil }
+        lines.removeFirst()
+        lines.removeLast()
+        var fields: [(String, String)] = []
+        for line in lines {
+            guard let space = line.firstIndex(of: " "),
+                  let value = Self.unescape(line[line.index(after: space)...]) else { return nil }
+            fields.append((String(line[..<space]), value))
+        }
+        guard let (key, path) = fields.last, key == "path" else { return nil }
+        func value(_ key: String) -> String? { fields.first { $0.0 == key }?.1 }
+        self.init(path: path, tagOperations: fields.filter { $0.0 == "tag" }.map(\.1), rulesFile: value("rules"),
+                  recipient: value("recipient"), sender: value("sender"),
+                  recipientExtension: value("extension"), decrypt: value("decrypt"))
+    }
+
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
+
+    private static func escape(_ value: String) -> String {
+        var bytes: [UInt8] = []
+        for byte in value.utf8 {
+            if byte < 0x20 || byte == 0x7f || byte == UInt8(ascii: "%") {
+                bytes += [UInt8(ascii: "%"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 15)]]
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func unescape(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var utf8 = text.utf8.makeIterator()
+        while let byte = utf8.next() {
+            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
+            guard let high = utf8.next().flatMap(hexValue), let low = utf8.next().flatMap(hexValue) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return digit - UInt8(ascii: "0")
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return digit - UInt8(ascii: "A") + 10
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return digit - UInt8(ascii: "a") + 10
+        default: return nil
+        }
+    }
 }
 
 /// A durable queue of deliveries waiting for the database's write lock,
@@ -43,14 +125,14 @@ public struct PendingQueue: Sendable {
     public func enqueue(_ record: PendingRecord) throws {
         try FileSystem.makeDirectory(directory, mode: 0o700)
         let name = (FilePath(record.path).lastComponent?.string ?? MaildirName.unique())
-        let final = directory.appending(name + ".json")
+        let final = directory.appending(name + Self.recordSuffix)
         // Two retries of one message may queue at once: each its own temp file.
         let temporary = directory.appending(".tmp-\(getpid())-" + name)
-        let data = try JSONEncoder().encode(record)
+        var data = record.encoded
         let fd = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
                                          permissions: .ownerReadWrite)
         do {
-            _ = try fd.writeAll(data)
+            try data.withUTF8 { try fd.writeEverything(UnsafeRawBufferPointer($0)) }
             try fd.close()
         } catch {
             try? fd.close()
@@ -73,10 +155,15 @@ public struct PendingQueue: Sendable {
         try FileSystem.fsyncDirectory(directory)
     }
 
+    /// A record's name: its message file's, and this.
+    public static let recordSuffix = ".record"
+    /// Records of earlier versions, still read.
+    static let jsonSuffix = ".json"
+
     /// The records' names, sorted (so every flusher takes them in the same order).
     public func names() -> [String] {
         guard let entries = try? FileSystem.list(directory) else { return [] }
-        return entries.filter { $0.hasSuffix(".json") }.sorted()
+        return entries.filter { $0.hasSuffix(Self.recordSuffix) || $0.hasSuffix(Self.jsonSuffix) }.sorted()
     }
 
     public func contains(_ name: String) -> Bool {
@@ -85,7 +172,15 @@ public struct PendingQueue: Sendable {
 
     public func read(_ name: String) throws -> PendingRecord {
         let text = try RulesLoader.readFile(directory.appending(name).string)
-        return try JSONDecoder().decode(PendingRecord.self, from: Data(text.utf8))
+        if name.hasSuffix(Self.jsonSuffix) {
+            return try JSONDecoder().decode(PendingRecord.self, from: Data(text.utf8))
+        }
+        guard let record = PendingRecord(encoded: text) else { throw UnreadableRecord() }
+        return record
+    }
+
+    struct UnreadableRecord: Error, CustomStringConvertible {
+        var description: String { "not a whole record" }
     }
 
     /// Among processes with queued records, one at a time goes for the

@@ -41,7 +41,7 @@ struct LockAndQueueTests {
 
     private func queueFiles(_ fixture: MailFixture) -> [String] {
         let queue = fixture.mailRoot.appendingPathComponent(".notmuch/notmuch-deliver-queue").path
-        return ((try? FileManager.default.contentsOfDirectory(atPath: queue)) ?? []).filter { $0.hasSuffix(".json") }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: queue)) ?? []).filter { $0.hasSuffix(".record") }
     }
 
     @Test func theHolderReallyBlocksNotmuchInsert() throws {

@@ -1,0 +1,45 @@
+@testable import DeliveryKit
+import Foundation
+import Testing
+
+@Suite struct PendingRecordTests {
+    let hostile = PendingRecord(path: "new/abc.host", tagOperations: ["+a b", "-100%", "+line\nbreak", "+ünï"],
+                                rulesFile: "/home/u/.notmuch/deliver rules", recipient: "bob+shop@example.org",
+                                sender: "weird\r\n%0A@example.org", recipientExtension: nil, decrypt: "auto")
+
+    @Test func everyFieldComesBackAsWritten() {
+        #expect(PendingRecord(encoded: hostile.encoded) == hostile)
+        let bare = PendingRecord(path: "cur/x:2,S", tagOperations: [], rulesFile: nil, recipient: nil,
+                                 sender: nil, recipientExtension: nil, decrypt: nil)
+        #expect(PendingRecord(encoded: bare.encoded) == bare)
+    }
+
+    @Test func oneLinePerFieldAndNoRawLineBreakInAValue() {
+        let lines = hostile.encoded.split(separator: "\n")
+        #expect(lines.count == 1 + 4 + 4 + 1)
+        #expect(lines.last == "path new/abc.host")
+        #expect(lines.contains("sender weird%0D%0A%250A@example.org"))
+    }
+
+    @Test func aRecordCutShortIsRefused() {
+        // A crash before the record's fsync can leave any prefix of it.
+        let bytes = Array(hostile.encoded.utf8)
+        for length in 0..<bytes.count {
+            #expect(PendingRecord(encoded: String(decoding: bytes[..<length], as: UTF8.self)) == nil, "\(length) bytes")
+        }
+    }
+
+    @Test func aRecordOfTheEarlierJSONFormatIsStillRead() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("pending-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let queue = PendingQueue(databasePath: root.path)
+        try FileManager.default.createDirectory(atPath: queue.directory.string, withIntermediateDirectories: true)
+        let json = #"{"tagOperations":["+shop","-inbox"],"recipient":"bob@example.org","path":"new\/m.host","#
+            + #""sender":"alice@example.org","version":1,"rulesFile":""}"#
+        try json.write(toFile: queue.directory.appending("m.host.json").string, atomically: true, encoding: .utf8)
+        #expect(queue.names() == ["m.host.json"])
+        let record = try queue.read("m.host.json")
+        #expect(record.path == "new/m.host" && record.tagOperations == ["+shop", "-inbox"])
+        #expect(record.sender == "alice@example.org" && record.recipientExtension == nil)
+    }
+}
