@@ -54,22 +54,10 @@ public final class Importer {
     private let settings: DeliverySettings
     private let maildir: Maildir
     private var database: Database?
-    private var batch: [Pending] = []
-    /// The batch's file names, to notice the same bytes twice in it.
-    private var staged = Set<FilePath>()
     private var report = ImportReport()
-    private var progress = ImportProgress()
     private let onProgress: (ImportProgress) -> Void
 
-    private struct Pending {
-        let temporary: FilePath?
-        let final: FilePath
-        let tags: [TagOperation]
-        let archive: String
-        let message: (line: Int, offset: Int)
-        let duplicate: Bool
-    }
-
+    /// `onProgress` is called from the thread that reads the archives.
     public init(_ options: ImportOptions, onProgress: @escaping (ImportProgress) -> Void = { _ in }) throws(DeliveryError) {
         self.options = options
         self.onProgress = onProgress
@@ -84,43 +72,28 @@ public final class Importer {
     public func run(_ archives: [String]) throws(DeliveryError) -> ImportReport {
         let started = Clock.now
         if !options.dryRun { database = try open() }
-        for archive in archives {
-            progress.archive = archive
-            let reader: MboxReader
-            do {
-                reader = MboxReader(source: try Archive.open(archive), format: options.format, name: archive)
-            } catch {
-                // One unreadable archive does not cost the others.
-                report.failures.append(ImportFailure(archive: archive, line: 0, offset: 0, reason: "cannot read: \(error)"))
-                continue
-            }
-            while true {
-                let message: MboxMessage
-                do {
-                    guard let next = try reader.next() else { break }
-                    message = next
-                } catch {
-                    let reason = (error as? MboxError)?.description ?? "\(error)"
-                    report.failures.append(ImportFailure(archive: archive, line: 0, offset: progress.bytes, reason: reason))
-                    break
-                }
-                progress.messages += 1
-                progress.bytes += message.bytes.count
-                report.bytes += message.bytes.count
-                if options.dryRun {
-                    report.imported += 1
-                } else {
-                    try stage(message, archive: archive)
-                    if batch.count >= options.batchSize { try commitBatch() }
-                }
-                if progress.messages % 100 == 0 { onProgress(progress) }
-            }
+        // Handed over in chunks smaller than a commit's batch, so that the
+        // indexing starts soon and never waits long for the reading.
+        let stager = ImportStager(archives: archives, maildir: maildir, format: options.format,
+                                  chunkSize: min(100, options.batchSize), dryRun: options.dryRun,
+                                  onProgress: onProgress)
+        let reading = BoundedWait { stager.run() }
+        while true {
+            let chunk = stager.chunks.take()
+            report.failures += chunk.failures
+            report.skipped += chunk.repeats
+            report.imported += chunk.counted
+            report.bytes += chunk.bytes
+            if let error = chunk.error { throw error }
+            try index(chunk.messages)
+            if uncommitted.count >= options.batchSize || chunk.isLast { try commit() }
+            if chunk.isLast { break }
         }
-        try commitBatch()
+        reading.wait()
         if let database {
             do { try database.close() } catch { throw DeliveryError(.temporary, "cannot commit: \(error)") }
         }
-        onProgress(progress)
+        if !options.dryRun { maildir.removeStaleTemporaryFiles() }
         report.seconds = Clock.now - started
         return report
     }
@@ -131,105 +104,86 @@ public final class Importer {
         }
     }
 
-    /// Decides what to do with one message and, if it is to be stored,
-    /// writes it to tmp/ (synced later, with the whole batch).
-    private func stage(_ message: MboxMessage, archive: String) throws(DeliveryError) {
-        guard let database else { return }
-        let bytes = message.bytes
-        let digest = ContentChecksum.hex(of: bytes)
-        let headers = HeaderScan(bytes)
-        let status = ArchiveStatus(status: headers.value("status"), xStatus: headers.value("x-status"))
-        let name = digest + ".import"
-        let final = status.isNew ? maildir.new.appending(name) : maildir.cur.appending(name + ":2," + status.maildirFlags)
-        do {
-            let stored = FileSystem.kind(of: final) != .missing
-            if stored, try database.findMessage(filename: final.string) != nil {
-                report.skipped += 1
-                return
-            }
-            if !staged.insert(final).inserted {
-                // The same bytes twice in the archive: one file.
-                report.skipped += 1
-                return
-            }
-            var duplicate = false
-            if !stored {
-                let id = headers.messageID ?? "notmuch-sha1-" + digest
-                if let existing = try database.findMessage(id: id) {
-                    if existing.filenames.contains(where: { Self.sameContent($0, bytes) }) {
-                        report.skipped += 1
-                        return
-                    }
-                    duplicate = true
-                }
-                let temporary = maildir.tmp.appending(name)
-                try Self.write(bytes, to: temporary)
-                if !headers.hasDate, let date = Self.envelopeDate(message.envelope) {
-                    var times = [timespec(tv_sec: date, tv_nsec: 0), timespec(tv_sec: date, tv_nsec: 0)]
-                    _ = temporary.withPlatformString { utimensat(AT_FDCWD, $0, &times, 0) }
-                }
-                batch.append(Pending(temporary: temporary, final: final, tags: status.tags, archive: archive,
-                                     message: (message.line, message.offset), duplicate: duplicate))
-            } else {
-                // Left by an interrupted run: stored, not yet indexed.
-                batch.append(Pending(temporary: nil, final: final, tags: status.tags, archive: archive,
-                                     message: (message.line, message.offset), duplicate: false))
-            }
-        } catch let error as DeliveryError {
-            throw error
-        } catch {
-            throw DeliveryError(.temporary, "\(archive):\(message.line): \(error)")
+    /// What the database says of a staged message: nil to skip it (the
+    /// same content is there already), else whether it is another copy of
+    /// a known Message-ID.
+    private func verdict(_ message: StagedMessage, in database: Database) throws -> (duplicate: Bool, skip: Bool) {
+        if message.temporary == nil {
+            // In place: indexed by an earlier run, or stored and not yet indexed.
+            return (false, try database.findMessage(filename: message.final.string) != nil)
         }
+        guard let existing = try database.findMessage(id: message.messageID ?? "notmuch-sha1-" + message.digest) else {
+            return (false, false)
+        }
+        if existing.filenames.contains(where: { Self.digest(ofFile: $0) == message.digest }) { return (false, true) }
+        return (true, false)
     }
 
-    /// Syncs the batch's files, moves them into place, indexes them in one
-    /// transaction and commits: a message counts as imported only then.
-    private func commitBatch() throws(DeliveryError) {
-        guard !batch.isEmpty, let database else { return }
-        let pending = batch
-        batch = []
-        staged = []
+    /// Indexed since the last commit: how many, how many of them copies
+    /// of a known Message-ID, and the directories their moves touched.
+    private var uncommitted = (count: 0, copies: 0, moves: [FilePath]())
+
+    /// Moves a chunk's synced files into place and indexes them, in the
+    /// transaction `commit` ends.
+    private func index(_ chunk: [StagedMessage]) throws(DeliveryError) {
+        guard !chunk.isEmpty, let database else { return }
+        var kept: [(message: StagedMessage, duplicate: Bool)] = []
         do {
-            // One syncfs for the batch's files, instead of one fsync each.
-            let fd = try FileDescriptor.open(maildir.tmp, .readOnly, options: [.directory, .closeOnExec])
-            let synced = cposix_syncfs(fd.rawValue)
-            try fd.close()
-            if synced != 0 { throw Errno(rawValue: errno) }
-            for item in pending { if let temporary = item.temporary { try FileSystem.rename(temporary, item.final) } }
-            try FileSystem.fsyncDirectory(maildir.new)
-            try FileSystem.fsyncDirectory(maildir.cur)
+            for message in chunk {
+                let verdict = try verdict(message, in: database)
+                if verdict.skip {
+                    report.skipped += 1
+                    if let temporary = message.temporary { try? FileSystem.unlink(temporary) }
+                } else {
+                    kept.append((message, verdict.duplicate))
+                }
+            }
+            for (message, _) in kept {
+                if let temporary = message.temporary { try FileSystem.rename(temporary, message.final) }
+            }
         } catch {
-            throw DeliveryError(.temporary, "cannot store the batch in '\(maildir.path)': \(error)")
+            throw DeliveryError(.temporary, "cannot store the messages in '\(maildir.path)': \(error)")
         }
-        var moves: [FilePath] = []
-        var imported = 0, copies = 0
+        // Their names reach the disk before the commit (see `commit`).
+        uncommitted.moves += [maildir.new, maildir.cur]
         do {
             // One atomic section per message, as `notmuch new` does: one
             // around the whole batch measured a third slower. The files are
             // durable already, so a commit Xapian makes on its own mid-batch
             // loses no message (a rule's move not yet synced can leave the
             // database naming the old path until `notmuch new`); the batch
-            // counts as imported only after the close below.
-            for item in pending {
+            // counts as imported only after `commit`.
+            for (message, duplicate) in kept {
                 try database.atomically {
-                    let file = Delivery.DeliveredFile(item.final)
+                    let file = Delivery.DeliveredFile(message.final)
                     var job = IndexJob(file: file, options: options.delivery, settings: settings, commit: true)
-                    job.archiveTags = item.tags
+                    job.archiveTags = message.tags
                     job.describes = false
-                    job.mayBeIndexedAlready = item.temporary == nil
+                    job.mayBeIndexedAlready = message.temporary == nil
+                    job.marksDelivered = false
                     do {
-                        let result = try job.run(in: database, moves: &moves)
-                        imported += 1
-                        if result.duplicate || item.duplicate { copies += 1 }
+                        let result = try job.run(in: database, moves: &uncommitted.moves)
+                        uncommitted.count += 1
+                        if result.duplicate || duplicate { uncommitted.copies += 1 }
                     } catch let error as NotmuchError where error.status == .fileNotEmail {
-                        report.failures.append(ImportFailure(archive: item.archive, line: item.message.line,
-                                                             offset: item.message.offset,
+                        report.failures.append(ImportFailure(archive: message.archive, line: message.line,
+                                                             offset: message.offset,
                                                              reason: "not an email message (no From, Subject or To)"))
-                        Maildir.discard(item.final)
+                        Maildir.discard(message.final)
                     }
                 }
             }
-            try Delivery.makeDurable(moves)
+        } catch {
+            throw DeliveryError(.temporary, "cannot index the batch: \(error); run the import again to resume")
+        }
+    }
+
+    /// Makes the renames durable, then commits: the messages indexed since
+    /// the last commit count as imported only now.
+    private func commit() throws(DeliveryError) {
+        guard uncommitted.count > 0 || !uncommitted.moves.isEmpty, let database else { return }
+        do {
+            try Delivery.makeDurable(uncommitted.moves)
             try database.close()
             self.database = try open()
         } catch let error as DeliveryError {
@@ -237,8 +191,9 @@ public final class Importer {
         } catch {
             throw DeliveryError(.temporary, "cannot index the batch: \(error); run the import again to resume")
         }
-        report.imported += imported
-        report.duplicateCopies += copies
+        report.imported += uncommitted.count
+        report.duplicateCopies += uncommitted.copies
+        uncommitted = (0, 0, [])
     }
 
     // MARK: Helpers
@@ -250,19 +205,17 @@ public final class Importer {
         _ = try fd.writeAll(bytes)
     }
 
-    static func sameContent(_ path: String, _ bytes: [UInt8]) -> Bool {
-        guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly) else { return false }
+    /// The SHA-1 of a file's content, or nil when it cannot be read.
+    static func digest(ofFile path: String) -> String? {
+        guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) else { return nil }
         defer { try? fd.close() }
-        guard let size = try? fd.seek(offset: 0, from: .end), size == bytes.count,
-              (try? fd.seek(offset: 0, from: .start)) != nil else { return false }
-        var other = [UInt8](repeating: 0, count: bytes.count)
-        var filled = 0
-        while filled < other.count {
-            let count = (try? other.withUnsafeMutableBytes { try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }) ?? 0
-            if count == 0 { break }
-            filled += count
+        let checksum = ContentChecksum()
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            guard let count = try? chunk.withUnsafeMutableBytes({ try fd.read(into: $0) }) else { return nil }
+            if count == 0 { return checksum.hex }
+            checksum.update(Array(chunk[..<count]))
         }
-        return filled == bytes.count && other == bytes
     }
 
     /// The From_ line's date (`Mon Nov 24 09:00:00 2025`, in UTC by convention).

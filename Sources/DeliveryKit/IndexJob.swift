@@ -25,6 +25,10 @@ struct IndexJob {
     /// (`notmuch new` while we waited for the lock). Not for a file the
     /// import wrote while holding the write lock: that saves it a lookup.
     var mayBeIndexedAlready = true
+    /// Whether the message gets the delivered marker. An import does
+    /// without: its re-runs find their files by name, and every property
+    /// is one more posting list for Xapian to extend per message.
+    var marksDelivered = true
 
     /// Marks a message whose delivery got its tags: a retried delivery of
     /// the same bytes then leaves it alone.
@@ -115,7 +119,7 @@ struct IndexJob {
 
     private func markDone(_ message: Message, delivered: Bool = true) throws {
         guard commit else { return }
-        if delivered { try message.addProperty(Self.deliveredProperty, value: "1") }
+        if delivered && marksDelivered { try message.addProperty(Self.deliveredProperty, value: "1") }
         if let recordName { try message.addProperty(Self.recordProperty(recordName), value: "1") }
     }
 

@@ -60,6 +60,14 @@ public final class BoundedWait<T> {
         }
     }
 
+    /// The body's result, however long it takes. Called once (or `wait(upTo:)`).
+    public func wait() -> T {
+        if let inline { return inline }
+        while sem_wait(box.done) != 0 {}
+        pthread_join(thread, nil)
+        return box.result!
+    }
+
     /// The body's result, or nil when `seconds` ran out first: the thread is
     /// then left running, and must be left alone. Called once.
     public func wait(upTo seconds: Double) -> T? {

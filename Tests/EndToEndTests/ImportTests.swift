@@ -115,6 +115,21 @@ struct ImportTests {
         #expect(fixture.files().count == 4)
     }
 
+    /// The archive is read a batch ahead of the indexing: a message repeated
+    /// in the next batch is written again before the first copy is in
+    /// place, and must still end up stored once, with nothing left in tmp/.
+    @Test func theSameMessageInTheNextBatchIsStoredOnce() throws {
+        let fixture = try MailFixture()
+        let (mbox, _) = Self.archive(3)
+        let url = try write(mbox + mbox + mbox, fixture)
+        let result = try fixture.command(["import", "--batch-size", "2", url.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("imported 3 ") && result.stdout.contains("skipped 6"), "\(result.stdout)")
+        #expect(fixture.files().count == 3, "\(fixture.files())")
+        #expect(try fixture.count("*") == 3)
+        try fixture.expectNothingNew()
+    }
+
     @Test func rulesApplyDuringImport() throws {
         let fixture = try MailFixture()
         try fixture.useRules("+odd -inbox folder:Odd -- subject:message and header:Subject~/[13579]$/\n")
