@@ -31,6 +31,9 @@ public struct ImportProgress: Sendable {
     public var messages = 0
     public var bytes = 0
     public var archive = ""
+    /// Seconds left for this archive, estimated from how far into its file
+    /// reading has got; nil for a pipe, or too early to tell.
+    public var secondsLeft: Double?
 }
 
 public struct ImportReport: Sendable {

@@ -64,9 +64,13 @@ final class ImportStager: @unchecked Sendable {
         var finals = Set<FilePath>()
         for archive in archives {
             progress.archive = archive
+            progress.secondsLeft = nil
+            let started = Clock.now
+            let source: ByteSource
             let reader: MboxReader
             do {
-                reader = MboxReader(source: try Archive.open(archive), format: format, name: archive)
+                source = try Archive.open(archive)
+                reader = MboxReader(source: source, format: format, name: archive)
             } catch {
                 // One unreadable archive does not cost the others.
                 chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: 0, reason: "cannot read: \(error)"))
@@ -105,7 +109,12 @@ final class ImportStager: @unchecked Sendable {
                         finals = []
                     }
                 }
-                if progress.messages % 100 == 0 { onProgress(progress) }
+                if progress.messages % 100 == 0 {
+                    if let fraction = source.fractionRead, fraction > 0.01 {
+                        progress.secondsLeft = (Clock.now - started) * (1 - fraction) / fraction
+                    }
+                    onProgress(progress)
+                }
             }
         }
         onProgress(progress)

@@ -9,6 +9,14 @@ public protocol ByteSource: AnyObject {
     /// Fills `buffer` from the start; 0 means the end. Throws on a read or
     /// decoding error.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+    /// How far into the file reading has got, as a fraction, when the file
+    /// has a known size (not a pipe); a compressed file counts its
+    /// compressed bytes. For a progress bar's estimate of the time left.
+    var fractionRead: Double? { get }
+}
+
+extension ByteSource {
+    public var fractionRead: Double? { nil }
 }
 
 public struct ArchiveError: Error, CustomStringConvertible, Sendable {
@@ -48,6 +56,13 @@ final class PlainSource: ByteSource {
 
     func unread(_ bytes: [UInt8]) { pushedBack = bytes + pushedBack }
 
+    var fractionRead: Double? {
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size > 0 else { return nil }
+        let offset = lseek(fd, 0, SEEK_CUR)
+        return offset < 0 ? nil : min(Double(offset) / Double(info.st_size), 1)
+    }
+
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if !pushedBack.isEmpty {
             let count = min(buffer.count, pushedBack.count)
@@ -68,6 +83,7 @@ private let chunkSize = 1 << 16
 
 final class GzipSource: ByteSource {
     private let input: PlainSource
+    var fractionRead: Double? { input.fractionRead }
     private let name: String
     /// Heap-allocated: zlib keeps a pointer back to its stream.
     private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
@@ -128,6 +144,7 @@ final class GzipSource: ByteSource {
 
 final class XzSource: ByteSource {
     private let input: PlainSource
+    var fractionRead: Double? { input.fractionRead }
     private let name: String
     private var stream = cc_lzma_stream_init()
     private var inputBuffer = [UInt8](repeating: 0, count: chunkSize)
@@ -172,6 +189,7 @@ final class XzSource: ByteSource {
 
 final class Bzip2Source: ByteSource {
     private let input: PlainSource
+    var fractionRead: Double? { input.fractionRead }
     private let name: String
     /// Heap-allocated: libbz2 keeps a pointer back to its stream.
     private let stream = UnsafeMutablePointer<bz_stream>.allocate(capacity: 1)

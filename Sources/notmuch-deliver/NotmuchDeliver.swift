@@ -217,8 +217,9 @@ struct Import: ParsableCommand {
                 guard onTerminal else { return }
                 let seconds = max(Clock.now - started, 0.001)
                 let megabytes = Double(progress.bytes) / 1_048_576
+                let left = progress.secondsLeft.map { ", \(Int($0.rounded(.up)) / 60) min \(Int($0.rounded(.up)) % 60) s left" } ?? ""
                 let line = "\r\(progress.archive): \(progress.messages) messages, "
-                    + "\(Int(megabytes)) MB, \(Int(Double(progress.messages) / seconds)) msg/s   "
+                    + "\(Int(megabytes)) MB, \(Int(Double(progress.messages) / seconds)) msg/s\(left)   "
                 line.utf8CString.withUnsafeBufferPointer { _ = Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
             }
             let report = try importer.run(archives)

@@ -130,6 +130,24 @@ struct ImportTests {
         try fixture.expectNothingNew()
     }
 
+    /// On a terminal, a progress line with the time left (the archive is a
+    /// file, so its size is known); without one, only the summary.
+    @Test func progressOnATerminalOnly() throws {
+        let fixture = try MailFixture()
+        let url = try write(Self.archive(400).mbox, fixture)
+        let quiet = try fixture.command(["import", url.path])
+        #expect(quiet.status == 0 && quiet.stderr.isEmpty, "\(quiet.stderr)")
+        let again = try write(Self.archive(400, prefix: "tty").mbox, fixture, "tty.mbox")
+        // script(1) gives the import a terminal; what it prints comes back on stdout.
+        let command = [MailFixture.deliverExecutable.path, "import", again.path].joined(separator: " ")
+        let onTerminal = try fixture.run(URL(fileURLWithPath: "/usr/bin/script"), ["-qec", command, "/dev/null"],
+                                         input: Data(), chunks: nil)
+        #expect(onTerminal.status == 0, "\(onTerminal.stdout)")
+        #expect(onTerminal.stdout.contains("400 messages,") && onTerminal.stdout.contains(" msg/s"), "\(onTerminal.stdout)")
+        #expect(onTerminal.stdout.contains(" s left"), "\(onTerminal.stdout)")
+        #expect(onTerminal.stdout.contains("imported 400 "), "\(onTerminal.stdout)")
+    }
+
     @Test func rulesApplyDuringImport() throws {
         let fixture = try MailFixture()
         try fixture.useRules("+odd -inbox folder:Odd -- subject:message and header:Subject~/[13579]$/\n")

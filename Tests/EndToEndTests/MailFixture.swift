@@ -147,7 +147,7 @@ final class MailFixture: @unchecked Sendable {
 
     /// Runs a program; one still running after `timeout` seconds is killed
     /// (its status then shows the signal), so a hang fails instead of blocking.
-    private func run(_ executable: URL, _ arguments: [String], input: Data, chunks: [Int]?,
+    func run(_ executable: URL, _ arguments: [String], input: Data, chunks: [Int]?,
                      timeout: Double? = nil) throws -> Result {
         Self.ignoreSIGPIPE
         let process = Process()
