@@ -3,8 +3,7 @@ import Glibc
 #endif
 
 /// Passes values one at a time from one thread to another: `put` waits
-/// until the previous value was taken, so the producer runs at most one
-/// value ahead of the consumer.
+/// until the previous value was taken, so at most one value waits.
 final class Handoff<Value>: @unchecked Sendable {
     private var slot: Value?
     /// Heap-allocated: a semaphore must not move while threads use it.

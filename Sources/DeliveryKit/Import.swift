@@ -12,8 +12,7 @@ public struct ImportOptions: Sendable {
     public var delivery = DeliveryOptions()
     public var format: MboxFormat = .auto
     public var dryRun = false
-    /// Messages per commit: their files are synced together before the
-    /// commit that indexes them.
+    /// Messages per commit (a whole number of chunks of 100 when larger).
     public var batchSize = 1000
 
     public init() {}
@@ -80,17 +79,29 @@ public final class Importer {
         let stager = ImportStager(archives: archives, maildir: maildir, format: options.format,
                                   chunkSize: min(100, options.batchSize), dryRun: options.dryRun,
                                   onProgress: onProgress)
-        let reading = BoundedWait { stager.run() }
-        while true {
-            let chunk = stager.chunks.take()
-            report.failures += chunk.failures
-            report.skipped += chunk.repeats
-            report.imported += chunk.counted
-            report.bytes += chunk.bytes
-            if let error = chunk.error { throw error }
-            try index(chunk.messages)
-            if uncommitted.count >= options.batchSize || chunk.isLast { try commit() }
-            if chunk.isLast { break }
+        let reading = BackgroundCall { stager.run() }
+        // Without a thread of its own the reading would wait for ever for
+        // an indexing that cannot start.
+        guard reading.hasThread else {
+            throw DeliveryError(.temporary, "cannot start a thread to read the archives; try again")
+        }
+        var tookLast = false
+        do throws(DeliveryError) {
+            while true {
+                let chunk = stager.chunks.take()
+                tookLast = chunk.isLast
+                report.failures += chunk.failures
+                report.skipped += chunk.repeats
+                report.imported += chunk.counted
+                report.bytes += chunk.bytes
+                if let error = chunk.error { throw error }
+                try index(chunk.messages)
+                if uncommitted.count >= options.batchSize || chunk.isLast { try commit() }
+                if chunk.isLast { break }
+            }
+        } catch {
+            if !tookLast { stager.stop(); discardUntilLast(stager) }
+            throw error
         }
         reading.wait()
         if let database {
@@ -101,54 +112,82 @@ public final class Importer {
         return report
     }
 
+    /// After a failure: the reading thread, told to stop, hands over what
+    /// it had written still; those files go. The failed batch's own files
+    /// stay where they are, for a re-run to pick up.
+    private func discardUntilLast(_ stager: ImportStager) {
+        while true {
+            let chunk = stager.chunks.take()
+            for message in chunk.messages {
+                if let temporary = message.temporary { try? FileSystem.unlink(temporary) }
+            }
+            if chunk.isLast { return }
+        }
+    }
+
     private func open() throws(DeliveryError) -> Database {
         do { return try options.delivery.openDatabase() } catch {
             throw DeliveryError(.temporary, "cannot open the notmuch database: \(error)")
         }
     }
 
-    /// What the database says of a staged message: nil to skip it (the
-    /// same content is there already), else whether it is another copy of
-    /// a known Message-ID.
-    private func verdict(_ message: StagedMessage, in database: Database) throws -> (duplicate: Bool, skip: Bool) {
-        if message.temporary == nil {
-            // In place: indexed by an earlier run, or stored and not yet indexed.
-            return (false, try database.findMessage(filename: message.final.string) != nil)
+    private enum Verdict {
+        /// The same content is there already.
+        case skip
+        /// The file is in place, not yet indexed (an interrupted run stored it).
+        case indexInPlace
+        /// A new file; `duplicate`: another copy of a known Message-ID.
+        case indexNew(duplicate: Bool)
+    }
+
+    /// What the database says of a staged message. The file's place is
+    /// looked at again here: the reading thread looked before an earlier
+    /// copy of the same bytes was put there (and indexed, or moved on by a
+    /// rule or a flag rename).
+    private func verdict(_ message: StagedMessage, in database: Database) throws -> Verdict {
+        if FileSystem.kind(of: message.final) != .missing {
+            return try database.findMessage(filename: message.final.string) != nil ? .skip : .indexInPlace
         }
+        // Gone since the reading thread saw it: moved on after its indexing.
+        if message.temporary == nil { return .skip }
         guard let existing = try database.findMessage(id: message.messageID ?? "notmuch-sha1-" + message.digest) else {
-            return (false, false)
+            return .indexNew(duplicate: false)
         }
-        if existing.filenames.contains(where: { Self.digest(ofFile: $0) == message.digest }) { return (false, true) }
-        return (true, false)
+        if existing.filenames.contains(where: { Self.digest(ofFile: $0) == message.digest }) { return .skip }
+        return .indexNew(duplicate: true)
     }
 
     /// Indexed since the last commit: how many, how many of them copies
-    /// of a known Message-ID, and the directories their moves touched.
+    /// of a known Message-ID, and the directories their rule moves and
+    /// flag renames touched.
     private var uncommitted = (count: 0, copies: 0, moves: [FilePath]())
 
     /// Moves a chunk's synced files into place and indexes them, in the
     /// transaction `commit` ends.
     private func index(_ chunk: [StagedMessage]) throws(DeliveryError) {
         guard !chunk.isEmpty, let database else { return }
-        var kept: [(message: StagedMessage, duplicate: Bool)] = []
+        var kept: [(message: StagedMessage, inPlace: Bool, duplicate: Bool)] = []
         do {
             for message in chunk {
                 let verdict = try verdict(message, in: database)
-                if verdict.skip {
-                    report.skipped += 1
-                    if let temporary = message.temporary { try? FileSystem.unlink(temporary) }
-                } else {
-                    kept.append((message, verdict.duplicate))
+                if case .indexNew(let duplicate) = verdict {
+                    kept.append((message, false, duplicate))
+                    continue
                 }
+                if let temporary = message.temporary { try? FileSystem.unlink(temporary) }
+                if case .indexInPlace = verdict { kept.append((message, true, false)) } else { report.skipped += 1 }
             }
-            for (message, _) in kept {
+            for (message, inPlace, _) in kept where !inPlace {
                 if let temporary = message.temporary { try FileSystem.rename(temporary, message.final) }
             }
+            // Their names reach the disk before the database names them: a
+            // commit Xapian makes on its own (`database.autocommit`) may come
+            // before `commit`.
+            try FileSystem.fsyncDirectory(maildir.new)
+            try FileSystem.fsyncDirectory(maildir.cur)
         } catch {
             throw DeliveryError(.temporary, "cannot store the messages in '\(maildir.path)': \(error)")
         }
-        // Their names reach the disk before the commit (see `commit`).
-        uncommitted.moves += [maildir.new, maildir.cur]
         do {
             // One atomic section per message, as `notmuch new` does: one
             // around the whole batch measured a third slower. The files are
@@ -156,13 +195,13 @@ public final class Importer {
             // loses no message (a rule's move not yet synced can leave the
             // database naming the old path until `notmuch new`); the batch
             // counts as imported only after `commit`.
-            for (message, duplicate) in kept {
+            for (message, inPlace, duplicate) in kept {
                 try database.atomically {
                     let file = Delivery.DeliveredFile(message.final)
                     var job = IndexJob(file: file, options: options.delivery, settings: settings, commit: true)
                     job.archiveTags = message.tags
                     job.describes = false
-                    job.mayBeIndexedAlready = message.temporary == nil
+                    job.mayBeIndexedAlready = inPlace
                     job.marksDelivered = false
                     do {
                         let result = try job.run(in: database, moves: &uncommitted.moves)

@@ -1,5 +1,6 @@
 internal import CPosix
 import Mbox
+import Synchronization
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -35,7 +36,8 @@ struct StagedChunk {
 }
 
 /// Reads and splits the archives and writes each message to tmp/, on a
-/// thread of its own and a chunk ahead of the indexing: libnotmuch's work,
+/// thread of its own and at most two chunks ahead of the indexing (one
+/// handed over, one being written): libnotmuch's work,
 /// which cannot be shared out, then has a CPU to itself, and the disk's
 /// syncs overlap with it. It asks nothing of the database.
 final class ImportStager: @unchecked Sendable {
@@ -47,6 +49,7 @@ final class ImportStager: @unchecked Sendable {
     private let dryRun: Bool
     private let onProgress: (ImportProgress) -> Void
     private var progress = ImportProgress()
+    private let stopping = Atomic<Bool>(false)
 
     init(archives: [String], maildir: Maildir, format: MboxFormat, chunkSize: Int, dryRun: Bool,
          onProgress: @escaping (ImportProgress) -> Void) {
@@ -58,7 +61,11 @@ final class ImportStager: @unchecked Sendable {
         self.onProgress = onProgress
     }
 
-    /// Hands every chunk over, the last one marked; stops at the first error.
+    /// Asks `run` to hand over what it has, marked last, and end.
+    func stop() { stopping.store(true, ordering: .releasing) }
+
+    /// Hands every chunk over, the last one marked; stops at the first error,
+    /// or when asked to.
     func run() {
         var chunk = StagedChunk()
         var finals = Set<FilePath>()
@@ -85,6 +92,10 @@ final class ImportStager: @unchecked Sendable {
                     let reason = (error as? MboxError)?.description ?? "\(error)"
                     chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: progress.bytes, reason: reason))
                     break
+                }
+                if stopping.load(ordering: .acquiring) {
+                    hand(chunk, last: true)
+                    return
                 }
                 progress.messages += 1
                 progress.bytes += message.bytes.count

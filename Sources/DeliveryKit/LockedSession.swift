@@ -32,7 +32,7 @@ struct LockedSession {
         /// to queue in, and the open will say what is wrong).
         let direct: Bool
         let flusherTurn: FileDescriptor?
-        let opening: BoundedWait<Result<Database, NotmuchError>>?
+        let opening: BackgroundCall<Result<Database, NotmuchError>>?
     }
 
     func plan() -> Plan {
@@ -55,7 +55,9 @@ struct LockedSession {
     func cancel(_ plan: Plan) {
         var lockWaitLeft = false
         if let opening = plan.opening {
-            switch opening.wait(upTo: max(plan.deadline - Clock.now, 0.01)) {
+            // Not the whole lock timeout: the delivery has failed already, and
+            // an open that does not come at once is left to end with the process.
+            switch opening.wait(upTo: min(max(plan.deadline - Clock.now, 0.01), 1)) {
             case .success(let database)?: try? database.close()
             case .failure?: break
             case nil: lockWaitLeft = true
@@ -117,7 +119,7 @@ struct LockedSession {
     /// with every queued record in one transaction; or queues the message
     /// when the database cannot be had. The database is closed on return.
     private func indexHoldingTurn(_ file: Delivery.DeliveredFile, recordName: String?, deadline: Double,
-                                  opening: BoundedWait<Result<Database, NotmuchError>>?,
+                                  opening: BackgroundCall<Result<Database, NotmuchError>>?,
                                   timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
         let opening = opening ?? startOpening()
         guard let opened = opening.wait(upTo: max(deadline - Clock.now, 0.01)) else {
@@ -163,9 +165,9 @@ struct LockedSession {
         startOpening().wait(upTo: seconds)
     }
 
-    private func startOpening() -> BoundedWait<Result<Database, NotmuchError>> {
+    private func startOpening() -> BackgroundCall<Result<Database, NotmuchError>> {
         let options = self.options
-        return BoundedWait { Result { () throws(NotmuchError) -> Database in try options.openDatabase() } }
+        return BackgroundCall { Result { () throws(NotmuchError) -> Database in try options.openDatabase() } }
     }
 
     /// In one atomic section, `first` (a delivery's own message) and every

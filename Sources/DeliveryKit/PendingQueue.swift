@@ -9,6 +9,8 @@ import Glibc
 /// that decides its tags and folder. One small text file per message (see
 /// `encoded`); Decodable for the JSON records of earlier versions.
 public struct PendingRecord: Decodable, Sendable, Equatable {
+    /// Only in the JSON records of earlier versions; the text format's
+    /// header line carries its own.
     public var version = 1
     /// The message file, relative to the mail root.
     public var path: String
@@ -48,17 +50,21 @@ extension PendingRecord {
         return text
     }
 
-    /// Reads `encoded`'s format; nil when it is not a whole record.
+    /// Reads `encoded`'s format; nil when it is not a whole record. Works
+    /// on bytes, not Characters: a value starting with a combining mark
+    /// (a sender is the remote side's to choose) would otherwise merge with
+    /// the space before it.
     public init?(encoded text: String) {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.first == Substring(Self.header), lines.last == "" else { return nil }
+        let bytes = Array(text.utf8)
+        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        guard lines.first.map({ Array($0) }) == Array(Self.header.utf8), lines.last?.isEmpty == true else { return nil }
         lines.removeFirst()
         lines.removeLast()
         var fields: [(String, String)] = []
         for line in lines {
-            guard let space = line.firstIndex(of: " "),
-                  let value = Self.unescape(line[line.index(after: space)...]) else { return nil }
-            fields.append((String(line[..<space]), value))
+            guard let space = line.firstIndex(of: UInt8(ascii: " ")),
+                  let value = Self.unescape(line[(space + 1)...]) else { return nil }
+            fields.append((String(decoding: line[..<space], as: UTF8.self), value))
         }
         guard let (key, path) = fields.last, key == "path" else { return nil }
         func value(_ key: String) -> String? { fields.first { $0.0 == key }?.1 }
@@ -81,9 +87,9 @@ extension PendingRecord {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    private static func unescape(_ text: Substring) -> String? {
+    private static func unescape(_ text: ArraySlice<UInt8>) -> String? {
         var bytes: [UInt8] = []
-        var utf8 = text.utf8.makeIterator()
+        var utf8 = text.makeIterator()
         while let byte = utf8.next() {
             guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
             guard let high = utf8.next().flatMap(hexValue), let low = utf8.next().flatMap(hexValue) else { return nil }

@@ -5,7 +5,7 @@ import Glibc
 
 /// libnotmuch opens the database with Xapian's retry lock, so a writer
 /// waits for as long as another holds the lock. These let a delivery see
-/// the lock taken without waiting; `BoundedWait` bounds the wait itself.
+/// the lock taken without waiting; `BackgroundCall` bounds the wait itself.
 public enum WriteLock {
     /// Xapian's lock file for a database at `databasePath`, as libnotmuch
     /// chooses it: `xapian/` when present, else `.notmuch/xapian/`.

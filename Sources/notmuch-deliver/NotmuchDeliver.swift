@@ -197,7 +197,7 @@ struct Import: ParsableCommand {
     @Flag(help: "Read and count the archives; store nothing.")
     var dryRun = false
 
-    @Option(help: "Messages per commit: their files are synced together before it.")
+    @Option(help: "Messages per commit; a message counts as imported once its commit is made.")
     var batchSize = 1000
 
     @Flag(name: [.short, .long], help: "Also log to standard error.")

@@ -5,7 +5,7 @@ import Testing
 @Suite struct PendingRecordTests {
     let hostile = PendingRecord(path: "new/abc.host", tagOperations: ["+a b", "-100%", "+line\nbreak", "+ünï"],
                                 rulesFile: "/home/u/.notmuch/deliver rules", recipient: "bob+shop@example.org",
-                                sender: "weird\r\n%0A@example.org", recipientExtension: nil, decrypt: "auto")
+                                sender: "weird\r\n%0A@example.org", recipientExtension: "\u{301}x y", decrypt: "auto")
 
     @Test func everyFieldComesBackAsWritten() {
         #expect(PendingRecord(encoded: hostile.encoded) == hostile)
@@ -16,7 +16,7 @@ import Testing
 
     @Test func oneLinePerFieldAndNoRawLineBreakInAValue() {
         let lines = hostile.encoded.split(separator: "\n")
-        #expect(lines.count == 1 + 4 + 4 + 1)
+        #expect(lines.count == 1 + 4 + 5 + 1)
         #expect(lines.last == "path new/abc.host")
         #expect(lines.contains("sender weird%0D%0A%250A@example.org"))
     }

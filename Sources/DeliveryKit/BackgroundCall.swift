@@ -2,41 +2,41 @@
 import Glibc
 #endif
 
-/// A body started at once on its own thread and waited for later, within a
-/// time limit or not: a delivery opens the database while its file is being
-/// synced (libnotmuch's lock wait has no timeout of its own, so a thread
-/// left waiting is the bounded wait); an import reads its archives while
-/// it indexes.
-public final class BoundedWait<T> {
+/// A call started at once on a thread of its own, its result waited for
+/// later, within a time limit or not: a delivery opens the database while
+/// its file is being synced (libnotmuch's lock wait has no timeout of its
+/// own, so a thread left waiting is the bounded wait); an import reads its
+/// archives while it indexes.
+public final class BackgroundCall<T> {
     private let box: ResultBox<T>
     private var thread = pthread_t()
-    /// The thread could not be started: the body ran on the caller's.
-    private var inline: T?
+    /// False when no thread could be started: the call then runs on the
+    /// caller's thread, inside `wait`.
+    public let hasThread: Bool
 
     public init(_ body: @escaping @Sendable () -> T) {
         box = ResultBox<T>(body)
-        let started = pthread_create(&thread, nil, { raw in
+        hasThread = pthread_create(&thread, nil, { raw in
             Unmanaged<Runnable>.fromOpaque(raw!).takeRetainedValue().run()
             return nil
-        }, Unmanaged<Runnable>.passRetained(box).toOpaque())
-        if started != 0 {
-            Unmanaged<Runnable>.passUnretained(box).release()
-            inline = body()
-        }
+        }, Unmanaged<Runnable>.passRetained(box).toOpaque()) == 0
+        if !hasThread { Unmanaged<Runnable>.passUnretained(box).release() }
     }
 
-    /// The body's result, however long it takes. Called once (or `wait(upTo:)`).
+    /// The result, however long it takes. Called once (or `wait(upTo:)`).
     public func wait() -> T {
-        if let inline { return inline }
+        guard hasThread else { return box.body() }
         while sem_wait(box.done) != 0 {}
         pthread_join(thread, nil)
-        return box.result!
+        return box.takeResult()
     }
 
-    /// The body's result, or nil when `seconds` ran out first: the thread is
-    /// then left running, and must be left alone. Called once.
+    /// The result, or nil when `seconds` ran out first: the thread is then
+    /// left running, and must be left alone. Called once. The box lets go
+    /// of the result, so that what it owns (an open database) goes when
+    /// the caller is done with it.
     public func wait(upTo seconds: Double) -> T? {
-        if let inline { return inline }
+        guard hasThread else { return box.body() }
         var deadline = timespec()
         clock_gettime(CLOCK_REALTIME, &deadline)
         let whole = seconds.rounded(.down)
@@ -47,7 +47,7 @@ public final class BoundedWait<T> {
             if errno == ETIMEDOUT { pthread_detach(thread); return nil }
         }
         pthread_join(thread, nil)
-        return box.result
+        return box.takeResult()
     }
 }
 
@@ -73,6 +73,11 @@ private final class ResultBox<T>: Runnable, @unchecked Sendable {
     deinit {
         sem_destroy(done)
         done.deallocate()
+    }
+
+    func takeResult() -> T {
+        defer { result = nil }
+        return result!
     }
 
     override func run() {
