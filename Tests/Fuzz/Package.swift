@@ -32,5 +32,7 @@ let package = Package(
         fuzzTarget("FuzzMbox", ["Mbox"]),
         // Header reading through GMime, from memory and from a file.
         fuzzTarget("FuzzHeaders", ["MailParsing"]),
+        // Queue records: refused or read back the same; cut short, refused.
+        fuzzTarget("FuzzRecord", ["DeliveryKit"]),
     ]
 )
