@@ -34,8 +34,12 @@ struct IndexJob {
     /// the same bytes then leaves it alone.
     static let deliveredProperty = "notmuch-deliver.delivered"
 
-    /// The property that marks a message as done for a queue record.
-    static func recordProperty(_ name: String) -> String { "notmuch-deliver.record." + name }
+    /// The property that marks a message as done for a queue record: named
+    /// after the SHA-1 of the record's name, which can be longer than a
+    /// Xapian term may be.
+    static func recordProperty(_ name: String) -> String {
+        "notmuch-deliver.record." + ContentChecksum.hex(of: Array(name.utf8))
+    }
 
     func run(in database: Database, moves: inout [FilePath]) throws -> DeliveryReport {
         let path = file.original.string

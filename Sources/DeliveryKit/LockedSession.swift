@@ -349,11 +349,10 @@ struct LockedSession {
                                    recipientExtension: options.envelope.recipientExtension,
                                    decrypt: options.decrypt?.rawValue)
         do {
-            try queue.enqueue(record)
+            return try queue.enqueue(record, message: file.current)
         } catch {
             throw DeliveryError(.temporary, "cannot queue the message in '\(queue.directory)': \(error)")
         }
-        return (file.current.lastComponent?.string ?? "") + PendingQueue.recordSuffix
     }
 
     private func queued(_ file: Delivery.DeliveredFile, reason: String?, abandoned: Bool) -> DeliveryReport {

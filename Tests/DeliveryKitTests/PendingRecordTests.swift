@@ -21,6 +21,17 @@ import Testing
         #expect(lines.contains("sender weird%0D%0A%250A@example.org"))
     }
 
+    @Test func asAFileNameEveryFieldComesBackAsWritten() throws {
+        let name = try #require(hostile.fileName)
+        #expect(!name.utf8.contains(UInt8(ascii: "/")) && !name.utf8.contains(0) && name.utf8.count <= 255)
+        #expect(PendingRecord(fileName: name) == hostile)
+        #expect(PendingRecord(fileName: "m.host.record") == nil && PendingRecord(fileName: "Q1") == nil)
+        #expect(PendingRecord(fileName: "Q1~t=+a") == nil, "no path")
+        var long = hostile
+        long.rulesFile = "/" + String(repeating: "r", count: 250)
+        #expect(long.fileName == nil, "too long for a name: a record file instead")
+    }
+
     @Test func aRecordCutShortIsRefused() {
         // A crash before the record's fsync can leave any prefix of it.
         let bytes = Array(hostile.encoded.utf8)

@@ -153,4 +153,39 @@ struct FullDiskTests {
         #expect(try fixture.count("id:after-split@example.org") == 1)
         #expect(try fixture.count("id:split@example.org") == 0)
     }
+
+    /// The queue's entry is a hard link to the message; with the queue on
+    /// another filesystem (a database kept apart from the maildir) the link
+    /// fails (EXDEV) and the record goes to a file instead.
+    @Test func aQueueOnAnotherFilesystemGetsRecordFiles() throws {
+        let fixture = try MailFixture()
+        let queue = fixture.mailRoot.appendingPathComponent(".notmuch/notmuch-deliver-queue")
+        try FileManager.default.createDirectory(at: queue, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", queue.path]
+        mount.standardError = FileHandle.nullDevice
+        try mount.run()
+        mount.waitUntilExit()
+        guard mount.terminationStatus == 0 else {
+            print("SKIPPED aQueueOnAnotherFilesystemGetsRecordFiles: cannot mount a tmpfs (needs root)")
+            return
+        }
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [queue.path]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        let holder = try LockHolder(fixture)
+        let result = try fixture.deliver(sampleMessage(id: "apart@example.org"), ["--lock-timeout", "0.2", "+apart"])
+        holder.release()
+        #expect(result.status == 0, "\(result.stderr)")
+        let entries = try FileManager.default.contentsOfDirectory(atPath: queue.path).filter { $0 != "flusher.lock" }
+        #expect(entries.count == 1 && entries[0].hasSuffix(".record"), "\(entries)")
+        #expect(try fixture.command(["flush"]).status == 0)
+        #expect(try fixture.tags("id:apart@example.org") == ["apart", "inbox", "unread"])
+        try fixture.expectNothingNew()
+    }
 }

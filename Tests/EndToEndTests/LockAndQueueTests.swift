@@ -41,7 +41,7 @@ struct LockAndQueueTests {
 
     private func queueFiles(_ fixture: MailFixture) -> [String] {
         let queue = fixture.mailRoot.appendingPathComponent(".notmuch/notmuch-deliver-queue").path
-        return ((try? FileManager.default.contentsOfDirectory(atPath: queue)) ?? []).filter { $0.hasSuffix(".record") }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: queue)) ?? []).filter { $0.hasPrefix("Q1~") || $0.hasSuffix(".record") }
     }
 
     @Test func theHolderReallyBlocksNotmuchInsert() throws {
@@ -86,6 +86,33 @@ struct LockAndQueueTests {
         #expect(flush.status == 0, "\(flush.stderr)")
         #expect(flush.stderr.contains("flushed 1"))
         #expect(try fixture.tags("id:queued@example.org") == ["cli", "ruled", "unread"])
+        #expect(queueFiles(fixture).isEmpty)
+        try fixture.expectNothingNew()
+    }
+
+    /// The queue entry is a link to the message named after the record; a
+    /// record too long for a file name goes to a file of its own instead.
+    @Test func bothKindsOfQueueEntryAreApplied() throws {
+        let fixture = try MailFixture()
+        let holder = try LockHolder(fixture)
+        try fixture.useRules("+long -- sender:/^s{200}@/\n")
+        let longSender = String(repeating: "s", count: 200) + "@example.org"
+        #expect(try fixture.deliver(sampleMessage(id: "short@example.org"), ["--lock-timeout", "0.2", "+cli"]).status == 0)
+        #expect(try fixture.deliver(sampleMessage(id: "long@example.org"),
+                                    ["--lock-timeout", "0.2", "--sender", longSender]).status == 0)
+        holder.release()
+        let entries = queueFiles(fixture)
+        #expect(entries.count == 2)
+        let linked = try #require(entries.first { $0.hasPrefix("Q1~") })
+        #expect(linked.contains("~t=+cli"), "\(linked)")
+        #expect(entries.contains { $0.hasSuffix(".record") })
+        // The link is the message itself: one inode, two names.
+        let queueDir = fixture.mailRoot.appendingPathComponent(".notmuch/notmuch-deliver-queue")
+        let links = try FileManager.default.attributesOfItem(atPath: queueDir.appendingPathComponent(linked).path)
+        #expect((links[.referenceCount] as? NSNumber)?.intValue == 2)
+        #expect(try fixture.command(["flush"]).status == 0)
+        #expect(try fixture.tags("id:short@example.org") == ["cli", "inbox", "unread"])
+        #expect(try fixture.tags("id:long@example.org") == ["inbox", "long", "unread"])
         #expect(queueFiles(fixture).isEmpty)
         try fixture.expectNothingNew()
     }
