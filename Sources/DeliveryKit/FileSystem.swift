@@ -77,6 +77,14 @@ enum FileSystem {
         return names
     }
 
+    /// Whether two paths name the same file (device and inode).
+    static func sameFile(_ first: FilePath, _ second: FilePath) -> Bool {
+        var a = Glibc.stat(), b = Glibc.stat()
+        guard first.withPlatformString({ fstatat(AT_FDCWD, $0, &a, 0) }) == 0,
+              second.withPlatformString({ fstatat(AT_FDCWD, $0, &b, 0) }) == 0 else { return false }
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino
+    }
+
     static func isExecutable(_ path: FilePath) -> Bool {
         path.withPlatformString { access($0, X_OK) } == 0 && kind(of: path) == .other
     }

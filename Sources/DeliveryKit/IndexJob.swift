@@ -34,11 +34,13 @@ struct IndexJob {
     /// the same bytes then leaves it alone.
     static let deliveredProperty = "notmuch-deliver.delivered"
 
-    /// The property that marks a message as done for a queue record: named
-    /// after the SHA-1 of the record's name, which can be longer than a
-    /// Xapian term may be.
+    /// The property that marks a message as done for a queue record. A
+    /// linked entry's name can be longer than a Xapian term may be: its
+    /// SHA-1 stands for it. Record files keep the name itself, as earlier
+    /// versions marked them (a record they applied is not applied again).
     static func recordProperty(_ name: String) -> String {
-        "notmuch-deliver.record." + ContentChecksum.hex(of: Array(name.utf8))
+        guard PendingRecord(fileName: name) != nil else { return "notmuch-deliver.record." + name }
+        return "notmuch-deliver.record." + ContentChecksum.hex(of: Array(name.utf8))
     }
 
     func run(in database: Database, moves: inout [FilePath]) throws -> DeliveryReport {

@@ -349,10 +349,19 @@ struct LockedSession {
                                    recipientExtension: options.envelope.recipientExtension,
                                    decrypt: options.decrypt?.rawValue)
         do {
-            return try queue.enqueue(record, message: file.current)
+            return try queue.enqueue(record, message: file.current, linking: queueLinksAreSafe)
         } catch {
             throw DeliveryError(.temporary, "cannot queue the message in '\(queue.directory)': \(error)")
         }
+    }
+
+    /// A queue entry that is a link to a message is a message file too:
+    /// only where `notmuch new` does not look (under a `.notmuch` folder, or
+    /// outside the mail root).
+    private var queueLinksAreSafe: Bool {
+        let queue = queue.directory.string
+        let root = settings.mailRoot.hasSuffix("/") ? settings.mailRoot : settings.mailRoot + "/"
+        return !queue.hasPrefix(root) || queue.contains("/.notmuch/")
     }
 
     private func queued(_ file: Delivery.DeliveredFile, reason: String?, abandoned: Bool) -> DeliveryReport {

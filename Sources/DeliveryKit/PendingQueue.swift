@@ -171,17 +171,22 @@ public struct PendingQueue: Sendable {
     /// (it measured 4 to 8 % of a burst). A record too long for a name, or a
     /// message the queue cannot link to (another filesystem), is written to
     /// a file of its own, `MESSAGE.record`, put in place by rename.
-    public func enqueue(_ record: PendingRecord, message: FilePath) throws -> String {
+    /// `linking` is false when `notmuch new` could take a link for mail
+    /// (a queue inside the mail root but not under a `.notmuch` folder).
+    public func enqueue(_ record: PendingRecord, message: FilePath, linking: Bool = true) throws -> String {
         try FileSystem.makeDirectory(directory, mode: 0o700)
-        if let name = record.fileName {
+        if linking, let name = record.fileName {
+            let entry = directory.appending(name)
             do {
-                try FileSystem.link(message, directory.appending(name))
+                try FileSystem.link(message, entry)
                 return name
             } catch {
-                // The same record already: an MTA's retry of the same delivery.
-                if error == .fileExists { return name }
-                // Otherwise (the database on another filesystem than the
-                // maildir, one without hard links), a record file.
+                // The same record for the same file: an MTA's retry of this
+                // delivery queued it already.
+                if error == .fileExists, FileSystem.sameFile(entry, message) { return name }
+                // Otherwise (a stale entry for another file of that name, the
+                // database on another filesystem than the maildir, one
+                // without hard links), a record file.
             }
         }
         let name = (message.lastComponent?.string ?? MaildirName.unique()) + Self.recordSuffix

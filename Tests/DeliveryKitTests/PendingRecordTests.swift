@@ -54,3 +54,15 @@ import Testing
         #expect(record.sender == "alice@example.org" && record.recipientExtension == nil)
     }
 }
+
+@Suite struct RecordMarkerTests {
+    /// Record files keep the marker earlier versions gave them, so that a
+    /// record they applied (and were killed before removing) is not applied
+    /// again; a linked entry's long name is stood for by its SHA-1.
+    @Test func recordFilesKeepTheirMarkerAndLinkedEntriesUseAHash() {
+        #expect(IndexJob.recordProperty("abc.host.record") == "notmuch-deliver.record.abc.host.record")
+        #expect(IndexJob.recordProperty("abc.host.json") == "notmuch-deliver.record.abc.host.json")
+        let linked = IndexJob.recordProperty("Q1~p=new%2Fabc.host~t=+shop")
+        #expect(linked.hasPrefix("notmuch-deliver.record.") && linked.utf8.count == 23 + 40)
+    }
+}
