@@ -24,29 +24,56 @@ public struct PendingRecord: Decodable, Sendable, Equatable {
 }
 
 extension PendingRecord {
-    /// The first line of a record.
+    /// A record's fields: their names in a record file, and in a queue
+    /// entry's name.
+    enum Field: String, CaseIterable {
+        case tag, rules, recipient, sender, `extension`, decrypt, path
+
+        var short: String {
+            switch self {
+            case .tag: "t"
+            case .rules: "r"
+            case .recipient: "R"
+            case .sender: "s"
+            case .extension: "e"
+            case .decrypt: "d"
+            case .path: "p"
+            }
+        }
+    }
+
+    /// The fields in the order both formats write them: the tag operations
+    /// in order, the others when set, and `path` last.
+    var fields: [(Field, String)] {
+        var fields = tagOperations.map { (Field.tag, $0) }
+        let optional: [(Field, String?)] = [(.rules, rulesFile), (.recipient, recipient), (.sender, sender),
+                                            (.extension, recipientExtension), (.decrypt, decrypt)]
+        for (field, value) in optional { if let value { fields.append((field, value)) } }
+        return fields + [(.path, path)]
+    }
+
+    /// The record from its fields; nil unless `path` comes last (a record
+    /// cut short has lost it). Unknown fields were skipped by the caller.
+    init?(fields: [(Field, String)]) {
+        guard let (last, path) = fields.last, last == .path else { return nil }
+        func value(_ field: Field) -> String? { fields.first { $0.0 == field }?.1 }
+        self.init(path: path, tagOperations: fields.filter { $0.0 == .tag }.map(\.1), rulesFile: value(.rules),
+                  recipient: value(.recipient), sender: value(.sender), recipientExtension: value(.extension),
+                  decrypt: value(.decrypt))
+    }
+
+    /// The first line of a record file.
     static let header = "notmuch-deliver-record 2"
 
-    /// One `key value` line per field (`tag` repeated, in order), values
-    /// percent-escaped so that none holds a line break, `path` last: a
-    /// record cut short (a crash before its fsync) has no `path` line, or
-    /// one without its line break, and is refused. Written by hand,
-    /// not with JSONEncoder: Codable's first use costs a process about a
-    /// millisecond of runtime type work, and every queued delivery is a
-    /// new process.
+    /// A record file: the header, then one `FIELD VALUE` line per field,
+    /// values percent-escaped so that none holds a line break. A record cut
+    /// short (a crash before its fsync) has no `path` line, or one without
+    /// its line break, and is refused. Written by hand, not with
+    /// JSONEncoder: Codable's first use costs a process about a millisecond
+    /// of runtime type work, and every queued delivery is a new process.
     public var encoded: String {
         var text = Self.header + "\n"
-        func line(_ key: String, _ value: String?) {
-            guard let value else { return }
-            text += key + " " + Self.escape(value) + "\n"
-        }
-        for operation in tagOperations { line("tag", operation) }
-        line("rules", rulesFile)
-        line("recipient", recipient)
-        line("sender", sender)
-        line("extension", recipientExtension)
-        line("decrypt", decrypt)
-        line("path", path)
+        for (field, value) in fields { text += field.rawValue + " " + Self.escape(value) + "\n" }
         return text
     }
 
@@ -55,38 +82,23 @@ extension PendingRecord {
     /// (a sender is the remote side's to choose) would otherwise merge with
     /// the space before it.
     public init?(encoded text: String) {
-        let bytes = Array(text.utf8)
-        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        var lines = Array(text.utf8).split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         guard lines.first.map({ Array($0) }) == Array(Self.header.utf8), lines.last?.isEmpty == true else { return nil }
         lines.removeFirst()
         lines.removeLast()
-        var fields: [(String, String)] = []
-        for line in lines {
-            guard let space = line.firstIndex(of: UInt8(ascii: " ")),
-                  let value = Self.unescape(line[(space + 1)...]) else { return nil }
-            fields.append((String(decoding: line[..<space], as: UTF8.self), value))
-        }
-        guard let (key, path) = fields.last, key == "path" else { return nil }
-        func value(_ key: String) -> String? { fields.first { $0.0 == key }?.1 }
-        self.init(path: path, tagOperations: fields.filter { $0.0 == "tag" }.map(\.1), rulesFile: value("rules"),
-                  recipient: value("recipient"), sender: value("sender"),
-                  recipientExtension: value("extension"), decrypt: value("decrypt"))
+        guard let fields = Self.parse(lines, separator: UInt8(ascii: " "), key: { Field(rawValue: $0) }) else { return nil }
+        self.init(fields: fields)
     }
 
-    /// The record as a file name, when it fits in one (NAME_MAX, 255
-    /// bytes): `Q1~p=PATH~t=TAG…~r=RULES~R=RECIPIENT~s=SENDER~e=EXTENSION~d=DECRYPT`,
+    /// The record as a queue entry's name, when it fits in one (NAME_MAX,
+    /// 255 bytes): `Q1~t=TAG…~r=RULES~R=RECIPIENT~s=SENDER~e=EXTENSION~d=DECRYPT~p=PATH`,
     /// values percent-escaped where they hold `/`, `~`, `%` or a control
-    /// character. A queue entry so named needs no content, so nothing of
-    /// its own to sync (see `PendingQueue.enqueue`).
+    /// character. An entry so named needs no content, so nothing of its own
+    /// to sync (see `PendingQueue.enqueue`).
     var fileName: String? {
-        var fields: [(String, String)] = [("p", path)]
-        fields += tagOperations.map { ("t", $0) }
-        let optional: [(String, String?)] = [("r", rulesFile), ("R", recipient), ("s", sender),
-                                             ("e", recipientExtension), ("d", decrypt)]
-        for (key, value) in optional { if let value { fields.append((key, value)) } }
         let separators = [UInt8(ascii: "/"), UInt8(ascii: "~")]
         var name = Self.namePrefix
-        for (key, value) in fields { name += "~" + key + "=" + Self.escape(value, also: separators) }
+        for (field, value) in fields { name += "~" + field.short + "=" + Self.escape(value, also: separators) }
         return name.utf8.count <= 255 ? name : nil
     }
 
@@ -95,17 +107,26 @@ extension PendingRecord {
     /// Reads `fileName`'s format; nil for any other name.
     init?(fileName: String) {
         let parts = Array(fileName.utf8).split(separator: UInt8(ascii: "~"), omittingEmptySubsequences: false)
-        guard parts.first.map({ Array($0) }) == Array(Self.namePrefix.utf8), parts.count > 1 else { return nil }
-        var fields: [(String, String)] = []
-        for part in parts.dropFirst() {
-            guard let equals = part.firstIndex(of: UInt8(ascii: "=")),
-                  let value = Self.unescape(part[(equals + 1)...]) else { return nil }
-            fields.append((String(decoding: part[..<equals], as: UTF8.self), value))
+        guard parts.first.map({ Array($0) }) == Array(Self.namePrefix.utf8) else { return nil }
+        let fields = Self.parse(Array(parts.dropFirst()), separator: UInt8(ascii: "=")) { key in
+            Field.allCases.first { $0.short == key }
         }
-        guard let (key, path) = fields.first, key == "p" else { return nil }
-        func value(_ key: String) -> String? { fields.first { $0.0 == key }?.1 }
-        self.init(path: path, tagOperations: fields.filter { $0.0 == "t" }.map(\.1), rulesFile: value("r"),
-                  recipient: value("R"), sender: value("s"), recipientExtension: value("e"), decrypt: value("d"))
+        guard let fields else { return nil }
+        self.init(fields: fields)
+    }
+
+    /// Splits each part at its first `separator` into a field and its
+    /// unescaped value; nil when a part has no separator or a bad escape.
+    /// Fields `key` does not know are skipped.
+    private static func parse(_ parts: [ArraySlice<UInt8>], separator: UInt8,
+                              key: (String) -> Field?) -> [(Field, String)]? {
+        var fields: [(Field, String)] = []
+        for part in parts {
+            guard let split = part.firstIndex(of: separator),
+                  let value = unescape(part[(split + 1)...]) else { return nil }
+            if let field = key(String(decoding: part[..<split], as: UTF8.self)) { fields.append((field, value)) }
+        }
+        return fields
     }
 
     private static let hexDigits = Array("0123456789ABCDEF".utf8)

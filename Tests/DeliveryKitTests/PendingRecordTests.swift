@@ -62,7 +62,7 @@ import Testing
     @Test func recordFilesKeepTheirMarkerAndLinkedEntriesUseAHash() {
         #expect(IndexJob.recordProperty("abc.host.record") == "notmuch-deliver.record.abc.host.record")
         #expect(IndexJob.recordProperty("abc.host.json") == "notmuch-deliver.record.abc.host.json")
-        let linked = IndexJob.recordProperty("Q1~p=new%2Fabc.host~t=+shop")
+        let linked = IndexJob.recordProperty("Q1~t=+shop~p=new%2Fabc.host")
         #expect(linked.hasPrefix("notmuch-deliver.record.") && linked.utf8.count == 23 + 40)
     }
 }
