@@ -95,7 +95,7 @@ extension PendingRecord {
     /// values percent-escaped where they hold `/`, `~`, `%` or a control
     /// character. An entry so named needs no content, so nothing of its own
     /// to sync (see `PendingQueue.enqueue`).
-    var fileName: String? {
+    public var fileName: String? {
         let separators = [UInt8(ascii: "/"), UInt8(ascii: "~")]
         var name = Self.namePrefix
         for (field, value) in fields { name += "~" + field.short + "=" + Self.escape(value, also: separators) }
@@ -105,7 +105,7 @@ extension PendingRecord {
     static let namePrefix = "Q1"
 
     /// Reads `fileName`'s format; nil for any other name.
-    init?(fileName: String) {
+    public init?(fileName: String) {
         let parts = Array(fileName.utf8).split(separator: UInt8(ascii: "~"), omittingEmptySubsequences: false)
         guard parts.first.map({ Array($0) }) == Array(Self.namePrefix.utf8) else { return nil }
         let fields = Self.parse(Array(parts.dropFirst()), separator: UInt8(ascii: "=")) { key in
