@@ -5,7 +5,8 @@ Figures (medians over repeated runs, with ratios to each peer):
   1. one delivery, process start to exit, vs `notmuch insert`
      (+ where notmuch-deliver's time goes, from NOTMUCH_DELIVER_TIMINGS);
   2. a burst of concurrent deliverers vs the same burst of `notmuch insert`;
-  3. mbox import (waits for `notmuch-deliver import`);
+  3. mbox import vs `notmuch new` on the same messages pre-split (taking
+     turns, medians), `mdeliver -M` + `notmuch new`, a `notmuch insert` loop;
   4. 100 rules (half header, half query) against none.
 Every figure runs on a copy of one database pre-filled with --messages
 messages, so the numbers are steady state, not an empty database.
@@ -176,26 +177,36 @@ def peak_rss_kib(command, env):
     return time.perf_counter() - started, int(out.stderr.strip().splitlines()[-1])
 
 
-def figure_import(work, deliver, messages, large, sample):
+def figure_import(work, deliver, messages, large, sample, repeats):
     corpus = Corpus(seed=6, tag="mbox")
     archive = os.path.join(work, f"archive-{messages}.mbox")
     write_mbox(archive, corpus, messages)
-    results = {"messages": messages}
+    results = {"messages": messages, "runs": repeats}
 
-    ours = empty_setup(work, "import-ours")
-    seconds, rss = peak_rss_kib([deliver, "import", archive], ours.env())
-    assert ours.count() == messages
-    results["notmuch-deliver import msg/s"] = messages / seconds
+    # Ours and notmuch new (over the same messages, already split into
+    # files) take turns, `repeats` times: the machine's speed drifts, and
+    # one run of each, minutes apart, can differ by a third.
+    ours_rates, new_rates, rss = [], [], 0
+    for _ in range(repeats):
+        ours = empty_setup(work, "import-ours")
+        seconds, run_rss = peak_rss_kib([deliver, "import", archive], ours.env())
+        assert ours.count() == messages
+        ours_rates.append(messages / seconds)
+        rss = max(rss, run_rss)
+        shutil.rmtree(ours.root, ignore_errors=True)
+
+        split = empty_setup(work, "import-new")
+        for i in range(messages):
+            with open(os.path.join(split.mail, "cur", f"m{i}:2,"), "wb") as f:
+                f.write(corpus.message(i))
+        started = time.perf_counter()
+        subprocess.run(["notmuch", "new", "--quiet"], env=split.env(), check=True)
+        new_rates.append(messages / (time.perf_counter() - started))
+        shutil.rmtree(split.root, ignore_errors=True)
+    results["notmuch-deliver import msg/s"] = median(ours_rates)
+    results["notmuch new (pre-split) msg/s"] = median(new_rates)
+    results["each run msg/s"] = {"notmuch-deliver": ours_rates, "notmuch new": new_rates}
     results["peak RSS KiB"] = {str(messages): rss}
-
-    # notmuch new over the same messages, already split into files.
-    split = empty_setup(work, "import-new")
-    for i in range(messages):
-        with open(os.path.join(split.mail, "cur", f"m{i}:2,"), "wb") as f:
-            f.write(corpus.message(i))
-    started = time.perf_counter()
-    subprocess.run(["notmuch", "new", "--quiet"], env=split.env(), check=True)
-    results["notmuch new (pre-split) msg/s"] = messages / (time.perf_counter() - started)
 
     # mblaze's mdeliver -M splits the archive, then notmuch new indexes it.
     if shutil.which("mdeliver"):
@@ -224,8 +235,7 @@ def figure_import(work, deliver, messages, large, sample):
         results["peak RSS KiB"][str(large)] = big_rss
         results["RSS growth"] = big_rss / rss - 1
         shutil.rmtree(big.root, ignore_errors=True)
-    for setup in (ours, split, loop):
-        shutil.rmtree(setup.root, ignore_errors=True)
+    shutil.rmtree(loop.root, ignore_errors=True)
     return results
 
 
@@ -272,6 +282,8 @@ def main():
     parser.add_argument("--import-messages", type=int, default=10_000)
     parser.add_argument("--import-large", type=int, default=50_000, help="archive size for the RSS check (0: skip)")
     parser.add_argument("--insert-sample", type=int, default=200)
+    parser.add_argument("--import-runs", type=int, default=3,
+                        help="turns of the import and notmuch new, for medians")
     args = parser.parse_args()
     deliver = os.path.abspath(args.deliver)
     os.makedirs(args.work, exist_ok=True)
@@ -290,7 +302,8 @@ def main():
         results["burst"] = figure_burst(work, base, deliver, args.workers, args.per_worker)
     if args.only in (None, "import"):
         log("3. import ...")
-        results["import"] = figure_import(work, deliver, args.import_messages, args.import_large, args.insert_sample)
+        results["import"] = figure_import(work, deliver, args.import_messages, args.import_large, args.insert_sample,
+                                          args.import_runs)
     if args.only in (None, "rules"):
         log("4. rules ...")
         results["rules"] = figure_rules(work, base, deliver, args.runs)
@@ -311,7 +324,7 @@ def main():
           f"{1 / b['speedup vs notmuch insert']:8.2f} {'<= 0.33':>10}")
     print(f"{'   failures (tempfail or other)':44} {d['failures']:16d} {i['failures']:16d} {'':8} {'0':>10}")
     print(f"{'   messages indexed':44} {d['indexed']:16d} {i['indexed']:16d}")
-    label = f"3. import {m['messages']} msgs (msg/s) vs notmuch new"
+    label = f"3. import {m['messages']} msgs (median msg/s of {m['runs']}) vs notmuch new"
     print(f"{label:44} {m['notmuch-deliver import msg/s']:16.0f} "
           f"{m['notmuch new (pre-split) msg/s']:16.0f} {m['ratio vs notmuch new']:8.2f} {'>= 1.0':>10}")
     print(f"{'   vs a notmuch insert loop (msg/s)':44} {m['notmuch-deliver import msg/s']:16.0f} "
