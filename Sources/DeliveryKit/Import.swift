@@ -13,7 +13,7 @@ public struct ImportOptions: Sendable {
     public var format: MboxFormat = .auto
     public var dryRun = false
     /// Messages per commit (a whole number of chunks of 100 when larger).
-    public var batchSize = 1000
+    public var batchSize = 250
 
     public init() {}
 }

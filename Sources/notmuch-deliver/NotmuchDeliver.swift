@@ -198,7 +198,7 @@ struct Import: ParsableCommand {
     var dryRun = false
 
     @Option(help: "Messages per commit; a message counts as imported once its commit is made.")
-    var batchSize = 1000
+    var batchSize = 250
 
     @Flag(name: [.short, .long], help: "Also log to standard error.")
     var verbose = false
