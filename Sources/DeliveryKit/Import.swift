@@ -177,14 +177,16 @@ public final class Importer {
                 if let temporary = message.temporary { try? FileSystem.unlink(temporary) }
                 if case .indexInPlace = verdict { kept.append((message, true, false)) } else { report.skipped += 1 }
             }
-            for (message, inPlace, _) in kept where !inPlace {
-                if let temporary = message.temporary { try FileSystem.rename(temporary, message.final) }
+            var directories = Set<FilePath>()
+            for (message, inPlace, _) in kept {
+                if !inPlace, let temporary = message.temporary { try FileSystem.rename(temporary, message.final) }
+                directories.insert(message.final.directory)
             }
-            // Their names reach the disk before the database names them: a
-            // commit Xapian makes on its own (`database.autocommit`) may come
-            // before `commit`.
-            try FileSystem.fsyncDirectory(maildir.new)
-            try FileSystem.fsyncDirectory(maildir.cur)
+            // Their names (ours, or an interrupted run's) reach the disk
+            // before the database names them: a commit Xapian makes on its
+            // own (`database.autocommit`) may come before `commit`. A chunk
+            // a re-run skips whole syncs nothing.
+            for directory in directories { try FileSystem.fsyncDirectory(directory) }
         } catch {
             throw DeliveryError(.temporary, "cannot store the messages in '\(maildir.path)': \(error)")
         }
@@ -244,7 +246,7 @@ public final class Importer {
         let fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate, .closeOnExec],
                                          permissions: .ownerReadWrite)
         defer { try? fd.close() }
-        _ = try fd.writeAll(bytes)
+        try bytes.withUnsafeBytes { try fd.writeEverything($0) }
     }
 
     /// The SHA-1 of a file's content, or nil when it cannot be read.

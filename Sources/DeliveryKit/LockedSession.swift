@@ -204,12 +204,12 @@ struct LockedSession {
         }
     }
 
-    /// Makes the message's name in new/ durable, then its queue record.
-    /// Done together because on ext4 the first fsync commits both in one
-    /// journal commit and the next ones find nothing left to do: a queued
-    /// delivery waits for two disk flushes instead of four. Until this
-    /// returns the delivery has not succeeded, so a crash before is the
-    /// MTA's to retry.
+    /// Makes the message's name in new/ durable, then its queue entry (for
+    /// a linked entry, only the queue directory's fsync; see
+    /// `PendingQueue.enqueue`). Done together, after both are written, so
+    /// that on ext4 the first fsync's journal commit carries both. Until
+    /// this returns the delivery has not succeeded, so a crash before is
+    /// the MTA's to retry.
     private func syncDelivery(_ file: Delivery.DeliveredFile, record: String?) throws(DeliveryError) {
         let directory = file.current.directory
         do {
