@@ -11,10 +11,12 @@ E2E_PACKAGES = postfix fetchmail dovecot-pop3d
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
-# A position-dependent executable: the dynamic loader then has no 49,000
-# relative relocations to apply (and pages to copy) at every start; one
-# process runs per message.
-RELEASE_LINK = -Xswiftc -Xclang-linker -Xswiftc -no-pie
+# One process runs per message, so the start is made cheap for the dynamic
+# loader: a position-dependent executable has no 49,000 relative relocations
+# to apply (and pages to copy); and one that exports none of its 3,700 Swift
+# symbols (the driver's -rdynamic, for backtraces) is no longer searched
+# first by each of the libraries' symbol lookups (0.3-0.4 ms less in ld.so).
+RELEASE_LINK = -Xswiftc -Xclang-linker -Xswiftc -no-pie -Xlinker --no-export-dynamic
 
 .PHONY: all deps deps-e2e e2e build install uninstall test demo bench stress fuzz clean
 
