@@ -274,7 +274,7 @@ def main():
     parser.add_argument("--deliver", default=".build/release/notmuch-deliver")
     parser.add_argument("--work", default=".build-bench")
     parser.add_argument("--messages", type=int, default=10_000, help="pre-filled database size")
-    parser.add_argument("--runs", type=int, default=41, help="repetitions for medians")
+    parser.add_argument("--runs", type=int, default=101, help="repetitions for medians")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--per-worker", type=int, default=250)
     parser.add_argument("--out", default="bench-results.json")
