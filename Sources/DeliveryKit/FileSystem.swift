@@ -56,6 +56,12 @@ enum FileSystem {
         return (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .other
     }
 
+    /// Whether anything is at `path` (following symlinks).
+    static func exists(_ path: String) -> Bool {
+        var info = Glibc.stat()
+        return path.withCString { fstatat(AT_FDCWD, $0, &info, 0) } == 0
+    }
+
     /// The path with every symlink resolved, or nil when it does not exist.
     static func realPath(_ path: FilePath) -> FilePath? {
         guard let resolved = path.withPlatformString({ Glibc.realpath($0, nil) }) else { return nil }

@@ -30,7 +30,7 @@ public enum MailFolder {
     public static func resolve(root: String, name: String?, create: Bool) throws(DeliveryError) -> Maildir {
         let parts = try components(of: name)
         let rootPath = FilePath(root)
-        guard let realRoot = FileSystem.realPath(rootPath), FileSystem.kind(of: realRoot) == .directory else {
+        guard FileSystem.kind(of: rootPath) == .directory else {
             throw DeliveryError.config("mail root '\(root)' (database.mail_root) is not a directory")
         }
         var path = rootPath
@@ -39,12 +39,14 @@ public enum MailFolder {
 
         // Every existing ancestor must resolve inside the root: a symlink
         // must not lead mail out of it.
-        var prefix = rootPath
-        for part in parts {
-            prefix.append(part)
-            guard let real = FileSystem.realPath(prefix) else { break }
-            if !(real == realRoot || real.starts(with: realRoot)) {
-                throw DeliveryError(.usage, "folder '\(name ?? "")' resolves to '\(real)', outside the mail root '\(realRoot)'")
+        if !parts.isEmpty, let realRoot = FileSystem.realPath(rootPath) {
+            var prefix = rootPath
+            for part in parts {
+                prefix.append(part)
+                guard let real = FileSystem.realPath(prefix) else { break }
+                if !(real == realRoot || real.starts(with: realRoot)) {
+                    throw DeliveryError(.usage, "folder '\(name ?? "")' resolves to '\(real)', outside the mail root '\(realRoot)'")
+                }
             }
         }
 

@@ -135,10 +135,10 @@ public struct Maildir: Sendable {
     /// maildir's alphabetical order), by default all 64 of DFPRST.
     public static func renamedForFlags(_ path: FilePath, trying flagSets: [String] = allFlagSets) -> FilePath? {
         guard let name = path.lastComponent?.string else { return nil }
-        let cur = path.directory.directory.appending("cur")
-        for flags in flagSets {
-            let candidate = cur.appending(name + ":2," + flags)
-            if FileSystem.kind(of: candidate) != .missing { return candidate }
+        // Plain strings: a FilePath per candidate costs more than its stat.
+        let stem = path.directory.directory.appending("cur").string + "/" + name + ":2,"
+        for flags in flagSets where FileSystem.exists(stem + flags) {
+            return FilePath(stem + flags)
         }
         return nil
     }
