@@ -73,38 +73,40 @@ struct IndexJob {
         }
         // Frozen: libnotmuch rewrites the message's document once for the
         // lot instead of once per tag. Not around the rules: their `tag:`
-        // queries must see what earlier rules did.
+        // queries must see what earlier rules did. Without rules, the
+        // command line's tags and the marker join this one rewrite.
+        let hasRules = !settings.rules.rules.isEmpty
         try message.withTagsFrozen {
             if applyNewTags {
                 for operation in settings.newTags { try apply(operation, to: message) }
             }
             for operation in archiveTags { try apply(operation, to: message) }
+            if !hasRules { try applyCommandLineAndMark(message) }
         }
 
         var folder: String?
-        var discard = false
-        let facts = DeliveryFacts(path: path, envelope: options.envelope, database: database, messageID: message.id)
-        let traces = try settings.rules.evaluate(facts) { effect in
-            switch effect {
-            case .addTag(let tag): try message.addTag(tag)
-            case .removeTag(let tag): try message.removeTag(tag)
-            case .folder(let name): folder = name
-            case .discard: discard = true
+        var traces: [RuleTrace] = []
+        if hasRules {
+            var discard = false
+            let facts = DeliveryFacts(path: path, envelope: options.envelope, database: database, messageID: message.id)
+            traces = try settings.rules.evaluate(facts) { effect in
+                switch effect {
+                case .addTag(let tag): try message.addTag(tag)
+                case .removeTag(let tag): try message.removeTag(tag)
+                case .folder(let name): folder = name
+                case .discard: discard = true
+                }
             }
-        }
-        if discard {
-            if commit {
-                try database.removeFile(path)
-                try FileSystem.unlink(file.original)
-                moves.append(file.original.directory)
+            if discard {
+                if commit {
+                    try database.removeFile(path)
+                    try FileSystem.unlink(file.original)
+                    moves.append(file.original.directory)
+                }
+                return DeliveryReport(path: path, messageID: message.id, tags: [], indexed: true,
+                                      duplicate: false, discarded: true, warning: nil, traces: traces)
             }
-            return DeliveryReport(path: path, messageID: message.id, tags: [], indexed: true,
-                                  duplicate: false, discarded: true, warning: nil, traces: traces)
-        }
-        try message.withTagsFrozen {
-            for operation in options.tagOperations { try apply(operation, to: message) }
-            // Properties stay with the document through a move below.
-            try markDone(message)
+            try message.withTagsFrozen { try applyCommandLineAndMark(message) }
         }
         // `explain` only reports the folder; it creates and moves nothing.
         if commit, let folder, let target = movingTarget(folder) {
@@ -121,6 +123,13 @@ struct IndexJob {
         }
         if commit && settings.synchronizeFlags { try syncFlags(message, &moves) }
         return report(message, duplicate: false, traces: traces)
+    }
+
+    /// The command line's tag operations, last, then the marker that the
+    /// delivery is done (properties stay with the document through a move).
+    private func applyCommandLineAndMark(_ message: Message) throws {
+        for operation in options.tagOperations { try apply(operation, to: message) }
+        try markDone(message)
     }
 
     private func markDone(_ message: Message, delivered: Bool = true) throws {
