@@ -45,18 +45,18 @@ public enum Delivery {
                 if !file.adopted && !file.indexedElsewhere { Maildir.discard(file.current) }
                 throw failure
             }
-            return DeliveryReport(path: file.current.string, messageID: nil, tags: [], indexed: false,
-                                  duplicate: false, discarded: false,
+            return DeliveryReport(path: file.current.string, messageID: nil, tags: [], outcome: .keptUnindexed,
                                   warning: "\(failure.message); kept '\(file.current)' for a later 'notmuch new'",
                                   traces: [])
         }
-        if report.discarded {
+        if report.outcome == .discarded {
             DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")
         }
         maildir.removeStaleTemporaryFiles()
         // Not while a thread waits in libnotmuch for the lock: it could get
         // it and hold it, and a hook running notmuch would wait for ever.
-        if report.indexed, !report.abandonedLockWait, options.runHooks, let hooks = settings.hookDirectory {
+        let wentThroughTheIndex = report.outcome != .queued && report.outcome != .keptUnindexed
+        if wentThroughTheIndex, !report.abandonedLockWait, options.runHooks, let hooks = settings.hookDirectory {
             Hook.run("post-insert", in: hooks)
         }
         timer.mark("hook")

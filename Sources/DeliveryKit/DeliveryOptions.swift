@@ -50,15 +50,28 @@ public struct DeliveryOptions: Sendable {
 
 /// What a delivery did.
 public struct DeliveryReport: Sendable {
+    /// How a delivery that succeeded ended; the log line says it by name.
+    public enum Outcome: String, Sendable {
+        /// Indexed, tagged by new.tags, the rules and the command line.
+        case indexed
+        /// Its Message-ID was in the database already: one more file of
+        /// that message, whose tags stay as they are.
+        case duplicate
+        /// A rule discarded the message: nothing is stored.
+        case discarded
+        /// Durable in the maildir, and queued: the write lock did not come
+        /// in time or the database could not be opened; the next delivery
+        /// or `flush` indexes it.
+        case queued
+        /// Indexing failed and --keep kept the file for a later `notmuch new`.
+        case keptUnindexed = "kept-unindexed"
+    }
+
     /// The message's file, after any move or rename for maildir flags.
     public let path: String
     public let messageID: String?
     public let tags: [String]
-    /// False only with --keep, when indexing failed and the file was kept.
-    public let indexed: Bool
-    public let duplicate: Bool
-    /// A rule discarded the message: nothing is stored.
-    public let discarded: Bool
+    public let outcome: Outcome
     /// Set when the delivery succeeded in a degraded way (--keep).
     public let warning: String?
     /// Each rule's outcome, for `explain`.
@@ -67,17 +80,13 @@ public struct DeliveryReport: Sendable {
     public var from: String?
     public var subject: String?
     public var mailRoot: String?
-    /// The write lock did not come in time, or the database could not be
-    /// opened: the message is durable and queued for the next flush.
-    public var queued = false
     /// A thread is still blocked in libnotmuch's lock wait (and may yet
     /// take the lock): run no hook that could wait for it.
     public var abandonedLockWait = false
 
     static func queuedReport(_ path: FilePath, abandoned: Bool) -> DeliveryReport {
-        var report = DeliveryReport(path: path.string, messageID: nil, tags: [], indexed: false, duplicate: false,
-                                    discarded: false, warning: nil, traces: [])
-        report.queued = true
+        var report = DeliveryReport(path: path.string, messageID: nil, tags: [], outcome: .queued,
+                                    warning: nil, traces: [])
         report.abandonedLockWait = abandoned
         return report
     }

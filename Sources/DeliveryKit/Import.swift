@@ -208,7 +208,7 @@ public final class Importer {
                     do {
                         let result = try job.run(in: database, moves: &uncommitted.moves)
                         uncommitted.count += 1
-                        if result.duplicate || duplicate { uncommitted.copies += 1 }
+                        if result.outcome == .duplicate || duplicate { uncommitted.copies += 1 }
                     } catch let error as NotmuchError where error.status == .fileNotEmail {
                         report.failures.append(ImportFailure(archive: message.archive, line: message.line,
                                                              offset: message.offset,

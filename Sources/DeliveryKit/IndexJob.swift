@@ -103,8 +103,8 @@ struct IndexJob {
                     try FileSystem.unlink(file.original)
                     moves.append(file.original.directory)
                 }
-                return DeliveryReport(path: path, messageID: message.id, tags: [], indexed: true,
-                                      duplicate: false, discarded: true, warning: nil, traces: traces)
+                return DeliveryReport(path: path, messageID: message.id, tags: [], outcome: .discarded,
+                                      warning: nil, traces: traces)
             }
             try message.withTagsFrozen { try applyCommandLineAndMark(message) }
         }
@@ -173,8 +173,8 @@ struct IndexJob {
 
     private func report(_ message: Message, duplicate: Bool, traces: [RuleTrace]) -> DeliveryReport {
         var report = DeliveryReport(path: file.current.string, messageID: describes ? message.id : nil,
-                                    tags: describes ? message.tags : [], indexed: true, duplicate: duplicate,
-                                    discarded: false, warning: nil, traces: traces)
+                                    tags: describes ? message.tags : [], outcome: duplicate ? .duplicate : .indexed,
+                                    warning: nil, traces: traces)
         if describes {
             report.from = message.header("from")
             report.subject = message.header("subject")

@@ -105,7 +105,7 @@ struct LockedSession {
         try? flusherTurn?.close()
         switch outcome {
         case .success(var report):
-            if !report.queued, applyHandedOver() { report.abandonedLockWait = true }
+            if report.outcome != .queued, applyHandedOver() { report.abandonedLockWait = true }
             return report
         case .failure(let error):
             // Our own message failed; the records handed to us still get
@@ -390,8 +390,8 @@ struct LockedSession {
 
     /// Another process applied our queued record first.
     private func appliedElsewhere(_ file: Delivery.DeliveredFile) -> DeliveryReport {
-        DeliveryReport(path: file.current.string, messageID: nil, tags: [], indexed: true, duplicate: false,
-                       discarded: false, warning: nil, traces: [])
+        DeliveryReport(path: file.current.string, messageID: nil, tags: [], outcome: .indexed,
+                       warning: nil, traces: [])
     }
 }
 

@@ -96,7 +96,7 @@ public enum DeliveryLog {
     /// tags, how it ended, how long it took.
     public static func delivery(_ report: DeliveryReport, mailRoot: String?, milliseconds: Double) {
         var from = report.from, subject = report.subject
-        if from == nil && subject == nil && !report.discarded {
+        if from == nil && subject == nil && report.outcome != .discarded {
             let headers = MessageHeaders.read(fromFile: report.path)
             from = headers.values("From").first
             subject = headers.values("Subject").first
@@ -107,12 +107,10 @@ public enum DeliveryLog {
         if let root = mailRoot, folder.hasPrefix(root) {
             folder = folder.dropFirst(root.count).drop { $0 == "/" }
         }
-        let outcome = report.discarded ? "discarded" : report.queued ? "queued"
-            : !report.indexed ? "kept-unindexed" : report.duplicate ? "duplicate" : "indexed"
         logger.info("""
             delivered id=<\(report.messageID ?? "?")> from=\(quoted(from)) subject=\(quoted(subject)) \
             folder=\(folder.isEmpty ? "/" : String(folder)) tags=\(commaSeparated(report.tags)) \
-            outcome=\(outcome) ms=\(Int(milliseconds.rounded()))
+            outcome=\(report.outcome.rawValue) ms=\(Int(milliseconds.rounded()))
             """)
     }
 

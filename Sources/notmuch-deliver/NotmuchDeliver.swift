@@ -363,8 +363,8 @@ enum ExplainFormatter {
             }
             for note in trace.notes { lines.append("    note: \(note)") }
         }
-        if report.duplicate { lines.append("duplicate: the Message-ID is already in the database; tags stay as they are") }
-        if report.discarded {
+        if report.outcome == .duplicate { lines.append("duplicate: the Message-ID is already in the database; tags stay as they are") }
+        if report.outcome == .discarded {
             lines.append("result: discarded")
         } else {
             lines.append("tags: \(report.tags.joined(separator: " "))")
