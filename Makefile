@@ -48,11 +48,11 @@ deps-e2e:
 
 # Real postfix (mailbox_command, pipe to virtual mailboxes) and fetchmail
 # against dovecot, on loopback. They need root: skipped, saying so, without it.
-e2e:
+e2e: build
 	@if [ "$$(id -u)" = 0 ]; then \
 	  $(MAKE) --no-print-directory deps-e2e && \
-	  bash Tests/Integration/postfix.sh .build/debug/notmuch-deliver && \
-	  bash Tests/Integration/fetchmail.sh .build/debug/notmuch-deliver; \
+	  bash Tests/Integration/postfix.sh $(RELEASE_BIN) && \
+	  bash Tests/Integration/fetchmail.sh $(RELEASE_BIN); \
 	else \
 	  echo "SKIPPED the postfix and fetchmail end-to-end tests: they need root (run make test as root)"; \
 	fi
@@ -72,8 +72,11 @@ uninstall:
 test: deps
 	$(SWIFT) build
 	$(SWIFT) test
-	# The short form of `make stress`: concurrent deliveries, lock fights, SIGKILLs.
-	python3 Tests/Stress/stress.py --deliver .build/debug/notmuch-deliver --workers 4 --messages 40
+	# The short form of `make stress` (concurrent deliveries, lock fights,
+	# SIGKILLs) and the MTA tests run the binary `make install` installs,
+	# with its release link flags.
+	$(MAKE) --no-print-directory build
+	python3 Tests/Stress/stress.py --deliver $(RELEASE_BIN) --workers 4 --messages 40
 	$(MAKE) --no-print-directory e2e
 
 # libFuzzer (with AddressSanitizer) on the project's own parsers: rules
