@@ -33,6 +33,28 @@ struct DeliveryTests {
         #expect(failed.stderr.contains("failed outcome=refused status=65"), "\(failed.stderr)")
     }
 
+    /// The log line's `outcome=` says how each kind of delivery ended.
+    @Test func theLogLineNamesEachOutcome() throws {
+        func outcome(_ result: MailFixture.Result) -> String? {
+            let line = result.stderr.split(separator: "\n").first { $0.contains("delivered id=") }
+            return line?.split(separator: " ").first { $0.hasPrefix("outcome=") }.map { String($0.dropFirst(8)) }
+        }
+        let fixture = try MailFixture()
+        #expect(outcome(try fixture.deliver(sampleMessage(id: "o1@example.org"), ["-v"])) == "indexed")
+        #expect(outcome(try fixture.deliver(sampleMessage(id: "o1@example.org", subject: "Again"), ["-v"])) == "duplicate")
+        #expect(outcome(try fixture.deliver("just some text\n", ["-v", "--keep"])) == "kept-unindexed")
+
+        let holder = try LockHolder(fixture)
+        let queued = try fixture.deliver(sampleMessage(id: "o2@example.org"), ["-v", "--lock-timeout", "0.2"])
+        holder.release()
+        #expect(outcome(queued) == "queued", "\(queued.stderr)")
+
+        try fixture.useRules("discard -- header:X-Virus~/infected/")
+        #expect(outcome(try fixture.deliver("X-Virus: infected\n" + sampleMessage(id: "o3@example.org"), ["-v"])) == "discarded")
+        #expect(try fixture.count("id:o2@example.org") == 1, "the next delivery took the queued one along")
+        #expect(try fixture.count("id:o3@example.org") == 0)
+    }
+
     @Test func staleTemporaryFilesAreCleanedAfter36Hours() throws {
         let fixture = try MailFixture()
         let tmp = fixture.mailRoot.appendingPathComponent("tmp")
