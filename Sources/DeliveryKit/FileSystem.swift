@@ -51,15 +51,21 @@ enum FileSystem {
     enum Kind { case missing, directory, other }
 
     static func kind(of path: FilePath) -> Kind {
-        var info = Glibc.stat()
-        guard path.withPlatformString({ fstatat(AT_FDCWD, $0, &info, 0) }) == 0 else { return .missing }
+        guard let info = path.withPlatformString(status) else { return .missing }
         return (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .other
     }
 
-    /// Whether anything is at `path` (following symlinks).
+    /// Whether anything is at `path` (following symlinks). A plain string,
+    /// for callers that try many names: building a FilePath for each costs
+    /// more than its stat.
     static func exists(_ path: String) -> Bool {
+        path.withCString(status) != nil
+    }
+
+    /// stat(2), following symlinks; nil when nothing is there.
+    private static func status(_ path: UnsafePointer<CChar>) -> Glibc.stat? {
         var info = Glibc.stat()
-        return path.withCString { fstatat(AT_FDCWD, $0, &info, 0) } == 0
+        return fstatat(AT_FDCWD, path, &info, 0) == 0 ? info : nil
     }
 
     /// The path with every symlink resolved, or nil when it does not exist.
@@ -85,9 +91,7 @@ enum FileSystem {
 
     /// Whether two paths name the same file (device and inode).
     static func sameFile(_ first: FilePath, _ second: FilePath) -> Bool {
-        var a = Glibc.stat(), b = Glibc.stat()
-        guard first.withPlatformString({ fstatat(AT_FDCWD, $0, &a, 0) }) == 0,
-              second.withPlatformString({ fstatat(AT_FDCWD, $0, &b, 0) }) == 0 else { return false }
+        guard let a = first.withPlatformString(status), let b = second.withPlatformString(status) else { return false }
         return a.st_dev == b.st_dev && a.st_ino == b.st_ino
     }
 

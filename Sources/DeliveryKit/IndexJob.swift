@@ -75,7 +75,7 @@ struct IndexJob {
         // lot instead of once per tag. Not around the rules: their `tag:`
         // queries must see what earlier rules did. Without rules, the
         // command line's tags and the marker join this one rewrite.
-        let hasRules = !settings.rules.rules.isEmpty
+        let hasRules = !settings.rules.isEmpty
         try message.withTagsFrozen {
             if applyNewTags {
                 for operation in settings.newTags { try apply(operation, to: message) }

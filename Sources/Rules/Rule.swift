@@ -10,6 +10,8 @@ public struct RuleSet: Sendable {
     }
 
     public static let empty = RuleSet(rules: [], origin: "")
+
+    public var isEmpty: Bool { rules.isEmpty }
 }
 
 /// One rule: `ACTIONS -- CONDITION`.
