@@ -1,4 +1,5 @@
 import Logging
+import MailParsing
 import Notmuch
 import Rules
 import SystemPackage
@@ -30,6 +31,13 @@ public enum Delivery {
                              beforeSync: { plan = session.plan() })
         } catch {
             if let plan { session.cancel(plan) }
+            throw error
+        }
+        do {
+            try requireEmail(file)
+        } catch {
+            if let plan { session.cancel(plan) }
+            if !file.adopted { Maildir.discard(file.current) }
             throw error
         }
         timer.mark("write")
@@ -71,6 +79,14 @@ public enum Delivery {
         let settings = try DeliverySettings(options: options)
         let session = LockedSession(settings: settings, options: options)
         return try session.flushQueue()
+    }
+
+    /// The queue of the database these options name: for `flush --list`,
+    /// `--retry` and `--drop`, which act on set-aside records.
+    public static func queue(_ options: DeliveryOptions) throws(DeliveryError) -> PendingQueue {
+        var options = options
+        try VirtualMailbox.select(&options)
+        return PendingQueue(databasePath: try DeliverySettings(options: options).databasePath)
     }
 
     /// Runs the whole delivery but stores nothing: the message goes through
@@ -140,9 +156,24 @@ public enum Delivery {
         }
     }
 
+    /// Refuses a file libnotmuch would not index, before anything is
+    /// reported: the answer must not depend on whether the database was
+    /// free (a queued non-email would otherwise get 0, and the same message
+    /// 65 a moment later).
+    static func requireEmail(_ file: DeliveredFile) throws(DeliveryError) {
+        switch EmailCheck.verdict(forFile: file.current.string) {
+        case .email:
+            return
+        case .notEmail:
+            throw DeliveryError(.notAMessage, "the input is not an email message (no From, Subject or To header)")
+        case .unreadable(let code):
+            throw DeliveryError(.temporary, "cannot read back '\(file.current)': \(Errno(rawValue: code))")
+        }
+    }
+
     static func classify(_ error: Error, file: DeliveredFile) -> DeliveryError {
         if let error = error as? DeliveryError { return error }
-        if let error = error as? NotmuchError, error.status == .fileNotEmail {
+        if let refused = error as? IndexJob.Refused, refused.error.status == .fileNotEmail {
             return DeliveryError(.notAMessage, "the input is not an email message (no From, Subject or To header)")
         }
         return DeliveryError(.temporary, "cannot index '\(file.current)': \(error)")

@@ -45,6 +45,16 @@ public struct DeliveryOptions: Sendable {
     /// nil: `deliver.lock_timeout` from the config, else the default.
     public var lockTimeout: Double?
 
+    /// The longest lock timeout taken: an hour, beyond any MTA's patience
+    /// (postfix's command_time_limit is 1000 s). Infinity and NaN are no
+    /// timeouts at all.
+    public static let maximumLockTimeout = 3600.0
+
+    /// Whether `seconds` can be a lock timeout.
+    public static func isValidLockTimeout(_ seconds: Double) -> Bool {
+        seconds.isFinite && seconds >= 0 && seconds <= maximumLockTimeout
+    }
+
     public init() {}
 }
 
@@ -132,10 +142,14 @@ struct DeliverySettings {
         }
         self.hookDirectory = database.hookDirectory
         if let timeout = options.lockTimeout {
+            guard DeliveryOptions.isValidLockTimeout(timeout) else {
+                throw DeliveryError(.usage, "lock timeout \(timeout) is not between 0 and \(Int(DeliveryOptions.maximumLockTimeout)) seconds")
+            }
             self.lockTimeout = timeout
         } else if let text = database.configValues("deliver.lock_timeout").first {
-            guard let value = Double(text), value >= 0 else {
-                throw DeliveryError.config("deliver.lock_timeout = '\(text)' is not a number of seconds")
+            guard let value = Double(text), DeliveryOptions.isValidLockTimeout(value) else {
+                throw DeliveryError.config("deliver.lock_timeout = '\(text)' is not a number of seconds "
+                                           + "between 0 and \(Int(DeliveryOptions.maximumLockTimeout))")
             }
             self.lockTimeout = value
         } else {

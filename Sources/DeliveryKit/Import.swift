@@ -209,7 +209,7 @@ public final class Importer {
                         let result = try job.run(in: database, moves: &uncommitted.moves)
                         uncommitted.count += 1
                         if result.outcome == .duplicate || duplicate { uncommitted.copies += 1 }
-                    } catch let error as NotmuchError where error.status == .fileNotEmail {
+                    } catch let refused as IndexJob.Refused where refused.error.status == .fileNotEmail {
                         report.failures.append(ImportFailure(archive: message.archive, line: message.line,
                                                              offset: message.offset,
                                                              reason: "not an email message (no From, Subject or To)"))

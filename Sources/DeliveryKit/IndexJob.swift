@@ -61,7 +61,13 @@ struct IndexJob {
             message = indexedBefore
             applyNewTags = false
         } else {
-            let indexed = try database.indexFile(path, decrypt: options.decrypt)
+            let indexed: Database.Indexed
+            do throws(NotmuchError) {
+                indexed = try database.indexFile(path, decrypt: options.decrypt)
+            } catch {
+                if error.status == .fileNotEmail || error.status == .fileError { throw Refused(error: error) }
+                throw error
+            }
             message = indexed.message
             if indexed.isDuplicate {
                 // A known Message-ID: this file is one more copy; its tags
@@ -91,8 +97,8 @@ struct IndexJob {
             let facts = DeliveryFacts(path: path, envelope: options.envelope, database: database, messageID: message.id)
             traces = try settings.rules.evaluate(facts) { effect in
                 switch effect {
-                case .addTag(let tag): try message.addTag(tag)
-                case .removeTag(let tag): try message.removeTag(tag)
+                case .addTag(let tag): try apply(.add(tag), to: message)
+                case .removeTag(let tag): try apply(.remove(tag), to: message)
                 case .folder(let name): folder = name
                 case .discard: discard = true
                 }
@@ -111,7 +117,15 @@ struct IndexJob {
         // `explain` only reports the folder; it creates and moves nothing.
         if commit, let folder, let target = movingTarget(folder) {
             let source = file.current
-            try FileSystem.rename(source, target)
+            do {
+                try FileSystem.rename(source, target)
+            } catch {
+                // The message's fault (a name too long there, say), not the
+                // database's: it stays where it was delivered.
+                DeliveryLog.logger.error("rule folder '\(folder)' not used for \(source.string): \(error)")
+                if commit && settings.synchronizeFlags { try syncFlags(message, &moves) }
+                return report(message, duplicate: false, traces: traces)
+            }
             file.current = target
             moves += [source.directory, target.directory]
             // The new name first: removing the only name would remove the message.
@@ -138,11 +152,30 @@ struct IndexJob {
         if let recordName { try message.addProperty(Self.recordProperty(recordName), value: "1") }
     }
 
+    /// A tag libnotmuch refuses (too long, say, when a rule built it from
+    /// the message) is this message's problem only: it is logged and left
+    /// out, and the message gets every tag that is valid.
     private func apply(_ operation: TagOperation, to message: Message) throws {
-        switch operation {
-        case .add(let tag): try message.addTag(tag)
-        case .remove(let tag): try message.removeTag(tag)
+        do throws(NotmuchError) {
+            switch operation {
+            case .add(let tag): try message.addTag(tag)
+            case .remove(let tag): try message.removeTag(tag)
+            }
+        } catch {
+            guard Self.refusesTag(error.status) else { throw error }
+            DeliveryLog.logger.error("\(file.original.string): tag operation '\(operation)' not applied: \(error)")
         }
+    }
+
+    private static func refusesTag(_ status: Status) -> Bool {
+        status == .tagTooLong || status == .illegalArgument || status == .nullPointer
+    }
+
+    /// libnotmuch would not index the file (it is not mail, or cannot be
+    /// read), and changed nothing: the failure is this message's alone.
+    struct Refused: Error, CustomStringConvertible {
+        let error: NotmuchError
+        var description: String { "\(error)" }
     }
 
     /// The path in the rule's folder (created if missing), or nil if the

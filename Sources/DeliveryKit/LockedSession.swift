@@ -1,3 +1,4 @@
+import MailParsing
 import Notmuch
 import Rules
 import SystemPackage
@@ -302,9 +303,11 @@ struct LockedSession {
     }
 
     /// Applies every queued record inside the caller's atomic section.
-    /// Records that can never apply (their file is gone, it is not a
-    /// message) are logged and dropped; any other failure aborts the whole
-    /// transaction and keeps the queue for the next try.
+    /// A record that fails for a reason of its own (its file is gone, is
+    /// not mail, libnotmuch refuses it) is set aside with that reason, so
+    /// that the others are applied; its file stays where it is. Only a
+    /// failure of the database or the disk aborts the whole transaction and
+    /// keeps the queue for the next try.
     private func drain(_ database: Database, moves: inout [FilePath]) throws -> (applied: [String], reports: [String: DeliveryReport]) {
         var applied: [String] = []
         var reports: [String: DeliveryReport] = [:]
@@ -312,6 +315,8 @@ struct LockedSession {
         for name in queue.names() {
             let record: PendingRecord
             do { record = try queue.read(name) } catch {
+                // Only a record file cut short by a crash before its fsync,
+                // whose delivery therefore never reported success.
                 DeliveryLog.logger.error("queue record \(name) is unreadable (\(error)); dropped")
                 applied.append(name)
                 continue
@@ -319,9 +324,20 @@ struct LockedSession {
             let recorded = FilePath(settings.mailRoot).appending(record.path)
             // A mail client may have marked it read meanwhile: new/X became cur/X:2,S.
             guard let path = FileSystem.kind(of: recorded) != .missing ? recorded : Maildir.renamedForFlags(recorded) else {
-                let path = recorded
-                DeliveryLog.logger.warning("queued message \(path) is gone; its record is dropped")
-                applied.append(name)
+                try setAside(name, "its message file \(recorded.string) is gone (moved or deleted before the record was applied)")
+                reports[name] = DeliveryReport.queuedReport(recorded, abandoned: false)
+                continue
+            }
+            switch EmailCheck.verdict(forFile: path.string) {
+            case .email:
+                break
+            case .notEmail:
+                try setAside(name, "\(path.string) is not an email message (no From, Subject or To header); the file is kept")
+                reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
+                continue
+            case .unreadable(let code):
+                try setAside(name, "cannot read \(path.string): \(Errno(rawValue: code))")
+                reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
                 continue
             }
             var recordOptions = options
@@ -341,13 +357,21 @@ struct LockedSession {
                                commit: true, recordName: name)
             do {
                 reports[name] = try job.run(in: database, moves: &moves)
-            } catch let error as NotmuchError where error.status == .fileNotEmail {
-                DeliveryLog.logger.error("queued file \(path) is not an email message; removed")
-                Maildir.discard(path)
+            } catch let refused as IndexJob.Refused {
+                try setAside(name, "libnotmuch refused \(path.string): \(refused)")
+                reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
+                continue
             }
             applied.append(name)
         }
         return (applied, reports)
+    }
+
+    /// Takes a record out of the queue for good, with its reason, where
+    /// `flush --list` shows it.
+    private func setAside(_ name: String, _ reason: String) throws {
+        DeliveryLog.logger.error("queued delivery set aside: \(reason); see 'notmuch-deliver flush --list'")
+        try queue.setAside(name, reason: reason)
     }
 
     private func enqueue(_ file: Delivery.DeliveredFile) throws(DeliveryError) -> String {

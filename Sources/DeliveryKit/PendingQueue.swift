@@ -262,9 +262,9 @@ public struct PendingQueue: Sendable {
         FileSystem.kind(of: directory.appending(name)) != .missing
     }
 
-    public func read(_ name: String) throws -> PendingRecord {
+    public func read(_ name: String, in folder: FilePath? = nil) throws -> PendingRecord {
         if let record = PendingRecord(fileName: name) { return record }
-        let text = try RulesLoader.readFile(directory.appending(name).string)
+        let text = try RulesLoader.readFile((folder ?? directory).appending(name).string)
         if name.hasSuffix(Self.jsonSuffix) {
             return try JSONDecoder().decode(PendingRecord.self, from: Data(text.utf8))
         }

@@ -57,7 +57,9 @@ struct DeliveryRequest: Equatable {
         options.mailRootTemplate = mailRoot
         options.timingsFile = ProcessEnvironment.value("NOTMUCH_DELIVER_TIMINGS")
         if let lockTimeout {
-            guard lockTimeout >= 0 else { throw DeliveryError(.usage, "--lock-timeout must be 0 or more seconds") }
+            guard DeliveryOptions.isValidLockTimeout(lockTimeout) else {
+                throw DeliveryError(.usage, "--lock-timeout must be between 0 and \(Int(DeliveryOptions.maximumLockTimeout)) seconds")
+            }
             options.lockTimeout = lockTimeout
         }
         for argument in tagOperations {
