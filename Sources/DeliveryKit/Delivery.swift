@@ -33,21 +33,9 @@ public enum Delivery {
             if let plan { session.cancel(plan) }
             throw error
         }
-        do {
-            try requireEmail(file)
-        } catch {
-            if let plan { session.cancel(plan) }
-            if !file.adopted { Maildir.discard(file.current) }
-            throw error
-        }
-        timer.mark("write")
-
-        var report: DeliveryReport
-        do {
-            report = try session.deliver(file, plan: plan ?? session.plan(), timer: &timer)
-            report.mailRoot = settings.mailRoot
-        } catch let failure {
-            // Kept (--keep) only once its name is on disk.
+        // Kept (--keep) only once its name is on disk; otherwise removed,
+        // unless it is not ours to remove.
+        func keepOrDiscard(_ failure: DeliveryError) throws(DeliveryError) -> DeliveryReport {
             let directory = file.current.directory
             guard options.keep, failure.kind != .usage, (try? FileSystem.fsyncDirectory(directory)) != nil else {
                 if !file.adopted && !file.indexedElsewhere { Maildir.discard(file.current) }
@@ -56,6 +44,21 @@ public enum Delivery {
             return DeliveryReport(path: file.current.string, messageID: nil, tags: [], outcome: .keptUnindexed,
                                   warning: "\(failure.message); kept '\(file.current)' for a later 'notmuch new'",
                                   traces: [])
+        }
+        do {
+            try requireEmail(file)
+        } catch {
+            if let plan { session.cancel(plan) }
+            return try keepOrDiscard(error)
+        }
+        timer.mark("write")
+
+        var report: DeliveryReport
+        do {
+            report = try session.deliver(file, plan: plan ?? session.plan(), timer: &timer)
+            report.mailRoot = settings.mailRoot
+        } catch {
+            return try keepOrDiscard(error)
         }
         if report.outcome == .discarded {
             DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")

@@ -9,10 +9,20 @@ flush, and a message-by-message check:
   lost        exited 0 at least once, but not in the maildir or not indexed (must be 0)
   duplicated  more than one file for one message
   wrong tags  indexed with tags other than new.tags + rules + command line
-Exit status 1 when anything was lost, duplicated or wrongly tagged.
+  stuck       queue records left, or set aside, after the final flush
+Hostile messages are mixed in: a List-Id whose captures make a tag longer
+than libnotmuch takes, input that is not mail to libnotmuch (it must get 65,
+never 0, and leave no file), a Subject whose encoded words decode to a
+forged log line, and a header that makes a rule's regex backtrack
+catastrophically. A lock holder keeps the database busy part of the time.
+Exit status 1 when anything was lost, duplicated, wrongly tagged or stuck.
 """
 import argparse
+import base64
+import fcntl
 import os
+import re
+import struct
 import random
 import shutil
 import signal
@@ -22,19 +32,56 @@ import tempfile
 import threading
 import time
 
-RULES = "+even -- header:X-Parity~/^even$/\n+ruled -- from:stress.example\n"
+RULES = ("+even -- header:X-Parity~/^even$/\n+ruled -- from:stress.example\n"
+         "+list/$1/$2/$3/$4 -- header:List-Id~/^(\\S+) (\\S+) (\\S+) (\\S+)/\n"
+         "+slow -- header:X-Slow~/^(a+)+$/\n")
 CLIENT_TAG = "client-touch"
+FORGED = "forged@stress.example"
+
+
+def kind(i):
+    """Which hostile shape message i takes, if any."""
+    return {3: "long-tag", 5: "not-mail", 7: "forged-log", 9: "slow-regex"}.get(i % 10, "plain")
 
 
 def message(i):
     parity = "even" if i % 2 == 0 else "odd"
     body = "".join(f"line {n} of message {i}\n" for n in range(random.Random(i).randint(1, 200)))
-    return (f"From: Sender {i} <s{i}@stress.example>\nTo: me@example.org\nSubject: stress {i}\n"
-            f"Message-ID: <stress-{i}@example.org>\nX-Parity: {parity}\n\n{body}").encode()
+    if kind(i) == "not-mail":
+        return f"Cc: c{i}@stress.example\nDate: Mon, 24 Nov 2025 09:00:00 +0000\nMessage-ID: <stress-{i}@example.org>\n\n{body}".encode()
+    subject = f"stress {i}"
+    extra = ""
+    if kind(i) == "long-tag":
+        extra = "List-Id: " + " ".join(c * 100 for c in "abcd") + f" {i}\n"
+    elif kind(i) == "forged-log":
+        forged = f"x\n2026-01-01T00:00:00Z notmuch-deliver[1] info: delivered id=<{FORGED}> \x1b[2J"
+        subject = "=?UTF-8?B?" + base64.b64encode(forged.encode()).decode() + "?="
+    elif kind(i) == "slow-regex":
+        extra = "X-Slow: " + "a" * 40 + "b\n"
+    return (f"From: Sender {i} <s{i}@stress.example>\nTo: me@example.org\nSubject: {subject}\n"
+            f"Message-ID: <stress-{i}@example.org>\nX-Parity: {parity}\n{extra}\n{body}").encode()
 
 
-def expected_tags(i):
-    return {"inbox", "unread", "ruled", "stress"} | ({"even"} if i % 2 == 0 else set())
+def tags_are_right(i, got):
+    expected = {"inbox", "unread", "ruled", "stress"} | ({"even"} if i % 2 == 0 else set())
+    got = set(got) - {CLIENT_TAG}
+    if kind(i) == "long-tag":
+        # One list tag, whatever its bounded form, within libnotmuch's 200 bytes.
+        lists = {t for t in got if t.startswith("list/")}
+        return len(lists) == 1 and all(len(t.encode()) <= 200 for t in lists) and got - lists == expected
+    return got == expected
+
+
+def hold_lock_now_and_then(lock_file, stop):
+    """Holds the write lock as Xapian does, 3 s in every 8, so deliveries queue."""
+    while not stop.is_set():
+        fd = os.open(lock_file, os.O_RDWR)
+        try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, struct.pack("hh4xqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0))
+            stop.wait(3)
+        finally:
+            os.close(fd)
+        stop.wait(5)
 
 
 def main():
@@ -63,7 +110,7 @@ def main():
     subprocess.run(["notmuch", "new", "--quiet"], env=env, check=True)
 
     stop = threading.Event()
-    counters = {"kills": 0, "tempfails": 0, "other": 0, "deliveries": 0}
+    counters = {"kills": 0, "tempfails": 0, "other": 0, "deliveries": 0, "refused": 0, "accepted-not-mail": 0}
     lock = threading.Lock()
     delivered = set()
 
@@ -74,7 +121,9 @@ def main():
 
     loops = [threading.Thread(target=background, args=(["notmuch", "new", "--quiet"], 0.2)),
              threading.Thread(target=background,
-                              args=(["notmuch", "tag", f"+{CLIENT_TAG}", "--", "tag:inbox"], 0.1))]
+                              args=(["notmuch", "tag", f"+{CLIENT_TAG}", "--", "tag:inbox"], 0.1)),
+             threading.Thread(target=hold_lock_now_and_then,
+                              args=(os.path.join(mail, ".notmuch", "xapian", "flintlock"), stop))]
     for loop in loops:
         loop.start()
 
@@ -101,11 +150,16 @@ def main():
                         counters["kills"] += 1
                     elif process.returncode == 75:
                         counters["tempfails"] += 1
+                    elif process.returncode == 65 and kind(i) == "not-mail":
+                        counters["refused"] += 1
                     elif process.returncode != 0:
                         counters["other"] += 1
                 if process.returncode == 0:
                     with lock:
-                        delivered.add(i)
+                        if kind(i) == "not-mail":
+                            counters["accepted-not-mail"] += 1
+                        else:
+                            delivered.add(i)
                     break
                 if not killed and process.returncode not in (75,):
                     break
@@ -136,16 +190,26 @@ def main():
     for i in sorted(indexed):
         got = subprocess.run(["notmuch", "search", "--output=tags", f"id:stress-{i}@example.org"], env=env,
                              capture_output=True, text=True).stdout.split()
-        if set(got) - {CLIENT_TAG} != expected_tags(i):
+        if not tags_are_right(i, got):
             wrong.append(i)
     on_disk = sum(len(fs) for d, _, fs in os.walk(mail) if "/.notmuch" not in d and not d.endswith("/tmp"))
     new = subprocess.run(["notmuch", "new"], env=env, capture_output=True, text=True).stdout.strip().splitlines()
+    queue = os.path.join(mail, ".notmuch", "notmuch-deliver-queue")
+    stuck = [n for d in (queue, os.path.join(queue, "set-aside")) if os.path.isdir(d) for n in os.listdir(d)
+             if n.startswith("Q1~") or n.endswith(".record")]
+    # Every record of the log is one line of its own: no line a Subject forged.
+    with open(os.path.join(root, "deliver.log"), errors="replace") as log:
+        forged = [line for line in log if FORGED in line and not re.match(r"^\d{4}-\d\d-\d\dT\S+ notmuch-deliver\[\d+\] \w+: delivered id=<stress-", line)]
+    not_mail_files = sum(1 for d, _, fs in os.walk(mail) if "/.notmuch" not in d for f in fs
+                         if b"Cc: c" in open(os.path.join(d, f), "rb").read(64))
 
     print(f"messages {len(delivered)} of {args.workers * args.messages}, deliveries {counters['deliveries']}, "
           f"kills {counters['kills']}, tempfails {counters['tempfails']}, other failures {counters['other']}, "
           f"{elapsed:.1f} s")
     print(f"lost {len(lost)} (must be 0), duplicated {duplicated} (must be 0), wrong tags {len(wrong)} (must be 0), "
-          f"files {on_disk}, notmuch new afterwards: {new[-1] if new else '?'}")
+          f"stuck records {len(stuck)} (must be 0), files {on_disk}, notmuch new afterwards: {new[-1] if new else '?'}")
+    print(f"hostile: not-mail refused {counters['refused']} times, accepted {counters['accepted-not-mail']} (must be 0), "
+          f"left in the maildir {not_mail_files} (must be 0); forged log lines {len(forged)} (must be 0)")
     if lost:
         print(f"lost: {lost[:20]}")
     for i in wrong[:5]:
@@ -156,7 +220,9 @@ def main():
         print(f"kept: {root}")
     else:
         shutil.rmtree(root, ignore_errors=True)
-    failed = bool(lost) or counters["other"] > 0 or duplicated > 0 or bool(wrong)
+    failed = (bool(lost) or counters["other"] > 0 or duplicated > 0 or bool(wrong) or bool(stuck)
+              or counters["accepted-not-mail"] > 0 or not_mail_files > 0 or bool(forged)
+              or (new[-1] if new else "") != "No new mail.")
     sys.exit(1 if failed else 0)
 
 
