@@ -89,6 +89,33 @@ enum FileSystem {
         return names
     }
 
+    /// The names in an open directory, without "." and "..".
+    static func list(_ directory: FileDescriptor) throws(Errno) -> [String] {
+        // fdopendir takes the descriptor over: give it a copy.
+        let copy = fcntl(directory.rawValue, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { throw Errno(rawValue: errno) }
+        guard let dir = fdopendir(copy) else {
+            let error = Errno(rawValue: errno)
+            Glibc.close(copy)
+            throw error
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Whether anything is at `name` in `directory` (following symlinks).
+    static func exists(_ name: String, in directory: FileDescriptor) -> Bool {
+        var info = Glibc.stat()
+        return fstatat(directory.rawValue, name, &info, 0) == 0
+    }
+
     /// Whether two paths name the same file (device and inode).
     static func sameFile(_ first: FilePath, _ second: FilePath) -> Bool {
         guard let a = first.withPlatformString(status), let b = second.withPlatformString(status) else { return false }
@@ -131,6 +158,147 @@ extension FileDescriptor {
             let count: Int
             do { count = try write(rest) } catch let error as Errno { throw error } catch { throw Errno.ioError }
             rest = UnsafeRawBufferPointer(rebasing: rest[count...])
+        }
+    }
+}
+
+/// Directories opened one component at a time below a root, so that no
+/// symlink can lead what is written there out of the root. Checking a path
+/// and then using it leaves a window; a descriptor keeps the directory it
+/// was checked on.
+///
+/// The root itself may be a symlink (`~/Mail -> /data/mail`). Below it a
+/// symlink is followed only when it resolves inside the root (a folder
+/// linked to another folder); one leading out is refused.
+struct ContainedDirectories {
+    let root: FilePath
+    let rootDescriptor: FileDescriptor
+    private var realRoot: FilePath?
+
+    enum Refusal: Error {
+        /// Nothing there, and not asked to create it.
+        case missing(FilePath)
+        /// A symlink leading out of the root, and where it leads.
+        case outside(FilePath, resolved: FilePath, realRoot: FilePath)
+        case notADirectory(FilePath)
+        /// A file that must be the thing itself, not a link to it.
+        case symlink(FilePath)
+        case failed(Errno, FilePath)
+    }
+
+    /// Opens the root, following symlinks.
+    init(root: FilePath) throws(Refusal) {
+        self.root = root
+        let fd = root.withPlatformString { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard fd >= 0 else {
+            let error = Errno(rawValue: errno)
+            switch error {
+            case .noSuchFileOrDirectory: throw .missing(root)
+            case .notDirectory: throw .notADirectory(root)
+            default: throw .failed(error, root)
+            }
+        }
+        rootDescriptor = FileDescriptor(rawValue: fd)
+    }
+
+    func close() { try? rootDescriptor.close() }
+
+    /// Opens `name` in `parent` (at `parentPath`), creating it (mode 0700,
+    /// its entry synced in `parent`) when missing and `create` is set. The
+    /// caller closes the result.
+    mutating func open(_ name: String, in parent: FileDescriptor, at parentPath: FilePath,
+                       create: Bool) throws(Refusal) -> FileDescriptor {
+        let path = parentPath.appending(name)
+        var madeIt = false
+        while true {
+            let fd = openat(parent.rawValue, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if fd >= 0 { return FileDescriptor(rawValue: fd) }
+            let error = Errno(rawValue: errno)
+            switch error {
+            case .noSuchFileOrDirectory where create && !madeIt:
+                if mkdirat(parent.rawValue, name, 0o700) == 0 {
+                    do { try FileSystem.fsync(parent) } catch { throw .failed(error, parentPath) }
+                } else if errno != EEXIST {
+                    throw .failed(Errno(rawValue: errno), path)
+                }
+                // Made here or by a concurrent delivery: open it either way.
+                madeIt = true
+            case .noSuchFileOrDirectory:
+                throw .missing(path)
+            case .tooManySymbolicLinkLevels, .notDirectory:
+                // O_NOFOLLOW met a symlink (Linux says ELOOP, others ENOTDIR),
+                // or the entry is not a directory at all.
+                return try followInside(name, in: parent, at: path)
+            default:
+                throw .failed(error, path)
+            }
+        }
+    }
+
+    /// Opens the components one below the other from the root; the last
+    /// one's descriptor, for the caller to close.
+    mutating func open(_ components: [String], create: Bool) throws(Refusal) -> FileDescriptor {
+        var current = rootDescriptor
+        var path = root
+        for name in components {
+            let next: FileDescriptor
+            do { next = try open(name, in: current, at: path, create: create) } catch {
+                if current != rootDescriptor { try? current.close() }
+                throw error
+            }
+            if current != rootDescriptor { try? current.close() }
+            current = next
+            path.append(name)
+        }
+        return current == rootDescriptor ? try duplicate(rootDescriptor, path) : current
+    }
+
+    private func duplicate(_ fd: FileDescriptor, _ path: FilePath) throws(Refusal) -> FileDescriptor {
+        let copy = fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { throw .failed(Errno(rawValue: errno), path) }
+        return FileDescriptor(rawValue: copy)
+    }
+
+    /// A symlink (or not a directory): open it following links, then make
+    /// sure the directory it reached is inside the root, by comparing the
+    /// opened directory with what its resolved path names.
+    private mutating func followInside(_ name: String, in parent: FileDescriptor,
+                                       at path: FilePath) throws(Refusal) -> FileDescriptor {
+        let raw = openat(parent.rawValue, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard raw >= 0 else {
+            let error = Errno(rawValue: errno)
+            if error == .notDirectory { throw .notADirectory(path) }
+            throw .failed(error, path)
+        }
+        let fd = FileDescriptor(rawValue: raw)
+        if realRoot == nil { realRoot = FileSystem.realPath(root) }
+        guard let realRoot, let resolved = FileSystem.realPath(path) else {
+            try? fd.close()
+            throw .failed(.noSuchFileOrDirectory, path)
+        }
+        var opened = Glibc.stat(), named = Glibc.stat()
+        let inside = resolved == realRoot || resolved.starts(with: realRoot)
+        let same = fstat(fd.rawValue, &opened) == 0
+            && resolved.withPlatformString { fstatat(AT_FDCWD, $0, &named, 0) } == 0
+            && opened.st_dev == named.st_dev && opened.st_ino == named.st_ino
+        guard inside && same else {
+            try? fd.close()
+            throw .outside(path, resolved: resolved, realRoot: realRoot)
+        }
+        return fd
+    }
+}
+
+extension ContainedDirectories.Refusal: CustomStringConvertible {
+    var description: String {
+        switch self {
+        case .missing(let path): "'\(path)' does not exist"
+        case .outside(let path, let resolved, let realRoot):
+            "'\(path)' is a symlink to '\(resolved)', outside '\(realRoot)'; nothing is written through it: "
+                + "make it a directory inside '\(realRoot)'"
+        case .notADirectory(let path): "'\(path)' is not a directory"
+        case .symlink(let path): "'\(path)' is a symlink; nothing is written through it: remove it"
+        case .failed(let error, let path): "'\(path)': \(error)"
         }
     }
 }

@@ -27,46 +27,49 @@ public enum MailFolder {
     /// The maildir for `name` under `root`, created when `create` is set.
     /// The root's own tmp/new/cur are created when missing: it is where the
     /// user's configuration says mail goes.
+    ///
+    /// Every directory on the way, tmp/, new/ and cur/ included, is opened
+    /// below the one before without following symlinks, unless the link
+    /// resolves inside the root; the Maildir keeps tmp/, new/ and cur/ open.
+    /// The root itself may be a symlink.
     public static func resolve(root: String, name: String?, create: Bool) throws(DeliveryError) -> Maildir {
         let parts = try components(of: name)
         let rootPath = FilePath(root)
-        guard FileSystem.kind(of: rootPath) == .directory else {
-            throw DeliveryError.config("mail root '\(root)' (database.mail_root) is not a directory")
+        var contained: ContainedDirectories
+        do { contained = try ContainedDirectories(root: rootPath) } catch {
+            throw DeliveryError.config("mail root '\(root)' (database.mail_root) is not a directory (\(error))")
         }
+        defer { contained.close() }
         var path = rootPath
         for part in parts { path.append(part) }
-        let maildir = Maildir(path)
 
-        // Every existing ancestor must resolve inside the root: a symlink
-        // must not lead mail out of it.
-        if !parts.isEmpty, let realRoot = FileSystem.realPath(rootPath) {
-            var prefix = rootPath
-            for part in parts {
-                prefix.append(part)
-                guard let real = FileSystem.realPath(prefix) else { break }
-                if !(real == realRoot || real.starts(with: realRoot)) {
-                    throw DeliveryError(.usage, "folder '\(name ?? "")' resolves to '\(real)', outside the mail root '\(realRoot)'")
-                }
-            }
-        }
-
-        if maildir.exists { return maildir }
-        if !parts.isEmpty && !create {
-            if FileSystem.kind(of: path) == .missing {
-                throw DeliveryError(.temporary, "folder '\(name ?? "")' does not exist under '\(root)'; create it or pass --create-folder")
-            }
-            throw DeliveryError(.temporary, "folder '\(path)' is not a maildir (no tmp/, new/ and cur/); create them or pass --create-folder")
-        }
+        let folder: FileDescriptor
         do {
-            var current = rootPath
-            for part in parts {
-                current.append(part)
-                if FileSystem.kind(of: current) == .missing { try FileSystem.makeDirectory(current, mode: 0o700) }
-            }
-            try maildir.create()
+            folder = try contained.open(parts, create: create)
         } catch {
-            throw DeliveryError(.temporary, "cannot create maildir '\(path)': \(error)")
+            switch error {
+            case .outside(_, let resolved, let realRoot):
+                throw DeliveryError(.usage, "folder '\(name ?? "")' resolves to '\(resolved)', outside the mail root '\(realRoot)'")
+            case .missing:
+                throw DeliveryError(.temporary, "folder '\(name ?? "")' does not exist under '\(root)'; create it or pass --create-folder")
+            case .notADirectory:
+                throw DeliveryError(.temporary, "folder '\(path)' is not a maildir (no tmp/, new/ and cur/); create them or pass --create-folder")
+            case .failed, .symlink:
+                throw DeliveryError(.temporary, "cannot create maildir '\(path)': \(error)")
+            }
         }
-        return maildir
+        defer { try? folder.close() }
+        do {
+            return try Maildir.open(folder, at: path, within: &contained, create: create || parts.isEmpty)
+        } catch {
+            switch error {
+            case .outside, .symlink:
+                throw DeliveryError(.temporary, "maildir '\(path)' cannot take mail: \(error)")
+            case .missing, .notADirectory:
+                throw DeliveryError(.temporary, "folder '\(path)' is not a maildir (no tmp/, new/ and cur/); create them or pass --create-folder")
+            case .failed:
+                throw DeliveryError(.temporary, "cannot create maildir '\(path)': \(error)")
+            }
+        }
     }
 }

@@ -8,10 +8,41 @@ import Glibc
 /// a message into it: write under a unique name in tmp/, fsync, rename into
 /// new/, fsync new/. A crash at any instant leaves either nothing in new/
 /// or the whole message there.
+///
+/// A Maildir from `MailFolder.resolve` holds its three subdirectories open,
+/// checked to be inside the mail root when opened; the message is written
+/// and linked through those descriptors, so a symlink swapped in later
+/// cannot send it elsewhere either.
 public struct Maildir: Sendable {
     public let path: FilePath
+    private let opened: Subdirectories?
 
-    public init(_ path: FilePath) { self.path = path }
+    /// tmp/, new/ and cur/, open for as long as a copy of the Maildir lives.
+    final class Subdirectories: Sendable {
+        let tmp: FileDescriptor
+        let new: FileDescriptor
+        let cur: FileDescriptor
+
+        init(tmp: FileDescriptor, new: FileDescriptor, cur: FileDescriptor) {
+            self.tmp = tmp
+            self.new = new
+            self.cur = cur
+        }
+
+        deinit { for fd in [tmp, new, cur] { try? fd.close() } }
+    }
+
+    /// A maildir at `path`, its subdirectories opened (without following
+    /// symlinks out of `path`) when first written to.
+    public init(_ path: FilePath) {
+        self.path = path
+        opened = nil
+    }
+
+    init(_ path: FilePath, opened: Subdirectories) {
+        self.path = path
+        self.opened = opened
+    }
 
     public var tmp: FilePath { path.appending("tmp") }
     public var new: FilePath { path.appending("new") }
@@ -21,12 +52,65 @@ public struct Maildir: Sendable {
         [tmp, new, cur].allSatisfy { FileSystem.kind(of: $0) == .directory }
     }
 
+    static let subdirectoryNames = ["tmp", "new", "cur"]
+
+    /// Opens tmp/, new/ and cur/ in the open folder `folder` (at `path`),
+    /// creating those missing when `create` is set (their entries synced).
+    static func open(_ folder: FileDescriptor, at path: FilePath, within contained: inout ContainedDirectories,
+                     create: Bool) throws(ContainedDirectories.Refusal) -> Maildir {
+        var fds: [FileDescriptor] = []
+        do {
+            for name in subdirectoryNames {
+                fds.append(try contained.open(name, in: folder, at: path, create: create))
+            }
+        } catch {
+            for fd in fds { try? fd.close() }
+            throw error
+        }
+        return Maildir(path, opened: Subdirectories(tmp: fds[0], new: fds[1], cur: fds[2]))
+    }
+
     /// Creates the folder and its three subdirectories, private to the owner,
-    /// and makes the new entries durable.
+    /// and makes the new entries durable. Nothing is created through a
+    /// symlink leading out of the folder's parent.
     public func create() throws(Errno) {
-        // makeDirectory syncs each new entry in its parent.
-        try FileSystem.makeDirectory(path, mode: 0o700)
-        for sub in [tmp, new, cur] { try FileSystem.makeDirectory(sub, mode: 0o700) }
+        do {
+            var contained = try ContainedDirectories(root: path.directory)
+            defer { contained.close() }
+            guard let name = path.lastComponent?.string else { throw Errno.invalidArgument }
+            let folder = try contained.open([name], create: true)
+            defer { try? folder.close() }
+            _ = try Self.open(folder, at: path, within: &contained, create: true)
+        } catch let error as ContainedDirectories.Refusal {
+            switch error {
+            case .failed(let errno, _): throw errno
+            case .missing: throw Errno.noSuchFileOrDirectory
+            case .notADirectory: throw Errno.notDirectory
+            case .outside, .symlink: throw Errno.tooManySymbolicLinkLevels
+            }
+        } catch let error as Errno {
+            throw error
+        } catch {
+            throw Errno.ioError
+        }
+    }
+
+    /// This maildir's subdirectories, opened now if need be; symlinks out
+    /// of the folder are refused (as ELOOP).
+    private func subdirectories() throws(WriteError) -> Subdirectories {
+        if let opened { return opened }
+        do {
+            var contained = try ContainedDirectories(root: path)
+            defer { contained.close() }
+            return try Self.open(contained.rootDescriptor, at: path, within: &contained, create: false).opened!
+        } catch {
+            switch error {
+            case .failed(let errno, let where_): throw .write(errno, where_)
+            case .missing(let where_): throw .write(.noSuchFileOrDirectory, where_)
+            case .notADirectory(let where_): throw .write(.notDirectory, where_)
+            case .outside(let where_, _, _), .symlink(let where_): throw .write(.tooManySymbolicLinkLevels, where_)
+            }
+        }
     }
 
     /// Why writing a message failed.
@@ -60,15 +144,13 @@ public struct Maildir: Sendable {
     public func deliver(from input: FileDescriptor, permissions: FilePermissions,
                         scratch: Bool = false, syncingDirectory: Bool = true,
                         beforeSync: () -> Void = {}) throws(WriteError) -> Delivered {
-        let tmpPath = tmp.appending(MaildirName.unique())
-        let file: FileDescriptor
-        do {
-            file = try FileDescriptor.open(tmpPath, .writeOnly,
-                                           options: [.create, .exclusiveCreate, .closeOnExec],
-                                           permissions: permissions)
-        } catch {
-            throw .write(error as? Errno ?? .ioError, tmpPath)
-        }
+        let directories = try subdirectories()
+        let tmpName = MaildirName.unique()
+        let tmpPath = tmp.appending(tmpName)
+        let raw = openat(directories.tmp.rawValue, tmpName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                         permissions.rawValue)
+        guard raw >= 0 else { throw .write(Errno(rawValue: errno), tmpPath) }
+        let file = FileDescriptor(rawValue: raw)
         var closed = false
         let digest: String
         do {
@@ -81,38 +163,50 @@ public struct Maildir: Sendable {
             do { try file.close() } catch { throw WriteError.write(error as? Errno ?? .ioError, tmpPath) }
         } catch let error as WriteError {
             if !closed { try? file.close() }
-            try? FileSystem.unlink(tmpPath)
+            unlinkat(directories.tmp.rawValue, tmpName, 0)
             throw error
         } catch {
             fatalError("unreachable: \(error)")
         }
         if scratch { return Delivered(path: tmpPath, adopted: false) }
 
-        let newPath = new.appending(MaildirName.forContent(digest))
-        defer { try? FileSystem.unlink(tmpPath) }
-        var found = FileSystem.kind(of: newPath) != .missing
-            ? newPath : Self.renamedForFlags(newPath, trying: Self.flagsSoonAfterDelivery)
+        let newName = MaildirName.forContent(digest)
+        let newPath = new.appending(newName)
+        defer { unlinkat(directories.tmp.rawValue, tmpName, 0) }
+        var found: FilePath? = FileSystem.exists(newName, in: directories.new) ? newPath : nil
+        var foundIn = directories.new
+        if found == nil, let flagged = Self.flaggedName(newName, in: directories.cur) {
+            found = cur.appending(flagged)
+            foundIn = directories.cur
+        }
         if found == nil {
-            do {
-                try FileSystem.link(tmpPath, newPath)
-            } catch .fileExists {
+            if linkat(directories.tmp.rawValue, tmpName, directories.new.rawValue, newName, 0) != 0 {
+                let error = Errno(rawValue: errno)
+                guard error == .fileExists else { throw .write(error, newPath) }
                 found = newPath
-            } catch {
-                throw .write(error, newPath)
             }
         }
         // An adopted file's name may never have reached the disk (its
         // delivery died before the fsync): sync its directory too.
-        let directory = (found ?? newPath).directory
         if syncingDirectory {
             do {
-                try FileSystem.fsyncDirectory(directory)
+                try FileSystem.fsync(foundIn)
             } catch {
-                if found == nil { try? FileSystem.unlink(newPath) }
-                throw .write(error, directory)
+                if found == nil { unlinkat(directories.new.rawValue, newName, 0) }
+                throw .write(error, (found ?? newPath).directory)
             }
         }
         return Delivered(path: found ?? newPath, adopted: found != nil)
+    }
+
+    /// The name `NAME:2,FLAGS` in cur/ that a copy delivered as new/NAME has
+    /// after a reader changed its flags, among the likely flag sets.
+    private static func flaggedName(_ name: String, in cur: FileDescriptor) -> String? {
+        for flags in flagsSoonAfterDelivery {
+            let candidate = name + ":2," + flags
+            if FileSystem.exists(candidate, in: cur) { return candidate }
+        }
+        return nil
     }
 
     /// The maildir convention: a file left in tmp/ for 36 hours is debris of
@@ -121,12 +215,11 @@ public struct Maildir: Sendable {
     public static let staleAge: Double = 36 * 3600
 
     public func removeStaleTemporaryFiles(now: Double = Double(time(nil))) {
-        guard let names = try? FileSystem.list(tmp) else { return }
+        guard let directory = try? subdirectories().tmp, let names = try? FileSystem.list(directory) else { return }
         for name in names where MaildirName.isOurs(name) {
-            let path = tmp.appending(name)
             var info = Glibc.stat()
-            guard path.withPlatformString({ lstat($0, &info) }) == 0 else { continue }
-            if now - Double(info.st_mtim.tv_sec) > Self.staleAge { try? FileSystem.unlink(path) }
+            guard fstatat(directory.rawValue, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            if now - Double(info.st_mtim.tv_sec) > Self.staleAge { unlinkat(directory.rawValue, name, 0) }
         }
     }
 
