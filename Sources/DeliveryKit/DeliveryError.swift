@@ -5,6 +5,9 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
         case usage
         /// The input is not a message: retrying cannot help.
         case notAMessage
+        /// The recipient can never have a mailbox here (say, a local part
+        /// too long for a directory name): retrying cannot help.
+        case noSuchMailbox
         /// Anything that may pass: a full disk, a database that cannot be
         /// opened, a configuration being fixed. The MTA keeps the mail and retries.
         case temporary
@@ -28,6 +31,7 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
         switch kind {
         case .usage: return .usage
         case .notAMessage: return .dataError
+        case .noSuchMailbox: return .noUser
         case .temporary: return .temporaryFailure
         }
     }

@@ -4,5 +4,7 @@ public enum ExitStatus: Int32, Sendable {
     case success = 0
     case usage = 64
     case dataError = 65
+    /// EX_NOUSER: pipe(8) bounces it as "user unknown" (5.1.1).
+    case noUser = 67
     case temporaryFailure = 75
 }

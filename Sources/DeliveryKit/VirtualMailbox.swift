@@ -11,8 +11,16 @@ import Glibc
 public enum VirtualMailbox {
     /// `%d`: the recipient's domain, `%u`: its local part without the
     /// `+extension`, `%%`: a percent sign. Both are lower-cased, and must
-    /// be plain names: no `/`, no leading `.`, not empty.
+    /// be plain names: no `/`, no leading `.`, not empty, at most NAME_MAX
+    /// bytes in the directory name they go into, and the whole path short
+    /// enough for the files a mailbox holds.
     public static func path(template: String, recipient: String) throws(DeliveryError) -> String {
+        try expand(template: template, recipient: recipient).path
+    }
+
+    /// The mailbox's path, and the template's fixed part: the directory
+    /// above the first substitution, which everything created must stay in.
+    static func expand(template: String, recipient: String) throws(DeliveryError) -> (path: String, base: String) {
         let parts = recipient.lowercased().split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2 else {
             throw DeliveryError(.usage, "recipient '\(recipient)' is not of the form user@domain")
@@ -25,12 +33,20 @@ public enum VirtualMailbox {
             }
         }
         var result = ""
+        var base: String?
+        // Whether the directory name being built holds a part of the address.
+        var substituted = false
         var escaped = false
         for character in template {
             if escaped {
                 switch character {
-                case "d": result += domain
-                case "u": result += user
+                case "d", "u":
+                    if base == nil {
+                        let fixed = String(result[..<(result.lastIndex(of: "/") ?? result.startIndex)])
+                        base = fixed.isEmpty ? "/" : fixed
+                    }
+                    result += character == "d" ? domain : user
+                    substituted = true
                 case "%": result += "%"
                 default:
                     throw DeliveryError(.usage, "--mail-root: unknown '%\(character)' (use %d, %u or %%)")
@@ -39,18 +55,46 @@ public enum VirtualMailbox {
             } else if character == "%" {
                 escaped = true
             } else {
+                if character == "/" {
+                    try checkLength(of: result, substituted: substituted, recipient: recipient)
+                    substituted = false
+                }
                 result.append(character)
             }
         }
         guard !escaped, result.hasPrefix("/") else {
             throw DeliveryError(.usage, "--mail-root must be an absolute path template, e.g. /srv/vmail/%d/%u")
         }
-        return result
+        try checkLength(of: result, substituted: substituted, recipient: recipient)
+        // Room below the mailbox for the longest names written there: a
+        // queue entry's (NAME_MAX) in .notmuch/notmuch-deliver-queue/.
+        let longestInside = "/.notmuch/notmuch-deliver-queue/".utf8.count + Int(NAME_MAX)
+        if result.utf8.count + longestInside >= Int(PATH_MAX) {
+            throw DeliveryError(.noSuchMailbox, "recipient '\(recipient.prefix(64))…': its mailbox path is "
+                                + "\(result.utf8.count) bytes; with the files inside it, that exceeds PATH_MAX "
+                                + "(\(PATH_MAX) bytes), so it can never be created")
+        }
+        return (result, base ?? result)
+    }
+
+    /// The last directory name of `path` must fit in NAME_MAX: when a part
+    /// of the address made it too long, no retry can help (the recipient
+    /// is unknown here); when the template alone did, it is a setting to fix.
+    private static func checkLength(of path: String, substituted: Bool, recipient: String) throws(DeliveryError) {
+        let name = path[(path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex)...]
+        guard name.utf8.count > Int(NAME_MAX) else { return }
+        if substituted {
+            throw DeliveryError(.noSuchMailbox, "recipient '\(recipient.prefix(64))…' cannot name a mailbox: "
+                                + "its directory name would be \(name.utf8.count) bytes, over NAME_MAX (\(NAME_MAX))")
+        }
+        throw DeliveryError.config("--mail-root: the directory name '\(name.prefix(64))…' is over NAME_MAX (\(NAME_MAX) bytes)")
     }
 
     /// Creates what is missing: the directories down to the mailbox (the
     /// template's fixed part must exist), its tmp/new/cur, its database.
-    static func prepare(root: String) throws(DeliveryError) {
+    /// Everything is created below `base` without following a symlink that
+    /// leads out of it.
+    static func prepare(root: String, base: String) throws(DeliveryError) {
         let path = FilePath(root)
         var missing: [FilePath] = []
         var current = path
@@ -62,9 +106,22 @@ public enum VirtualMailbox {
             throw DeliveryError.config("'\(current)' has no folder for the domain and the user to go in: "
                                        + "only the last two levels of --mail-root are created")
         }
+        let basePath = FilePath(base)
+        var below: [String] = []
+        var walked = path
+        while walked != basePath, walked.starts(with: basePath), let last = walked.lastComponent {
+            below.insert(last.string, at: 0)
+            walked = walked.directory
+        }
+        if below.contains("..") || below.contains(".") {
+            throw DeliveryError.config("--mail-root: '.' and '..' are not allowed below '\(base)'")
+        }
         do {
-            for directory in missing { try FileSystem.makeDirectory(directory, mode: 0o700) }
-            try Maildir(path).create()
+            var contained = try ContainedDirectories(root: basePath)
+            defer { contained.close() }
+            let mailbox = try contained.open(below, create: true)
+            defer { try? mailbox.close() }
+            _ = try Maildir.open(mailbox, at: path, within: &contained, create: true)
         } catch {
             throw DeliveryError(.temporary, "cannot create the mailbox '\(root)': \(error)")
         }
@@ -86,11 +143,11 @@ public enum VirtualMailbox {
         guard let recipient = options.envelope.recipient else {
             throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR (pipe's ${recipient}) or set RECIPIENT")
         }
-        let root = try path(template: template, recipient: recipient)
+        let (root, base) = try expand(template: template, recipient: recipient)
         // pipe(8) passes no HOME, and libnotmuch derives default paths from
         // it even with no config file; the mailbox is the natural home.
         if getenv("HOME") == nil { setenv("HOME", root, 1) }
-        try prepare(root: root)
+        try prepare(root: root, base: base)
         options.config = .none
         options.profile = nil
         options.databasePath = root
