@@ -195,7 +195,7 @@ public struct PendingQueue: Sendable {
     /// `linking` is false when `notmuch new` could take a link for mail
     /// (a queue inside the mail root but not under a `.notmuch` folder).
     public func enqueue(_ record: PendingRecord, message: FilePath, linking: Bool = true) throws -> String {
-        try FileSystem.makeDirectory(directory, mode: 0o700)
+        try makeContainedDirectory()
         if linking, let name = record.fileName {
             let entry = directory.appending(name)
             do {
@@ -214,7 +214,7 @@ public struct PendingQueue: Sendable {
         // Two retries of one message may queue at once: each its own temp file.
         let temporary = directory.appending(".tmp-\(getpid())-" + name)
         var data = record.encoded
-        let fd = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
+        let fd = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate, .noFollow, .closeOnExec],
                                          permissions: .ownerReadWrite)
         do {
             try data.withUTF8 { try fd.writeEverything(UnsafeRawBufferPointer($0)) }
@@ -282,13 +282,33 @@ public struct PendingQueue: Sendable {
     /// commits a batch of almost nothing. Nil: another has the turn.
     /// Closing the descriptor (or dying) gives the turn back.
     public func tryBecomeFlusher() -> FileDescriptor? {
-        let path = directory.appending("flusher.lock")
-        try? FileSystem.makeDirectory(directory, mode: 0o700)
-        guard let fd = try? FileDescriptor.open(path, .readWrite, options: [.create, .closeOnExec],
+        let path = directory.appending(Self.flusherLock)
+        guard (try? makeContainedDirectory()) != nil,
+              let fd = try? FileDescriptor.open(path, .readWrite, options: [.create, .noFollow, .closeOnExec],
                                                 permissions: .ownerReadWrite) else { return nil }
         if flock(fd.rawValue, LOCK_EX | LOCK_NB) == 0 { return fd }
         try? fd.close()
         return nil
+    }
+
+    static let flusherLock = "flusher.lock"
+
+    /// Creates the queue directory in the database's folder unless it is
+    /// there, and refuses one that is a symlink leading out of that folder,
+    /// or a flusher lock that is a symlink: records and the lock must not
+    /// be written elsewhere through them. (A refused lock would otherwise
+    /// leave records that no process ever takes the turn to apply.)
+    private func makeContainedDirectory() throws(ContainedDirectories.Refusal) {
+        let parent = directory.directory
+        guard let name = directory.lastComponent?.string else { throw .notADirectory(directory) }
+        var contained = try ContainedDirectories(root: parent)
+        defer { contained.close() }
+        let queue = try contained.open(name, in: contained.rootDescriptor, at: parent, create: true)
+        defer { try? queue.close() }
+        var info = Glibc.stat()
+        if fstatat(queue.rawValue, Self.flusherLock, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+            throw .symlink(directory.appending(Self.flusherLock))
+        }
     }
 
     /// Removes applied records; called only after their commit.
