@@ -38,13 +38,20 @@ enum FileSystem {
         if path.withPlatformString({ Glibc.unlink($0) }) != 0 { throw Errno(rawValue: errno) }
     }
 
-    /// Creates a directory; one that already exists is fine. A new one's
-    /// entry is synced in its parent, so it survives a crash with what goes in it.
+    /// Creates a directory; one that already exists is fine, unless it is
+    /// a symlink (refused as ELOOP): what goes in it would land wherever
+    /// the link leads. A new one's entry is synced in its parent, so it
+    /// survives a crash with what goes in it.
     static func makeDirectory(_ path: FilePath, mode: mode_t) throws(Errno) {
         if path.withPlatformString({ Glibc.mkdir($0, mode) }) == 0 {
             try fsyncDirectory(path.directory)
-        } else if errno != EEXIST {
-            throw Errno(rawValue: errno)
+            return
+        }
+        guard errno == EEXIST else { throw Errno(rawValue: errno) }
+        var info = Glibc.stat()
+        if path.withPlatformString({ fstatat(AT_FDCWD, $0, &info, AT_SYMLINK_NOFOLLOW) }) == 0,
+           (info.st_mode & S_IFMT) == S_IFLNK {
+            throw Errno.tooManySymbolicLinkLevels
         }
     }
 

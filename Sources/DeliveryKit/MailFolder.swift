@@ -45,7 +45,7 @@ public enum MailFolder {
 
         let folder: FileDescriptor
         do {
-            folder = try contained.open(parts, create: create)
+            folder = parts.isEmpty ? contained.rootDescriptor : try contained.open(parts, create: create)
         } catch {
             switch error {
             case .outside(_, let resolved, let realRoot):
@@ -58,7 +58,7 @@ public enum MailFolder {
                 throw DeliveryError(.temporary, "cannot create maildir '\(path)': \(error)")
             }
         }
-        defer { try? folder.close() }
+        defer { if !parts.isEmpty { try? folder.close() } }
         do {
             return try Maildir.open(folder, at: path, within: &contained, create: create || parts.isEmpty)
         } catch {

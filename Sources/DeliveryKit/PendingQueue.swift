@@ -195,7 +195,13 @@ public struct PendingQueue: Sendable {
     /// `linking` is false when `notmuch new` could take a link for mail
     /// (a queue inside the mail root but not under a `.notmuch` folder).
     public func enqueue(_ record: PendingRecord, message: FilePath, linking: Bool = true) throws -> String {
-        try makeContainedDirectory()
+        let queue = try openContainedDirectory()
+        defer { try? queue.close() }
+        // A flusher lock nobody can take would leave the record for ever.
+        var info = Glibc.stat()
+        if fstatat(queue.rawValue, Self.flusherLock, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+            throw ContainedDirectories.Refusal.symlink(directory.appending(Self.flusherLock))
+        }
         if linking, let name = record.fileName {
             let entry = directory.appending(name)
             do {
@@ -282,33 +288,26 @@ public struct PendingQueue: Sendable {
     /// commits a batch of almost nothing. Nil: another has the turn.
     /// Closing the descriptor (or dying) gives the turn back.
     public func tryBecomeFlusher() -> FileDescriptor? {
-        let path = directory.appending(Self.flusherLock)
-        guard (try? makeContainedDirectory()) != nil,
-              let fd = try? FileDescriptor.open(path, .readWrite, options: [.create, .noFollow, .closeOnExec],
-                                                permissions: .ownerReadWrite) else { return nil }
-        if flock(fd.rawValue, LOCK_EX | LOCK_NB) == 0 { return fd }
-        try? fd.close()
+        guard let queue = try? openContainedDirectory() else { return nil }
+        defer { try? queue.close() }
+        let raw = openat(queue.rawValue, Self.flusherLock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard raw >= 0 else { return nil }
+        if flock(raw, LOCK_EX | LOCK_NB) == 0 { return FileDescriptor(rawValue: raw) }
+        Glibc.close(raw)
         return nil
     }
 
     static let flusherLock = "flusher.lock"
 
-    /// Creates the queue directory in the database's folder unless it is
-    /// there, and refuses one that is a symlink leading out of that folder,
-    /// or a flusher lock that is a symlink: records and the lock must not
-    /// be written elsewhere through them. (A refused lock would otherwise
-    /// leave records that no process ever takes the turn to apply.)
-    private func makeContainedDirectory() throws(ContainedDirectories.Refusal) {
+    /// Opens the queue directory in the database's folder, creating it if
+    /// missing; one that is a symlink leading out of that folder is
+    /// refused: records and the lock must not be written elsewhere.
+    private func openContainedDirectory() throws(ContainedDirectories.Refusal) -> FileDescriptor {
         let parent = directory.directory
         guard let name = directory.lastComponent?.string else { throw .notADirectory(directory) }
         var contained = try ContainedDirectories(root: parent)
         defer { contained.close() }
-        let queue = try contained.open(name, in: contained.rootDescriptor, at: parent, create: true)
-        defer { try? queue.close() }
-        var info = Glibc.stat()
-        if fstatat(queue.rawValue, Self.flusherLock, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
-            throw .symlink(directory.appending(Self.flusherLock))
-        }
+        return try contained.open(name, in: contained.rootDescriptor, at: parent, create: true)
     }
 
     /// Removes applied records; called only after their commit.
