@@ -199,6 +199,22 @@ public struct Maildir: Sendable {
         return Delivered(path: found ?? newPath, adopted: found != nil)
     }
 
+    /// Moves `source` (a file of another folder) into this maildir's new/
+    /// under its own name, through the new/ opened when the maildir was
+    /// resolved, so a symlink put in place since cannot take it elsewhere.
+    /// Returns the new path; the caller syncs both directories.
+    public func moveIntoNew(_ source: FilePath) throws(Errno) -> FilePath {
+        guard let name = source.lastComponent?.string else { throw Errno.invalidArgument }
+        let directories: Subdirectories
+        do { directories = try subdirectories() } catch {
+            if case .write(let errno, _) = error { throw errno }
+            throw Errno.ioError
+        }
+        let moved = source.withPlatformString { renameat(AT_FDCWD, $0, directories.new.rawValue, name) }
+        if moved != 0 { throw Errno(rawValue: errno) }
+        return new.appending(name)
+    }
+
     /// The name `NAME:2,FLAGS` in cur/ that a copy delivered as new/NAME has
     /// after a reader changed its flags, among the likely flag sets.
     private static func flaggedName(_ name: String, in cur: FileDescriptor) -> String? {

@@ -1,0 +1,63 @@
+@testable import DeliveryKit
+import Foundation
+import SystemPackage
+import Testing
+
+/// A resolved Maildir writes through the directories it opened: a symlink
+/// swapped in after the check cannot redirect what is written.
+@Suite struct MaildirDescriptorTests {
+    private let manager = FileManager.default
+
+    private func scratchDirectory() throws -> URL {
+        let url = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("nd-maildir-\(UUID().uuidString)")
+        try manager.createDirectory(at: url.appendingPathComponent("mail"), withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Moves the real new/ aside and puts a symlink out of the root in its
+    /// place, as an attacker racing the delivery would.
+    private func swapNewForALinkOut(_ base: URL) throws -> (aside: URL, outside: URL) {
+        let new = base.appendingPathComponent("mail/box/new")
+        let aside = base.appendingPathComponent("mail/box/new-aside")
+        let outside = base.appendingPathComponent("outside")
+        try manager.createDirectory(at: outside, withIntermediateDirectories: true)
+        try manager.moveItem(at: new, to: aside)
+        try manager.createSymbolicLink(at: new, withDestinationURL: outside)
+        return (aside, outside)
+    }
+
+    @Test func aDeliveryGoesWhereTheCheckWasMade() throws {
+        let base = try scratchDirectory()
+        defer { try? manager.removeItem(at: base) }
+        let maildir = try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true)
+        let (aside, outside) = try swapNewForALinkOut(base)
+        let message = base.appendingPathComponent("message")
+        try "From: a@example.org\nSubject: x\n\nbody\n".write(to: message, atomically: true, encoding: .utf8)
+        let fd = try FileDescriptor.open(FilePath(message.path), .readOnly)
+        defer { try? fd.close() }
+        _ = try maildir.deliver(from: fd, permissions: .ownerReadWrite)
+        #expect(try manager.contentsOfDirectory(atPath: outside.path).isEmpty)
+        #expect(try manager.contentsOfDirectory(atPath: aside.path).count == 1)
+    }
+
+    @Test func aMoveGoesWhereTheCheckWasMade() throws {
+        let base = try scratchDirectory()
+        defer { try? manager.removeItem(at: base) }
+        let maildir = try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true)
+        let (aside, outside) = try swapNewForALinkOut(base)
+        let file = base.appendingPathComponent("mail/somefile")
+        try "x".write(to: file, atomically: true, encoding: .utf8)
+        _ = try maildir.moveIntoNew(FilePath(file.path))
+        #expect(try manager.contentsOfDirectory(atPath: outside.path).isEmpty)
+        #expect(try manager.contentsOfDirectory(atPath: aside.path) == ["somefile"])
+    }
+
+    @Test func resolvingAgainRefusesTheLink() throws {
+        let base = try scratchDirectory()
+        defer { try? manager.removeItem(at: base) }
+        let root = base.appendingPathComponent("mail").path
+        _ = try MailFolder.resolve(root: root, name: "box", create: true)
+        _ = try swapNewForALinkOut(base)
+        #expect(throws: DeliveryError.self) { try MailFolder.resolve(root: root, name: "box", create: true) }
+    }
+}
