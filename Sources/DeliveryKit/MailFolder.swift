@@ -1,4 +1,7 @@
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Turns a `--folder` argument into a maildir under the mail root, and
 /// refuses anything that would put mail elsewhere.
@@ -18,6 +21,10 @@ public enum MailFolder {
             }
             if part.contains("\0") {
                 throw DeliveryError(.usage, "folder '\(name)' contains a NUL byte")
+            }
+            if part.utf8.count > Int(NAME_MAX) {
+                throw DeliveryError(.usage, "folder '\(name.prefix(64))…' has a component of \(part.utf8.count) bytes, "
+                                    + "over NAME_MAX (\(NAME_MAX)); no directory can have that name")
             }
             parts.append(String(part))
         }
@@ -42,6 +49,12 @@ public enum MailFolder {
         defer { contained.close() }
         var path = rootPath
         for part in parts { path.append(part) }
+        // Room for the longest name written below: tmp/, new/ or cur/, and
+        // a file name of up to NAME_MAX.
+        if !parts.isEmpty, path.string.utf8.count + 5 + Int(NAME_MAX) >= Int(PATH_MAX) {
+            throw DeliveryError(.usage, "folder '\(name?.prefix(64) ?? "")…' makes a path of \(path.string.utf8.count) "
+                                + "bytes; with the files inside it, that exceeds PATH_MAX (\(PATH_MAX))")
+        }
 
         let folder: FileDescriptor
         do {

@@ -148,4 +148,17 @@ struct ContainmentTests {
         #expect(result.stderr.contains("PATH_MAX"), "\(result.stderr)")
         #expect(everything(under: vmail).isEmpty)
     }
+
+    /// A folder no directory can be (a name over NAME_MAX, a path over
+    /// PATH_MAX) is a usage error, not a deferral that fails for days.
+    @Test(arguments: [(String(repeating: "f", count: 300), "NAME_MAX"),
+                      (Array(repeating: String(repeating: "f", count: 250), count: 17).joined(separator: "/"), "PATH_MAX")])
+    func aFolderNoDirectoryCanBeIsAUsageError(folder: String, limit: String) throws {
+        let fixture = try MailFixture()
+        let result = try fixture.deliver(sampleMessage(), ["--folder", folder, "--create-folder"])
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr.contains(limit), "\(result.stderr)")
+        #expect(fixture.files().isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fixture.mailRoot.path).sorted() == [".notmuch"])
+    }
 }
