@@ -258,7 +258,11 @@ public struct PendingQueue: Sendable {
 
     /// The records' names, sorted (so every flusher takes them in the same order).
     public func names() -> [String] {
-        guard let entries = try? FileSystem.list(directory) else { return [] }
+        // Not through a link out of the database folder: a flush would
+        // apply and remove whatever records it found there.
+        guard let queue = try? openContainedDirectory(create: false) else { return [] }
+        defer { try? queue.close() }
+        guard let entries = try? FileSystem.list(queue) else { return [] }
         return entries.filter {
             $0.hasPrefix(PendingRecord.namePrefix + "~") || $0.hasSuffix(Self.recordSuffix) || $0.hasSuffix(Self.jsonSuffix)
         }.sorted()
@@ -300,14 +304,14 @@ public struct PendingQueue: Sendable {
     static let flusherLock = "flusher.lock"
 
     /// Opens the queue directory in the database's folder, creating it if
-    /// missing; one that is a symlink leading out of that folder is
+    /// missing and `create` is set; one that is a symlink leading out of that folder is
     /// refused: records and the lock must not be written elsewhere.
-    private func openContainedDirectory() throws(ContainedDirectories.Refusal) -> FileDescriptor {
+    private func openContainedDirectory(create: Bool = true) throws(ContainedDirectories.Refusal) -> FileDescriptor {
         let parent = directory.directory
         guard let name = directory.lastComponent?.string else { throw .notADirectory(directory) }
         var contained = try ContainedDirectories(root: parent)
         defer { contained.close() }
-        return try contained.open(name, in: contained.rootDescriptor, at: parent, create: true)
+        return try contained.open(name, in: contained.rootDescriptor, at: parent, create: create)
     }
 
     /// Removes applied records; called only after their commit.

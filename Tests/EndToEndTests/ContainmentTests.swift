@@ -87,6 +87,26 @@ struct ContainmentTests {
         #expect(fixture.files().isEmpty, "the message is not reported delivered, so it is not kept")
     }
 
+    @Test func aFlushDoesNotTouchAQueueBehindALinkOut() throws {
+        // A real queue entry, then its directory moved out and linked back.
+        let fixture = try MailFixture()
+        let holder = try LockHolder(fixture)
+        let queued = try fixture.deliver(sampleMessage(id: "linked-queue@example.org"), ["--lock-timeout", "0.3"], timeout: 30)
+        holder.release()
+        #expect(queued.status == 0, "\(queued.stderr)")
+        let queue = fixture.mailRoot.appendingPathComponent(".notmuch/notmuch-deliver-queue")
+        let outside = try outsideDirectory(fixture).appendingPathComponent("queue")
+        try FileManager.default.moveItem(at: queue, to: outside)
+        try FileManager.default.createSymbolicLink(at: queue, withDestinationURL: outside)
+        let before = everything(under: outside).sorted()
+        #expect(before.contains { $0.hasPrefix("Q1~") }, "\(before)")
+
+        let flushed = try fixture.command(["flush"])
+        #expect(flushed.status == 0 || flushed.status == 75, "\(flushed.stderr)")
+        #expect(everything(under: outside).sorted() == before, "the flush applied or removed records behind the link")
+        #expect(try fixture.count("id:linked-queue@example.org") == 0)
+    }
+
     @Test func aFlusherLockThatIsASymlinkIsRefused() throws {
         // Followed, it would create a file outside; ignored, records would
         // wait for a turn nobody can take.
