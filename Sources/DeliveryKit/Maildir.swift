@@ -70,31 +70,6 @@ public struct Maildir: Sendable {
         return Maildir(path, opened: Subdirectories(tmp: fds[0], new: fds[1], cur: fds[2]))
     }
 
-    /// Creates the folder and its three subdirectories, private to the owner,
-    /// and makes the new entries durable. Nothing is created through a
-    /// symlink leading out of the folder's parent.
-    public func create() throws(Errno) {
-        do {
-            var contained = try ContainedDirectories(root: path.directory)
-            defer { contained.close() }
-            guard let name = path.lastComponent?.string else { throw Errno.invalidArgument }
-            let folder = try contained.open([name], create: true)
-            defer { try? folder.close() }
-            _ = try Self.open(folder, at: path, within: &contained, create: true)
-        } catch let error as ContainedDirectories.Refusal {
-            switch error {
-            case .failed(let errno, _): throw errno
-            case .missing: throw Errno.noSuchFileOrDirectory
-            case .notADirectory: throw Errno.notDirectory
-            case .outside, .symlink: throw Errno.tooManySymbolicLinkLevels
-            }
-        } catch let error as Errno {
-            throw error
-        } catch {
-            throw Errno.ioError
-        }
-    }
-
     /// This maildir's subdirectories, opened now if need be; symlinks out
     /// of the folder are refused (as ELOOP).
     private func subdirectories() throws(WriteError) -> Subdirectories {
@@ -105,10 +80,10 @@ public struct Maildir: Sendable {
             return try Self.open(contained.rootDescriptor, at: path, within: &contained, create: false).opened!
         } catch {
             switch error {
-            case .failed(let errno, let where_): throw .write(errno, where_)
-            case .missing(let where_): throw .write(.noSuchFileOrDirectory, where_)
-            case .notADirectory(let where_): throw .write(.notDirectory, where_)
-            case .outside(let where_, _, _), .symlink(let where_): throw .write(.tooManySymbolicLinkLevels, where_)
+            case .failed(let errno, let path): throw .write(errno, path)
+            case .missing(let path): throw .write(.noSuchFileOrDirectory, path)
+            case .notADirectory(let path): throw .write(.notDirectory, path)
+            case .outside(let path, _, _), .symlink(let path): throw .write(.tooManySymbolicLinkLevels, path)
             }
         }
     }
@@ -145,6 +120,8 @@ public struct Maildir: Sendable {
                         scratch: Bool = false, syncingDirectory: Bool = true,
                         beforeSync: () -> Void = {}) throws(WriteError) -> Delivered {
         let directories = try subdirectories()
+        // Its deinit closes the descriptors: alive until every call below is done.
+        defer { withExtendedLifetime(directories) {} }
         let tmpName = MaildirName.unique()
         let tmpPath = tmp.appending(tmpName)
         let raw = openat(directories.tmp.rawValue, tmpName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
@@ -210,6 +187,7 @@ public struct Maildir: Sendable {
             if case .write(let errno, _) = error { throw errno }
             throw Errno.ioError
         }
+        defer { withExtendedLifetime(directories) {} }
         let moved = source.withPlatformString { renameat(AT_FDCWD, $0, directories.new.rawValue, name) }
         if moved != 0 { throw Errno(rawValue: errno) }
         return new.appending(name)
@@ -231,11 +209,12 @@ public struct Maildir: Sendable {
     public static let staleAge: Double = 36 * 3600
 
     public func removeStaleTemporaryFiles(now: Double = Double(time(nil))) {
-        guard let directory = try? subdirectories().tmp, let names = try? FileSystem.list(directory) else { return }
+        guard let directories = try? subdirectories(), let names = try? FileSystem.list(directories.tmp) else { return }
+        defer { withExtendedLifetime(directories) {} }
         for name in names where MaildirName.isOurs(name) {
             var info = Glibc.stat()
-            guard fstatat(directory.rawValue, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-            if now - Double(info.st_mtim.tv_sec) > Self.staleAge { unlinkat(directory.rawValue, name, 0) }
+            guard fstatat(directories.tmp.rawValue, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            if now - Double(info.st_mtim.tv_sec) > Self.staleAge { unlinkat(directories.tmp.rawValue, name, 0) }
         }
     }
 
