@@ -60,4 +60,25 @@ import Testing
         _ = try swapNewForALinkOut(base)
         #expect(throws: DeliveryError.self) { try MailFolder.resolve(root: root, name: "box", create: true) }
     }
+
+    @Test func aMaildirMadeFromAPathRefusesALinkOutToo() throws {
+        let base = try scratchDirectory()
+        defer { try? manager.removeItem(at: base) }
+        let folder = base.appendingPathComponent("mail/box")
+        for sub in ["new", "cur"] {
+            try manager.createDirectory(at: folder.appendingPathComponent(sub), withIntermediateDirectories: true)
+        }
+        let outside = base.appendingPathComponent("outside")
+        try manager.createDirectory(at: outside, withIntermediateDirectories: true)
+        try manager.createSymbolicLink(at: folder.appendingPathComponent("tmp"), withDestinationURL: outside)
+        let message = base.appendingPathComponent("message")
+        try "From: a@example.org\nSubject: x\n\nbody\n".write(to: message, atomically: true, encoding: .utf8)
+        let fd = try FileDescriptor.open(FilePath(message.path), .readOnly)
+        defer { try? fd.close() }
+        #expect(throws: Maildir.WriteError.self) {
+            try Maildir(FilePath(folder.path)).deliver(from: fd, permissions: .ownerReadWrite)
+        }
+        #expect(try manager.contentsOfDirectory(atPath: outside.path).isEmpty)
+        #expect(try manager.contentsOfDirectory(atPath: folder.appendingPathComponent("new").path).isEmpty)
+    }
 }
