@@ -70,7 +70,7 @@ public enum VirtualMailbox {
         // queue entry's (NAME_MAX) in .notmuch/notmuch-deliver-queue/.
         let longestInside = "/.notmuch/notmuch-deliver-queue/".utf8.count + Int(NAME_MAX)
         if result.utf8.count + longestInside >= Int(PATH_MAX) {
-            throw DeliveryError(.noSuchMailbox, "recipient '\(recipient.prefix(64))…': its mailbox path is "
+            throw DeliveryError(.noSuchMailbox, "recipient '\(shortened(recipient))': its mailbox path is "
                                 + "\(result.utf8.count) bytes; with the files inside it, that exceeds PATH_MAX "
                                 + "(\(PATH_MAX) bytes), so it can never be created")
         }
@@ -84,10 +84,15 @@ public enum VirtualMailbox {
         let name = path[(path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex)...]
         guard name.utf8.count > Int(NAME_MAX) else { return }
         if substituted {
-            throw DeliveryError(.noSuchMailbox, "recipient '\(recipient.prefix(64))…' cannot name a mailbox: "
+            throw DeliveryError(.noSuchMailbox, "recipient '\(shortened(recipient))' cannot name a mailbox: "
                                 + "its directory name would be \(name.utf8.count) bytes, over NAME_MAX (\(NAME_MAX))")
         }
-        throw DeliveryError.config("--mail-root: the directory name '\(name.prefix(64))…' is over NAME_MAX (\(NAME_MAX) bytes)")
+        throw DeliveryError.config("--mail-root: the directory name '\(shortened(String(name)))' is over NAME_MAX (\(NAME_MAX) bytes)")
+    }
+
+    /// Enough of a long value to recognise it in a one-line message.
+    private static func shortened(_ value: String) -> String {
+        value.count > 64 ? value.prefix(64) + "…" : value
     }
 
     /// Creates what is missing: the directories down to the mailbox (the
