@@ -25,10 +25,20 @@ public enum Delivery {
         // opens while the file is synced. The session syncs new/ (with the
         // queue record, if it queues).
         var plan: LockedSession.Plan?
+        // A non-mail file that --keep keeps, as notmuch insert does.
+        var keptNotMail: DeliveryError?
         let file: DeliveredFile
         do {
             file = try write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
-                             beforeSync: { plan = session.plan() })
+                             beforeSync: { temporary in
+                if let rejection = emailRejection(temporary) {
+                    guard options.keep, rejection.kind == .notAMessage else { return rejection }
+                    keptNotMail = rejection
+                    return nil
+                }
+                plan = session.plan()
+                return nil
+            })
         } catch {
             if let plan { session.cancel(plan) }
             throw error
@@ -45,12 +55,7 @@ public enum Delivery {
                                   warning: "\(failure.message); kept '\(file.current)' for a later 'notmuch new'",
                                   traces: [])
         }
-        do {
-            try requireEmail(file)
-        } catch {
-            if let plan { session.cancel(plan) }
-            return try keepOrDiscard(error)
-        }
+        if let keptNotMail { return try keepOrDiscard(keptNotMail) }
         timer.mark("write")
 
         var report: DeliveryReport
@@ -141,7 +146,7 @@ public enum Delivery {
 
     static func write(_ input: FileDescriptor, to maildir: Maildir, worldReadable: Bool,
                       scratch: Bool = false, syncingDirectory: Bool = true,
-                      beforeSync: () -> Void = {}) throws(DeliveryError) -> DeliveredFile {
+                      beforeSync: (FilePath) -> DeliveryError? = { _ in nil }) throws(DeliveryError) -> DeliveredFile {
         let permissions: FilePermissions = worldReadable ? [.ownerReadWrite, .groupRead, .otherRead] : .ownerReadWrite
         do {
             let delivered = try maildir.deliver(from: input, permissions: permissions, scratch: scratch,
@@ -149,6 +154,8 @@ public enum Delivery {
             return DeliveredFile(delivered.path, adopted: delivered.adopted)
         } catch {
             switch error {
+            case .rejected(let error):
+                throw error
             case .emptyInput:
                 throw DeliveryError(.notAMessage, "empty input: no message on standard input")
             case .read(let errno):
@@ -163,14 +170,14 @@ public enum Delivery {
     /// reported: the answer must not depend on whether the database was
     /// free (a queued non-email would otherwise get 0, and the same message
     /// 65 a moment later).
-    static func requireEmail(_ file: DeliveredFile) throws(DeliveryError) {
-        switch EmailCheck.verdict(forFile: file.current.string) {
+    static func emailRejection(_ file: FilePath) -> DeliveryError? {
+        switch EmailCheck.verdict(forFile: file.string) {
         case .email:
-            return
+            return nil
         case .notEmail:
-            throw DeliveryError(.notAMessage, "the input is not an email message (no From, Subject or To header)")
+            return DeliveryError(.notAMessage, "the input is not an email message (no From, Subject or To header)")
         case .unreadable(let code):
-            throw DeliveryError(.temporary, "cannot read back '\(file.current)': \(Errno(rawValue: code))")
+            return DeliveryError(.temporary, "cannot read back '\(file)': \(Errno(rawValue: code))")
         }
     }
 

@@ -115,10 +115,13 @@ struct IndexJob {
             try message.withTagsFrozen { try applyCommandLineAndMark(message) }
         }
         // `explain` only reports the folder; it creates and moves nothing.
-        if commit, let folder, let target = movingTarget(folder) {
+        if commit, let folder, let maildir = movingTarget(folder) {
             let source = file.current
+            let target: FilePath
             do {
-                try FileSystem.rename(source, target)
+                // Through the new/ that resolving checked: a symlink put in
+                // its place since cannot lead the file out of the mail root.
+                target = try maildir.moveIntoNew(source)
             } catch {
                 // The message's fault (a name too long there, say), not the
                 // database's: it stays where it was delivered.
@@ -178,11 +181,11 @@ struct IndexJob {
         var description: String { "\(error)" }
     }
 
-    /// The path in the rule's folder (created if missing), or nil if the
-    /// file is there already, or if the folder cannot be used (say, a
-    /// symlink out of the mail root): the mail then stays where it is, and
-    /// the reason is logged; a rule's folder must not bounce mail.
-    private func movingTarget(_ folder: String) -> FilePath? {
+    /// The rule's folder (created if missing), or nil if the file is there
+    /// already, or if the folder cannot be used (say, a symlink out of the
+    /// mail root): the mail then stays where it is, and the reason is
+    /// logged; a rule's folder must not bounce mail.
+    private func movingTarget(_ folder: String) -> Maildir? {
         let maildir: Maildir
         do {
             maildir = try MailFolder.resolve(root: settings.mailRoot, name: folder, create: true)
@@ -191,8 +194,7 @@ struct IndexJob {
             return nil
         }
         guard let name = file.current.lastComponent else { return nil }
-        let target = maildir.new.appending(name)
-        return target == file.current ? nil : target
+        return maildir.new.appending(name) == file.current ? nil : maildir
     }
 
     private func syncFlags(_ message: Message, _ moves: inout [FilePath]) throws {

@@ -94,6 +94,8 @@ public struct Maildir: Sendable {
         case emptyInput
         case read(Errno)
         case write(Errno, FilePath)
+        /// `beforeSync` turned the content down (it is not mail, say).
+        case rejected(DeliveryError)
     }
 
     /// A delivered file, and whether it was there already: the same bytes
@@ -115,10 +117,12 @@ public struct Maildir: Sendable {
     /// delivery, so a delivery killed before it could report success and
     /// then retried does not store the message twice.
     /// `scratch` keeps the copy in tmp/ under a unique name (`explain`).
-    /// `beforeSync` runs once the whole input is written, before the fsyncs.
+    /// `beforeSync` runs once the whole input is written, before the fsyncs,
+    /// with the temporary file's path; an error it returns rejects the
+    /// content before it ever reaches new/.
     public func deliver(from input: FileDescriptor, permissions: FilePermissions,
                         scratch: Bool = false, syncingDirectory: Bool = true,
-                        beforeSync: () -> Void = {}) throws(WriteError) -> Delivered {
+                        beforeSync: (FilePath) -> DeliveryError? = { _ in nil }) throws(WriteError) -> Delivered {
         let directories = try subdirectories()
         // Its deinit closes the descriptors: alive until every call below is done.
         defer { withExtendedLifetime(directories) {} }
@@ -134,7 +138,7 @@ public struct Maildir: Sendable {
             let (written, sha1) = try copyMessage(from: input, to: file, path: tmpPath)
             guard written > 0 else { throw WriteError.emptyInput }
             digest = sha1
-            beforeSync()
+            if let rejection = beforeSync(tmpPath) { throw WriteError.rejected(rejection) }
             do { try FileSystem.fsync(file) } catch { throw WriteError.write(error, tmpPath) }
             closed = true
             do { try file.close() } catch { throw WriteError.write(error as? Errno ?? .ioError, tmpPath) }

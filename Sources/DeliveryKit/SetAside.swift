@@ -44,7 +44,7 @@ extension PendingQueue {
     public func setAside(_ name: String, reason: String) throws {
         try FileSystem.makeDirectory(setAsideDirectory, mode: 0o700)
         let why = reasonFile(for: name)
-        let fd = try FileDescriptor.open(why, .writeOnly, options: [.create, .truncate, .closeOnExec],
+        let fd = try FileDescriptor.open(why, .writeOnly, options: [.create, .truncate, .noFollow, .closeOnExec],
                                          permissions: .ownerReadWrite)
         do {
             var text = "\(time(nil))\n\(reason)\n"
