@@ -262,6 +262,7 @@ struct LockedSession {
 
     /// For `flush`: applies the queue in one transaction.
     func flushQueue() throws(DeliveryError) -> Int {
+        if let reason = queue.unusableReason() { throw DeliveryError(.temporary, reason) }
         switch flushOnce(timeout: settings.lockTimeout) {
         case .applied(let count): return count
         case .lockTimedOut:

@@ -306,6 +306,21 @@ public struct PendingQueue: Sendable {
     /// Opens the queue directory in the database's folder, creating it if
     /// missing and `create` is set; one that is a symlink leading out of that folder is
     /// refused: records and the lock must not be written elsewhere.
+    /// Why the queue cannot be read, when its directory exists but leads
+    /// out of the database folder (or is no directory); nil otherwise. A
+    /// flush says so instead of finding nothing to do.
+    public func unusableReason() -> String? {
+        do {
+            try openContainedDirectory(create: false).close()
+            return nil
+        } catch let refusal as ContainedDirectories.Refusal {
+            if case .missing = refusal { return nil }
+            return "the queue directory cannot be used: \(refusal)"
+        } catch {
+            return nil
+        }
+    }
+
     private func openContainedDirectory(create: Bool = true) throws(ContainedDirectories.Refusal) -> FileDescriptor {
         let parent = directory.directory
         guard let name = directory.lastComponent?.string else { throw .notADirectory(directory) }
