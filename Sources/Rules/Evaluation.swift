@@ -59,8 +59,10 @@ extension RuleSet {
                     case .stop: stops = true
                     case .discard: effects.append(.discard); stops = true
                     case .addTag(let template), .removeTag(let template), .folder(let template):
+                        let kind: Template.Kind
+                        if case .folder = action { kind = .folder } else { kind = .tag }
                         guard let name = template.resolve(captures: evaluation.captures,
-                                                          extension: facts.recipientExtension) else {
+                                                          extension: facts.recipientExtension, as: kind) else {
                             notes.append("\(action) skipped: its substitution is empty after sanitising")
                             continue
                         }
@@ -151,24 +153,120 @@ extension Template {
     /// Longest text one substitution may contribute.
     static let maximumSubstitution = 64
 
+    /// What a name is for, which decides how long it may be.
+    public enum Kind: Sendable { case tag, folder }
+
+    /// libnotmuch refuses a longer tag (NOTMUCH_TAG_MAX, in bytes, for the whole tag).
+    public static let maximumTagLength = 200
+    /// A path component longer than NAME_MAX (255 bytes) cannot be created.
+    public static let maximumFolderComponentLength = 255
+    /// Leaves room for the mail root and `/new/` plus a file name within
+    /// PATH_MAX (4096 bytes) under any sensible mail root.
+    public static let maximumFolderLength = 1024
+
+    /// A stretch of the name with a length limit: the whole tag; for a
+    /// folder, each path component and the whole. `substitutions` are
+    /// indices into the template's substitutions, `fixed` the bytes the
+    /// rule itself writes there.
+    struct Span {
+        var substitutions: [Int] = []
+        var fixed = 0
+        let limit: Int
+        let what: String
+    }
+
+    func spans(_ kind: Kind) -> [Span] {
+        var whole = Span(limit: kind == .tag ? Self.maximumTagLength : Self.maximumFolderLength, what: "\(kind)")
+        guard kind == .folder else {
+            for part in parts {
+                if case .literal(let text) = part { whole.fixed += text.utf8.count } else { whole.substitutions.append(whole.substitutions.count) }
+            }
+            return [whole]
+        }
+        let component = { Span(limit: Self.maximumFolderComponentLength, what: "folder component") }
+        var components = [component()]
+        for part in parts {
+            guard case .literal(let text) = part else {
+                components[components.count - 1].substitutions.append(whole.substitutions.count)
+                whole.substitutions.append(whole.substitutions.count)
+                continue
+            }
+            whole.fixed += text.utf8.count
+            for (n, piece) in text.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).enumerated() {
+                if n > 0 { components.append(component()) }
+                components[components.count - 1].fixed += piece.count
+            }
+        }
+        return components + [whole]
+    }
+
+    /// Why no message can make this name fit, for the parser; nil when it can.
+    /// Each substitution needs at least one byte.
+    public func lengthProblem(_ kind: Kind) -> String? {
+        for span in spans(kind) where span.fixed + span.substitutions.count > span.limit {
+            let counting = span.substitutions.isEmpty ? "" : ", counting one byte for each substitution"
+            return "\(span.what) longer than \(span.limit) bytes\(counting)"
+        }
+        return nil
+    }
+
     /// The name with substitutions made safe: lower case, only letters,
     /// digits and `._-+@` (others become `_`), no leading `-` or `.`,
     /// bounded. Nil when a substitution comes out empty: a sender must
     /// not be able to turn `lists/$1` into `lists/`.
-    func resolve(captures: [String], extension recipientExtension: String?) -> String? {
-        var result = ""
+    ///
+    /// The result always fits the limits of `kind`: a name libnotmuch or
+    /// the file system refused would fail the message on every retry. Long
+    /// substitutions are shortened, the longest first, so short ones stay whole.
+    func resolve(captures: [String], extension recipientExtension: String?, as kind: Kind = .tag) -> String? {
+        var values: [String] = []
         for part in parts {
             switch part {
-            case .literal(let text): result += text
+            case .literal: continue
             case .capture(let n):
                 guard n <= captures.count, let safe = Self.sanitise(captures[n - 1]) else { return nil }
-                result += safe
+                values.append(safe)
             case .recipientExtension:
                 guard let value = recipientExtension, let safe = Self.sanitise(value) else { return nil }
-                result += safe
+                values.append(safe)
             }
         }
+        var lengths = values.map(\.utf8.count)
+        for span in spans(kind) {
+            let fitted = Self.fit(span.substitutions.map { lengths[$0] }, into: span.limit - span.fixed)
+            for (index, length) in zip(span.substitutions, fitted) { lengths[index] = length }
+        }
+        var result = ""
+        var next = 0
+        for part in parts {
+            if case .literal(let text) = part { result += text; continue }
+            guard let piece = Self.prefix(values[next], bytes: lengths[next]) else { return nil }
+            result += piece
+            next += 1
+        }
         return result
+    }
+
+    /// Shares `budget` bytes among texts of the given lengths: the shortest
+    /// keep their length while they are under an equal share, and what they
+    /// leave goes to the longer ones.
+    static func fit(_ lengths: [Int], into budget: Int) -> [Int] {
+        var result = lengths
+        var remaining = max(budget, 0)
+        let shortestFirst = lengths.indices.sorted { lengths[$0] < lengths[$1] }
+        for (placed, index) in shortestFirst.enumerated() {
+            result[index] = min(lengths[index], remaining / (shortestFirst.count - placed))
+            remaining -= result[index]
+        }
+        return result
+    }
+
+    /// At most `bytes` bytes of `text`, never half a character; nil if nothing is left.
+    static func prefix(_ text: String, bytes: Int) -> String? {
+        let utf8 = Array(text.utf8)
+        var end = min(bytes, utf8.count)
+        while end > 0, end < utf8.count, utf8[end] & 0xC0 == 0x80 { end -= 1 }
+        return end == 0 ? nil : String(decoding: utf8[..<end], as: UTF8.self)
     }
 
     static func sanitise(_ text: String) -> String? {
