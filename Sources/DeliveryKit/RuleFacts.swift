@@ -108,6 +108,10 @@ final class DeliveryFacts: MessageFacts {
             return false
         }
     }
+
+    func report(_ problem: String) {
+        DeliveryLog.logger.warning("\(problem)")
+    }
 }
 
 /// Finds and reads the rules file once per delivery. A file that does not

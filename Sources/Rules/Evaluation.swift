@@ -10,6 +10,14 @@ public protocol MessageFacts {
     var size: Int { get }
     /// Whether the message matches a notmuch query (it is indexed by now).
     func matches(query: String) throws -> Bool
+    /// A rule that could not be evaluated as written (a regular expression
+    /// that hit its limit, the time budget spent), already taken as not
+    /// matching: for the log. `problem` starts with FILE:LINE.
+    func report(_ problem: String)
+}
+
+extension MessageFacts {
+    public func report(_ problem: String) {}
 }
 
 /// One step a matching rule asks for, with names already resolved.
@@ -36,22 +44,99 @@ public struct RuleTrace: Sendable {
     /// Each leaf tested, with its result and, for headers, what it saw.
     public let checks: [(condition: String, result: Bool, detail: String?)]
     public let effects: [Effect]
-    /// Why an action was skipped (e.g. a capture that sanitised to nothing).
+    /// Why an action was skipped (e.g. a capture that sanitised to nothing),
+    /// or a condition taken as not matching (a limit reached).
     public let notes: [String]
 }
 
+/// The results of every leaf that needs no database (headers, envelope,
+/// size), for every rule of a RuleSet, worked out before the database is
+/// opened: regular expressions may be slow, and nothing should be slow
+/// while other programs wait for the database's write lock. Made by
+/// `RuleSet.preevaluate`, used by `RuleSet.evaluate(_:preevaluated:apply:)`.
+public struct PreevaluatedLeaves: Sendable {
+    /// Per rule, per leaf in the order `Condition.leaves` walks them; nil for a query.
+    let results: [[LeafResult?]]
+    /// Per rule, the limits it ran into.
+    let notes: [[String]]
+}
+
+struct LeafResult: Sendable {
+    let matched: Bool
+    /// A regular expression's captures, when it matched.
+    let captures: [String]?
+    let detail: String?
+}
+
+/// The time all the rules of one message may spend on regular expressions.
+final class TimeBudget {
+    let allowed: Duration
+    let deadline: ContinuousClock.Instant
+    private(set) var spent = false
+
+    init(_ allowed: Duration) {
+        self.allowed = allowed
+        deadline = ContinuousClock.now.advanced(by: allowed)
+    }
+
+    /// False from the first time the deadline has passed; true until then.
+    /// Returns whether this call is the one that found it spent, so that
+    /// it is reported once.
+    func check() -> (allowed: Bool, firstRefusal: Bool) {
+        if spent { return (false, false) }
+        if ContinuousClock.now < deadline { return (true, false) }
+        spent = true
+        return (false, true)
+    }
+}
+
 extension RuleSet {
+    /// How long the regular expressions of all the rules may take for one
+    /// message. A single match is bounded by Pattern.matchLimit; this bounds
+    /// their sum, for a message with thousands of headers.
+    public static let timeBudget: Duration = .seconds(2)
+
+    /// Evaluates every leaf of every rule that needs no database, once.
+    /// Every leaf, because which ones the rules would reach depends on the
+    /// queries, answered later.
+    public func preevaluate(_ facts: MessageFacts, budget: Duration = RuleSet.timeBudget) -> PreevaluatedLeaves {
+        let budget = TimeBudget(budget)
+        var results: [[LeafResult?]] = []
+        var notes: [[String]] = []
+        for rule in rules {
+            var evaluation = Evaluation(facts: facts, rule: rule, origin: origin, budget: budget)
+            results.append(rule.condition.leaves.map { leaf in
+                if case .query = leaf { return nil }
+                return evaluation.evaluateLeaf(leaf)
+            })
+            notes.append(evaluation.notes)
+        }
+        return PreevaluatedLeaves(results: results, notes: notes)
+    }
+
     /// Applies the rules in order, handing each effect to `apply` at once so
     /// that a later rule's query sees the tags an earlier rule set. Stops
     /// after a rule with `stop` or `discard`.
+    ///
+    /// With `preevaluated` (from `preevaluate` on this RuleSet), only the
+    /// queries are evaluated here; the outcome is the same as without it,
+    /// captures included.
     @discardableResult
-    public func evaluate(_ facts: MessageFacts, apply: (Effect) throws -> Void) throws -> [RuleTrace] {
+    public func evaluate(_ facts: MessageFacts, preevaluated: PreevaluatedLeaves? = nil,
+                         budget: Duration = RuleSet.timeBudget,
+                         apply: (Effect) throws -> Void) throws -> [RuleTrace] {
+        let budget = TimeBudget(budget)
         var traces: [RuleTrace] = []
-        for rule in rules {
-            var evaluation = Evaluation(facts: facts)
-            let matched = try evaluation.test(rule.condition)
+        for (index, rule) in rules.enumerated() {
+            var evaluation = Evaluation(facts: facts, rule: rule, origin: origin, budget: budget)
+            if let preevaluated, index < preevaluated.results.count,
+               preevaluated.results[index].count == rule.condition.leafCount {
+                evaluation.known = preevaluated.results[index]
+                evaluation.notes = preevaluated.notes[index]
+            }
+            let matched = try evaluation.test(rule.condition, firstLeaf: 0)
             var effects: [Effect] = []
-            var notes: [String] = []
+            var notes = evaluation.notes
             var stops = false
             if matched {
                 for action in rule.actions {
@@ -83,69 +168,145 @@ extension RuleSet {
     }
 }
 
+extension Condition {
+    /// The leaves, left to right; and/or/not are not leaves.
+    var leaves: [Condition] {
+        switch self {
+        case .all(let parts), .any(let parts): return parts.flatMap(\.leaves)
+        case .not(let part): return part.leaves
+        default: return [self]
+        }
+    }
+
+    var leafCount: Int {
+        switch self {
+        case .all(let parts), .any(let parts): return parts.reduce(0) { $0 + $1.leafCount }
+        case .not(let part): return part.leafCount
+        default: return 1
+        }
+    }
+}
+
 /// Evaluates one rule's condition, short-circuiting, and remembers the
 /// captures of the first regular expression that matched.
 struct Evaluation {
     let facts: MessageFacts
+    let rule: Rule
+    let origin: String
+    let budget: TimeBudget
+    /// Leaves already evaluated (`RuleSet.preevaluate`), by leaf number.
+    var known: [LeafResult?] = []
     var captures: [String] = []
     var checks: [(condition: String, result: Bool, detail: String?)] = []
+    var notes: [String] = []
 
-    init(facts: MessageFacts) { self.facts = facts }
+    init(facts: MessageFacts, rule: Rule, origin: String, budget: TimeBudget) {
+        self.facts = facts
+        self.rule = rule
+        self.origin = origin
+        self.budget = budget
+    }
 
-    mutating func test(_ condition: Condition) throws -> Bool {
+    /// `firstLeaf`: the number of the condition's first leaf in the rule,
+    /// so that a pre-evaluated result is found whatever was skipped before.
+    mutating func test(_ condition: Condition, firstLeaf: Int) throws -> Bool {
         switch condition {
         case .all(let parts):
-            for part in parts where try !test(part) { return false }
+            var leaf = firstLeaf
+            for part in parts {
+                if try !test(part, firstLeaf: leaf) { return false }
+                leaf += part.leafCount
+            }
             return true
         case .any(let parts):
-            for part in parts where try test(part) { return true }
+            var leaf = firstLeaf
+            for part in parts {
+                if try test(part, firstLeaf: leaf) { return true }
+                leaf += part.leafCount
+            }
             return false
         case .not(let part):
             // Captures from inside a negation would describe a non-match.
             let saved = captures
-            let result = try !test(part)
+            let result = try !test(part, firstLeaf: firstLeaf)
             captures = saved
             return result
-        case .always:
-            return record(condition, true, nil)
         case .query(let query):
-            return record(condition, try facts.matches(query: query), nil)
-        case .header(let name, let pattern):
-            let values = facts.headerValues(name)
-            guard let pattern else { return record(condition, !values.isEmpty, values.first) }
-            for value in values {
-                if let found = pattern.match(value) {
-                    remember(found)
-                    return record(condition, true, "\(name): \(value)")
-                }
-            }
-            return record(condition, false, values.first.map { "\(name): \($0)" } ?? "no \(name) header")
-        case .recipient(let pattern):
-            return record(condition, matchEnvelope(pattern, facts.recipient), facts.recipient ?? "no recipient")
-        case .sender(let pattern):
-            return record(condition, matchEnvelope(pattern, facts.sender), facts.sender ?? "no sender")
-        case .recipientExtension(let value):
-            let actual = facts.recipientExtension
-            return record(condition, actual?.lowercased() == value.lowercased(), actual.map { "+\($0)" } ?? "no extension")
-        case .size(let comparison, let bytes):
-            let result = comparison == .larger ? facts.size > bytes : facts.size < bytes
-            return record(condition, result, "\(facts.size) bytes")
+            return record(condition, LeafResult(matched: try facts.matches(query: query), captures: nil, detail: nil))
+        default:
+            let known = firstLeaf < self.known.count ? self.known[firstLeaf] : nil
+            return record(condition, known ?? evaluateLeaf(condition))
         }
     }
 
-    private mutating func matchEnvelope(_ pattern: Pattern, _ value: String?) -> Bool {
-        guard let value, let found = pattern.match(value) else { return false }
-        remember(found)
-        return true
+    /// A leaf other than a query, on its own: no captures remembered, no check recorded.
+    mutating func evaluateLeaf(_ condition: Condition) -> LeafResult {
+        switch condition {
+        case .header(let name, let pattern):
+            let values = facts.headerValues(name)
+            guard let pattern else { return LeafResult(matched: !values.isEmpty, captures: nil, detail: values.first) }
+            for value in values {
+                if let found = match(pattern, value, in: condition) {
+                    return LeafResult(matched: true, captures: found, detail: "\(name): \(value)")
+                }
+            }
+            return LeafResult(matched: false, captures: nil, detail: values.first.map { "\(name): \($0)" } ?? "no \(name) header")
+        case .recipient(let pattern):
+            return matchEnvelope(pattern, facts.recipient, in: condition, absent: "no recipient")
+        case .sender(let pattern):
+            return matchEnvelope(pattern, facts.sender, in: condition, absent: "no sender")
+        case .recipientExtension(let value):
+            let actual = facts.recipientExtension
+            return LeafResult(matched: actual?.lowercased() == value.lowercased(), captures: nil,
+                              detail: actual.map { "+\($0)" } ?? "no extension")
+        case .size(let comparison, let bytes):
+            let result = comparison == .larger ? facts.size > bytes : facts.size < bytes
+            return LeafResult(matched: result, captures: nil, detail: "\(facts.size) bytes")
+        case .always:
+            return LeafResult(matched: true, captures: nil, detail: nil)
+        case .all, .any, .not, .query:
+            preconditionFailure("not a leaf evaluated without the database: \(condition)")
+        }
     }
 
-    private mutating func remember(_ found: [String]) {
-        if captures.isEmpty { captures = found }
+    private mutating func matchEnvelope(_ pattern: Pattern, _ value: String?, in condition: Condition,
+                                        absent: String) -> LeafResult {
+        guard let value else { return LeafResult(matched: false, captures: nil, detail: absent) }
+        let found = match(pattern, value, in: condition)
+        return LeafResult(matched: found != nil, captures: found, detail: value)
     }
 
-    private mutating func record(_ condition: Condition, _ result: Bool, _ detail: String?) -> Bool {
-        checks.append((condition.description, result, detail))
-        return result
+    /// The captures, or nil for no match; a limit reached is reported and
+    /// counts as no match, since a rule must never stop mail.
+    private mutating func match(_ pattern: Pattern, _ value: String, in condition: Condition) -> [String]? {
+        let (allowed, firstRefusal) = budget.check()
+        guard allowed else {
+            if firstRefusal {
+                complain("the rules' time budget of \(budget.allowed) is spent; this and the remaining "
+                         + "regular expressions are taken as not matching")
+            }
+            return nil
+        }
+        do {
+            return try pattern.match(value)
+        } catch {
+            complain("\(condition) could not be evaluated (\(error)); taken as not matching")
+            return nil
+        }
+    }
+
+    private mutating func complain(_ problem: String) {
+        let note = "\(origin):\(rule.line): \(problem)"
+        // One report per problem and rule: a header repeated a thousand times is one line.
+        guard !notes.contains(note) else { return }
+        notes.append(note)
+        facts.report(note)
+    }
+
+    private mutating func record(_ condition: Condition, _ leaf: LeafResult) -> Bool {
+        if leaf.matched, let found = leaf.captures, captures.isEmpty { captures = found }
+        checks.append((condition.description, leaf.matched, leaf.detail))
+        return leaf.matched
     }
 }
 

@@ -13,37 +13,78 @@ public final class Pattern: @unchecked Sendable, CustomStringConvertible {
         let description: String
     }
 
+    /// A match PCRE gave up on: it is neither a match nor a non-match.
+    struct MatchError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Backtracking steps one match may take (PCRE2's match limit; its
+    /// default, ten million, takes about 0.1 s here). A million is far more
+    /// than an ordinary pattern needs on a 64 KiB header, and stops one
+    /// like `^(a+)+$` within about 10 ms. GRegex has no setting for it, but
+    /// PCRE2 reads one at the start of the pattern, where it can only lower
+    /// the limit.
+    public static let matchLimit = 1_000_000
+
+    /// Bytes of a value a pattern sees: the first 64 KiB (a header of a
+    /// megabyte is no reason to spend more).
+    public static let maximumSubjectLength = 1 << 16
+
     init(source: String, caseSensitive: Bool) throws(CompileError) {
         self.source = source
         self.caseSensitive = caseSensitive
         let flags = caseSensitive ? GRegexCompileFlags(rawValue: 0) : G_REGEX_CASELESS
         var error: UnsafeMutablePointer<GError>?
-        guard let regex = g_regex_new(source, flags, GRegexMatchFlags(rawValue: 0), &error) else {
-            let message = error.flatMap { $0.pointee.message.map { String(cString: $0) } } ?? "cannot compile"
-            if let error { g_error_free(error) }
-            throw CompileError(description: message)
+        if let regex = g_regex_new("(*LIMIT_MATCH=\(Self.matchLimit))" + source, flags, GRegexMatchFlags(rawValue: 0), &error) {
+            self.regex = regex
+            return
         }
-        self.regex = regex
+        g_clear_error(&error)
+        // Compiled again as written, so that the message's offsets are the user's.
+        if let regex = g_regex_new(source, flags, GRegexMatchFlags(rawValue: 0), &error) {
+            g_regex_unref(regex)
+        }
+        let message = error.flatMap { $0.pointee.message.map { String(cString: $0) } } ?? "cannot compile"
+        if let error { g_error_free(error) }
+        throw CompileError(description: message)
     }
 
     deinit { g_regex_unref(regex) }
 
     /// The captures ($1…) of the first match, or nil when it does not match.
-    func match(_ value: String) -> [String]? {
-        // GMatchInfo points into the subject string: it must outlive every fetch.
-        value.withCString { subject in
-            var info: OpaquePointer?
-            let matched = g_regex_match(regex, subject, GRegexMatchFlags(rawValue: 0), &info) != 0
-            defer { g_match_info_free(info) }
-            guard matched else { return nil }
-            let count = g_match_info_get_match_count(info)
-            guard count > 1 else { return [] }
-            return (1..<count).map { group in
-                guard let text = g_match_info_fetch(info, group) else { return "" }
-                defer { g_free(text) }
-                return String(cString: text)
+    /// Throws when PCRE gives up (the match limit), so that a caller can say
+    /// so rather than take it for a plain non-match.
+    func match(_ value: String) throws(MatchError) -> [String]? {
+        var value = value
+        // withUTF8 only rethrows untyped errors: the outcome comes out as a Result.
+        let outcome = value.withUTF8 { whole -> Result<[String]?, MatchError> in
+            var length = min(whole.count, Self.maximumSubjectLength)
+            // Never half a character: PCRE would refuse the subject as invalid UTF-8.
+            while length > 0, length < whole.count, whole[length] & 0xC0 == 0x80 { length -= 1 }
+            // GMatchInfo points into the subject: it must outlive every fetch.
+            return whole.withMemoryRebound(to: CChar.self) { subject -> Result<[String]?, MatchError> in
+                var info: OpaquePointer?
+                var error: UnsafeMutablePointer<GError>?
+                let matched = g_regex_match_full(regex, subject.baseAddress, length, 0,
+                                                 GRegexMatchFlags(rawValue: 0), &info, &error) != 0
+                defer { g_match_info_free(info) }
+                if let error {
+                    let message = error.pointee.message.map { String(cString: $0) } ?? "match failed"
+                    g_error_free(error)
+                    // GLib's message repeats the pattern, with the limit in front; the reason is at the end.
+                    return .failure(MatchError(description: message.split(separator: ": ").last.map(String.init) ?? message))
+                }
+                guard matched else { return .success(nil) }
+                let count = g_match_info_get_match_count(info)
+                guard count > 1 else { return .success([]) }
+                return .success((1..<count).map { group in
+                    guard let text = g_match_info_fetch(info, group) else { return "" }
+                    defer { g_free(text) }
+                    return String(cString: text)
+                })
             }
         }
+        return try outcome.get()
     }
 
     public var description: String { "/\(source)/" + (caseSensitive ? "c" : "") }
