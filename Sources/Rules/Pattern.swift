@@ -89,3 +89,123 @@ public final class Pattern: @unchecked Sendable, CustomStringConvertible {
 
     public var description: String { "/\(source)/" + (caseSensitive ? "c" : "") }
 }
+
+extension Pattern {
+    /// Why this pattern may backtrack exponentially, or nil. A heuristic,
+    /// for `check-rules`: a group repeated without bound (`*`, `+`, `{n,}`)
+    /// that itself holds an unbounded repeat, as in `(a+)+` or `(a*b*)*`,
+    /// or identical alternatives, as in `(a|a)*`. Possessive repeats
+    /// (`(a+)++`) and atomic groups (`(?>a+)+`) do not backtrack and are
+    /// not flagged. It also flags some safe patterns, like `(\d+\.)+`; the
+    /// match limit stops a pattern that is really slow either way, and the
+    /// warning says why such a rule would then not match some mail.
+    public var nestedQuantifier: String? {
+        struct Group {
+            var start: String.Index
+            var atomic = false
+            var repeatsInside = false
+            var alternatives: [String] = [""]
+        }
+        var groups: [Group] = []
+        var index = source.startIndex
+        func take() -> Character? {
+            guard index < source.endIndex else { return nil }
+            defer { index = source.index(after: index) }
+            return source[index]
+        }
+        func peek() -> Character? { index < source.endIndex ? source[index] : nil }
+        /// After an atom: whether an unbounded repeat follows, and whether it is possessive.
+        func unboundedRepeat() -> (unbounded: Bool, possessive: Bool) {
+            guard let next = peek() else { return (false, false) }
+            var unbounded = false
+            if next == "*" || next == "+" {
+                unbounded = true
+                _ = take()
+            } else if next == "{" {
+                let rest = source[index...]
+                guard let close = rest.firstIndex(of: "}") else { return (false, false) }
+                let inside = rest[rest.index(after: rest.startIndex)..<close]
+                unbounded = inside.hasSuffix(",") && inside.dropLast().allSatisfy(\.isNumber)
+                if unbounded { index = source.index(after: close) }
+            } else if next == "?" {
+                _ = take()
+            }
+            guard unbounded else { return (false, false) }
+            if peek() == "+" { _ = take(); return (true, true) }
+            if peek() == "?" { _ = take() }
+            return (true, false)
+        }
+        func noteRepeat() {
+            let (unbounded, _) = unboundedRepeat()
+            if unbounded, !groups.isEmpty { groups[groups.count - 1].repeatsInside = true }
+        }
+        func append(_ text: String) {
+            guard !groups.isEmpty else { return }
+            groups[groups.count - 1].alternatives[groups[groups.count - 1].alternatives.count - 1] += text
+        }
+        while let character = take() {
+            switch character {
+            case "\\":
+                append(take().map { "\\\($0)" } ?? "\\")
+                noteRepeat()
+            case "[":
+                // A class is one atom; `]` right after `[` or `[^` is a member.
+                var text = "["
+                if peek() == "^" { text.append(take()!) }
+                if peek() == "]" { text.append(take()!) }
+                while let member = take() {
+                    text.append(member)
+                    if member == "\\", let next = take() { text.append(next) } else if member == "]" { break }
+                }
+                append(text)
+                noteRepeat()
+            case "(":
+                groups.append(Group(start: index, atomic: source[index...].hasPrefix("?>")))
+            case "|":
+                if !groups.isEmpty { groups[groups.count - 1].alternatives.append("") }
+            case ")":
+                guard var group = groups.popLast() else { continue }
+                let text = String(source[source.index(before: group.start)..<index])
+                let (unbounded, possessive) = unboundedRepeat()
+                if unbounded, !possessive, !group.atomic {
+                    if group.repeatsInside {
+                        return "the group \(text) holds a repeat and is repeated itself"
+                    }
+                    if Set(group.alternatives).count < group.alternatives.count {
+                        return "the group \(text) has identical alternatives and is repeated"
+                    }
+                }
+                group.repeatsInside = group.repeatsInside || unbounded
+                append(text)
+                if group.repeatsInside, !groups.isEmpty { groups[groups.count - 1].repeatsInside = true }
+            default:
+                append(String(character))
+                noteRepeat()
+            }
+        }
+        return nil
+    }
+}
+
+extension RuleSet {
+    /// Rules that parse but may misbehave: for `check-rules`, which reports
+    /// them without failing. Each starts with FILE:LINE.
+    public var warnings: [String] {
+        var warnings: [String] = []
+        for rule in rules {
+            for leaf in rule.condition.leaves {
+                let pattern: Pattern?
+                switch leaf {
+                case .header(_, let found): pattern = found
+                case .recipient(let found), .sender(let found): pattern = found
+                default: pattern = nil
+                }
+                if let pattern, let reason = pattern.nestedQuantifier {
+                    warnings.append("\(origin):\(rule.line): warning: \(pattern) may backtrack for a very long time "
+                                    + "(\(reason)); such a match is cut off and the rule does not match")
+                }
+            }
+        }
+        return warnings
+    }
+}

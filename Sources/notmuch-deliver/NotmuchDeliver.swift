@@ -316,6 +316,7 @@ struct CheckRules: ParsableCommand {
         }
         let (rules, errors) = RuleParser.parse(text, origin: path)
         for error in errors { print(error) }
+        for warning in rules.warnings { print(warning) }
         guard errors.isEmpty else { throw ExitCode(1) }
         print("\(path): \(rules.rules.count) rules, no errors")
     }

@@ -140,3 +140,32 @@ import Testing
         #expect(applied == [.addTag("a")])
     }
 }
+
+@Suite struct NestedQuantifierTests {
+    private func reason(_ source: String) -> String? {
+        parse("+x -- header:X~/\(source)/").rules[0].condition.patternForTest?.nestedQuantifier
+    }
+
+    @Test(arguments: ["^(a+)+$", "(a*)*", "(a|a)*", "(\\w+\\s?)+x", "((ab)*c)+", "(a{2,})*", "(x(a+))*", "([a-z]+)+@"])
+    func flagged(_ source: String) {
+        #expect(reason(source) != nil, "\(source)")
+    }
+
+    @Test(arguments: ["^a+$", "(a+)++", "(?>a+)+", "(foo|bar)*", "[(]a+[)]+", "\\(a+\\)+", "(a{2,3})*", "(ab)+", "(a+)?"])
+    func notFlagged(_ source: String) {
+        #expect(reason(source) == nil, "\(source): \(reason(source) ?? "")")
+    }
+
+    @Test func ruleSetWarningsNameFileAndLine() {
+        let rules = parse("+a -- *\n+b -- sender:/^(a+)+@/ or header:X~/ok/")
+        #expect(rules.warnings.count == 1)
+        #expect(rules.warnings.first?.hasPrefix("rules:2: warning: /^(a+)+@/ may backtrack") == true)
+    }
+}
+
+extension Condition {
+    var patternForTest: Pattern? {
+        if case .header(_, let pattern) = self { return pattern }
+        return nil
+    }
+}
