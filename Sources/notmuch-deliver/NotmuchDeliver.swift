@@ -398,8 +398,12 @@ func complainRaw(_ text: String) {
     text.withUTF8 { bytes in _ = try? FileDescriptor.standardError.writeAll(bytes) }
 }
 
-/// One line on stderr, prefixed with the program's name.
+/// One line on stderr, prefixed with the program's name. One line also when
+/// the text quotes the message or the envelope (an MTA keeps the line as the
+/// reason in its log and bounces); libnotmuch's own messages end in a newline.
 func complain(_ line: String) {
-    var text = "notmuch-deliver: \(line)\n"
+    var trimmed = Substring(line)
+    while trimmed.last?.isNewline == true { trimmed = trimmed.dropLast() }
+    var text = "notmuch-deliver: \(LogText.oneLine(String(trimmed)))\n"
     text.withUTF8 { bytes in _ = try? FileDescriptor.standardError.writeAll(bytes) }
 }

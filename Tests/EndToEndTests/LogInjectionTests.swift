@@ -36,4 +36,20 @@ struct LogInjectionTests {
         #expect(!result.stderr.contains("\u{1B}"), "raw ESC on stderr: \(result.stderr.debugDescription)")
         #expect(!result.stderr.split(separator: "\n").contains { $0.hasPrefix("2026-01-01T00:00:00Z") })
     }
+
+    /// The envelope, too: an MTA keeps the stderr line as the reason it logs
+    /// and bounces with, so a recipient must not add lines there either.
+    @Test func envelopeValuesStayOnOneLineInLogAndStderr() throws {
+        let fixture = try MailFixture()
+        let log = fixture.directory.appendingPathComponent("deliver.log")
+        let root = fixture.directory.appendingPathComponent("virtual").path + "/%d/%u"
+        let result = try fixture.deliver(sampleMessage(id: "envelope@x"),
+                                         ["--mail-root", root, "--recipient", "bad\n5.0.0 forged\u{1B}[2J", "--log", log.path])
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr.hasPrefix("notmuch-deliver: recipient 'bad\\x0A5.0.0 forged\\x1B[2J'"), "\(result.stderr.debugDescription)")
+        #expect(result.stderr.filter { $0 == "\n" }.count == 1 && result.stderr.hasSuffix("\n"))
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.filter { $0 == "\n" }.count == 1, "\(text.debugDescription)")
+        #expect(!text.contains("\u{1B}"))
+    }
 }
