@@ -350,13 +350,15 @@ struct Explain: ParsableCommand {
 enum ExplainFormatter {
     static func format(_ report: DeliveryReport) -> String {
         var lines: [String] = []
-        lines.append("message: \(report.messageID ?? "(none)")")
+        // Header values and the Message-ID come from the message: shown
+        // escaped, so that each check stays one line and a terminal sees no escapes.
+        lines.append("message: \(LogText.oneLine(report.messageID ?? "(none)"))")
         if report.traces.isEmpty { lines.append("rules: none apply") }
         for trace in report.traces {
             let verdict = trace.matched ? "matches" : "no match"
             lines.append("line \(trace.rule.line): \(verdict): \(trace.rule.text)")
             for check in trace.checks {
-                let detail = check.detail.map { " (\($0))" } ?? ""
+                let detail = check.detail.map { " (\(LogText.oneLine($0)))" } ?? ""
                 lines.append("    \(check.result ? "yes" : "no "): \(check.condition)\(detail)")
             }
             if trace.matched, !trace.effects.isEmpty {

@@ -52,4 +52,16 @@ struct LogInjectionTests {
         #expect(text.filter { $0 == "\n" }.count == 1, "\(text.debugDescription)")
         #expect(!text.contains("\u{1B}"))
     }
+
+    /// explain prints the header values its checks saw: escaped as in the log.
+    @Test func explainShowsHeaderValuesEscaped() throws {
+        let fixture = try MailFixture()
+        try fixture.useRules("+seen -- header:Subject~/forged/\n")
+        let subject = encodedWord("x\nyes: forged line\u{1B}[2J")
+        let result = try fixture.command(["explain"], input: sampleMessage(id: "explain-escape@x", subject: subject))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stdout.contains("\u{1B}"), "\(result.stdout.debugDescription)")
+        #expect(!result.stdout.split(separator: "\n").contains { $0.hasPrefix("yes: forged") }, "\(result.stdout)")
+        #expect(result.stdout.contains("(Subject: x\\x0Ayes: forged line\\x1B[2J)"), "\(result.stdout)")
+    }
 }
