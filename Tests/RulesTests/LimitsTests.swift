@@ -41,15 +41,6 @@ import Testing
         #expect(rules.rules.map(\.line) == [2])
     }
 
-    /// Every '/' in a term used to copy the term so far: a long one took seconds.
-    @Test func termWithManySlashesParsesInLinearTime() {
-        let clock = ContinuousClock()
-        let elapsed = clock.measure {
-            _ = RuleParser.parse("+x -- path:" + String(repeating: "/", count: 60_000), origin: "rules")
-        }
-        #expect(elapsed < .milliseconds(500), "took \(elapsed)")
-    }
-
     // MARK: Names
 
     @Test func capturedTagFitsLibnotmuchsLimit() throws {
