@@ -125,7 +125,7 @@ import Testing
 
         let evaluateStart = clock.now
         let traces = try rules.evaluate(counting, preevaluated: known) { _ in }
-        #expect(clock.now - evaluateStart < .milliseconds(50), "regular expressions ran again")
+        #expect(clock.now - evaluateStart < .milliseconds(500), "regular expressions ran again")
         #expect(traces.map(\.matched) == [false, false])
         #expect(counting.reports.count == 2, "reported again")
         #expect(traces.flatMap { $0.notes }.count == 2, "the notes reach explain's traces")
