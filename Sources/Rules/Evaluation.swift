@@ -79,9 +79,8 @@ final class TimeBudget {
         deadline = ContinuousClock.now.advanced(by: allowed)
     }
 
-    /// False from the first time the deadline has passed; true until then.
-    /// Returns whether this call is the one that found it spent, so that
-    /// it is reported once.
+    /// Whether a regular expression may still run, and whether this call
+    /// is the first to find the budget spent (it is reported once).
     func check() -> (allowed: Bool, firstRefusal: Bool) {
         if spent { return (false, false) }
         if ContinuousClock.now < deadline { return (true, false) }
