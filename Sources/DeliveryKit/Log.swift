@@ -33,7 +33,7 @@ public struct SyslogLogHandler: LogHandler {
         case .error: priority = LOG_ERR
         case .critical: priority = LOG_CRIT
         }
-        let text = "\(event.message)"
+        let text = LogText.oneLine("\(event.message)")
         text.withCString { cposix_syslog(priority, $0) }
     }
 }
@@ -62,8 +62,74 @@ public struct FileLogHandler: LogHandler {
         var seconds = now.tv_sec
         gmtime_r(&seconds, &parts)
         let stamp = String(format2: parts)
-        let line = "\(stamp) notmuch-deliver[\(getpid())] \(event.level): \(event.message)\n"
+        let line = "\(stamp) notmuch-deliver[\(getpid())] \(event.level): \(LogText.oneLine("\(event.message)"))\n"
         _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
+    }
+}
+
+/// Log text is read by people and by scripts that split on newlines, and
+/// much of it comes from mail (a Subject, an address, a Message-ID): a
+/// sender must not be able to end a record and start a forged one, or send
+/// escape sequences to the terminal of whoever reads the log. Every handler
+/// passes its text through here, so no call site has to remember to.
+public enum LogText {
+    /// The text with every control character (C0 incl. CR and LF, DEL, C1
+    /// incl. NEL, and the Unicode line and paragraph separators) written as
+    /// `\xHH` or `\u{HHHH}`. Invalid UTF-8 cannot reach here: a Swift String
+    /// holds U+FFFD in its place. Backslashes stay as they are, so ordinary
+    /// text reads as before; an escape only ever makes a line, not breaks one.
+    public static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var result = ""
+        for scalar in text.unicodeScalars {
+            if needsEscape(scalar) {
+                result += scalar.value < 0x100 ? "\\x" + hex(scalar.value, width: 2) : "\\u{" + hex(scalar.value, width: 4) + "}"
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
+    static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        let value = scalar.value
+        return value < 0x20 || (0x7F...0x9F).contains(value) || value == 0x2028 || value == 0x2029
+    }
+
+    private static func hex(_ value: UInt32, width: Int) -> String {
+        let digits = String(value, radix: 16, uppercase: true)
+        return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    }
+}
+
+/// swift-log's stderr handler writes the message as it is: this one hands
+/// it the escaped text, and escaped metadata, so `-v` output is one line
+/// per record like the log itself.
+struct OneLineLogHandler: LogHandler {
+    private var inner: any LogHandler
+
+    init(_ inner: any LogHandler) { self.inner = inner }
+
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+
+    var logLevel: Logger.Level {
+        get { inner.logLevel }
+        set { inner.logLevel = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        event.message = "\(LogText.oneLine("\(event.message)"))"
+        event.metadata = event.metadata?.mapValues { .string(LogText.oneLine("\($0)")) }
+        inner.log(event: event)
     }
 }
 
@@ -85,7 +151,7 @@ public enum DeliveryLog {
             } else {
                 handlers.append(SyslogLogHandler())
             }
-            if verbose { handlers.append(StreamLogHandler.standardError(label: label)) }
+            if verbose { handlers.append(OneLineLogHandler(StreamLogHandler.standardError(label: label))) }
             return MultiplexLogHandler(handlers)
         }
     }

@@ -2,6 +2,9 @@ import MailParsing
 import Notmuch
 import Rules
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The envelope of a delivery: who it is for and from, as the MTA said.
 public struct Envelope: Sendable, Equatable {
@@ -105,6 +108,10 @@ final class DeliveryFacts: MessageFacts {
             return false
         }
     }
+
+    func report(_ problem: String) {
+        DeliveryLog.logger.warning("\(problem)")
+    }
 }
 
 /// Finds and reads the rules file once per delivery. A file that does not
@@ -126,15 +133,37 @@ public enum RulesLoader {
         return (.empty, errors.map { "\($0); delivering without rules until it is fixed (check with: notmuch-deliver check-rules)" })
     }
 
-    public static func readFile(_ path: String) throws -> String {
-        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: .closeOnExec)
+    /// The largest rules file read (1 MiB): far more than any hand-written
+    /// rules, small enough that reading and parsing it costs milliseconds.
+    public static let maximumFileSize = 1 << 20
+
+    /// Why a file is not read.
+    public struct UnreadableFile: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The whole of a regular file of at most `limit` bytes, as text. A
+    /// FIFO would block the delivery until some writer came, a device like
+    /// /dev/zero never ends: only a regular file is read, opened without
+    /// blocking and checked with fstat before the first read, and never
+    /// more than `limit` bytes of it (a file that grows while read included).
+    public static func readFile(_ path: String, limit: Int = maximumFileSize) throws -> String {
+        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .nonBlocking])
         defer { try? fd.close() }
+        var info = stat()
+        guard fstat(fd.rawValue, &info) == 0 else { throw Errno(rawValue: errno) }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw UnreadableFile(description: "not a regular file")
+        }
+        let tooLarge = UnreadableFile(description: "larger than the limit of \(limit) bytes")
+        guard info.st_size <= limit else { throw tooLarge }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let count = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
             if count == 0 { break }
             bytes += chunk[..<count]
+            guard bytes.count <= limit else { throw tooLarge }
         }
         return String(decoding: bytes, as: UTF8.self)
     }

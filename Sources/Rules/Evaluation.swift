@@ -10,6 +10,14 @@ public protocol MessageFacts {
     var size: Int { get }
     /// Whether the message matches a notmuch query (it is indexed by now).
     func matches(query: String) throws -> Bool
+    /// A rule that could not be evaluated as written (a regular expression
+    /// that hit its limit, the time budget spent), already taken as not
+    /// matching: for the log. `problem` starts with FILE:LINE.
+    func report(_ problem: String)
+}
+
+extension MessageFacts {
+    public func report(_ problem: String) {}
 }
 
 /// One step a matching rule asks for, with names already resolved.
@@ -36,22 +44,98 @@ public struct RuleTrace: Sendable {
     /// Each leaf tested, with its result and, for headers, what it saw.
     public let checks: [(condition: String, result: Bool, detail: String?)]
     public let effects: [Effect]
-    /// Why an action was skipped (e.g. a capture that sanitised to nothing).
+    /// Why an action was skipped (e.g. a capture that sanitised to nothing),
+    /// or a condition taken as not matching (a limit reached).
     public let notes: [String]
 }
 
+/// The results of every leaf that needs no database (headers, envelope,
+/// size), for every rule of a RuleSet, worked out before the database is
+/// opened: regular expressions may be slow, and nothing should be slow
+/// while other programs wait for the database's write lock. Made by
+/// `RuleSet.preevaluate`, used by `RuleSet.evaluate(_:preevaluated:apply:)`.
+public struct PreevaluatedLeaves: Sendable {
+    /// Per rule, per leaf in the order `Condition.leaves` walks them; nil for a query.
+    let results: [[LeafResult?]]
+    /// Per rule, the limits it ran into.
+    let notes: [[String]]
+}
+
+struct LeafResult: Sendable {
+    let matched: Bool
+    /// A regular expression's captures, when it matched.
+    let captures: [String]?
+    let detail: String?
+}
+
+/// The time all the rules of one message may spend on regular expressions.
+final class TimeBudget {
+    let allowed: Duration
+    let deadline: ContinuousClock.Instant
+    private(set) var spent = false
+
+    init(_ allowed: Duration) {
+        self.allowed = allowed
+        deadline = ContinuousClock.now.advanced(by: allowed)
+    }
+
+    /// Whether a regular expression may still run, and whether this call
+    /// is the first to find the budget spent (it is reported once).
+    func check() -> (allowed: Bool, firstRefusal: Bool) {
+        if spent { return (false, false) }
+        if ContinuousClock.now < deadline { return (true, false) }
+        spent = true
+        return (false, true)
+    }
+}
+
 extension RuleSet {
+    /// How long the regular expressions of all the rules may take for one
+    /// message. A single match is bounded by Pattern.matchLimit; this bounds
+    /// their sum, for a message with thousands of headers.
+    public static let timeBudget: Duration = .seconds(2)
+
+    /// Evaluates every leaf of every rule that needs no database, once.
+    /// Every leaf, because which ones the rules would reach depends on the
+    /// queries, answered later.
+    public func preevaluate(_ facts: MessageFacts, budget: Duration = RuleSet.timeBudget) -> PreevaluatedLeaves {
+        let budget = TimeBudget(budget)
+        var results: [[LeafResult?]] = []
+        var notes: [[String]] = []
+        for rule in rules {
+            var evaluation = Evaluation(facts: facts, rule: rule, origin: origin, budget: budget)
+            results.append(rule.condition.leaves.map { leaf in
+                if case .query = leaf { return nil }
+                return evaluation.evaluateLeaf(leaf)
+            })
+            notes.append(evaluation.notes)
+        }
+        return PreevaluatedLeaves(results: results, notes: notes)
+    }
+
     /// Applies the rules in order, handing each effect to `apply` at once so
     /// that a later rule's query sees the tags an earlier rule set. Stops
     /// after a rule with `stop` or `discard`.
+    ///
+    /// With `preevaluated` (from `preevaluate` on this RuleSet), only the
+    /// queries are evaluated here; the outcome is the same as without it,
+    /// captures included.
     @discardableResult
-    public func evaluate(_ facts: MessageFacts, apply: (Effect) throws -> Void) throws -> [RuleTrace] {
+    public func evaluate(_ facts: MessageFacts, preevaluated: PreevaluatedLeaves? = nil,
+                         budget: Duration = RuleSet.timeBudget,
+                         apply: (Effect) throws -> Void) throws -> [RuleTrace] {
+        let budget = TimeBudget(budget)
         var traces: [RuleTrace] = []
-        for rule in rules {
-            var evaluation = Evaluation(facts: facts)
-            let matched = try evaluation.test(rule.condition)
+        for (index, rule) in rules.enumerated() {
+            var evaluation = Evaluation(facts: facts, rule: rule, origin: origin, budget: budget)
+            if let preevaluated, index < preevaluated.results.count,
+               preevaluated.results[index].count == rule.condition.leafCount {
+                evaluation.known = preevaluated.results[index]
+                evaluation.notes = preevaluated.notes[index]
+            }
+            let matched = try evaluation.test(rule.condition, firstLeaf: 0)
             var effects: [Effect] = []
-            var notes: [String] = []
+            var notes = evaluation.notes
             var stops = false
             if matched {
                 for action in rule.actions {
@@ -59,8 +143,10 @@ extension RuleSet {
                     case .stop: stops = true
                     case .discard: effects.append(.discard); stops = true
                     case .addTag(let template), .removeTag(let template), .folder(let template):
+                        let kind: Template.Kind
+                        if case .folder = action { kind = .folder } else { kind = .tag }
                         guard let name = template.resolve(captures: evaluation.captures,
-                                                          extension: facts.recipientExtension) else {
+                                                          extension: facts.recipientExtension, as: kind) else {
                             notes.append("\(action) skipped: its substitution is empty after sanitising")
                             continue
                         }
@@ -81,69 +167,145 @@ extension RuleSet {
     }
 }
 
+extension Condition {
+    /// The leaves, left to right; and/or/not are not leaves.
+    var leaves: [Condition] {
+        switch self {
+        case .all(let parts), .any(let parts): return parts.flatMap(\.leaves)
+        case .not(let part): return part.leaves
+        default: return [self]
+        }
+    }
+
+    var leafCount: Int {
+        switch self {
+        case .all(let parts), .any(let parts): return parts.reduce(0) { $0 + $1.leafCount }
+        case .not(let part): return part.leafCount
+        default: return 1
+        }
+    }
+}
+
 /// Evaluates one rule's condition, short-circuiting, and remembers the
 /// captures of the first regular expression that matched.
 struct Evaluation {
     let facts: MessageFacts
+    let rule: Rule
+    let origin: String
+    let budget: TimeBudget
+    /// Leaves already evaluated (`RuleSet.preevaluate`), by leaf number.
+    var known: [LeafResult?] = []
     var captures: [String] = []
     var checks: [(condition: String, result: Bool, detail: String?)] = []
+    var notes: [String] = []
 
-    init(facts: MessageFacts) { self.facts = facts }
+    init(facts: MessageFacts, rule: Rule, origin: String, budget: TimeBudget) {
+        self.facts = facts
+        self.rule = rule
+        self.origin = origin
+        self.budget = budget
+    }
 
-    mutating func test(_ condition: Condition) throws -> Bool {
+    /// `firstLeaf`: the number of the condition's first leaf in the rule,
+    /// so that a pre-evaluated result is found whatever was skipped before.
+    mutating func test(_ condition: Condition, firstLeaf: Int) throws -> Bool {
         switch condition {
         case .all(let parts):
-            for part in parts where try !test(part) { return false }
+            var leaf = firstLeaf
+            for part in parts {
+                if try !test(part, firstLeaf: leaf) { return false }
+                leaf += part.leafCount
+            }
             return true
         case .any(let parts):
-            for part in parts where try test(part) { return true }
+            var leaf = firstLeaf
+            for part in parts {
+                if try test(part, firstLeaf: leaf) { return true }
+                leaf += part.leafCount
+            }
             return false
         case .not(let part):
             // Captures from inside a negation would describe a non-match.
             let saved = captures
-            let result = try !test(part)
+            let result = try !test(part, firstLeaf: firstLeaf)
             captures = saved
             return result
-        case .always:
-            return record(condition, true, nil)
         case .query(let query):
-            return record(condition, try facts.matches(query: query), nil)
-        case .header(let name, let pattern):
-            let values = facts.headerValues(name)
-            guard let pattern else { return record(condition, !values.isEmpty, values.first) }
-            for value in values {
-                if let found = pattern.match(value) {
-                    remember(found)
-                    return record(condition, true, "\(name): \(value)")
-                }
-            }
-            return record(condition, false, values.first.map { "\(name): \($0)" } ?? "no \(name) header")
-        case .recipient(let pattern):
-            return record(condition, matchEnvelope(pattern, facts.recipient), facts.recipient ?? "no recipient")
-        case .sender(let pattern):
-            return record(condition, matchEnvelope(pattern, facts.sender), facts.sender ?? "no sender")
-        case .recipientExtension(let value):
-            let actual = facts.recipientExtension
-            return record(condition, actual?.lowercased() == value.lowercased(), actual.map { "+\($0)" } ?? "no extension")
-        case .size(let comparison, let bytes):
-            let result = comparison == .larger ? facts.size > bytes : facts.size < bytes
-            return record(condition, result, "\(facts.size) bytes")
+            return record(condition, LeafResult(matched: try facts.matches(query: query), captures: nil, detail: nil))
+        default:
+            let known = firstLeaf < self.known.count ? self.known[firstLeaf] : nil
+            return record(condition, known ?? evaluateLeaf(condition))
         }
     }
 
-    private mutating func matchEnvelope(_ pattern: Pattern, _ value: String?) -> Bool {
-        guard let value, let found = pattern.match(value) else { return false }
-        remember(found)
-        return true
+    /// A leaf other than a query, on its own: no captures remembered, no check recorded.
+    mutating func evaluateLeaf(_ condition: Condition) -> LeafResult {
+        switch condition {
+        case .header(let name, let pattern):
+            let values = facts.headerValues(name)
+            guard let pattern else { return LeafResult(matched: !values.isEmpty, captures: nil, detail: values.first) }
+            for value in values {
+                if let found = match(pattern, value, in: condition) {
+                    return LeafResult(matched: true, captures: found, detail: "\(name): \(value)")
+                }
+            }
+            return LeafResult(matched: false, captures: nil, detail: values.first.map { "\(name): \($0)" } ?? "no \(name) header")
+        case .recipient(let pattern):
+            return matchEnvelope(pattern, facts.recipient, in: condition, absent: "no recipient")
+        case .sender(let pattern):
+            return matchEnvelope(pattern, facts.sender, in: condition, absent: "no sender")
+        case .recipientExtension(let value):
+            let actual = facts.recipientExtension
+            return LeafResult(matched: actual?.lowercased() == value.lowercased(), captures: nil,
+                              detail: actual.map { "+\($0)" } ?? "no extension")
+        case .size(let comparison, let bytes):
+            let result = comparison == .larger ? facts.size > bytes : facts.size < bytes
+            return LeafResult(matched: result, captures: nil, detail: "\(facts.size) bytes")
+        case .always:
+            return LeafResult(matched: true, captures: nil, detail: nil)
+        case .all, .any, .not, .query:
+            preconditionFailure("not a leaf evaluated without the database: \(condition)")
+        }
     }
 
-    private mutating func remember(_ found: [String]) {
-        if captures.isEmpty { captures = found }
+    private mutating func matchEnvelope(_ pattern: Pattern, _ value: String?, in condition: Condition,
+                                        absent: String) -> LeafResult {
+        guard let value else { return LeafResult(matched: false, captures: nil, detail: absent) }
+        let found = match(pattern, value, in: condition)
+        return LeafResult(matched: found != nil, captures: found, detail: value)
     }
 
-    private mutating func record(_ condition: Condition, _ result: Bool, _ detail: String?) -> Bool {
-        checks.append((condition.description, result, detail))
-        return result
+    /// The captures, or nil for no match; a limit reached is reported and
+    /// counts as no match, since a rule must never stop mail.
+    private mutating func match(_ pattern: Pattern, _ value: String, in condition: Condition) -> [String]? {
+        let (allowed, firstRefusal) = budget.check()
+        guard allowed else {
+            if firstRefusal {
+                complain("the rules' time budget of \(budget.allowed) is spent; this and the remaining "
+                         + "regular expressions are taken as not matching")
+            }
+            return nil
+        }
+        do {
+            return try pattern.match(value)
+        } catch {
+            complain("\(condition) could not be evaluated (\(error)); taken as not matching")
+            return nil
+        }
+    }
+
+    private mutating func complain(_ problem: String) {
+        let note = "\(origin):\(rule.line): \(problem)"
+        // One report per problem and rule: a header repeated a thousand times is one line.
+        guard !notes.contains(note) else { return }
+        notes.append(note)
+        facts.report(note)
+    }
+
+    private mutating func record(_ condition: Condition, _ leaf: LeafResult) -> Bool {
+        if leaf.matched, let found = leaf.captures, captures.isEmpty { captures = found }
+        checks.append((condition.description, leaf.matched, leaf.detail))
+        return leaf.matched
     }
 }
 
@@ -151,24 +313,120 @@ extension Template {
     /// Longest text one substitution may contribute.
     static let maximumSubstitution = 64
 
+    /// What a name is for, which decides how long it may be.
+    public enum Kind: Sendable { case tag, folder }
+
+    /// libnotmuch refuses a longer tag (NOTMUCH_TAG_MAX, in bytes, for the whole tag).
+    public static let maximumTagLength = 200
+    /// A path component longer than NAME_MAX (255 bytes) cannot be created.
+    public static let maximumFolderComponentLength = 255
+    /// Leaves room for the mail root and `/new/` plus a file name within
+    /// PATH_MAX (4096 bytes) under any sensible mail root.
+    public static let maximumFolderLength = 1024
+
+    /// A stretch of the name with a length limit: the whole tag; for a
+    /// folder, each path component and the whole. `substitutions` are
+    /// indices into the template's substitutions, `fixed` the bytes the
+    /// rule itself writes there.
+    struct Span {
+        var substitutions: [Int] = []
+        var fixed = 0
+        let limit: Int
+        let what: String
+    }
+
+    func spans(_ kind: Kind) -> [Span] {
+        var whole = Span(limit: kind == .tag ? Self.maximumTagLength : Self.maximumFolderLength, what: "\(kind)")
+        guard kind == .folder else {
+            for part in parts {
+                if case .literal(let text) = part { whole.fixed += text.utf8.count } else { whole.substitutions.append(whole.substitutions.count) }
+            }
+            return [whole]
+        }
+        let component = { Span(limit: Self.maximumFolderComponentLength, what: "folder component") }
+        var components = [component()]
+        for part in parts {
+            guard case .literal(let text) = part else {
+                components[components.count - 1].substitutions.append(whole.substitutions.count)
+                whole.substitutions.append(whole.substitutions.count)
+                continue
+            }
+            whole.fixed += text.utf8.count
+            for (n, piece) in text.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).enumerated() {
+                if n > 0 { components.append(component()) }
+                components[components.count - 1].fixed += piece.count
+            }
+        }
+        return components + [whole]
+    }
+
+    /// Why no message can make this name fit, for the parser; nil when it can.
+    /// Each substitution needs at least one byte.
+    public func lengthProblem(_ kind: Kind) -> String? {
+        for span in spans(kind) where span.fixed + span.substitutions.count > span.limit {
+            let counting = span.substitutions.isEmpty ? "" : ", counting one byte for each substitution"
+            return "\(span.what) longer than \(span.limit) bytes\(counting)"
+        }
+        return nil
+    }
+
     /// The name with substitutions made safe: lower case, only letters,
     /// digits and `._-+@` (others become `_`), no leading `-` or `.`,
     /// bounded. Nil when a substitution comes out empty: a sender must
     /// not be able to turn `lists/$1` into `lists/`.
-    func resolve(captures: [String], extension recipientExtension: String?) -> String? {
-        var result = ""
+    ///
+    /// The result always fits the limits of `kind`: a name libnotmuch or
+    /// the file system refused would fail the message on every retry. Long
+    /// substitutions are shortened, the longest first, so short ones stay whole.
+    func resolve(captures: [String], extension recipientExtension: String?, as kind: Kind = .tag) -> String? {
+        var values: [String] = []
         for part in parts {
             switch part {
-            case .literal(let text): result += text
+            case .literal: continue
             case .capture(let n):
                 guard n <= captures.count, let safe = Self.sanitise(captures[n - 1]) else { return nil }
-                result += safe
+                values.append(safe)
             case .recipientExtension:
                 guard let value = recipientExtension, let safe = Self.sanitise(value) else { return nil }
-                result += safe
+                values.append(safe)
             }
         }
+        var lengths = values.map(\.utf8.count)
+        for span in spans(kind) {
+            let fitted = Self.fit(span.substitutions.map { lengths[$0] }, into: span.limit - span.fixed)
+            for (index, length) in zip(span.substitutions, fitted) { lengths[index] = length }
+        }
+        var result = ""
+        var next = 0
+        for part in parts {
+            if case .literal(let text) = part { result += text; continue }
+            guard let piece = Self.prefix(values[next], bytes: lengths[next]) else { return nil }
+            result += piece
+            next += 1
+        }
         return result
+    }
+
+    /// Shares `budget` bytes among texts of the given lengths: the shortest
+    /// keep their length while they are under an equal share, and what they
+    /// leave goes to the longer ones.
+    static func fit(_ lengths: [Int], into budget: Int) -> [Int] {
+        var result = lengths
+        var remaining = max(budget, 0)
+        let shortestFirst = lengths.indices.sorted { lengths[$0] < lengths[$1] }
+        for (placed, index) in shortestFirst.enumerated() {
+            result[index] = min(lengths[index], remaining / (shortestFirst.count - placed))
+            remaining -= result[index]
+        }
+        return result
+    }
+
+    /// At most `bytes` bytes of `text`, never half a character; nil if nothing is left.
+    static func prefix(_ text: String, bytes: Int) -> String? {
+        let utf8 = Array(text.utf8)
+        var end = min(bytes, utf8.count)
+        while end > 0, end < utf8.count, utf8[end] & 0xC0 == 0x80 { end -= 1 }
+        return end == 0 ? nil : String(decoding: utf8[..<end], as: UTF8.self)
     }
 
     static func sanitise(_ text: String) -> String? {

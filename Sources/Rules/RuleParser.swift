@@ -18,11 +18,27 @@ public struct RuleSyntaxError: Error, Sendable, CustomStringConvertible {
 /// Left of `--` are actions, as in `notmuch tag --batch`; right of it the
 /// condition. Every error is reported, not only the first.
 public enum RuleParser {
+    /// How deeply `(` and `not` may nest. The parser and the evaluator
+    /// recurse once per level, and a thread's stack ends near ten thousand
+    /// levels; no sensible rule needs more than a handful.
+    public static let maximumDepth = 100
+
+    /// The longest rule, continuation lines included (256 KiB): room for
+    /// thousands of terms, and a bound for text that does not come from
+    /// a file (whose size is bounded where it is read).
+    public static let maximumRuleLength = 1 << 18
+
     public static func parse(_ text: String, origin: String) -> (RuleSet, [RuleSyntaxError]) {
         var rules: [Rule] = []
         var errors: [RuleSyntaxError] = []
         for logical in logicalLines(text) {
             var parser = LineParser(bytes: logical.bytes, positions: logical.positions, origin: origin)
+            if logical.bytes.count > maximumRuleLength {
+                let start = logical.positions[0]
+                errors.append(RuleSyntaxError(file: origin, line: start.line, column: start.column,
+                                              message: "rule longer than \(maximumRuleLength) bytes"))
+                continue
+            }
             do {
                 rules.append(try parser.parseRule(line: logical.positions[0].line))
             } catch {
@@ -75,6 +91,8 @@ struct LineParser {
     let positions: [(line: Int, column: Int)]
     let origin: String
     var index = 0
+    /// The `(` and `not` open around the current position.
+    var depth = 0
 
     init(bytes: [UInt8], positions: [(line: Int, column: Int)], origin: String) {
         self.bytes = bytes
@@ -175,6 +193,9 @@ struct LineParser {
         if what == "tag", !template.isLiteral, template.fixedPrefix.isEmpty {
             throw error("a tag built from the message needs a fixed prefix, e.g. +lists/$1", at: start)
         }
+        if let problem = template.lengthProblem(what == "tag" ? .tag : .folder) {
+            throw error(problem, at: start)
+        }
         return template
     }
 
@@ -199,8 +220,20 @@ struct LineParser {
     }
 
     mutating func parseNot() throws(RuleSyntaxError) -> Condition {
-        if peekKeyword("not") { return .not(try parseNot()) }
-        return try parsePrimary()
+        skipSpaces()
+        let start = index
+        guard peekKeyword("not") else { return try parsePrimary() }
+        try enter(at: start)
+        defer { depth -= 1 }
+        return .not(try parseNot())
+    }
+
+    /// Counts one more level of nesting, refusing more than RuleParser.maximumDepth.
+    mutating func enter(at start: Int) throws(RuleSyntaxError) {
+        guard depth < RuleParser.maximumDepth else {
+            throw error("'(' and 'not' nested more than \(RuleParser.maximumDepth) deep", at: start)
+        }
+        depth += 1
     }
 
     mutating func parsePrimary() throws(RuleSyntaxError) -> Condition {
@@ -208,6 +241,8 @@ struct LineParser {
         guard index < bytes.count else { throw error("expected a condition") }
         if bytes[index] == UInt8(ascii: "(") {
             let open = index
+            try enter(at: open)
+            defer { depth -= 1 }
             index += 1
             let inner = try parseOr()
             skipSpaces()
@@ -287,9 +322,12 @@ struct LineParser {
     }
 
     /// A `/` right after `header:NAME~`, `recipient:` or `sender:` opens a regex.
+    /// Compares bytes in place: called at every `/` of a term, making a
+    /// String of the term so far each time would be quadratic in its length.
     func startsRegex(from start: Int) -> Bool {
-        let sofar = String(decoding: bytes[start..<index], as: UTF8.self)
-        return sofar == "recipient:" || sofar == "sender:" || (sofar.hasPrefix("header:") && sofar.hasSuffix("~"))
+        let sofar = bytes[start..<index]
+        return sofar.elementsEqual("recipient:".utf8) || sofar.elementsEqual("sender:".utf8)
+            || (sofar.starts(with: "header:".utf8) && sofar.last == UInt8(ascii: "~"))
     }
 
     /// Skips `/…/` (with `\/` inside) and its flags.

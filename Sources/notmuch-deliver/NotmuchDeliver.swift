@@ -386,6 +386,7 @@ struct CheckRules: ParsableCommand {
         }
         let (rules, errors) = RuleParser.parse(text, origin: path)
         for error in errors { print(error) }
+        for warning in rules.warnings { print(warning) }
         guard errors.isEmpty else { throw ExitCode(1) }
         print("\(path): \(rules.rules.count) rules, no errors")
     }
@@ -419,13 +420,15 @@ struct Explain: ParsableCommand {
 enum ExplainFormatter {
     static func format(_ report: DeliveryReport) -> String {
         var lines: [String] = []
-        lines.append("message: \(report.messageID ?? "(none)")")
+        // Header values and the Message-ID come from the message: shown
+        // escaped, so that each check stays one line and a terminal sees no escapes.
+        lines.append("message: \(LogText.oneLine(report.messageID ?? "(none)"))")
         if report.traces.isEmpty { lines.append("rules: none apply") }
         for trace in report.traces {
             let verdict = trace.matched ? "matches" : "no match"
             lines.append("line \(trace.rule.line): \(verdict): \(trace.rule.text)")
             for check in trace.checks {
-                let detail = check.detail.map { " (\($0))" } ?? ""
+                let detail = check.detail.map { " (\(LogText.oneLine($0)))" } ?? ""
                 lines.append("    \(check.result ? "yes" : "no "): \(check.condition)\(detail)")
             }
             if trace.matched, !trace.effects.isEmpty {
@@ -480,8 +483,12 @@ func complainRaw(_ text: String) {
     text.withUTF8 { bytes in _ = try? FileDescriptor.standardError.writeAll(bytes) }
 }
 
-/// One line on stderr, prefixed with the program's name.
+/// One line on stderr, prefixed with the program's name. One line also when
+/// the text quotes the message or the envelope (an MTA keeps the line as the
+/// reason in its log and bounces); libnotmuch's own messages end in a newline.
 func complain(_ line: String) {
-    var text = "notmuch-deliver: \(line)\n"
+    var trimmed = Substring(line)
+    while trimmed.last?.isNewline == true { trimmed = trimmed.dropLast() }
+    var text = "notmuch-deliver: \(LogText.oneLine(String(trimmed)))\n"
     text.withUTF8 { bytes in _ = try? FileDescriptor.standardError.writeAll(bytes) }
 }

@@ -6,8 +6,25 @@ import Rules
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzRules(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
+    let bytes = UnsafeBufferPointer(start: data, count: size)
     // As RulesLoader reads a file: bytes decoded as UTF-8, invalid ones replaced.
-    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    check(String(decoding: bytes, as: UTF8.self), compareWithPreevaluation: true)
+    // Depth and size, not only content: a short input is also taken as a
+    // count (its first two bytes) and a fragment (the rest), repeated into
+    // a rule of up to about 300 KB: "(" or " not" many thousands deep, a
+    // term of slashes, a line over the length limit. Parsing must stay
+    // linear and every nesting bounded (libFuzzer's -timeout and stack
+    // overflow detection are the checks).
+    if size >= 3, size <= 64 {
+        let fragment = String(decoding: UnsafeBufferPointer(rebasing: bytes[2...]), as: UTF8.self)
+        let wanted = Int(bytes[0]) << 8 | Int(bytes[1])
+        let count = min(wanted, 300_000 / max(fragment.utf8.count, 1))
+        check("+deep -- " + String(repeating: fragment, count: count) + " *", compareWithPreevaluation: false)
+    }
+    return 0
+}
+
+private func check(_ text: String, compareWithPreevaluation: Bool) {
     let (rules, errors) = RuleParser.parse(text, origin: "fuzz")
 
     let lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).count
@@ -26,14 +43,30 @@ public func fuzzRules(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         _ = rule.condition.description
         _ = rule.actions.map(\.description)
     }
-    _ = try? rules.evaluate(FixedFacts()) { effect in
-        switch effect {
-        case .addTag(let name), .removeTag(let name), .folder(let name):
-            if name.isEmpty { fatalError("an empty name from \(effect)") }
-        case .discard: break
-        }
+    _ = rules.warnings
+    let facts = FixedFacts()
+    var live: [Effect] = []
+    _ = try? rules.evaluate(facts) { effect in
+        checkName(effect)
+        live.append(effect)
     }
-    return 0
+    guard compareWithPreevaluation else { return }
+    // Leaves worked out before the database, queries after: the same outcome.
+    var split: [Effect] = []
+    _ = try? rules.evaluate(facts, preevaluated: rules.preevaluate(facts)) { split.append($0) }
+    if split != live { fatalError("pre-evaluation changed the effects: \(live) against \(split)") }
+}
+
+/// Names a message builds must be ones libnotmuch and the file system accept.
+private func checkName(_ effect: Effect) {
+    switch effect {
+    case .addTag(let name), .removeTag(let name):
+        if name.isEmpty || name.utf8.count > 200 { fatalError("a tag libnotmuch refuses: \(effect)") }
+    case .folder(let name):
+        let tooLongComponent = name.split(separator: "/").contains { $0.utf8.count > 255 }
+        if name.isEmpty || name.utf8.count > 1024 || tooLongComponent { fatalError("a folder that cannot be: \(effect)") }
+    case .discard: break
+    }
 }
 
 /// A message with a few headers, an envelope and a size; a notmuch query
