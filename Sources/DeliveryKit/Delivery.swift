@@ -27,6 +27,9 @@ public enum Delivery {
         var plan: LockedSession.Plan?
         // A non-mail file that --keep keeps, as notmuch insert does.
         var keptNotMail: DeliveryError?
+        // The rules' headers, envelope and size conditions, evaluated before
+        // the database is asked for: a slow rule never holds the write lock.
+        var preevaluated: PreevaluatedLeaves?
         let file: DeliveredFile
         do {
             file = try write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
@@ -35,6 +38,10 @@ public enum Delivery {
                     guard options.keep, rejection.kind == .notAMessage else { return rejection }
                     keptNotMail = rejection
                     return nil
+                }
+                if !settings.rules.isEmpty {
+                    preevaluated = settings.rules.preevaluate(DeliveryFacts(path: temporary.string, envelope: options.envelope,
+                                                                            database: nil, messageID: nil))
                 }
                 plan = session.plan()
                 return nil
@@ -60,7 +67,7 @@ public enum Delivery {
 
         var report: DeliveryReport
         do {
-            report = try session.deliver(file, plan: plan ?? session.plan(), timer: &timer)
+            report = try session.deliver(file, plan: plan ?? session.plan(), preevaluated: preevaluated, timer: &timer)
             report.mailRoot = settings.mailRoot
         } catch {
             return try keepOrDiscard(error)

@@ -29,6 +29,9 @@ struct IndexJob {
     /// without: its re-runs find their files by name, and every property
     /// is one more posting list for Xapian to extend per message.
     var marksDelivered = true
+    /// The rules' conditions that need no index, evaluated before the
+    /// database was opened (`RuleSet.preevaluate` on `settings.rules`).
+    var preevaluated: PreevaluatedLeaves?
 
     /// Marks a message whose delivery got its tags: a retried delivery of
     /// the same bytes then leaves it alone.
@@ -95,7 +98,7 @@ struct IndexJob {
         if hasRules {
             var discard = false
             let facts = DeliveryFacts(path: path, envelope: options.envelope, database: database, messageID: message.id)
-            traces = try settings.rules.evaluate(facts) { effect in
+            traces = try settings.rules.evaluate(facts, preevaluated: preevaluated) { effect in
                 switch effect {
                 case .addTag(let tag): try apply(.add(tag), to: message)
                 case .removeTag(let tag): try apply(.remove(tag), to: message)

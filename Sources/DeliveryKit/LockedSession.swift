@@ -72,7 +72,8 @@ struct LockedSession {
     /// Indexes a durable message, or queues it when the lock does not come
     /// in time or the database cannot be opened. Throws only when the
     /// message can be neither indexed nor queued.
-    func deliver(_ file: Delivery.DeliveredFile, plan: Plan, timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
+    func deliver(_ file: Delivery.DeliveredFile, plan: Plan, preevaluated: PreevaluatedLeaves? = nil,
+                 timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
         let deadline = plan.deadline
         var recordName: String?
         var flusherTurn = plan.flusherTurn
@@ -99,7 +100,7 @@ struct LockedSession {
         let outcome: Result<DeliveryReport, DeliveryError>
         do {
             outcome = .success(try indexHoldingTurn(file, recordName: recordName, deadline: deadline,
-                                                    opening: plan.opening, timer: &timer))
+                                                    opening: plan.opening, preevaluated: preevaluated, timer: &timer))
         } catch {
             outcome = .failure(error)
         }
@@ -120,7 +121,7 @@ struct LockedSession {
     /// with every queued record in one transaction; or queues the message
     /// when the database cannot be had. The database is closed on return.
     private func indexHoldingTurn(_ file: Delivery.DeliveredFile, recordName: String?, deadline: Double,
-                                  opening: BackgroundCall<DatabaseOpening>?,
+                                  opening: BackgroundCall<DatabaseOpening>?, preevaluated: PreevaluatedLeaves?,
                                   timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
         let opening = opening ?? startOpening()
         guard let opened = opening.wait(upTo: max(deadline - Clock.now, 0.01)) else {
@@ -146,7 +147,8 @@ struct LockedSession {
         do {
             let applied = try applyQueue(in: database, timer: &timer) { moves in
                 if recordName == nil {
-                    let job = IndexJob(file: file, options: options, settings: settings, commit: true)
+                    var job = IndexJob(file: file, options: options, settings: settings, commit: true)
+                    job.preevaluated = preevaluated
                     report = try job.run(in: database, moves: &moves)
                 }
             }

@@ -66,15 +66,23 @@ public struct MessageHeaders: Sendable {
         defer { close(fd) }
         var block: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var ended = false
         while block.count < readLimit {
             let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
+            guard count > 0 else { ended = true; break }
             let searchFrom = max(0, block.count - 3)
             block += chunk[..<count]
             if let end = blankLineEnd(block, from: searchFrom) { return Array(block[..<end]) }
         }
-        return Array(block.prefix(readLimit))
+        // The whole file is headers: all of it.
+        if ended { return block }
+        // Cut short: without the last, partial line. A header cut in the
+        // middle would be another value, which a rule could match (a's cut
+        // before their final '!' match /^(a+)+$/).
+        let kept = block.prefix(readLimit)
+        guard let lastNewline = kept.lastIndex(of: 10) else { return [] }
+        return Array(kept[...lastNewline])
     }
 
     private static func blankLineEnd(_ bytes: [UInt8], from start: Int) -> Int? {

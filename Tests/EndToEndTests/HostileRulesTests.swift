@@ -103,6 +103,48 @@ struct HostileRulesTests {
         try fixture.expectNothingNew()
     }
 
+    /// The headers' regexes run before the database is opened: while a
+    /// delivery spends its rules' time budget, the user's `notmuch tag`
+    /// is not kept waiting for the write lock.
+    @Test func slowRulesDoNotHoldTheWriteLock() throws {
+        let fixture = try MailFixture()
+        let rules = try write("+slow -- header:X-Junk~/^(a+)+$/\n+after -- *\n", in: fixture)
+        let junk = String(repeating: "X-Junk: " + String(repeating: "a", count: 5_000) + "!\n", count: 300)
+        // Polls the lock as Xapian takes it (an OFD lock on flintlock) until
+        // stdin closes; prints the longest stretch it was held, in seconds.
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["python3", "-c", """
+            import fcntl, os, struct, sys, threading, time
+            fd = os.open(sys.argv[1], os.O_RDWR)
+            done = threading.Event()
+            threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+            longest, since = 0.0, None
+            while not done.is_set():
+                probe = struct.pack("hh4xqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0)
+                held = struct.unpack("hh4xqqi4x", fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe))[0] != fcntl.F_UNLCK
+                now = time.monotonic()
+                if held and since is None: since = now
+                if not held and since is not None: longest, since = max(longest, now - since), None
+                time.sleep(0.005)
+            print(longest)
+            """, fixture.mailRoot.appendingPathComponent(".notmuch/xapian/flintlock").path]
+        let probeInput = Pipe(), probeOutput = Pipe()
+        probe.standardInput = probeInput
+        probe.standardOutput = probeOutput
+        try probe.run()
+        let (result, elapsed) = try deliver(junk + sampleMessage(id: "slow-lock@x"), rules: rules, in: fixture)
+        try probeInput.fileHandleForWriting.close()
+        let longest = Double(String(decoding: probeOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        probe.waitUntilExit()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(elapsed > .seconds(1.5), "the rules did not spend their budget: \(elapsed)")
+        #expect(longest >= 0 && longest < 1.0, "the write lock was held \(longest) s of a \(elapsed) delivery")
+        let tags = try fixture.tags("id:slow-lock@x")
+        #expect(tags == ["after", "inbox", "unread"], "\(tags) \(result.stderr)")
+    }
+
     @Test func longCapturedListIdMakesATagLibnotmuchAccepts() throws {
         let fixture = try MailFixture()
         let rules = try write(#"+list/$1/$2/$3/$4 -- header:List-Id~/^(\S+) (\S+) (\S+) (\S+)/"# + "\n", in: fixture)
