@@ -85,15 +85,7 @@ enum FileSystem {
     /// The names in a directory, without "." and "..".
     static func list(_ path: FilePath) throws(Errno) -> [String] {
         guard let dir = path.withPlatformString({ opendir($0) }) else { throw Errno(rawValue: errno) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        return names(readingAndClosing: dir)
     }
 
     /// The names in an open directory, without "." and "..".
@@ -106,6 +98,10 @@ enum FileSystem {
             Glibc.close(copy)
             throw error
         }
+        return names(readingAndClosing: dir)
+    }
+
+    private static func names(readingAndClosing dir: OpaquePointer) -> [String] {
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
