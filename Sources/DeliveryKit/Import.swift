@@ -163,10 +163,12 @@ public final class Importer {
     private var uncommitted = (count: 0, copies: 0, moves: [FilePath]())
 
     /// Moves a chunk's synced files into place and indexes them, in the
-    /// transaction `commit` ends.
+    /// transaction `commit` ends. A failure of one message costs that
+    /// message only; one of the disk or the database stops the import.
     private func index(_ chunk: [StagedMessage]) throws(DeliveryError) {
         guard !chunk.isEmpty, let database else { return }
         var kept: [(message: StagedMessage, inPlace: Bool, duplicate: Bool)] = []
+        var placed: [(message: StagedMessage, inPlace: Bool, duplicate: Bool)] = []
         do {
             for message in chunk {
                 let verdict = try verdict(message, in: database)
@@ -178,9 +180,18 @@ public final class Importer {
                 if case .indexInPlace = verdict { kept.append((message, true, false)) } else { report.skipped += 1 }
             }
             var directories = Set<FilePath>()
-            for (message, inPlace, _) in kept {
-                if !inPlace, let temporary = message.temporary { try FileSystem.rename(temporary, message.final) }
-                directories.insert(message.final.directory)
+            for entry in kept {
+                if !entry.inPlace, let temporary = entry.message.temporary {
+                    do {
+                        try FileSystem.rename(temporary, entry.message.final)
+                    } catch {
+                        guard MessageFault.belongsToMessage(error) else { throw error }
+                        fail(entry.message, "cannot move its file into place: \(error)")
+                        continue
+                    }
+                }
+                placed.append(entry)
+                directories.insert(entry.message.final.directory)
             }
             // Their names (ours, or an interrupted run's) reach the disk
             // before the database names them: a commit Xapian makes on its
@@ -190,36 +201,79 @@ public final class Importer {
         } catch {
             throw DeliveryError(.temporary, "cannot store the messages in '\(maildir.path)': \(error)")
         }
+        for (message, inPlace, duplicate) in placed {
+            try indexOne(message, inPlace: inPlace, duplicate: duplicate)
+        }
+    }
+
+    /// How one message's atomic section ended.
+    private enum Indexing {
+        case indexed(DeliveryReport)
+        /// libnotmuch refused the file before changing anything.
+        case notMail
+        /// The message's own failure, its changes undone.
+        case failed(any Error)
+    }
+
+    /// One atomic section per message, as `notmuch new` does: one around
+    /// the whole batch measured a third slower. The files are durable
+    /// already, so a commit Xapian makes on its own mid-batch loses no
+    /// message (a rule's move not yet synced can leave the database naming
+    /// the old path until `notmuch new`); the batch counts as imported
+    /// only after `commit`.
+    /// `indexedBefore`: someone else (`notmuch new`) indexed the file first.
+    private func indexOne(_ message: StagedMessage, inPlace: Bool, duplicate: Bool,
+                          indexedBefore: Bool = false) throws(DeliveryError) {
+        guard let database else { return }
+        let file = Delivery.DeliveredFile(message.final)
+        var job = IndexJob(file: file, options: options.delivery, settings: settings, commit: true)
+        job.archiveTags = message.tags
+        job.describes = false
+        job.mayBeIndexedAlready = inPlace
+        job.marksDelivered = false
+        let outcome: Indexing
         do {
-            // One atomic section per message, as `notmuch new` does: one
-            // around the whole batch measured a third slower. The files are
-            // durable already, so a commit Xapian makes on its own mid-batch
-            // loses no message (a rule's move not yet synced can leave the
-            // database naming the old path until `notmuch new`); the batch
-            // counts as imported only after `commit`.
-            for (message, inPlace, duplicate) in kept {
-                try database.atomically {
-                    let file = Delivery.DeliveredFile(message.final)
-                    var job = IndexJob(file: file, options: options.delivery, settings: settings, commit: true)
-                    job.archiveTags = message.tags
-                    job.describes = false
-                    job.mayBeIndexedAlready = inPlace
-                    job.marksDelivered = false
-                    do {
-                        let result = try job.run(in: database, moves: &uncommitted.moves)
-                        uncommitted.count += 1
-                        if result.outcome == .duplicate || duplicate { uncommitted.copies += 1 }
-                    } catch let error as NotmuchError where error.status == .fileNotEmail {
-                        report.failures.append(ImportFailure(archive: message.archive, line: message.line,
-                                                             offset: message.offset,
-                                                             reason: "not an email message (no From, Subject or To)"))
-                        Maildir.discard(message.final)
-                    }
-                }
-            }
+            outcome = try database.atomically { try run(job, in: database, undoing: indexedBefore ? [] : [file]) }
         } catch {
             throw DeliveryError(.temporary, "cannot index the batch: \(error); run the import again to resume")
         }
+        switch outcome {
+        case .indexed(let result):
+            uncommitted.count += 1
+            if result.outcome == .duplicate || duplicate { uncommitted.copies += 1 }
+        case .notMail:
+            fail(message, "not an email message (no From, Subject or To)")
+            Maildir.discard(message.final)
+        case .failed(let error):
+            fail(message, "\(error)")
+            if !indexedBefore { for path in Set([file.current, file.original]) { Maildir.discard(path) } }
+        }
+    }
+
+    /// The job, inside the message's atomic section. A failure of the
+    /// message's own is undone in the same section: libnotmuch has no call
+    /// to cancel one section (closing the database with one open cancels
+    /// the whole uncommitted batch, files already renamed and moved by
+    /// rules included), but removing the file's names removes the message
+    /// that indexing just made, with whatever tags it had got. `undoing`
+    /// is empty for a file someone else indexed before: what they did stays.
+    private func run(_ job: IndexJob, in database: Database, undoing: [Delivery.DeliveredFile]) throws -> Indexing {
+        do {
+            return .indexed(try job.run(in: database, moves: &uncommitted.moves))
+        } catch let error as NotmuchError where error.status == .fileNotEmail {
+            return .notMail
+        } catch {
+            guard MessageFault.belongsToMessage(error) else { throw error }
+            for file in undoing {
+                for path in Set([file.current, file.original]) { try database.removeFile(path.string) }
+            }
+            return .failed(error)
+        }
+    }
+
+    private func fail(_ message: StagedMessage, _ reason: String) {
+        report.failures.append(ImportFailure(archive: message.archive, line: message.line,
+                                             offset: message.offset, reason: reason))
     }
 
     /// Makes the renames durable, then commits: the messages indexed since

@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+
+/// Imports of archives an attacker or an accident shaped: one bad message
+/// never stops the others, a damaged archive stores nothing garbled, a huge
+/// message costs neither quadratic time nor its size in memory.
+@Suite("Importing hostile archives")
+struct ImportHostileTests {
+    private func write(_ text: String, _ fixture: MailFixture, _ name: String) throws -> URL {
+        let url = fixture.directory.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    /// An archive of `count` plain messages; message `poisoned` (if any) has
+    /// the Subject the test's rule picks out.
+    static func archive(_ count: Int, prefix: String, poisoned: Int? = nil) -> String {
+        var mbox = ""
+        for i in 0..<count {
+            let subject = i == poisoned ? "poison \(i)" : "message \(i)"
+            mbox += "From s\(i)@example.org Mon Nov 24 09:00:00 2025\n"
+            mbox += "From: s\(i)@example.org\nTo: me@example.org\nSubject: \(subject)\n"
+            mbox += "Message-ID: <\(prefix)-\(i)@example.org>\n\nbody \(i)\n\n"
+        }
+        return mbox
+    }
+
+    /// libnotmuch refuses a tag over 200 bytes. Whether the import sets that
+    /// message aside (reported with its place, nothing of it committed) or
+    /// indexes it with the tags that are valid, the others of its batch,
+    /// before and after it, are imported, and neither run stops on it.
+    @Test func aMessageWhoseTagIsRefusedCostsOnlyItself() throws {
+        let fixture = try MailFixture()
+        try fixture.useRules("+" + String(repeating: "x", count: 250) + " -- header:Subject~/poison/\n"
+                             + "+ruled -- header:Subject~/message/\n")
+        let url = try write(Self.archive(10, prefix: "poison", poisoned: 4), fixture, "poison.mbox")
+        for run in 1...2 {
+            let result = try fixture.command(["import", "--tag", "archived", url.path])
+            #expect(result.status != 75, "run \(run): \(result.stdout) \(result.stderr)")
+            #expect(!result.stderr.contains("run the import again"), "run \(run): \(result.stderr)")
+            #expect(try fixture.count("tag:ruled and tag:archived and tag:inbox") == 9, "run \(run): \(result.stdout)")
+            if result.status == 65 {
+                // Set aside: reported where it is in the archive (eight
+                // lines a message), and nothing of it is in the database.
+                let offset = Self.archive(4, prefix: "poison").utf8.count
+                #expect(result.stdout.contains("failed: \(url.path):33 (byte \(offset)): "), "\(result.stdout)")
+                #expect(try fixture.count("subject:poison") == 0)
+            } else {
+                #expect(result.status == 0, "\(result.stdout)")
+                #expect(try fixture.count("subject:poison and tag:archived") == 1)
+            }
+        }
+        try fixture.expectNothingNew()
+    }
+
+    /// A file that is not mail, in the middle of a batch, is reported, and
+    /// the messages after it in the same batch are imported.
+    @Test func aMessageThatIsNotMailCostsOnlyItself() throws {
+        let fixture = try MailFixture()
+        var mbox = Self.archive(3, prefix: "before")
+        mbox += "From x@example.org Mon Nov 24 09:00:00 2025\nCc: a@example.org\nMessage-ID: <nomail@x>\n\nbody\n\n"
+        mbox += Self.archive(3, prefix: "after")
+        let url = try write(mbox, fixture, "mixed.mbox")
+        let result = try fixture.command(["import", url.path])
+        #expect(result.status == 65, "\(result.stdout) \(result.stderr)")
+        #expect(result.stdout.hasPrefix("imported 6 "), "\(result.stdout)")
+        let offset = Self.archive(3, prefix: "before").utf8.count
+        #expect(result.stdout.contains("failed: \(url.path):25 (byte \(offset)): not an email"), "\(result.stdout)")
+        #expect(try fixture.count() == 6)
+        try fixture.expectNothingNew()
+    }
+}
