@@ -14,6 +14,11 @@ public struct ImportOptions: Sendable {
     public var dryRun = false
     /// Messages per commit (a whole number of chunks of 100 when larger).
     public var batchSize = 250
+    /// Larger messages are reported as failed and not stored: postfix's
+    /// default `message_size_limit`, as a mail server would have refused
+    /// them too.
+    public var maxMessageSize = ImportOptions.defaultMaxMessageSize
+    public static let defaultMaxMessageSize = 10_240_000
 
     public init() {}
 }
@@ -78,6 +83,7 @@ public final class Importer {
         // indexing starts soon and never waits long for the reading.
         let stager = ImportStager(archives: archives, maildir: maildir, format: options.format,
                                   chunkSize: min(100, options.batchSize), dryRun: options.dryRun,
+                                  maxMessageSize: options.maxMessageSize,
                                   onProgress: onProgress)
         let reading = BackgroundCall { stager.run() }
         // Without a thread of its own the reading would wait for ever for
@@ -295,13 +301,6 @@ public final class Importer {
     }
 
     // MARK: Helpers
-
-    static func write(_ bytes: [UInt8], to path: FilePath) throws {
-        let fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate, .closeOnExec],
-                                         permissions: .ownerReadWrite)
-        defer { try? fd.close() }
-        try bytes.withUnsafeBytes { try fd.writeEverything($0) }
-    }
 
     /// The SHA-1 of a file's content, or nil when it cannot be read.
     static func digest(ofFile path: String) -> String? {

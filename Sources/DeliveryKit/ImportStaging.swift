@@ -47,12 +47,14 @@ final class ImportStager: @unchecked Sendable {
     private let format: MboxFormat
     private let chunkSize: Int
     private let dryRun: Bool
+    private let maxMessageSize: Int
     private let onProgress: (ImportProgress) -> Void
     private var progress = ImportProgress()
     private let stopping = Atomic<Bool>(false)
 
     init(archives: [String], maildir: Maildir, format: MboxFormat, chunkSize: Int, dryRun: Bool,
-         onProgress: @escaping (ImportProgress) -> Void) {
+         maxMessageSize: Int, onProgress: @escaping (ImportProgress) -> Void) {
+        self.maxMessageSize = maxMessageSize
         self.archives = archives
         self.maildir = maildir
         self.format = format
@@ -84,27 +86,46 @@ final class ImportStager: @unchecked Sendable {
                 continue
             }
             while true {
-                let message: MboxMessage
+                let file: StagingFile
                 do {
-                    guard let next = try reader.next() else { break }
-                    message = next
+                    file = try StagingFile(path: dryRun ? nil : maildir.tmp.appending(MaildirName.unique()),
+                                           limit: maxMessageSize)
                 } catch {
+                    chunk.error = DeliveryError(.temporary, "cannot write in '\(maildir.tmp)': \(error)")
+                    hand(chunk, last: true)
+                    return
+                }
+                let entry: MboxEntry
+                do {
+                    guard let next = try reader.next(writingTo: file.append) else {
+                        file.discard()
+                        break
+                    }
+                    entry = next
+                } catch {
+                    file.discard()
                     let reason = (error as? MboxError)?.description ?? "\(error)"
                     chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: progress.bytes, reason: reason))
                     break
                 }
                 if stopping.load(ordering: .acquiring) {
+                    file.discard()
                     hand(chunk, last: true)
                     return
                 }
                 progress.messages += 1
-                progress.bytes += message.bytes.count
-                chunk.bytes += message.bytes.count
+                progress.bytes += entry.size
+                chunk.bytes += entry.size
                 if dryRun {
                     chunk.counted += 1
+                } else if file.isOversize {
+                    file.discard()
+                    chunk.failures.append(ImportFailure(
+                        archive: archive, line: entry.line, offset: entry.offset,
+                        reason: "larger than --max-message-size (\(entry.size) bytes, the limit is \(maxMessageSize)); not stored"))
                 } else {
                     do {
-                        if let staged = try stage(message, archive: archive, finals: &finals) {
+                        if let staged = try stage(entry, file: file, archive: archive, finals: &finals) {
                             chunk.messages.append(staged)
                         } else {
                             chunk.repeats += 1
@@ -153,35 +174,38 @@ final class ImportStager: @unchecked Sendable {
         return !chunk.isLast
     }
 
-    /// Writes one message to a uniquely named file in tmp/, unless its file
-    /// is in place already. Nil when the same bytes came earlier in the chunk.
-    private func stage(_ message: MboxMessage, archive: String,
+    /// Names the message's file after its content, now that all of it is
+    /// written to tmp/; the file goes if its content is in place already.
+    /// Nil when the same bytes came earlier in the chunk.
+    private func stage(_ entry: MboxEntry, file: StagingFile, archive: String,
                        finals: inout Set<FilePath>) throws(DeliveryError) -> StagedMessage? {
-        let bytes = message.bytes
-        let digest = ContentChecksum.hex(of: bytes)
-        let headers = HeaderScan(bytes)
+        let digest = file.finish()
+        guard let path = file.path else { return nil }
+        if let error = file.error {
+            try? FileSystem.unlink(path)
+            throw DeliveryError(.temporary, "\(archive):\(entry.line): cannot write '\(path)': \(error)")
+        }
+        let headers = HeaderScan(entry.headers)
         let status = ArchiveStatus(status: headers.value("status"), xStatus: headers.value("x-status"))
         // Named after the content, so that a second run finds what the first stored.
         let name = digest + ".import"
         let final = status.isNew ? maildir.new.appending(name) : maildir.cur.appending(name + ":2," + status.maildirFlags)
-        guard finals.insert(final).inserted else { return nil }
+        guard finals.insert(final).inserted else {
+            try? FileSystem.unlink(path)
+            return nil
+        }
         var temporary: FilePath?
         if FileSystem.kind(of: final) == .missing {
-            // A unique name: a copy of the same bytes in the chunk before
-            // may still be on its way into place.
-            let path = maildir.tmp.appending(MaildirName.unique())
-            do {
-                try Importer.write(bytes, to: path)
-            } catch {
-                throw DeliveryError(.temporary, "\(archive):\(message.line): cannot write '\(path)': \(error)")
-            }
-            if !headers.hasDate, let date = Importer.envelopeDate(message.envelope) {
+            if !headers.hasDate, let date = Importer.envelopeDate(entry.envelope) {
                 var times = [timespec(tv_sec: date, tv_nsec: 0), timespec(tv_sec: date, tv_nsec: 0)]
                 _ = path.withPlatformString { utimensat(AT_FDCWD, $0, &times, 0) }
             }
             temporary = path
+        } else {
+            // Unsynced and unlinked at once: a re-run writes little to the disk.
+            try? FileSystem.unlink(path)
         }
         return StagedMessage(temporary: temporary, final: final, digest: digest, messageID: headers.messageID,
-                             tags: status.tags, archive: archive, line: message.line, offset: message.offset)
+                             tags: status.tags, archive: archive, line: entry.line, offset: entry.offset)
     }
 }
