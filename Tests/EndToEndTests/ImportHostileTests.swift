@@ -69,4 +69,41 @@ struct ImportHostileTests {
         #expect(try fixture.count() == 6)
         try fixture.expectNothingNew()
     }
+
+    /// A message of one 100 MB line, over the default --max-message-size:
+    /// reported with its place and not stored, the next message imported,
+    /// nothing left in tmp/, and the import's peak memory far below the
+    /// message's size (it was held whole before). A 3 MiB line under the
+    /// limit is stored byte for byte.
+    @Test func aHugeMessageIsRefusedWithBoundedMemory() throws {
+        let fixture = try MailFixture()
+        let url = fixture.directory.appendingPathComponent("huge.mbox")
+        FileManager.default.createFile(atPath: url.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: url)
+        let huge = "From a@example.org Mon Nov 24 09:00:00 2025\nFrom: a@example.org\nSubject: huge\n\n"
+        try handle.write(contentsOf: Data(huge.utf8))
+        let block = Data(repeating: UInt8(ascii: "y"), count: 1 << 20)
+        for _ in 0..<100 { try handle.write(contentsOf: block) }
+        let long = String(repeating: "z", count: 3 << 20)
+        let rest = "\n\nFrom b@example.org Mon Nov 24 09:00:00 2025\nFrom: b@example.org\nSubject: long\n\n\(long)\n"
+        try handle.write(contentsOf: Data(rest.utf8))
+        try handle.close()
+
+        let peakFile = fixture.directory.appendingPathComponent("peak")
+        let result = try fixture.run(URL(fileURLWithPath: "/usr/bin/time"),
+                                     ["-f", "%M", "-o", peakFile.path, MailFixture.deliverExecutable.path,
+                                      "import", url.path], input: Data(), chunks: nil)
+        #expect(result.status == 65, "\(result.stdout) \(result.stderr)")
+        #expect(result.stdout.hasPrefix("imported 1 "), "\(result.stdout)")
+        #expect(result.stdout.contains("failed: \(url.path):1 (byte 0): larger than --max-message-size"), "\(result.stdout)")
+        // time(1) puts "Command exited with non-zero status 65" first.
+        let timeOutput = try String(contentsOf: peakFile, encoding: .utf8)
+        let peakKiB = timeOutput.split(separator: "\n").last.flatMap { Int($0) } ?? .max
+        #expect(peakKiB < 60_000, "peak RSS \(timeOutput) KiB for a 100 MB message")
+        let files = fixture.files()
+        #expect(files.count == 1 && !files[0].hasPrefix("tmp/"), "\(files)")
+        let expected = "From: b@example.org\nSubject: long\n\n\(long)\n"
+        #expect(try fixture.contents(files[0]) == Data(expected.utf8))
+        try fixture.expectNothingNew()
+    }
 }
