@@ -63,6 +63,13 @@ final class ImportStager: @unchecked Sendable {
         self.onProgress = onProgress
     }
 
+    /// Where compressed standard input is copied to be checked: the
+    /// maildir's tmp/, on the same disk as what it will become; a dry run
+    /// creates nothing there.
+    private var spoolDirectory: String {
+        dryRun ? (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") : maildir.tmp.string
+    }
+
     /// Asks `run` to hand over what it has, marked last, and end.
     func stop() { stopping.store(true, ordering: .releasing) }
 
@@ -77,8 +84,34 @@ final class ImportStager: @unchecked Sendable {
             let started = Clock.now
             let source: ByteSource
             let reader: MboxReader
+            // Its descriptor names the spooled input until it is opened.
+            var spool: StandardInputSpool?
+            defer { withExtendedLifetime(spool) {} }
             do {
-                source = try Archive.open(archive)
+                var path = archive
+                if archive == "-" {
+                    spool = try StandardInputSpool(directory: spoolDirectory)
+                    path = spool?.path ?? archive
+                }
+                if let plain = spool?.plainSource {
+                    source = plain
+                } else {
+                    // A corrupt archive would store garbage before the decoder
+                    // noticed; a truncated one keeps what decodes before the
+                    // cut (the reader reports the cut as a failure there).
+                    switch ArchiveCheck.verify(path, name: archive) {
+                    case .corrupt(let reason):
+                        chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: 0,
+                                                            reason: "\(reason); nothing from this archive is stored"))
+                        continue
+                    case .unreadable(let reason):
+                        chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: 0, reason: "cannot read: \(reason)"))
+                        continue
+                    case .plain, .intact, .truncated:
+                        break
+                    }
+                    source = try Archive.open(path, name: archive)
+                }
                 reader = MboxReader(source: source, format: format, name: archive)
             } catch {
                 // One unreadable archive does not cost the others.

@@ -106,4 +106,69 @@ struct ImportHostileTests {
         #expect(try fixture.contents(files[0]) == Data(expected.utf8))
         try fixture.expectNothingNew()
     }
+
+    /// `text` compressed by `tool` (gzip, xz or bzip2).
+    private func compressed(_ text: String, _ tool: String, _ fixture: MailFixture) throws -> Data {
+        let plain = fixture.directory.appendingPathComponent("plain-\(tool)")
+        try text.write(to: plain, atomically: true, encoding: .utf8)
+        let result = try fixture.run(URL(fileURLWithPath: "/usr/bin/env"), [tool, "-k", "-1", plain.path], input: Data(), chunks: nil)
+        #expect(result.status == 0, "\(tool): \(result.stderr)")
+        let suffix = ["gzip": "gz", "xz": "xz", "bzip2": "bz2"][tool]!
+        return try Data(contentsOf: URL(fileURLWithPath: plain.path + "." + suffix))
+    }
+
+    /// Bytes flipped in the middle of a compressed archive: the decoder
+    /// would notice only later (at a block's or the member's checksum), and
+    /// hundreds of garbled messages were stored before it did. Nothing from
+    /// such an archive is stored now, from a file or from standard input.
+    @Test(arguments: ["gzip", "xz", "bzip2"])
+    func aCorruptCompressedArchiveStoresNothing(tool: String) throws {
+        let fixture = try MailFixture()
+        var bytes = try compressedArchive(tool, fixture)
+        for index in (bytes.count / 2)..<(bytes.count / 2 + 16) { bytes[index] ^= 0x55 }
+        let url = fixture.directory.appendingPathComponent("corrupt.mbox.\(tool)")
+        try bytes.write(to: url)
+        let result = try fixture.command(["import", url.path])
+        #expect(result.status == 65, "\(result.stdout) \(result.stderr)")
+        #expect(result.stdout.contains("corrupt \(tool) data; nothing from this archive is stored"),
+                "\(result.stdout)")
+        let piped = try fixture.run(MailFixture.deliverExecutable, ["import", "-"], input: bytes, chunks: nil)
+        #expect(piped.status == 65 && piped.stdout.contains("nothing from this archive is stored"), "\(piped.stdout)")
+        #expect(try fixture.count() == 0)
+        #expect(fixture.files().isEmpty, "\(fixture.files())")
+    }
+
+    /// Cut at two thirds: the messages before the cut are stored, each
+    /// exactly as it was, and the cut is reported.
+    @Test(arguments: ["gzip", "xz", "bzip2"])
+    func aTruncatedCompressedArchiveKeepsItsIntactMessages(tool: String) throws {
+        let fixture = try MailFixture()
+        let bytes = try compressedArchive(tool, fixture)
+        let url = fixture.directory.appendingPathComponent("cut.mbox.\(tool)")
+        try bytes.prefix(bytes.count * 2 / 3).write(to: url)
+        let result = try fixture.command(["import", url.path])
+        #expect(result.status == 65, "\(result.stdout) \(result.stderr)")
+        #expect(result.stdout.contains("data ends too early"), "\(result.stdout)")
+        let stored = fixture.files()
+        #expect(stored.count > 100, "\(result.stdout)")
+        let messages = Set(Self.messages(2000).map { Data($0.utf8) })
+        for path in stored { #expect(messages.contains(try fixture.contents(path)), "\(path) is not a message of the archive") }
+        try fixture.expectNothingNew()
+    }
+
+    /// Several bzip2 blocks (of 100 kB at -1), and room for the damage to land
+    /// well inside the data.
+    private func compressedArchive(_ tool: String, _ fixture: MailFixture) throws -> Data {
+        let text = Self.messages(2000).map { "From s@example.org Mon Nov 24 09:00:00 2025\n" + $0 + "\n" }.joined()
+        return try compressed(text, tool, fixture)
+    }
+
+    /// Distinct messages with bodies that do not compress to nothing.
+    static func messages(_ count: Int) -> [String] {
+        (0..<count).map { i in
+            var body = ""
+            for line in 0..<12 { body += "line \(line) of message \(i): \(i * 7919 % 10007) \(line * i % 977)\n" }
+            return "From: s\(i)@example.org\nSubject: message \(i)\nMessage-ID: <z-\(i)@example.org>\n\n" + body
+        }
+    }
 }
