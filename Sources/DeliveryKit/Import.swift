@@ -138,12 +138,15 @@ public final class Importer {
     }
 
     private enum Verdict {
-        /// The same content is there already.
+        /// The same content is there already, and owes nothing.
         case skip
         /// The file is in place, not yet indexed (an interrupted run stored it).
         case indexInPlace
         /// A new file; `duplicate`: another copy of a known Message-ID.
         case indexNew(duplicate: Bool)
+        /// Someone else (`notmuch new`, after an interrupted run) indexed
+        /// the file at this path with `new.tags` only: the rest is owed.
+        case owed(FilePath)
     }
 
     /// What the database says of a staged message. The file's place is
@@ -152,15 +155,30 @@ public final class Importer {
     /// rule or a flag rename).
     private func verdict(_ message: StagedMessage, in database: Database) throws -> Verdict {
         if FileSystem.kind(of: message.final) != .missing {
-            return try database.findMessage(filename: message.final.string) != nil ? .skip : .indexInPlace
+            guard let indexed = try database.findMessage(filename: message.final.string) else { return .indexInPlace }
+            return try Self.owesImport(indexed) ? .owed(message.final) : .skip
         }
         // Gone since the reading thread saw it: moved on after its indexing.
         if message.temporary == nil { return .skip }
         guard let existing = try database.findMessage(id: message.messageID ?? "notmuch-sha1-" + message.digest) else {
             return .indexNew(duplicate: false)
         }
-        if existing.filenames.contains(where: { Self.digest(ofFile: $0) == message.digest }) { return .skip }
+        // Moved by a rule or renamed for its flags, perhaps before a
+        // `notmuch new` indexed it there.
+        if let same = existing.filenames.first(where: { Self.digest(ofFile: $0) == message.digest }) {
+            return try Self.owesImport(existing) ? .owed(FilePath(same)) : .skip
+        }
         return .indexNew(duplicate: true)
+    }
+
+    /// Whether a message holding one of our files still waits for the
+    /// import's tags, rules and Status flags. The import marks the messages
+    /// it finishes, as deliveries do, so one without the mark was indexed
+    /// by someone else. Only a message of that one file: a file that is a
+    /// copy of a message known before is one more name for it, and an
+    /// import leaves such a message's tags alone.
+    private static func owesImport(_ message: Message) throws -> Bool {
+        try message.property(IndexJob.deliveredProperty) == nil && message.filenames.count == 1
     }
 
     /// Indexed since the last commit: how many, how many of them copies
@@ -173,23 +191,30 @@ public final class Importer {
     /// message only; one of the disk or the database stops the import.
     private func index(_ chunk: [StagedMessage]) throws(DeliveryError) {
         guard !chunk.isEmpty, let database else { return }
-        var kept: [(message: StagedMessage, inPlace: Bool, duplicate: Bool)] = []
-        var placed: [(message: StagedMessage, inPlace: Bool, duplicate: Bool)] = []
+        var kept: [Entry] = []
+        var placed: [Entry] = []
         do {
             for message in chunk {
                 let verdict = try verdict(message, in: database)
                 if case .indexNew(let duplicate) = verdict {
-                    kept.append((message, false, duplicate))
+                    kept.append(Entry(message: message, path: message.final, inPlace: false, duplicate: duplicate))
                     continue
                 }
                 if let temporary = message.temporary { try? FileSystem.unlink(temporary) }
-                if case .indexInPlace = verdict { kept.append((message, true, false)) } else { report.skipped += 1 }
+                switch verdict {
+                case .indexInPlace:
+                    kept.append(Entry(message: message, path: message.final, inPlace: true, duplicate: false))
+                case .owed(let path):
+                    kept.append(Entry(message: message, path: path, inPlace: true, duplicate: false, indexedBefore: true))
+                case .skip, .indexNew:
+                    report.skipped += 1
+                }
             }
             var directories = Set<FilePath>()
             for entry in kept {
                 if !entry.inPlace, let temporary = entry.message.temporary {
                     do {
-                        try FileSystem.rename(temporary, entry.message.final)
+                        try FileSystem.rename(temporary, entry.path)
                     } catch {
                         guard MessageFault.belongsToMessage(error) else { throw error }
                         fail(entry.message, "cannot move its file into place: \(error)")
@@ -197,7 +222,7 @@ public final class Importer {
                     }
                 }
                 placed.append(entry)
-                directories.insert(entry.message.final.directory)
+                directories.insert(entry.path.directory)
             }
             // Their names (ours, or an interrupted run's) reach the disk
             // before the database names them: a commit Xapian makes on its
@@ -207,9 +232,18 @@ public final class Importer {
         } catch {
             throw DeliveryError(.temporary, "cannot store the messages in '\(maildir.path)': \(error)")
         }
-        for (message, inPlace, duplicate) in placed {
-            try indexOne(message, inPlace: inPlace, duplicate: duplicate)
-        }
+        for entry in placed { try indexOne(entry) }
+    }
+
+    /// A message to index, and where its file is.
+    private struct Entry {
+        let message: StagedMessage
+        let path: FilePath
+        /// The file is there already (not renamed from tmp/ by this run).
+        let inPlace: Bool
+        let duplicate: Bool
+        /// Someone else indexed the file first: what they did stays.
+        var indexedBefore = false
     }
 
     /// How one message's atomic section ended.
@@ -227,16 +261,17 @@ public final class Importer {
     /// message (a rule's move not yet synced can leave the database naming
     /// the old path until `notmuch new`); the batch counts as imported
     /// only after `commit`.
-    /// `indexedBefore`: someone else (`notmuch new`) indexed the file first.
-    private func indexOne(_ message: StagedMessage, inPlace: Bool, duplicate: Bool,
-                          indexedBefore: Bool = false) throws(DeliveryError) {
+    private func indexOne(_ entry: Entry) throws(DeliveryError) {
         guard let database else { return }
-        let file = Delivery.DeliveredFile(message.final)
+        let (message, inPlace, duplicate, indexedBefore) = (entry.message, entry.inPlace, entry.duplicate, entry.indexedBefore)
+        let file = Delivery.DeliveredFile(entry.path)
         var job = IndexJob(file: file, options: options.delivery, settings: settings, commit: true)
         job.archiveTags = message.tags
         job.describes = false
         job.mayBeIndexedAlready = inPlace
-        job.marksDelivered = false
+        // The delivered mark stays on (IndexJob's default): without it a
+        // re-run cannot tell a message this import finished from one
+        // `notmuch new` indexed from a file an interrupted run left.
         let outcome: Indexing
         do {
             outcome = try database.atomically { try run(job, in: database, undoing: indexedBefore ? [] : [file]) }
@@ -249,7 +284,7 @@ public final class Importer {
             if result.outcome == .duplicate || duplicate { uncommitted.copies += 1 }
         case .notMail:
             fail(message, "not an email message (no From, Subject or To)")
-            Maildir.discard(message.final)
+            Maildir.discard(entry.path)
         case .failed(let error):
             fail(message, "\(error)")
             if !indexedBefore { for path in Set([file.current, file.original]) { Maildir.discard(path) } }

@@ -171,4 +171,56 @@ struct ImportHostileTests {
             return "From: s\(i)@example.org\nSubject: message \(i)\nMessage-ID: <z-\(i)@example.org>\n\n" + body
         }
     }
+
+    /// An import killed after putting files in place and before its commit,
+    /// then `notmuch new`, which indexes those files with new.tags only,
+    /// then the import again: it must apply what it still owes (its tags,
+    /// the rules, the Status flags) once, without new.tags a second time,
+    /// and a third run must change nothing. The killed run's files are made
+    /// here as it makes them (`new/SHA1.import`), so the test does not hang
+    /// on when a kill lands.
+    @Test func aRerunAfterNotmuchNewAppliesWhatIsOwed() throws {
+        let fixture = try MailFixture()
+        try fixture.useRules("+ruled -- header:Subject~/message/\n")
+        let count = 40
+        for directory in ["new", "cur", "tmp"] {
+            try FileManager.default.createDirectory(at: fixture.mailRoot.appendingPathComponent(directory),
+                                                    withIntermediateDirectories: true)
+        }
+        var mbox = ""
+        for (i, message) in Self.messages(count).enumerated() {
+            let status = i % 4 == 0 ? "Status: RO\nX-Status: F\n" : ""
+            let text = message.replacingOccurrences(of: "\n\n", with: "\n" + status + "\n")
+            mbox += "From s@example.org Mon Nov 24 09:00:00 2025\n" + text + "\n"
+            // The first half was left in new/ by the killed run (a message
+            // with Status flags goes to cur/, under its flags).
+            guard i < count / 2 else { continue }
+            let staged = fixture.directory.appendingPathComponent("staged-\(i)")
+            try text.write(to: staged, atomically: true, encoding: .utf8)
+            let sum = try fixture.run(URL(fileURLWithPath: "/usr/bin/sha1sum"), [staged.path], input: Data(), chunks: nil)
+            let digest = String(sum.stdout.prefix(40))
+            let name = status.isEmpty ? "new/\(digest).import" : "cur/\(digest).import:2,FS"
+            try FileManager.default.moveItem(at: staged, to: fixture.mailRoot.appendingPathComponent(name))
+        }
+        let url = try write(mbox, fixture, "resumed.mbox")
+        _ = try fixture.notmuch("new")
+        #expect(try fixture.count("tag:inbox") == count / 2)
+        // Read by its owner in the meantime: new.tags must not bring unread back.
+        _ = try fixture.notmuch("tag", "-unread", "id:z-1@example.org")
+
+        let rerun = try fixture.command(["import", "--tag", "archived", "--remove-tag", "inbox", url.path])
+        #expect(rerun.status == 0, "\(rerun.stdout) \(rerun.stderr)")
+        #expect(try fixture.count("tag:archived and tag:ruled") == count, "\(rerun.stdout)")
+        #expect(try fixture.count("tag:inbox") == 0)
+        #expect(try fixture.count("tag:flagged") == count / 4)
+        #expect(try fixture.count("tag:unread") == count - count / 4 - 1)
+        #expect(fixture.files().count == count)
+
+        // Applied once: a change made since is not undone by another run.
+        _ = try fixture.notmuch("tag", "+inbox", "id:z-2@example.org")
+        let third = try fixture.command(["import", "--tag", "archived", "--remove-tag", "inbox", url.path])
+        #expect(third.stdout.hasPrefix("imported 0 ") && third.stdout.contains("skipped \(count) "), "\(third.stdout)")
+        #expect(try fixture.count("tag:inbox") == 1)
+        try fixture.expectNothingNew()
+    }
 }
