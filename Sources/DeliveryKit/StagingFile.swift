@@ -29,7 +29,6 @@ final class StagingFile {
         } else {
             fd = nil
         }
-        buffer.reserveCapacity(Self.bufferSize)
     }
 
     deinit { try? fd?.close() }
