@@ -119,39 +119,36 @@ final class ImportStager: @unchecked Sendable {
                 continue
             }
             while true {
-                let file: StagingFile
-                do {
-                    file = try StagingFile(path: dryRun ? nil : maildir.tmp.appending(MaildirName.unique()),
-                                           limit: maxMessageSize)
-                } catch {
-                    chunk.error = DeliveryError(.temporary, "cannot write in '\(maildir.tmp)': \(error)")
-                    hand(chunk, last: true)
-                    return
-                }
+                // A dry run counts the bytes and writes nothing.
+                let file = dryRun ? nil : StagingFile(path: maildir.tmp.appending(MaildirName.unique()),
+                                                      limit: maxMessageSize)
                 let entry: MboxEntry
                 do {
-                    guard let next = try reader.next(writingTo: file.append) else {
-                        file.discard()
+                    guard let next = try reader.next(writingTo: { file?.append($0) }) else {
+                        file?.discard()
                         break
                     }
                     entry = next
                 } catch {
-                    file.discard()
+                    file?.discard()
                     let reason = (error as? MboxError)?.description ?? "\(error)"
                     chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: progress.bytes, reason: reason))
                     break
                 }
                 if stopping.load(ordering: .acquiring) {
-                    file.discard()
+                    file?.discard()
                     hand(chunk, last: true)
                     return
                 }
                 progress.messages += 1
                 progress.bytes += entry.size
                 chunk.bytes += entry.size
-                if dryRun {
+                guard let file else {
                     chunk.counted += 1
-                } else if file.isOversize {
+                    reportProgress(started: started, source: source)
+                    continue
+                }
+                if file.isOversize {
                     file.discard()
                     chunk.failures.append(ImportFailure(
                         archive: archive, line: entry.line, offset: entry.offset,
@@ -174,16 +171,20 @@ final class ImportStager: @unchecked Sendable {
                         finals = []
                     }
                 }
-                if progress.messages % 100 == 0 {
-                    if let fraction = source.fractionRead, fraction > 0.01 {
-                        progress.secondsLeft = (Clock.now - started) * (1 - fraction) / fraction
-                    }
-                    onProgress(progress)
-                }
+                reportProgress(started: started, source: source)
             }
         }
         onProgress(progress)
         hand(chunk, last: true)
+    }
+
+    /// Every 100 messages, with the time left for the archive.
+    private func reportProgress(started: Double, source: ByteSource) {
+        guard progress.messages % 100 == 0 else { return }
+        if let fraction = source.fractionRead, fraction > 0.01 {
+            progress.secondsLeft = (Clock.now - started) * (1 - fraction) / fraction
+        }
+        onProgress(progress)
     }
 
     /// Syncs the chunk's files (one syncfs for all of them, instead of an
@@ -213,30 +214,30 @@ final class ImportStager: @unchecked Sendable {
     private func stage(_ entry: MboxEntry, file: StagingFile, archive: String,
                        finals: inout Set<FilePath>) throws(DeliveryError) -> StagedMessage? {
         let digest = file.finish()
-        guard let path = file.path else { return nil }
-        if let error = file.error {
-            try? FileSystem.unlink(path)
-            throw DeliveryError(.temporary, "\(archive):\(entry.line): cannot write '\(path)': \(error)")
-        }
+        let path = file.path
         let headers = HeaderScan(entry.headers)
         let status = ArchiveStatus(status: headers.value("status"), xStatus: headers.value("x-status"))
         // Named after the content, so that a second run finds what the first stored.
         let name = digest + ".import"
         let final = status.isNew ? maildir.new.appending(name) : maildir.cur.appending(name + ":2," + status.maildirFlags)
         guard finals.insert(final).inserted else {
-            try? FileSystem.unlink(path)
+            file.discard()
             return nil
         }
         var temporary: FilePath?
         if FileSystem.kind(of: final) == .missing {
+            do throws(Errno) { try file.store() } catch {
+                file.discard()
+                throw DeliveryError(.temporary, "\(archive):\(entry.line): cannot write '\(path)': \(error)")
+            }
             if !headers.hasDate, let date = Importer.envelopeDate(entry.envelope) {
                 var times = [timespec(tv_sec: date, tv_nsec: 0), timespec(tv_sec: date, tv_nsec: 0)]
                 _ = path.withPlatformString { utimensat(AT_FDCWD, $0, &times, 0) }
             }
             temporary = path
         } else {
-            // Unsynced and unlinked at once: a re-run writes little to the disk.
-            try? FileSystem.unlink(path)
+            // Only a message larger than the buffer was written already.
+            file.discard()
         }
         return StagedMessage(temporary: temporary, final: final, digest: digest, messageID: headers.messageID,
                              tags: status.tags, archive: archive, line: entry.line, offset: entry.offset)
