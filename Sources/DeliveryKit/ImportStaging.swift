@@ -63,7 +63,7 @@ final class ImportStager: @unchecked Sendable {
         self.onProgress = onProgress
     }
 
-    /// Where compressed standard input is copied to be checked: the
+    /// Where a compressed stream (standard input, a pipe) is copied to be checked: the
     /// maildir's tmp/, on the same disk as what it will become; a dry run
     /// creates nothing there.
     private var spoolDirectory: String {
@@ -85,21 +85,18 @@ final class ImportStager: @unchecked Sendable {
             let source: ByteSource
             let reader: MboxReader
             // Its descriptor names the spooled input until it is opened.
-            var spool: StandardInputSpool?
+            var spool: StreamSpool?
             defer { withExtendedLifetime(spool) {} }
             do {
-                var path = archive
-                if archive == "-" {
-                    spool = try StandardInputSpool(directory: spoolDirectory)
-                    path = spool?.path ?? archive
-                }
-                if let plain = spool?.plainSource {
+                let opened = try StreamSpool(path: archive, directory: spoolDirectory)
+                spool = opened
+                if let plain = opened.plainSource {
                     source = plain
                 } else {
                     // A corrupt archive would store garbage before the decoder
                     // noticed; a truncated one keeps what decodes before the
                     // cut (the reader reports the cut as a failure there).
-                    switch ArchiveCheck.verify(path, name: archive) {
+                    switch ArchiveCheck.verify(opened.path, name: archive) {
                     case .corrupt(let reason):
                         chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: 0,
                                                             reason: "\(reason); nothing from this archive is stored"))
@@ -110,7 +107,7 @@ final class ImportStager: @unchecked Sendable {
                     case .plain, .intact, .truncated:
                         break
                     }
-                    source = try Archive.open(path, name: archive)
+                    source = try Archive.open(opened.path, name: archive)
                 }
                 reader = MboxReader(source: source, format: format, name: archive)
             } catch {

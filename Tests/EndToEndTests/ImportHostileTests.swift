@@ -223,4 +223,29 @@ struct ImportHostileTests {
         #expect(try fixture.count("tag:inbox") == 1)
         try fixture.expectNothingNew()
     }
+
+    /// The check of compressed archives reads them twice; a pipe given as a
+    /// path (`import <(zcat …)`) cannot be read twice, and must be imported
+    /// whole all the same, plain or compressed, and refused when corrupt.
+    @Test func archivesFromPipesAreReadOnce() throws {
+        let fixture = try MailFixture()
+        let text = Self.messages(30).map { "From s@example.org Mon Nov 24 09:00:00 2025\n" + $0 + "\n" }.joined()
+        let plain = try write(text, fixture, "pipe.mbox")
+        let gzip = fixture.directory.appendingPathComponent("pipe.mbox.gz")
+        var bytes = try compressed(text, "gzip", fixture)
+        try bytes.write(to: gzip)
+        for index in (bytes.count / 2)..<(bytes.count / 2 + 8) { bytes[index] ^= 0x55 }
+        let corrupt = fixture.directory.appendingPathComponent("corrupt.mbox.gz")
+        try bytes.write(to: corrupt)
+        let script = "\"$0\" import <(cat \"$1\") <(cat \"$2\") <(cat \"$3\")"
+        let result = try fixture.run(URL(fileURLWithPath: "/bin/bash"),
+                                     ["-c", script, MailFixture.deliverExecutable.path, plain.path, gzip.path, corrupt.path],
+                                     input: Data(), chunks: nil)
+        #expect(result.status == 65, "\(result.stdout) \(result.stderr)")
+        // The same 30 messages twice: stored once, skipped the second time.
+        #expect(result.stdout.hasPrefix("imported 30 ") && result.stdout.contains("skipped 30 "), "\(result.stdout)")
+        #expect(result.stdout.contains("corrupt gzip data; nothing from this archive is stored"), "\(result.stdout)")
+        #expect(try fixture.count() == 30)
+        #expect(fixture.files().count == 30, "\(fixture.files())")
+    }
 }
