@@ -12,6 +12,10 @@ final class ContentChecksum {
         bytes.withUnsafeBufferPointer { g_checksum_update(checksum, $0.baseAddress, gssize($0.count)) }
     }
 
+    func update(_ bytes: UnsafeRawBufferPointer) {
+        g_checksum_update(checksum, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), gssize(bytes.count))
+    }
+
     var hex: String { String(cString: g_checksum_get_string(checksum)) }
 
     static func hex(of bytes: [UInt8]) -> String {

@@ -14,6 +14,11 @@ public struct ImportOptions: Sendable {
     public var dryRun = false
     /// Messages per commit (a whole number of chunks of 100 when larger).
     public var batchSize = 250
+    /// Larger messages are reported as failed and not stored: postfix's
+    /// default `message_size_limit`, as a mail server would have refused
+    /// them too.
+    public var maxMessageSize = ImportOptions.defaultMaxMessageSize
+    public static let defaultMaxMessageSize = 10_240_000
 
     public init() {}
 }
@@ -78,6 +83,7 @@ public final class Importer {
         // indexing starts soon and never waits long for the reading.
         let stager = ImportStager(archives: archives, maildir: maildir, format: options.format,
                                   chunkSize: min(100, options.batchSize), dryRun: options.dryRun,
+                                  maxMessageSize: options.maxMessageSize,
                                   onProgress: onProgress)
         let reading = BackgroundCall { stager.run() }
         // Without a thread of its own the reading would wait for ever for
@@ -132,12 +138,15 @@ public final class Importer {
     }
 
     private enum Verdict {
-        /// The same content is there already.
+        /// The same content is there already, and owes nothing.
         case skip
         /// The file is in place, not yet indexed (an interrupted run stored it).
         case indexInPlace
         /// A new file; `duplicate`: another copy of a known Message-ID.
         case indexNew(duplicate: Bool)
+        /// Someone else (`notmuch new`, after an interrupted run) indexed
+        /// the file at this path with `new.tags` only: the rest is owed.
+        case owed(FilePath)
     }
 
     /// What the database says of a staged message. The file's place is
@@ -146,15 +155,30 @@ public final class Importer {
     /// rule or a flag rename).
     private func verdict(_ message: StagedMessage, in database: Database) throws -> Verdict {
         if FileSystem.kind(of: message.final) != .missing {
-            return try database.findMessage(filename: message.final.string) != nil ? .skip : .indexInPlace
+            guard let indexed = try database.findMessage(filename: message.final.string) else { return .indexInPlace }
+            return try Self.owesImport(indexed) ? .owed(message.final) : .skip
         }
         // Gone since the reading thread saw it: moved on after its indexing.
         if message.temporary == nil { return .skip }
         guard let existing = try database.findMessage(id: message.messageID ?? "notmuch-sha1-" + message.digest) else {
             return .indexNew(duplicate: false)
         }
-        if existing.filenames.contains(where: { Self.digest(ofFile: $0) == message.digest }) { return .skip }
+        // Moved by a rule or renamed for its flags, perhaps before a
+        // `notmuch new` indexed it there.
+        if let same = existing.filenames.first(where: { Self.digest(ofFile: $0) == message.digest }) {
+            return try Self.owesImport(existing) ? .owed(FilePath(same)) : .skip
+        }
         return .indexNew(duplicate: true)
+    }
+
+    /// Whether a message holding one of our files still waits for the
+    /// import's tags, rules and Status flags. The import marks the messages
+    /// it finishes, as deliveries do, so one without the mark was indexed
+    /// by someone else. Only a message of that one file: a file that is a
+    /// copy of a message known before is one more name for it, and an
+    /// import leaves such a message's tags alone.
+    private static func owesImport(_ message: Message) throws -> Bool {
+        try message.property(IndexJob.deliveredProperty) == nil && message.filenames.count == 1
     }
 
     /// Indexed since the last commit: how many, how many of them copies
@@ -163,24 +187,42 @@ public final class Importer {
     private var uncommitted = (count: 0, copies: 0, moves: [FilePath]())
 
     /// Moves a chunk's synced files into place and indexes them, in the
-    /// transaction `commit` ends.
+    /// transaction `commit` ends. A failure of one message costs that
+    /// message only; one of the disk or the database stops the import.
     private func index(_ chunk: [StagedMessage]) throws(DeliveryError) {
         guard !chunk.isEmpty, let database else { return }
-        var kept: [(message: StagedMessage, inPlace: Bool, duplicate: Bool)] = []
+        var kept: [Entry] = []
+        var placed: [Entry] = []
         do {
             for message in chunk {
                 let verdict = try verdict(message, in: database)
                 if case .indexNew(let duplicate) = verdict {
-                    kept.append((message, false, duplicate))
+                    kept.append(Entry(message: message, path: message.final, inPlace: false, duplicate: duplicate))
                     continue
                 }
                 if let temporary = message.temporary { try? FileSystem.unlink(temporary) }
-                if case .indexInPlace = verdict { kept.append((message, true, false)) } else { report.skipped += 1 }
+                switch verdict {
+                case .indexInPlace:
+                    kept.append(Entry(message: message, path: message.final, inPlace: true, duplicate: false))
+                case .owed(let path):
+                    kept.append(Entry(message: message, path: path, inPlace: true, duplicate: false, indexedBefore: true))
+                case .skip, .indexNew:
+                    report.skipped += 1
+                }
             }
             var directories = Set<FilePath>()
-            for (message, inPlace, _) in kept {
-                if !inPlace, let temporary = message.temporary { try FileSystem.rename(temporary, message.final) }
-                directories.insert(message.final.directory)
+            for entry in kept {
+                if !entry.inPlace, let temporary = entry.message.temporary {
+                    do {
+                        try FileSystem.rename(temporary, entry.path)
+                    } catch {
+                        guard MessageFault.belongsToMessage(error) else { throw error }
+                        fail(entry.message, "cannot move its file into place: \(error)")
+                        continue
+                    }
+                }
+                placed.append(entry)
+                directories.insert(entry.path.directory)
             }
             // Their names (ours, or an interrupted run's) reach the disk
             // before the database names them: a commit Xapian makes on its
@@ -190,36 +232,89 @@ public final class Importer {
         } catch {
             throw DeliveryError(.temporary, "cannot store the messages in '\(maildir.path)': \(error)")
         }
+        for entry in placed { try indexOne(entry) }
+    }
+
+    /// A message to index, and where its file is.
+    private struct Entry {
+        let message: StagedMessage
+        let path: FilePath
+        /// The file is there already (not renamed from tmp/ by this run).
+        let inPlace: Bool
+        let duplicate: Bool
+        /// Someone else indexed the file first: what they did stays.
+        var indexedBefore = false
+    }
+
+    /// How one message's atomic section ended.
+    private enum Indexing {
+        case indexed(DeliveryReport)
+        /// libnotmuch refused the file before changing anything.
+        case notMail
+        /// The message's own failure, its changes undone.
+        case failed(any Error)
+    }
+
+    /// One atomic section per message, as `notmuch new` does: one around
+    /// the whole batch measured a third slower. The files are durable
+    /// already, so a commit Xapian makes on its own mid-batch loses no
+    /// message (a rule's move not yet synced can leave the database naming
+    /// the old path until `notmuch new`); the batch counts as imported
+    /// only after `commit`.
+    private func indexOne(_ entry: Entry) throws(DeliveryError) {
+        guard let database else { return }
+        let (message, inPlace, duplicate, indexedBefore) = (entry.message, entry.inPlace, entry.duplicate, entry.indexedBefore)
+        let file = Delivery.DeliveredFile(entry.path)
+        var job = IndexJob(file: file, options: options.delivery, settings: settings, commit: true)
+        job.archiveTags = message.tags
+        job.describes = false
+        job.mayBeIndexedAlready = inPlace
+        // The delivered mark stays on (IndexJob's default): without it a
+        // re-run cannot tell a message this import finished from one
+        // `notmuch new` indexed from a file an interrupted run left.
+        let outcome: Indexing
         do {
-            // One atomic section per message, as `notmuch new` does: one
-            // around the whole batch measured a third slower. The files are
-            // durable already, so a commit Xapian makes on its own mid-batch
-            // loses no message (a rule's move not yet synced can leave the
-            // database naming the old path until `notmuch new`); the batch
-            // counts as imported only after `commit`.
-            for (message, inPlace, duplicate) in kept {
-                try database.atomically {
-                    let file = Delivery.DeliveredFile(message.final)
-                    var job = IndexJob(file: file, options: options.delivery, settings: settings, commit: true)
-                    job.archiveTags = message.tags
-                    job.describes = false
-                    job.mayBeIndexedAlready = inPlace
-                    job.marksDelivered = false
-                    do {
-                        let result = try job.run(in: database, moves: &uncommitted.moves)
-                        uncommitted.count += 1
-                        if result.outcome == .duplicate || duplicate { uncommitted.copies += 1 }
-                    } catch let refused as IndexJob.Refused where refused.error.status == .fileNotEmail {
-                        report.failures.append(ImportFailure(archive: message.archive, line: message.line,
-                                                             offset: message.offset,
-                                                             reason: "not an email message (no From, Subject or To)"))
-                        Maildir.discard(message.final)
-                    }
-                }
-            }
+            outcome = try database.atomically { try run(job, in: database, undoing: indexedBefore ? [] : [file]) }
         } catch {
             throw DeliveryError(.temporary, "cannot index the batch: \(error); run the import again to resume")
         }
+        switch outcome {
+        case .indexed(let result):
+            uncommitted.count += 1
+            if result.outcome == .duplicate || duplicate { uncommitted.copies += 1 }
+        case .notMail:
+            fail(message, "not an email message (no From, Subject or To)")
+            Maildir.discard(entry.path)
+        case .failed(let error):
+            fail(message, "\(error)")
+            if !indexedBefore { for path in Set([file.current, file.original]) { Maildir.discard(path) } }
+        }
+    }
+
+    /// The job, inside the message's atomic section. A failure of the
+    /// message's own is undone in the same section: libnotmuch has no call
+    /// to cancel one section (closing the database with one open cancels
+    /// the whole uncommitted batch, files already renamed and moved by
+    /// rules included), but removing the file's names removes the message
+    /// that indexing just made, with whatever tags it had got. `undoing`
+    /// is empty for a file someone else indexed before: what they did stays.
+    private func run(_ job: IndexJob, in database: Database, undoing: [Delivery.DeliveredFile]) throws -> Indexing {
+        do {
+            return .indexed(try job.run(in: database, moves: &uncommitted.moves))
+        } catch let refused as IndexJob.Refused where refused.error.status == .fileNotEmail {
+            return .notMail
+        } catch {
+            guard MessageFault.belongsToMessage(error) else { throw error }
+            for file in undoing {
+                for path in Set([file.current, file.original]) { try database.removeFile(path.string) }
+            }
+            return .failed(error)
+        }
+    }
+
+    private func fail(_ message: StagedMessage, _ reason: String) {
+        report.failures.append(ImportFailure(archive: message.archive, line: message.line,
+                                             offset: message.offset, reason: reason))
     }
 
     /// Makes the renames durable, then commits: the messages indexed since
@@ -241,13 +336,6 @@ public final class Importer {
     }
 
     // MARK: Helpers
-
-    static func write(_ bytes: [UInt8], to path: FilePath) throws {
-        let fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate, .closeOnExec],
-                                         permissions: .ownerReadWrite)
-        defer { try? fd.close() }
-        try bytes.withUnsafeBytes { try fd.writeEverything($0) }
-    }
 
     /// The SHA-1 of a file's content, or nil when it cannot be read.
     static func digest(ofFile path: String) -> String? {

@@ -47,18 +47,27 @@ final class ImportStager: @unchecked Sendable {
     private let format: MboxFormat
     private let chunkSize: Int
     private let dryRun: Bool
+    private let maxMessageSize: Int
     private let onProgress: (ImportProgress) -> Void
     private var progress = ImportProgress()
     private let stopping = Atomic<Bool>(false)
 
     init(archives: [String], maildir: Maildir, format: MboxFormat, chunkSize: Int, dryRun: Bool,
-         onProgress: @escaping (ImportProgress) -> Void) {
+         maxMessageSize: Int, onProgress: @escaping (ImportProgress) -> Void) {
+        self.maxMessageSize = maxMessageSize
         self.archives = archives
         self.maildir = maildir
         self.format = format
         self.chunkSize = chunkSize
         self.dryRun = dryRun
         self.onProgress = onProgress
+    }
+
+    /// Where a compressed stream (standard input, a pipe) is copied to be checked: the
+    /// maildir's tmp/, on the same disk as what it will become; a dry run
+    /// creates nothing there.
+    private var spoolDirectory: String {
+        dryRun ? (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") : maildir.tmp.string
     }
 
     /// Asks `run` to hand over what it has, marked last, and end.
@@ -75,8 +84,31 @@ final class ImportStager: @unchecked Sendable {
             let started = Clock.now
             let source: ByteSource
             let reader: MboxReader
+            // Its descriptor names the spooled input until it is opened.
+            var spool: StreamSpool?
+            defer { withExtendedLifetime(spool) {} }
             do {
-                source = try Archive.open(archive)
+                let opened = try StreamSpool(path: archive, directory: spoolDirectory)
+                spool = opened
+                if let plain = opened.plainSource {
+                    source = plain
+                } else {
+                    // A corrupt archive would store garbage before the decoder
+                    // noticed; a truncated one keeps what decodes before the
+                    // cut (the reader reports the cut as a failure there).
+                    switch ArchiveCheck.verify(opened.path, name: archive) {
+                    case .corrupt(let reason):
+                        chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: 0,
+                                                            reason: "\(reason); nothing from this archive is stored"))
+                        continue
+                    case .unreadable(let reason):
+                        chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: 0, reason: "cannot read: \(reason)"))
+                        continue
+                    case .plain, .intact, .truncated:
+                        break
+                    }
+                    source = try Archive.open(opened.path, name: archive)
+                }
                 reader = MboxReader(source: source, format: format, name: archive)
             } catch {
                 // One unreadable archive does not cost the others.
@@ -84,27 +116,43 @@ final class ImportStager: @unchecked Sendable {
                 continue
             }
             while true {
-                let message: MboxMessage
+                // A dry run counts the bytes and writes nothing.
+                let file = dryRun ? nil : StagingFile(path: maildir.tmp.appending(MaildirName.unique()),
+                                                      limit: maxMessageSize)
+                let entry: MboxEntry
                 do {
-                    guard let next = try reader.next() else { break }
-                    message = next
+                    guard let next = try reader.next(writingTo: { file?.append($0) }) else {
+                        file?.discard()
+                        break
+                    }
+                    entry = next
                 } catch {
+                    file?.discard()
                     let reason = (error as? MboxError)?.description ?? "\(error)"
                     chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: progress.bytes, reason: reason))
                     break
                 }
                 if stopping.load(ordering: .acquiring) {
+                    file?.discard()
                     hand(chunk, last: true)
                     return
                 }
                 progress.messages += 1
-                progress.bytes += message.bytes.count
-                chunk.bytes += message.bytes.count
-                if dryRun {
+                progress.bytes += entry.size
+                chunk.bytes += entry.size
+                guard let file else {
                     chunk.counted += 1
+                    reportProgress(started: started, source: source)
+                    continue
+                }
+                if file.isOversize {
+                    file.discard()
+                    chunk.failures.append(ImportFailure(
+                        archive: archive, line: entry.line, offset: entry.offset,
+                        reason: "larger than --max-message-size (\(entry.size) bytes, the limit is \(maxMessageSize)); not stored"))
                 } else {
                     do {
-                        if let staged = try stage(message, archive: archive, finals: &finals) {
+                        if let staged = try stage(entry, file: file, archive: archive, finals: &finals) {
                             chunk.messages.append(staged)
                         } else {
                             chunk.repeats += 1
@@ -120,16 +168,20 @@ final class ImportStager: @unchecked Sendable {
                         finals = []
                     }
                 }
-                if progress.messages % 100 == 0 {
-                    if let fraction = source.fractionRead, fraction > 0.01 {
-                        progress.secondsLeft = (Clock.now - started) * (1 - fraction) / fraction
-                    }
-                    onProgress(progress)
-                }
+                reportProgress(started: started, source: source)
             }
         }
         onProgress(progress)
         hand(chunk, last: true)
+    }
+
+    /// Every 100 messages, with the time left for the archive.
+    private func reportProgress(started: Double, source: ByteSource) {
+        guard progress.messages % 100 == 0 else { return }
+        if let fraction = source.fractionRead, fraction > 0.01 {
+            progress.secondsLeft = (Clock.now - started) * (1 - fraction) / fraction
+        }
+        onProgress(progress)
     }
 
     /// Syncs the chunk's files (one syncfs for all of them, instead of an
@@ -153,35 +205,38 @@ final class ImportStager: @unchecked Sendable {
         return !chunk.isLast
     }
 
-    /// Writes one message to a uniquely named file in tmp/, unless its file
-    /// is in place already. Nil when the same bytes came earlier in the chunk.
-    private func stage(_ message: MboxMessage, archive: String,
+    /// Names the message's file after its content, now that all of it is
+    /// written to tmp/; the file goes if its content is in place already.
+    /// Nil when the same bytes came earlier in the chunk.
+    private func stage(_ entry: MboxEntry, file: StagingFile, archive: String,
                        finals: inout Set<FilePath>) throws(DeliveryError) -> StagedMessage? {
-        let bytes = message.bytes
-        let digest = ContentChecksum.hex(of: bytes)
-        let headers = HeaderScan(bytes)
+        let digest = file.finish()
+        let path = file.path
+        let headers = HeaderScan(entry.headers)
         let status = ArchiveStatus(status: headers.value("status"), xStatus: headers.value("x-status"))
         // Named after the content, so that a second run finds what the first stored.
         let name = digest + ".import"
         let final = status.isNew ? maildir.new.appending(name) : maildir.cur.appending(name + ":2," + status.maildirFlags)
-        guard finals.insert(final).inserted else { return nil }
+        guard finals.insert(final).inserted else {
+            file.discard()
+            return nil
+        }
         var temporary: FilePath?
         if FileSystem.kind(of: final) == .missing {
-            // A unique name: a copy of the same bytes in the chunk before
-            // may still be on its way into place.
-            let path = maildir.tmp.appending(MaildirName.unique())
-            do {
-                try Importer.write(bytes, to: path)
-            } catch {
-                throw DeliveryError(.temporary, "\(archive):\(message.line): cannot write '\(path)': \(error)")
+            do throws(Errno) { try file.store() } catch {
+                file.discard()
+                throw DeliveryError(.temporary, "\(archive):\(entry.line): cannot write '\(path)': \(error)")
             }
-            if !headers.hasDate, let date = Importer.envelopeDate(message.envelope) {
+            if !headers.hasDate, let date = Importer.envelopeDate(entry.envelope) {
                 var times = [timespec(tv_sec: date, tv_nsec: 0), timespec(tv_sec: date, tv_nsec: 0)]
                 _ = path.withPlatformString { utimensat(AT_FDCWD, $0, &times, 0) }
             }
             temporary = path
+        } else {
+            // Only a message larger than the buffer was written already.
+            file.discard()
         }
         return StagedMessage(temporary: temporary, final: final, digest: digest, messageID: headers.messageID,
-                             tags: status.tags, archive: archive, line: message.line, offset: message.offset)
+                             tags: status.tags, archive: archive, line: entry.line, offset: entry.offset)
     }
 }

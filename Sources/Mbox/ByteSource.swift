@@ -20,24 +20,51 @@ extension ByteSource {
 }
 
 public struct ArchiveError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable {
+        /// The file cannot be opened or read.
+        case unreadable
+        /// The compressed data stops before its end marker: what came
+        /// before decoded without complaint (but no checksum vouches for it).
+        case truncated
+        /// The decoder refused the data: a bad block, a checksum or length
+        /// that does not match. Anything decoded from it may be garbage.
+        case corrupt
+    }
+
+    public let kind: Kind
     public let description: String
+
+    public init(_ kind: Kind = .unreadable, description: String) {
+        self.kind = kind
+        self.description = description
+    }
 }
 
 public enum Archive {
     /// Opens `path` ("-": standard input), choosing the decoder from the
     /// first bytes: gzip, xz or bzip2, else plain.
-    public static func open(_ path: String) throws -> ByteSource {
+    /// `name` is how errors call it (a spool file stands for "-").
+    public static func open(_ path: String, name: String? = nil) throws -> ByteSource {
+        let name = name ?? path
         let fd = path == "-" ? dup(STDIN_FILENO) : Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ArchiveError(description: "\(path): \(String(cString: strerror(errno)))") }
-        let plain = PlainSource(fd: fd, name: path)
+        guard fd >= 0 else { throw ArchiveError(description: "\(name): \(String(cString: strerror(errno)))") }
+        let plain = PlainSource(fd: fd, name: name)
         var magic = [UInt8](repeating: 0, count: 6)
         let count = try magic.withUnsafeMutableBytes { try plain.read(into: $0) }
         let head = Array(magic[..<count])
         plain.unread(head)
-        if head.starts(with: [0x1F, 0x8B]) { return try GzipSource(plain, name: path) }
-        if head.starts(with: [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) { return try XzSource(plain, name: path) }
-        if head.starts(with: Array("BZh".utf8)) { return try Bzip2Source(plain, name: path) }
+        if head.starts(with: gzipMagic) { return try GzipSource(plain, name: name) }
+        if head.starts(with: xzMagic) { return try XzSource(plain, name: name) }
+        if head.starts(with: bzip2Magic) { return try Bzip2Source(plain, name: name) }
         return plain
+    }
+
+    static let gzipMagic: [UInt8] = [0x1F, 0x8B]
+    static let xzMagic: [UInt8] = [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]
+    static let bzip2Magic = Array("BZh".utf8)
+
+    static func isCompressed(_ head: [UInt8]) -> Bool {
+        head.starts(with: gzipMagic) || head.starts(with: xzMagic) || head.starts(with: bzip2Magic)
     }
 }
 
@@ -116,12 +143,16 @@ final class GzipSource: ByteSource {
                 let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
                 if count == 0 {
                     if memberEnded { finished = true; break }
-                    throw ArchiveError(description: "\(name): the gzip data ends too early")
+                    throw ArchiveError(.truncated, description: "\(name): the gzip data ends too early")
                 }
                 stream.pointee.avail_in = UInt32(count)
                 filled = count
             }
             if memberEnded {
+                // Another member starts with the gzip magic; anything else
+                // after a complete member (tar's zero padding, say) is
+                // ignored, as gzip -d ignores it.
+                if inputBuffer[filled - Int(stream.pointee.avail_in)] != 0x1F { finished = true; break }
                 inflateReset(stream)
                 memberEnded = false
             }
@@ -135,7 +166,7 @@ final class GzipSource: ByteSource {
                 else if status != Z_OK && status != Z_BUF_ERROR { failed = true }
                 return buffer.count - Int(stream.pointee.avail_out)
             }
-            if failed { throw ArchiveError(description: "\(name): corrupt gzip data") }
+            if failed { throw ArchiveError(.corrupt, description: "\(name): corrupt gzip data") }
             if produced > 0 { return produced }
         }
         return 0
@@ -170,18 +201,22 @@ final class XzSource: ByteSource {
                 stream.avail_in = count
                 filled = count
             }
-            var failed = false
+            var failed = false, cut = false
             let produced: Int = inputBuffer.withUnsafeBufferPointer { input in
                 stream.next_in = input.baseAddress! + (filled - stream.avail_in)
                 stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
                 stream.avail_out = buffer.count
                 let status = lzma_code(&stream, inputEnded ? LZMA_FINISH : LZMA_RUN)
-                if status == LZMA_STREAM_END { finished = true } else if status != LZMA_OK { failed = true }
+                if status == LZMA_STREAM_END { finished = true }
+                // No progress with all input given: the stream stops short.
+                else if status == LZMA_BUF_ERROR && inputEnded { cut = true }
+                else if status != LZMA_OK { failed = true }
                 return buffer.count - stream.avail_out
             }
-            if failed { throw ArchiveError(description: "\(name): corrupt xz data") }
+            if failed { throw ArchiveError(.corrupt, description: "\(name): corrupt xz data") }
+            if cut && produced == 0 { throw ArchiveError(.truncated, description: "\(name): the xz data ends too early") }
             if produced > 0 { return produced }
-            if inputEnded && !finished { throw ArchiveError(description: "\(name): the xz data ends too early") }
+            if inputEnded && !finished { throw ArchiveError(.truncated, description: "\(name): the xz data ends too early") }
         }
         return 0
     }
@@ -219,7 +254,7 @@ final class Bzip2Source: ByteSource {
                 let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
                 if count == 0 {
                     if streamEnded { finished = true; break }
-                    throw ArchiveError(description: "\(name): the bzip2 data ends too early")
+                    throw ArchiveError(.truncated, description: "\(name): the bzip2 data ends too early")
                 }
                 stream.pointee.avail_in = UInt32(count)
                 filled = count
@@ -244,7 +279,7 @@ final class Bzip2Source: ByteSource {
                 if status == BZ_STREAM_END { streamEnded = true } else if status != BZ_OK { failed = true }
                 return buffer.count - Int(stream.pointee.avail_out)
             }
-            if failed { throw ArchiveError(description: "\(name): corrupt bzip2 data") }
+            if failed { throw ArchiveError(.corrupt, description: "\(name): corrupt bzip2 data") }
             if produced > 0 { return produced }
         }
         return 0

@@ -11,7 +11,8 @@ public enum MboxFormat: String, CaseIterable, Sendable {
     case auto, mboxo, mboxrd, mboxcl, mboxcl2
 }
 
-/// One message of an archive.
+/// One message of an archive, whole in memory: for tests and small
+/// archives. The import streams with `next(writingTo:)` instead.
 public struct MboxMessage: Sendable {
     /// The message as it was before it went into the archive: no From_ line,
     /// no separating blank line, quoting undone.
@@ -23,12 +24,28 @@ public struct MboxMessage: Sendable {
     public let line: Int
 }
 
+/// What the splitter knows of a message it streamed: all but its bytes.
+public struct MboxEntry: Sendable {
+    /// The From_ line's text after `From ` (sender and date).
+    public let envelope: String
+    /// Where the From_ line starts in the (decompressed) archive.
+    public let offset: Int
+    public let line: Int
+    /// The header block as stored, up to `MboxReader.headerLimit` bytes:
+    /// enough for the few headers an import reads itself, and bounded
+    /// when an archive is one endless header.
+    public let headers: [UInt8]
+    /// The bytes handed to the writer.
+    public let size: Int
+}
+
 public struct MboxError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
-/// Splits an archive into messages as it streams: memory holds one message,
-/// whatever the size of the archive.
+/// Splits an archive into messages as it streams: memory holds a piece of
+/// a line and the start of the header block, whatever the size of the
+/// archive or of one message.
 public final class MboxReader {
     private let lines: LineReader
     private let format: MboxFormat
@@ -36,83 +53,115 @@ public final class MboxReader {
     private var pendingEnvelope: (text: [UInt8], offset: Int, line: Int)?
     private var started = false
 
+    /// Lines are handed on in pieces of this size at most. A From_ line
+    /// longer than this is not one (real ones are under 1,000 bytes), and
+    /// a quote of more `>` than this before `From ` is not unquoted.
+    static let pieceLimit = 1 << 16
+    public static let headerLimit = 1 << 18
+    /// A Content-Length larger than this is not followed: the body would
+    /// have to be held whole to be checked against what comes after it.
+    /// Such a message is split on its lines instead.
+    static let countedBodyLimit = 1 << 23
+
     public init(source: ByteSource, format: MboxFormat = .auto, name: String) {
         lines = LineReader(source)
         self.format = format
         self.name = name
     }
 
+    /// The next message, whole.
     public func next() throws -> MboxMessage? {
+        var bytes: [UInt8] = []
+        guard let entry = try next(writingTo: { bytes += $0 }) else { return nil }
+        return MboxMessage(bytes: bytes, envelope: entry.envelope, offset: entry.offset, line: entry.line)
+    }
+
+    /// Hands the next message to `write` in pieces, in order, as it is
+    /// split; nil at the end of the archive.
+    public func next(writingTo write: (ArraySlice<UInt8>) -> Void) throws -> MboxEntry? {
         if !started {
             started = true
-            guard let first = try lines.nextLine() else { return nil }
-            guard Self.isEnvelope(first.bytes) else {
+            guard let first = try lines.nextPiece(limit: Self.pieceLimit) else { return nil }
+            guard first.isWholeLine, Self.isEnvelope(first.bytes) else {
                 throw MboxError(description: "\(name): not an mbox archive: the first line is not a 'From ' separator line")
             }
             pendingEnvelope = (Array(first.bytes), first.offset, first.number)
         }
         guard let envelope = pendingEnvelope else { return nil }
         pendingEnvelope = nil
-        var message: [UInt8] = []
+        // The writer is called only during this call.
+        return try withoutActuallyEscaping(write) { write in
+            var output = MessageOutput(write: write)
+            return try split(envelope, into: &output)
+        }
+    }
+
+    private func split(_ envelope: (text: [UInt8], offset: Int, line: Int),
+                       into output: inout MessageOutput) throws -> MboxEntry {
         var previousBlank = false
         var inHeaders = true
         var contentLength: Int?
-        while let line = try lines.nextLine() {
-            if previousBlank, Self.isEnvelope(line.bytes) {
-                pendingEnvelope = (Array(line.bytes), line.offset, line.number)
+        while let piece = try lines.nextPiece(limit: Self.pieceLimit) {
+            guard piece.startsLine else {
+                output.add(piece.bytes, header: inHeaders)
+                continue
+            }
+            if previousBlank, piece.isWholeLine, Self.isEnvelope(piece.bytes) {
+                pendingEnvelope = (Array(piece.bytes), piece.offset, piece.number)
                 break
             }
-            let blank = Self.isBlank(line.bytes)
+            let blank = piece.endsLine && Self.isBlank(piece.bytes)
             if inHeaders {
                 if blank {
                     inHeaders = false
-                    message += line.bytes
                     if let length = contentLength, format == .mboxcl || format == .mboxcl2,
-                       try readCountedBody(length, into: &message) {
+                       let body = try readCountedBody(length) {
+                        output.add(piece.bytes, header: false)
+                        output.add(body[...], header: false)
                         // The body ends where the length says; what follows
                         // is the end, a From_ line, or a blank line and one.
-                        if let next = try lines.nextLine() {
+                        if let next = try lines.nextPiece(limit: Self.pieceLimit) {
                             if Self.isEnvelope(next.bytes) {
                                 pendingEnvelope = (Array(next.bytes), next.offset, next.number)
-                            } else if let after = try lines.nextLine() {
+                            } else if let after = try lines.nextPiece(limit: Self.pieceLimit) {
                                 pendingEnvelope = (Array(after.bytes), after.offset, after.number)
                             }
                         }
-                        return finish(message, envelope: envelope, trimSeparator: false)
+                        return entry(envelope, output)
                     }
+                    output.holdBlank(piece.bytes)
                     previousBlank = true
                     continue
                 }
-                if let value = Self.headerValue(line.bytes, name: "content-length") {
+                if piece.endsLine, let value = Self.headerValue(piece.bytes, name: "content-length") {
                     contentLength = Int(value)
                 }
             }
-            message += unquoted(line.bytes)
+            if blank {
+                output.holdBlank(piece.bytes)
+            } else {
+                output.add(unquoted(piece.bytes), header: inHeaders)
+            }
             previousBlank = blank
         }
-        return finish(message, envelope: envelope, trimSeparator: true)
-    }
-
-    private func finish(_ bytes: [UInt8], envelope: (text: [UInt8], offset: Int, line: Int),
-                        trimSeparator: Bool) -> MboxMessage {
-        var bytes = bytes
         // The blank line before the next From_ line (or the end) is the
         // archive's separator, not the message's.
-        if trimSeparator, bytes.count >= 2 {
-            if bytes.suffix(2) == [10, 10] { bytes.removeLast() }
-            else if bytes.suffix(4) == [13, 10, 13, 10] { bytes.removeLast(2) }
-        }
+        output.dropSeparator()
+        return entry(envelope, output)
+    }
+
+    private func entry(_ envelope: (text: [UInt8], offset: Int, line: Int), _ output: MessageOutput) -> MboxEntry {
         var text = envelope.text.dropFirst(5)
         while let last = text.last, last == 10 || last == 13 { text = text.dropLast() }
-        return MboxMessage(bytes: bytes, envelope: String(decoding: text, as: UTF8.self),
-                           offset: envelope.offset, line: envelope.line)
+        return MboxEntry(envelope: String(decoding: text, as: UTF8.self), offset: envelope.offset,
+                         line: envelope.line, headers: output.headers, size: output.size)
     }
 
     /// Reads a body of `length` bytes when the archive agrees: right after
     /// it comes the end, a From_ line, or a blank line and then one. Else
     /// puts the bytes back for line-by-line splitting.
-    private func readCountedBody(_ length: Int, into message: inout [UInt8]) throws -> Bool {
-        guard length >= 0, let body = try lines.readExactly(length) else { return false }
+    private func readCountedBody(_ length: Int) throws -> [UInt8]? {
+        guard length >= 0, length <= Self.countedBodyLimit, let body = try lines.readExactly(length) else { return nil }
         let lookahead = try lines.peek(2048)
         // Only the first line counts: a body line starting "From " must not
         // pass on the strength of a time and a year on later lines.
@@ -123,10 +172,9 @@ public final class MboxReader {
             }())
         guard consistent else {
             lines.pushBack(body)
-            return false
+            return nil
         }
-        message += format == .mboxcl ? unquotedLines(body) : body
-        return true
+        return format == .mboxcl ? unquotedLines(body) : body
     }
 
     private func unquoted(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
@@ -196,80 +244,5 @@ extension String {
         while let first = view.first, first.isWhitespace { view.removeFirst() }
         while let last = view.last, last.isWhitespace { view.removeLast() }
         return String(view)
-    }
-}
-
-/// Lines (with their `\n`), with offsets, from a byte source.
-final class LineReader {
-    struct Line {
-        let bytes: ArraySlice<UInt8>
-        let offset: Int
-        let number: Int
-    }
-
-    private let source: ByteSource
-    private var buffer: [UInt8] = []
-    private var position = 0
-    private var atEnd = false
-    private var consumed = 0
-    private var lineNumber = 0
-
-    init(_ source: ByteSource) { self.source = source }
-
-    /// Where reads land before joining the buffer; allocated once, as a
-    /// pipe may deliver a few bytes per read.
-    private var chunk = [UInt8](repeating: 0, count: 1 << 16)
-
-    /// Makes sure `count` bytes are buffered past the position, if the source has them.
-    private func fill(_ count: Int) throws {
-        if position > 1 << 20 {
-            buffer.removeFirst(position)
-            position = 0
-        }
-        while buffer.count - position < count && !atEnd {
-            let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
-            if n == 0 { atEnd = true } else { buffer += chunk[..<n] }
-        }
-    }
-
-    func nextLine() throws -> Line? {
-        while true {
-            if let newline = buffer[position...].firstIndex(of: 10) {
-                return take(newline + 1 - position)
-            }
-            if atEnd {
-                return position < buffer.count ? take(buffer.count - position) : nil
-            }
-            try fill(buffer.count - position + 1)
-        }
-    }
-
-    private func take(_ count: Int) -> Line {
-        let line = Line(bytes: buffer[position..<(position + count)], offset: consumed, number: lineNumber + 1)
-        lineNumber += 1
-        position += count
-        consumed += count
-        return line
-    }
-
-    func readExactly(_ count: Int) throws -> [UInt8]? {
-        try fill(count)
-        guard buffer.count - position >= count else { return nil }
-        let bytes = Array(buffer[position..<(position + count)])
-        position += count
-        consumed += count
-        lineNumber += bytes.lazy.filter { $0 == 10 }.count
-        return bytes
-    }
-
-    func peek(_ count: Int) throws -> [UInt8] {
-        try fill(count)
-        return Array(buffer[position..<min(buffer.count, position + count)])
-    }
-
-    func pushBack(_ bytes: [UInt8]) {
-        buffer.replaceSubrange(position..<position, with: bytes)
-        consumed -= bytes.count
-        lineNumber -= bytes.lazy.filter { $0 == 10 }.count
     }
 }

@@ -202,6 +202,11 @@ struct Import: ParsableCommand {
     @Option(help: "Messages per commit; a message counts as imported once its commit is made.")
     var batchSize = 250
 
+    @Option(help: ArgumentHelp("Larger messages are reported as failed and not stored (default: 10240000, postfix's message_size_limit); k, M or G for KiB, MiB, GiB.",
+                               valueName: "bytes"),
+            transform: ByteCount.parse)
+    var maxMessageSize = ImportOptions.defaultMaxMessageSize
+
     @Flag(name: [.short, .long], help: "Also log to standard error.")
     var verbose = false
 
@@ -211,6 +216,7 @@ struct Import: ParsableCommand {
         options.format = format
         options.dryRun = dryRun
         options.batchSize = max(1, batchSize)
+        options.maxMessageSize = maxMessageSize
         let onTerminal = isatty(STDERR_FILENO) == 1
         let started = Clock.now
         do {

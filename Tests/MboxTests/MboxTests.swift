@@ -111,6 +111,51 @@ func texts(_ messages: [MboxMessage]) -> [String] { messages.map { String(decodi
     }
 }
 
+/// Messages are streamed: the writer gets pieces of bounded size, in order,
+/// whatever the length of a line or of a message.
+@Suite struct StreamingTests {
+    /// The pieces of each message, as the writer got them.
+    private func stream(_ bytes: [UInt8], _ format: MboxFormat = .auto) throws -> [(entry: MboxEntry, pieces: [[UInt8]])] {
+        let reader = MboxReader(source: MemorySource(bytes: bytes, step: 65_536), format: format, name: "test")
+        var result: [(MboxEntry, [[UInt8]])] = []
+        while true {
+            var pieces: [[UInt8]] = []
+            guard let entry = try reader.next(writingTo: { pieces.append(Array($0)) }) else { return result }
+            result.append((entry, pieces))
+        }
+    }
+
+    /// A 40 MiB line (after a `>From ` quote and before a second message):
+    /// handed over in pieces no larger than 64 KiB, and exact once joined.
+    @Test func aLongLineComesInBoundedPieces() throws {
+        let line = Array(">From ".utf8) + [UInt8](repeating: UInt8(ascii: "y"), count: 40 << 20) + [10]
+        let head = Array("From a@b Mon Nov 24 09:00:00 2025\nSubject: long\n\n".utf8)
+        let next = Array("\nFrom c@d Mon Nov 24 09:00:00 2025\nSubject: next\n\nb\n".utf8)
+        let messages = try stream(head + line + next)
+        #expect(messages.count == 2)
+        let pieces = messages[0].pieces
+        #expect(pieces.allSatisfy { $0.count <= 1 << 16 }, "largest piece \(pieces.map(\.count).max() ?? 0)")
+        let joined = pieces.flatMap { $0 }
+        #expect(joined.count == messages[0].entry.size)
+        #expect(joined == Array("Subject: long\n\n".utf8) + line.dropFirst())
+        #expect(messages[1].entry.line == 6)
+        #expect(messages[1].entry.offset == head.count + line.count + 1)
+        #expect(String(decoding: messages[1].pieces.flatMap { $0 }, as: UTF8.self) == "Subject: next\n\nb\n")
+    }
+
+    /// An archive that is one endless header: what is kept of the header
+    /// block is bounded, and the message is still whole.
+    @Test func theHeaderBlockKeptIsBounded() throws {
+        var text = "From a@b Mon Nov 24 09:00:00 2025\nSubject: x\n"
+        for i in 0..<40_000 { text += "X-Filler-\(i): some header value\n" }
+        let messages = try stream(Array(text.utf8))
+        #expect(messages.count == 1)
+        #expect(messages[0].entry.headers.count == MboxReader.headerLimit)
+        #expect(messages[0].entry.headers.starts(with: Array("Subject: x\n".utf8)))
+        #expect(messages[0].entry.size == text.utf8.count - 34)
+    }
+}
+
 @Suite struct CompressedArchiveTests {
     private func roundTrip(_ tool: [String]) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mbox-\(UUID().uuidString)")

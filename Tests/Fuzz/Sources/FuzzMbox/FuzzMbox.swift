@@ -10,12 +10,20 @@ import Glibc
 /// archive, and messages never hold more than the archive. Input that
 /// starts like gzip, xz or bzip2 goes through a file and Archive.open, so
 /// the decoders run too.
+///
+/// Size and depth, not only content: when the second byte has its top bit
+/// set, a slice of the archive (chosen by the next bytes) is repeated up to
+/// thousands of times, which makes lines longer than the reader's 64 KiB
+/// pieces, header blocks longer than what it keeps, and runs of `>` before
+/// `From ` deeper than a piece, from a short input. Every piece handed to
+/// the writer must stay within 64 KiB, the kept header block within
+/// MboxReader.headerLimit, and a message's size must be what was written.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzMbox(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data, size > 0 else { return 0 }
     let input = Array(UnsafeBufferPointer(start: data, count: size))
     let format = MboxFormat.allCases[Int(input[0]) % MboxFormat.allCases.count]
-    let archive = Array(input.dropFirst())
+    let archive = expanded(Array(input.dropFirst()))
 
     if isCompressed(archive) {
         CompressedFile.shared.write(archive)
@@ -50,19 +58,46 @@ enum Outcome: Equatable {
     case error(String)
 }
 
-/// Every message, then the error if one ended the reading.
+/// Every message, then the error if one ended the reading; streamed, with
+/// the bounds of the streaming checked on the way.
 private func split(_ reader: MboxReader) -> [Outcome] {
     var outcomes: [Outcome] = []
     do {
-        while let message = try reader.next() {
-            outcomes.append(.message(bytes: message.bytes, envelope: message.envelope,
-                                     offset: message.offset, line: message.line))
+        while true {
+            var bytes: [UInt8] = []
+            let entry = try reader.next(writingTo: { piece in
+                if piece.count > 1 << 16 { fatalError("a piece of \(piece.count) bytes") }
+                bytes += piece
+            })
+            guard let entry else { break }
+            if entry.size != bytes.count { fatalError("size \(entry.size), \(bytes.count) bytes written") }
+            if entry.headers.count > MboxReader.headerLimit { fatalError("\(entry.headers.count) header bytes kept") }
+            outcomes.append(.message(bytes: bytes, envelope: entry.envelope, offset: entry.offset, line: entry.line))
             if outcomes.count > 1 << 16 { fatalError("more messages than bytes") }
         }
     } catch {
         outcomes.append(.error("\(error)"))
     }
     return outcomes
+}
+
+/// The archive, or (top bit of its first byte set) the archive with one of
+/// its slices repeated: bytes 1 and 2 choose where the slice starts and
+/// ends, byte 3 how often it repeats (up to 255 × 64 times), capped at
+/// 4 MiB so that a run stays fast.
+private func expanded(_ archive: [UInt8]) -> [UInt8] {
+    guard archive.count > 4, archive[0] & 0x80 != 0 else { return archive }
+    let body = Array(archive.dropFirst(4))
+    guard !body.isEmpty else { return archive }
+    let start = Int(archive[1]) % body.count
+    let end = min(body.count, start + 1 + Int(archive[2]))
+    let slice = body[start..<end]
+    let times = min(Int(archive[3]) * 64 + 1, (4 << 20) / max(slice.count, 1))
+    var result = Array(body[..<start])
+    result.reserveCapacity(body.count + slice.count * times)
+    for _ in 0..<times { result += slice }
+    result += body[end...]
+    return result
 }
 
 private func isCompressed(_ bytes: [UInt8]) -> Bool {
