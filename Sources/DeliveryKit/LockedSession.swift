@@ -123,6 +123,15 @@ struct LockedSession {
     private func indexHoldingTurn(_ file: Delivery.DeliveredFile, recordName: String?, deadline: Double,
                                   opening: BackgroundCall<DatabaseOpening>?, preevaluated: PreevaluatedLeaves?,
                                   timer: inout PhaseTimer) throws(DeliveryError) -> DeliveryReport {
+        // A delivery that queued first applies the whole queue: its rules'
+        // slow part is done before asking for the lock. (A quiet delivery
+        // found the queue empty, and its open is under way already.)
+        var prepared = PreparedQueue()
+        if opening == nil {
+            var known: [String: PreevaluatedLeaves] = [:]
+            if let recordName, let preevaluated { known[recordName] = preevaluated }
+            prepared = prepareQueue(known: known)
+        }
         let opening = opening ?? startOpening()
         guard let opened = opening.wait(upTo: max(deadline - Clock.now, 0.01)) else {
             if recordName == nil { try enqueueDurably(file) }
@@ -145,7 +154,7 @@ struct LockedSession {
 
         var report: DeliveryReport?
         do {
-            let applied = try applyQueue(in: database, timer: &timer) { moves in
+            let applied = try applyQueue(in: database, prepared: prepared, timer: &timer) { moves in
                 if recordName == nil {
                     var job = IndexJob(file: file, options: options, settings: settings, commit: true)
                     job.preevaluated = preevaluated
@@ -180,14 +189,14 @@ struct LockedSession {
     /// made, and only then the applied records removed (those dropped as
     /// unusable among them). Returns their names, and the reports of those
     /// indexed.
-    private func applyQueue(in database: Database, timer: inout PhaseTimer,
+    private func applyQueue(in database: Database, prepared: PreparedQueue, timer: inout PhaseTimer,
                             first: (inout [FilePath]) throws -> Void = { _ in })
         throws -> (applied: [String], reports: [String: DeliveryReport]) {
         var moves: [FilePath] = []
         var drained: (applied: [String], reports: [String: DeliveryReport]) = ([], [:])
         try database.atomically {
             try first(&moves)
-            drained = try drain(database, moves: &moves)
+            drained = try drain(database, prepared: prepared, moves: &moves)
         }
         timer.mark("index")
         // Renamed files' directories reach the disk before the commit that
@@ -291,6 +300,7 @@ struct LockedSession {
 
     private func flushOnce(timeout: Double) -> FlushOutcome {
         if queue.names().isEmpty { return .applied(0) }
+        let prepared = prepareQueue()
         guard let opened = openForWriting(within: timeout) else { return .lockTimedOut }
         let database: Database
         switch opened {
@@ -299,7 +309,7 @@ struct LockedSession {
         }
         var unused = PhaseTimer(path: nil)
         do {
-            return .applied(try applyQueue(in: database, timer: &unused).applied.count)
+            return .applied(try applyQueue(in: database, prepared: prepared, timer: &unused).applied.count)
         } catch {
             return .failed(DeliveryError(.temporary, "flush failed, the queue is kept: \(error)"))
         }
@@ -311,10 +321,11 @@ struct LockedSession {
     /// that the others are applied; its file stays where it is. Only a
     /// failure of the database or the disk aborts the whole transaction and
     /// keeps the queue for the next try.
-    private func drain(_ database: Database, moves: inout [FilePath]) throws -> (applied: [String], reports: [String: DeliveryReport]) {
+    private func drain(_ database: Database, prepared: PreparedQueue,
+                       moves: inout [FilePath]) throws -> (applied: [String], reports: [String: DeliveryReport]) {
         var applied: [String] = []
         var reports: [String: DeliveryReport] = [:]
-        var rulesByPath: [String: RuleSet] = [:]
+        var rulesByPath = prepared.rulesByPath
         for name in queue.names() {
             let record: PendingRecord
             do { record = try queue.read(name) } catch {
@@ -325,8 +336,7 @@ struct LockedSession {
                 continue
             }
             let recorded = FilePath(settings.mailRoot).appending(record.path)
-            // A mail client may have marked it read meanwhile: new/X became cur/X:2,S.
-            guard let path = FileSystem.kind(of: recorded) != .missing ? recorded : Maildir.renamedForFlags(recorded) else {
+            guard let path = locate(record) else {
                 try setAside(name, "its message file \(recorded.string) is gone (moved or deleted before the record was applied)")
                 reports[name] = DeliveryReport.queuedReport(recorded, abandoned: false)
                 continue
@@ -345,19 +355,13 @@ struct LockedSession {
             }
             var recordOptions = options
             recordOptions.tagOperations = record.tagOperations.compactMap { try? TagOperation(parsing: $0) }
-            recordOptions.envelope = Envelope(recipient: record.recipient, sender: record.sender,
-                                              recipientExtension: record.recipientExtension)
+            recordOptions.envelope = record.envelope
             recordOptions.decrypt = record.decrypt.flatMap(DecryptPolicy.init(rawValue:))
             var recordSettings = settings
-            let rulesPath = record.rulesFile ?? ""
-            if rulesPath != settings.rulesPath ?? "" {
-                if rulesByPath[rulesPath] == nil {
-                    rulesByPath[rulesPath] = rulesPath.isEmpty ? .empty : RulesLoader.loadLogging(path: rulesPath)
-                }
-                recordSettings.rules = rulesByPath[rulesPath]!
-            }
-            let job = IndexJob(file: Delivery.DeliveredFile(path), options: recordOptions, settings: recordSettings,
+            recordSettings.rules = rules(of: record, cache: &rulesByPath)
+            var job = IndexJob(file: Delivery.DeliveredFile(path), options: recordOptions, settings: recordSettings,
                                commit: true, recordName: name)
+            job.preevaluated = prepared.preevaluated[name]
             do {
                 reports[name] = try job.run(in: database, moves: &moves)
             } catch let refused as IndexJob.Refused {
@@ -368,6 +372,47 @@ struct LockedSession {
             applied.append(name)
         }
         return (applied, reports)
+    }
+
+    /// What a transaction that applies the queue can settle before the
+    /// database is asked for: each record's rules, read once, and their
+    /// conditions that need no index, evaluated against its file. A slow
+    /// rule then runs while nobody waits for the write lock.
+    struct PreparedQueue {
+        var rulesByPath: [String: RuleSet] = [:]
+        var preevaluated: [String: PreevaluatedLeaves] = [:]
+    }
+
+    /// `known`: records whose delivery evaluated them already, against
+    /// this session's own rules.
+    func prepareQueue(known: [String: PreevaluatedLeaves] = [:]) -> PreparedQueue {
+        var prepared = PreparedQueue(preevaluated: known)
+        for name in queue.names() where known[name] == nil {
+            guard let record = try? queue.read(name), let path = locate(record) else { continue }
+            let rules = rules(of: record, cache: &prepared.rulesByPath)
+            guard !rules.isEmpty else { continue }
+            prepared.preevaluated[name] = rules.preevaluate(DeliveryFacts(path: path.string, envelope: record.envelope,
+                                                                          database: nil, messageID: nil))
+        }
+        return prepared
+    }
+
+    /// The rules a record names: this delivery's, or another file's, read
+    /// once per transaction (at apply time, as documented).
+    private func rules(of record: PendingRecord, cache: inout [String: RuleSet]) -> RuleSet {
+        let path = record.rulesFile ?? ""
+        if path == settings.rulesPath ?? "" { return settings.rules }
+        if let known = cache[path] { return known }
+        let loaded = path.isEmpty ? RuleSet.empty : RulesLoader.loadLogging(path: path)
+        cache[path] = loaded
+        return loaded
+    }
+
+    /// Where a record's file is now; a mail client may have marked it read
+    /// meanwhile (new/X became cur/X:2,S). Nil when it is gone.
+    private func locate(_ record: PendingRecord) -> FilePath? {
+        let recorded = FilePath(settings.mailRoot).appending(record.path)
+        return FileSystem.kind(of: recorded) != .missing ? recorded : Maildir.renamedForFlags(recorded)
     }
 
     /// Takes a record out of the queue for good, with its reason, where

@@ -24,6 +24,9 @@ public struct PendingRecord: Decodable, Sendable, Equatable {
 }
 
 extension PendingRecord {
+    /// The envelope the delivery found, for the rules.
+    var envelope: Envelope { Envelope(recipient: recipient, sender: sender, recipientExtension: recipientExtension) }
+
     /// A record's fields: their names in a record file, and in a queue
     /// entry's name.
     enum Field: String, CaseIterable {

@@ -103,15 +103,9 @@ struct HostileRulesTests {
         try fixture.expectNothingNew()
     }
 
-    /// The headers' regexes run before the database is opened: while a
-    /// delivery spends its rules' time budget, the user's `notmuch tag`
-    /// is not kept waiting for the write lock.
-    @Test func slowRulesDoNotHoldTheWriteLock() throws {
-        let fixture = try MailFixture()
-        let rules = try write("+slow -- header:X-Junk~/^(a+)+$/\n+after -- *\n", in: fixture)
-        let junk = String(repeating: "X-Junk: " + String(repeating: "a", count: 5_000) + "!\n", count: 300)
-        // Polls the lock as Xapian takes it (an OFD lock on flintlock) until
-        // stdin closes; prints the longest stretch it was held, in seconds.
+    /// The longest stretch, in seconds, that anybody held the database's
+    /// write lock (Xapian's OFD lock on flintlock) while `body` ran.
+    private func longestWriteLockHold(_ fixture: MailFixture, during body: () throws -> Void) throws -> Double {
         let probe = Process()
         probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         probe.arguments = ["python3", "-c", """
@@ -119,6 +113,7 @@ struct HostileRulesTests {
             fd = os.open(sys.argv[1], os.O_RDWR)
             done = threading.Event()
             threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+            print("ready", flush=True)
             longest, since = 0.0, None
             while not done.is_set():
                 probe = struct.pack("hh4xqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0)
@@ -127,22 +122,58 @@ struct HostileRulesTests {
                 if held and since is None: since = now
                 if not held and since is not None: longest, since = max(longest, now - since), None
                 time.sleep(0.005)
-            print(longest)
+            print(longest if since is None else max(longest, time.monotonic() - since))
             """, fixture.mailRoot.appendingPathComponent(".notmuch/xapian/flintlock").path]
-        let probeInput = Pipe(), probeOutput = Pipe()
-        probe.standardInput = probeInput
-        probe.standardOutput = probeOutput
+        let input = Pipe(), output = Pipe()
+        probe.standardInput = input
+        probe.standardOutput = output
         try probe.run()
-        let (result, elapsed) = try deliver(junk + sampleMessage(id: "slow-lock@x"), rules: rules, in: fixture)
-        try probeInput.fileHandleForWriting.close()
-        let longest = Double(String(decoding: probeOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        _ = output.fileHandleForReading.availableData
+        try body()
+        try input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         probe.waitUntilExit()
+        return Double(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    private static let slowRules = "+slow -- header:X-Junk~/^(a+)+$/\n+after -- *\n"
+    /// About two seconds of the rules' time budget.
+    private static let slowHeaders = String(repeating: "X-Junk: " + String(repeating: "a", count: 5_000) + "!\n",
+                                            count: 300)
+
+    /// The headers' regexes run before the database is opened: while a
+    /// delivery spends its rules' time budget, the user's `notmuch tag`
+    /// is not kept waiting for the write lock.
+    @Test func slowRulesDoNotHoldTheWriteLock() throws {
+        let fixture = try MailFixture()
+        let rules = try write(Self.slowRules, in: fixture)
+        var outcome: (MailFixture.Result, Duration)?
+        let longest = try longestWriteLockHold(fixture) {
+            outcome = try deliver(Self.slowHeaders + sampleMessage(id: "slow-lock@x"), rules: rules, in: fixture)
+        }
+        let (result, elapsed) = try #require(outcome)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(elapsed > .seconds(1.5), "the rules did not spend their budget: \(elapsed)")
         #expect(longest >= 0 && longest < 1.0, "the write lock was held \(longest) s of a \(elapsed) delivery")
         let tags = try fixture.tags("id:slow-lock@x")
         #expect(tags == ["after", "inbox", "unread"], "\(tags) \(result.stderr)")
+    }
+
+    /// The same for a queued delivery: `flush` evaluates its records'
+    /// slow conditions before it asks for the lock.
+    @Test func aFlushDoesNotHoldTheWriteLockForSlowRules() throws {
+        let fixture = try MailFixture()
+        let rules = try write(Self.slowRules, in: fixture)
+        let holder = try LockHolder(fixture)
+        let queued = try fixture.deliver(Self.slowHeaders + sampleMessage(id: "slow-queued@x"),
+                                         ["--rules", rules, "--lock-timeout", "0"], timeout: 30)
+        holder.release()
+        #expect(queued.status == 0, "\(queued.stderr)")
+        var flush: MailFixture.Result?
+        let longest = try longestWriteLockHold(fixture) { flush = try fixture.command(["flush"]) }
+        #expect(flush?.status == 0, "\(flush?.stderr ?? "")")
+        #expect(longest >= 0 && longest < 1.0, "the write lock was held \(longest) s during the flush")
+        #expect(try fixture.tags("id:slow-queued@x") == ["after", "inbox", "unread"])
     }
 
     @Test func longCapturedListIdMakesATagLibnotmuchAccepts() throws {
