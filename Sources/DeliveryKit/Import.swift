@@ -77,7 +77,7 @@ public final class Importer {
     }
 
     public func run(_ archives: [String]) throws(DeliveryError) -> ImportReport {
-        let started = Clock.now
+        let started = Monotonic.seconds
         if !options.dryRun { database = try open() }
         // Handed over in chunks smaller than a commit's batch, so that the
         // indexing starts soon and never waits long for the reading.
@@ -114,7 +114,7 @@ public final class Importer {
             do { try database.close() } catch { throw DeliveryError(.temporary, "cannot commit: \(error)") }
         }
         if !options.dryRun { maildir.removeStaleTemporaryFiles() }
-        report.seconds = Clock.now - started
+        report.seconds = Monotonic.seconds - started
         return report
     }
 

@@ -81,7 +81,7 @@ final class ImportStager: @unchecked Sendable {
         for archive in archives {
             progress.archive = archive
             progress.secondsLeft = nil
-            let started = Clock.now
+            let started = Monotonic.seconds
             let source: ByteSource
             let reader: MboxReader
             // Its descriptor names the spooled input until it is opened.
@@ -179,7 +179,7 @@ final class ImportStager: @unchecked Sendable {
     private func reportProgress(started: Double, source: ByteSource) {
         guard progress.messages % 100 == 0 else { return }
         if let fraction = source.fractionRead, fraction > 0.01 {
-            progress.secondsLeft = (Clock.now - started) * (1 - fraction) / fraction
+            progress.secondsLeft = (Monotonic.seconds - started) * (1 - fraction) / fraction
         }
         onProgress(progress)
     }

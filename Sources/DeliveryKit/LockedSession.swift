@@ -37,7 +37,7 @@ struct LockedSession {
     }
 
     func plan() -> Plan {
-        let deadline = Clock.now + settings.lockTimeout
+        let deadline = Monotonic.seconds + settings.lockTimeout
         // Otherwise (the lock is held, others are queued, or another is
         // about to open) the delivery queues first, so that whoever opens
         // next takes this message along in its transaction.
@@ -58,7 +58,7 @@ struct LockedSession {
         if let opening = plan.opening {
             // Not the whole lock timeout: the delivery has failed already, and
             // an open that does not come at once is left to end with the process.
-            switch opening.wait(upTo: min(max(plan.deadline - Clock.now, 0.01), 1)) {
+            switch opening.wait(upTo: min(max(plan.deadline - Monotonic.seconds, 0.01), 1)) {
             case .opened(let database)?: try? database.close()
             case .failed?: break
             case nil: lockWaitLeft = true
@@ -133,7 +133,7 @@ struct LockedSession {
             prepared = prepareQueue(known: known)
         }
         let opening = opening ?? startOpening()
-        guard let opened = opening.wait(upTo: max(deadline - Clock.now, 0.01)) else {
+        guard let opened = opening.wait(upTo: max(deadline - Monotonic.seconds, 0.01)) else {
             if recordName == nil { try enqueueDurably(file) }
             return queued(file, reason: nil, abandoned: true)
         }
@@ -251,10 +251,10 @@ struct LockedSession {
     /// True when a lock wait timed out and left a thread in libnotmuch.
     @discardableResult
     private func applyHandedOver() -> Bool {
-        let started = Clock.now
+        let started = Monotonic.seconds
         while !queue.names().isEmpty, let turn = queue.tryBecomeFlusher() {
             defer { try? turn.close() }
-            guard Clock.now - started < Self.handOverLimit else {
+            guard Monotonic.seconds - started < Self.handOverLimit else {
                 DeliveryLog.logger.warning("leaving queued deliveries to the next delivery after \(Int(Self.handOverLimit)) s of applying them")
                 return false
             }
@@ -464,16 +464,5 @@ struct LockedSession {
     private func appliedElsewhere(_ file: Delivery.DeliveredFile) -> DeliveryReport {
         DeliveryReport(path: file.current.string, messageID: nil, tags: [], outcome: .indexed,
                        warning: nil, traces: [])
-    }
-}
-
-/// Monotonic time, for deadlines and the log.
-public enum Clock {
-    public static var milliseconds: Double { now * 1000 }
-
-    public static var now: Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1_000_000_000
     }
 }

@@ -12,13 +12,13 @@ public struct PhaseTimer {
 
     public init(path: String?) {
         self.path = path
-        last = Clock.milliseconds
+        last = Monotonic.milliseconds
     }
 
 
     public mutating func mark(_ phase: String) {
         guard path != nil else { return }
-        let time = Clock.milliseconds
+        let time = Monotonic.milliseconds
         phases.append((phase, time - last))
         last = time
     }

@@ -80,14 +80,14 @@ struct DeliveryRequest: Equatable {
     /// feet exit handlers (Xapian's among them) must not run.
     func deliver() -> Int32 {
         DeliveryLog.bootstrap(verbose: verbose, logFile: log)
-        let started = Clock.milliseconds
+        let started = Monotonic.milliseconds
         do {
             let report = try Delivery.deliver(try options(), input: .standardInput)
-            DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Clock.milliseconds - started)
+            DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Monotonic.milliseconds - started)
             if let warning = report.warning { complain("warning: \(warning)") }
             return 0
         } catch {
-            DeliveryLog.failure(error, milliseconds: Clock.milliseconds - started)
+            DeliveryLog.failure(error, milliseconds: Monotonic.milliseconds - started)
             complain(error.message)
             return error.exitStatus.rawValue
         }

@@ -218,12 +218,12 @@ struct Import: ParsableCommand {
         options.batchSize = max(1, batchSize)
         options.maxMessageSize = maxMessageSize
         let onTerminal = isatty(STDERR_FILENO) == 1
-        let started = Clock.now
+        let started = Monotonic.seconds
         do {
             try filing.values.apply(to: &options.delivery)
             let importer = try Importer(options) { progress in
                 guard onTerminal else { return }
-                let seconds = max(Clock.now - started, 0.001)
+                let seconds = max(Monotonic.seconds - started, 0.001)
                 let megabytes = Double(progress.bytes) / 1_048_576
                 let left = progress.secondsLeft.map { ", \(Int($0.rounded(.up)) / 60) min \(Int($0.rounded(.up)) % 60) s left" } ?? ""
                 let line = "\r\(progress.archive): \(progress.messages) messages, "
