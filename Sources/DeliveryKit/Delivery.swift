@@ -2,39 +2,56 @@ import Logging
 import MailParsing
 import Notmuch
 import Rules
+import Synchronization
 import SystemPackage
 
-/// Delivers one message: durable in the maildir first, then indexed, tagged
+/// The delivery core, built once by a front door from its options (config,
+/// rules, mail root or mail-root template) and used for as many messages as
+/// it has: the command line builds one and delivers once; a server builds
+/// one and delivers many, for one mailbox or many.
+///
+/// Each message is made durable in the maildir first, then indexed, tagged
 /// by `new.tags`, the rules and the command line, moved to the folder a rule
-/// chose, all in one atomic section committed before it returns. When the
-/// database's write lock does not come within the lock timeout, or the
-/// database cannot be opened, the message is queued instead; whoever holds
-/// the lock next applies every queued message in one transaction.
-public enum Delivery {
-    public static func deliver(_ options: DeliveryOptions, input: FileDescriptor) throws(DeliveryError) -> DeliveryReport {
+/// chose, all in one atomic section committed before `deliver` returns.
+/// When the database's write lock does not come within the lock timeout, or
+/// the database cannot be opened, the message is queued instead; whoever
+/// holds the lock next applies every queued message in one transaction.
+public final class Deliverer: Sendable {
+    private let options: DeliveryOptions
+    /// Rules files parsed once, read again only when they change.
+    private let rules = RulesCache()
+
+    public init(_ options: DeliveryOptions) {
+        self.options = options
+    }
+
+    /// Delivers the message read from `input`. `envelope`, when given,
+    /// replaces the options' (a server's MAIL FROM and RCPT TO).
+    public func deliver(_ input: FileDescriptor, envelope: Envelope? = nil) throws(DeliveryError) -> DeliveryReport {
+        var options = options
+        if let envelope { options.envelope = envelope }
         var timer = PhaseTimer(path: options.timingsFile)
         defer { timer.write() }
-        var options = options
         try VirtualMailbox.select(&options)
-        let settings = try DeliverySettings(options: options)
+        let settings = try DeliverySettings(options: options, rulesCache: rules)
         timer.mark("config")
         let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
                                              create: options.createFolder)
-        let session = LockedSession(settings: settings, options: options)
+        let session = DeliverySession(settings: settings, options: options)
         // Planned once the input is read: a quiet delivery's database then
         // opens while the file is synced. The session syncs new/ (with the
         // queue record, if it queues).
-        var plan: LockedSession.Plan?
+        var plan: DeliverySession.Plan?
         // A non-mail file that --keep keeps, as notmuch insert does.
         var keptNotMail: DeliveryError?
         // The rules' headers, envelope and size conditions, evaluated before
         // the database is asked for: a slow rule never holds the write lock.
         var preevaluated: PreevaluatedLeaves?
-        let file: DeliveredFile
+        let file: Maildir.Delivered
         do {
-            file = try write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
-                             beforeSync: { temporary in
-                if let rejection = emailRejection(temporary) {
+            file = try Delivery.write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
+                                      beforeSync: { temporary in
+                if let rejection = Delivery.emailRejection(temporary) {
                     guard options.keep, rejection.kind == .notAMessage else { return rejection }
                     keptNotMail = rejection
                     return nil
@@ -53,13 +70,14 @@ public enum Delivery {
         // Kept (--keep) only once its name is on disk; otherwise removed,
         // unless it is not ours to remove.
         func keepOrDiscard(_ failure: DeliveryError) throws(DeliveryError) -> DeliveryReport {
-            let directory = file.current.directory
-            guard options.keep, failure.kind != .usage, (try? FileSystem.fsyncDirectory(directory)) != nil else {
-                if !file.adopted && !file.indexedElsewhere { Maildir.discard(file.current) }
+            // A rule's folder may have taken it before the failure.
+            let current = failure.location ?? file.path
+            guard options.keep, failure.kind != .usage, (try? FileSystem.fsyncDirectory(current.directory)) != nil else {
+                if !file.adopted && !failure.fileIsNamedElsewhere { Maildir.discard(current) }
                 throw failure
             }
-            return DeliveryReport(path: file.current.string, messageID: nil, tags: [], outcome: .keptUnindexed,
-                                  warning: "\(failure.message); kept '\(file.current)' for a later 'notmuch new'",
+            return DeliveryReport(path: current.string, messageID: nil, tags: [], outcome: .keptUnindexed,
+                                  warning: "\(failure.message); kept '\(current)' for a later 'notmuch new'",
                                   traces: [])
         }
         if let keptNotMail { return try keepOrDiscard(keptNotMail) }
@@ -85,6 +103,15 @@ public enum Delivery {
         timer.mark("hook")
         return report
     }
+}
+
+/// The front doors' entry points that are not a Deliverer's: one delivery
+/// (the command line), `flush`, `explain`, and what they share.
+public enum Delivery {
+    /// One message, from a Deliverer made for it.
+    public static func deliver(_ options: DeliveryOptions, input: FileDescriptor) throws(DeliveryError) -> DeliveryReport {
+        try Deliverer(options).deliver(input)
+    }
 
     /// Applies every queued delivery, in one transaction. For `flush` (and a
     /// post-new hook). Returns how many records were applied.
@@ -92,8 +119,8 @@ public enum Delivery {
         var options = options
         try VirtualMailbox.select(&options)
         let settings = try DeliverySettings(options: options)
-        let session = LockedSession(settings: settings, options: options)
-        return try session.flushQueue()
+        let queue = PendingQueue(databasePath: settings.databasePath)
+        return try QueueApplier(settings: settings, options: options, queue: queue).flushQueue()
     }
 
     /// The queue of the database these options name: for `flush --list`,
@@ -112,8 +139,8 @@ public enum Delivery {
         try VirtualMailbox.select(&options)
         let settings = try DeliverySettings(options: options)
         let scratch = try MailFolder.resolve(root: settings.mailRoot, name: nil, create: false)
-        let file = try write(input, to: scratch, worldReadable: false, scratch: true)
-        defer { Maildir.discard(file.current) }
+        let file = try write(input, to: scratch, worldReadable: false, scratch: true).path
+        defer { Maildir.discard(file) }
         let database: Database
         do {
             database = try options.openDatabase()
@@ -121,13 +148,14 @@ public enum Delivery {
             throw DeliveryError(.temporary, "cannot open the notmuch database: \(error)")
         }
         var moves: [FilePath] = []
+        var location = file
         do {
             // Thrown out of the atomic section to leave it uncommitted.
             struct Uncommitted: Error { let report: DeliveryReport }
             do {
                 try database.atomically {
-                    let job = IndexJob(file: file, options: options, settings: settings, commit: false)
-                    throw Uncommitted(report: try job.run(in: database, moves: &moves))
+                    let job = IndexJob(.explanation, options: options, settings: settings)
+                    throw Uncommitted(report: try job.run(in: database, location: &location, moves: &moves))
                 }
             } catch let uncommitted as Uncommitted {
                 return uncommitted.report
@@ -138,27 +166,13 @@ public enum Delivery {
         throw DeliveryError(.temporary, "internal error: explain committed")
     }
 
-    /// Where the delivered file is now: rules and flags may move it.
-    final class DeliveredFile {
-        let original: FilePath
-        var current: FilePath
-        /// The same bytes were there already (a retried delivery): the file
-        /// is not ours to remove if this delivery fails.
-        let adopted: Bool
-        /// Another process indexed it from our queue record before this
-        /// delivery failed: the database names it, so it stays too.
-        var indexedElsewhere = false
-        init(_ path: FilePath, adopted: Bool = false) { original = path; current = path; self.adopted = adopted }
-    }
-
     static func write(_ input: FileDescriptor, to maildir: Maildir, worldReadable: Bool,
                       scratch: Bool = false, syncingDirectory: Bool = true,
-                      beforeSync: (FilePath) -> DeliveryError? = { _ in nil }) throws(DeliveryError) -> DeliveredFile {
+                      beforeSync: (FilePath) -> DeliveryError? = { _ in nil }) throws(DeliveryError) -> Maildir.Delivered {
         let permissions: FilePermissions = worldReadable ? [.ownerReadWrite, .groupRead, .otherRead] : .ownerReadWrite
         do {
-            let delivered = try maildir.deliver(from: input, permissions: permissions, scratch: scratch,
-                                                syncingDirectory: syncingDirectory, beforeSync: beforeSync)
-            return DeliveredFile(delivered.path, adopted: delivered.adopted)
+            return try maildir.deliver(from: input, permissions: permissions, scratch: scratch,
+                                       syncingDirectory: syncingDirectory, beforeSync: beforeSync)
         } catch {
             switch error {
             case .rejected(let error):
@@ -188,12 +202,12 @@ public enum Delivery {
         }
     }
 
-    static func classify(_ error: Error, file: DeliveredFile) -> DeliveryError {
+    static func classify(_ error: Error, file: FilePath) -> DeliveryError {
         if let error = error as? DeliveryError { return error }
         if let refused = error as? IndexJob.Refused, refused.error.status == .fileNotEmail {
             return DeliveryError(.notAMessage, "the input is not an email message (no From, Subject or To header)")
         }
-        return DeliveryError(.temporary, "cannot index '\(file.current)': \(error)")
+        return DeliveryError(.temporary, "cannot index '\(file)': \(error)")
     }
 
     /// Renames and removals inside the transaction touched these

@@ -1,3 +1,5 @@
+import SystemPackage
+
 /// Why a delivery did not happen, in one line a mail administrator can act on.
 public struct DeliveryError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Sendable {
@@ -15,6 +17,12 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
 
     public let kind: Kind
     public let message: String
+    /// Where the delivered file was when the delivery failed, if a rule's
+    /// folder or a flag rename had moved it by then.
+    var location: FilePath?
+    /// The database (through another process's flush) already names the
+    /// delivered file: it must stay, whatever failed afterwards.
+    var fileIsNamedElsewhere = false
 
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind

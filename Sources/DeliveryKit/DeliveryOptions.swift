@@ -119,7 +119,7 @@ struct DeliverySettings {
     static let defaultLockTimeout = 5.0
 
     /// Reads the config without taking the database's write lock.
-    init(options: DeliveryOptions) throws(DeliveryError) {
+    init(options: DeliveryOptions, rulesCache: RulesCache = RulesCache()) throws(DeliveryError) {
         let loaded: Database.LoadedConfig
         do {
             loaded = try Database.loadConfig(config: options.config, profile: options.profile,
@@ -171,7 +171,7 @@ struct DeliverySettings {
             }
         }
         self.rulesPath = rulesPath
-        self.rules = rulesPath.map { RulesLoader.loadLogging(path: $0) } ?? .empty
+        self.rules = rulesPath.map { rulesCache.rules(at: $0) } ?? .empty
     }
 }
 

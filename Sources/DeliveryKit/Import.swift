@@ -264,17 +264,15 @@ public final class Importer {
     private func indexOne(_ entry: Entry) throws(DeliveryError) {
         guard let database else { return }
         let (message, inPlace, duplicate, indexedBefore) = (entry.message, entry.inPlace, entry.duplicate, entry.indexedBefore)
-        let file = Delivery.DeliveredFile(entry.path)
-        var job = IndexJob(file: file, options: options.delivery, settings: settings, commit: true)
-        job.archiveTags = message.tags
-        job.describes = false
-        job.mayBeIndexedAlready = inPlace
-        // The delivered mark stays on (IndexJob's default): without it a
-        // re-run cannot tell a message this import finished from one
-        // `notmuch new` indexed from a file an interrupted run left.
+        // The job marks the message delivered, as a delivery's does: without
+        // the mark a re-run cannot tell a message this import finished from
+        // one `notmuch new` indexed from a file an interrupted run left.
+        let job = IndexJob(.archiveMessage(statusTags: message.tags, inPlace: inPlace), options: options.delivery,
+                           settings: settings)
+        var location = entry.path
         let outcome: Indexing
         do {
-            outcome = try database.atomically { try run(job, in: database, undoing: indexedBefore ? [] : [file]) }
+            outcome = try database.atomically { try run(job, in: database, location: &location, undoing: !indexedBefore) }
         } catch {
             throw DeliveryError(.temporary, "cannot index the batch: \(error); run the import again to resume")
         }
@@ -287,7 +285,7 @@ public final class Importer {
             Maildir.discard(entry.path)
         case .failed(let error):
             fail(message, "\(error)")
-            if !indexedBefore { for path in Set([file.current, file.original]) { Maildir.discard(path) } }
+            if !indexedBefore { for path in Set([location, entry.path]) { Maildir.discard(path) } }
         }
     }
 
@@ -296,17 +294,19 @@ public final class Importer {
     /// to cancel one section (closing the database with one open cancels
     /// the whole uncommitted batch, files already renamed and moved by
     /// rules included), but removing the file's names removes the message
-    /// that indexing just made, with whatever tags it had got. `undoing`
-    /// is empty for a file someone else indexed before: what they did stays.
-    private func run(_ job: IndexJob, in database: Database, undoing: [Delivery.DeliveredFile]) throws -> Indexing {
+    /// that indexing just made, with whatever tags it had got. Not
+    /// `undoing` a file someone else indexed before: what they did stays.
+    private func run(_ job: IndexJob, in database: Database, location: inout FilePath,
+                     undoing: Bool) throws -> Indexing {
+        let original = location
         do {
-            return .indexed(try job.run(in: database, moves: &uncommitted.moves))
+            return .indexed(try job.run(in: database, location: &location, moves: &uncommitted.moves))
         } catch let refused as IndexJob.Refused where refused.error.status == .fileNotEmail {
             return .notMail
         } catch {
             guard MessageFault.belongsToMessage(error) else { throw error }
-            for file in undoing {
-                for path in Set([file.current, file.original]) { try database.removeFile(path.string) }
+            if undoing {
+                for path in Set([location, original]) { try database.removeFile(path.string) }
             }
             return .failed(error)
         }

@@ -6,32 +6,54 @@ import SystemPackage
 /// `new.tags`, the rules and the command line's tags, move it to the folder
 /// a rule chose, rename it for its maildir flags.
 struct IndexJob {
-    let file: Delivery.DeliveredFile
+    /// What the message is, which decides what the job does with it.
+    enum Purpose {
+        /// A message delivered now.
+        case delivery
+        /// A queued delivery: the message is marked with the record's name
+        /// in the same transaction, so a record is applied exactly once even
+        /// if the process dies between the commit and the record's removal.
+        case queuedRecord(name: String)
+        /// A message of an archive, with what the archive knew (its Status
+        /// flags, applied after new.tags and before the rules). `inPlace`:
+        /// its file was there before this run, so `notmuch new` may have
+        /// indexed it; a file the import wrote itself saves that lookup.
+        case archiveMessage(statusTags: [TagOperation], inPlace: Bool)
+        /// `explain`: nothing is created, moved or marked.
+        case explanation
+    }
+
+    let purpose: Purpose
     let options: DeliveryOptions
     let settings: DeliverySettings
-    /// False for `explain`: nothing is created or moved.
-    let commit: Bool
-    /// For a queued delivery, the record's name: the message is marked with
-    /// it in the same transaction, so a record is applied exactly once even
-    /// if the process dies between the commit and the record's removal.
-    var recordName: String?
-    /// What an archive knew (its Status flags), applied after new.tags and
-    /// before the rules.
-    var archiveTags: [TagOperation] = []
-    /// Whether the report names the message's sender, subject and tags (for
-    /// the log line); an import of thousands does without.
-    var describes = true
-    /// Whether another process may have indexed the file before this job
-    /// (`notmuch new` while we waited for the lock). Not for a file the
-    /// import wrote while holding the write lock: that saves it a lookup.
-    var mayBeIndexedAlready = true
-    /// Whether the message gets the delivered marker. An import does
-    /// without: its re-runs find their files by name, and every property
-    /// is one more posting list for Xapian to extend per message.
-    var marksDelivered = true
     /// The rules' conditions that need no index, evaluated before the
     /// database was opened (`RuleSet.preevaluate` on `settings.rules`).
     var preevaluated: PreevaluatedLeaves?
+
+    init(_ purpose: Purpose, options: DeliveryOptions, settings: DeliverySettings) {
+        self.purpose = purpose
+        self.options = options
+        self.settings = settings
+    }
+
+    /// Whether anything is written: the database, moves, renames.
+    private var commit: Bool { if case .explanation = purpose { false } else { true } }
+
+    private var recordName: String? { if case .queuedRecord(let name) = purpose { name } else { nil } }
+
+    private var statusTags: [TagOperation] {
+        if case .archiveMessage(let tags, _) = purpose { tags } else { [] }
+    }
+
+    /// Whether the report names the message's sender, subject and tags (for
+    /// the log line); an import of thousands does without.
+    private var describes: Bool { if case .archiveMessage = purpose { false } else { true } }
+
+    /// Whether another process may have indexed the file before this job
+    /// (`notmuch new` while we waited for the lock).
+    private var mayBeIndexedAlready: Bool {
+        if case .archiveMessage(_, let inPlace) = purpose { inPlace } else { true }
+    }
 
     /// Marks a message whose delivery got its tags: a retried delivery of
     /// the same bytes then leaves it alone.
@@ -46,8 +68,14 @@ struct IndexJob {
         return "notmuch-deliver.record." + ContentChecksum.hex(of: Array(name.utf8))
     }
 
-    func run(in database: Database, moves: inout [FilePath]) throws -> DeliveryReport {
-        let path = file.original.string
+    /// Runs the job on the file at `location`, which follows the file when
+    /// a rule's folder or a flag rename moves it (also when a later step
+    /// fails, so that the caller knows what to clean up). The directories
+    /// whose entries changed are added to `moves`, for the caller to sync
+    /// before the commit.
+    func run(in database: Database, location: inout FilePath, moves: inout [FilePath]) throws -> DeliveryReport {
+        let original = location
+        let path = original.string
         var message: Message
         var applyNewTags = true
         if mayBeIndexedAlready, let indexedBefore = try database.findMessage(filename: path) {
@@ -55,11 +83,11 @@ struct IndexJob {
             // waited for the lock, or after a delivery died before finishing.
             // It gave new.tags; the rules and the command line are owed, once.
             if let recordName, try indexedBefore.property(Self.recordProperty(recordName)) != nil {
-                return report(indexedBefore, duplicate: false, traces: [])
+                return report(indexedBefore, at: location, duplicate: false, traces: [])
             }
             if try indexedBefore.property(Self.deliveredProperty) != nil {
                 try markDone(indexedBefore)
-                return report(indexedBefore, duplicate: true, traces: [])
+                return report(indexedBefore, at: location, duplicate: true, traces: [])
             }
             message = indexedBefore
             applyNewTags = false
@@ -76,8 +104,8 @@ struct IndexJob {
                 // A known Message-ID: this file is one more copy; its tags
                 // stay as they are, and what they owe is not ours to settle.
                 try markDone(message, delivered: false)
-                if commit && settings.synchronizeFlags { try syncFlags(message, &moves) }
-                return report(message, duplicate: true, traces: [])
+                if commit && settings.synchronizeFlags { try syncFlags(message, &location, &moves) }
+                return report(message, at: location, duplicate: true, traces: [])
             }
         }
         // Frozen: libnotmuch rewrites the message's document once for the
@@ -89,7 +117,7 @@ struct IndexJob {
             if applyNewTags {
                 for operation in settings.newTags { try apply(operation, to: message) }
             }
-            for operation in archiveTags { try apply(operation, to: message) }
+            for operation in statusTags { try apply(operation, to: message) }
             if !hasRules { try applyCommandLineAndMark(message) }
         }
 
@@ -109,8 +137,8 @@ struct IndexJob {
             if discard {
                 if commit {
                     try database.removeFile(path)
-                    try FileSystem.unlink(file.original)
-                    moves.append(file.original.directory)
+                    try FileSystem.unlink(original)
+                    moves.append(original.directory)
                 }
                 return DeliveryReport(path: path, messageID: message.id, tags: [], outcome: .discarded,
                                       warning: nil, traces: traces)
@@ -118,8 +146,8 @@ struct IndexJob {
             try message.withTagsFrozen { try applyCommandLineAndMark(message) }
         }
         // `explain` only reports the folder; it creates and moves nothing.
-        if commit, let folder, let maildir = movingTarget(folder) {
-            let source = file.current
+        if commit, let folder, let maildir = movingTarget(folder, for: location) {
+            let source = location
             let target: FilePath
             do {
                 // Through the new/ that resolving checked: a symlink put in
@@ -129,10 +157,10 @@ struct IndexJob {
                 // The message's fault (a name too long there, say), not the
                 // database's: it stays where it was delivered.
                 DeliveryLog.logger.error("rule folder '\(folder)' not used for \(source.string): \(error)")
-                if commit && settings.synchronizeFlags { try syncFlags(message, &moves) }
-                return report(message, duplicate: false, traces: traces)
+                if commit && settings.synchronizeFlags { try syncFlags(message, &location, &moves) }
+                return report(message, at: location, duplicate: false, traces: traces)
             }
-            file.current = target
+            location = target
             moves += [source.directory, target.directory]
             // The new name first: removing the only name would remove the message.
             _ = try database.indexFile(target.string, decrypt: options.decrypt)
@@ -141,8 +169,8 @@ struct IndexJob {
             guard let moved = try database.findMessage(id: message.id) else { throw NotmuchError(.fileError) }
             message = moved
         }
-        if commit && settings.synchronizeFlags { try syncFlags(message, &moves) }
-        return report(message, duplicate: false, traces: traces)
+        if commit && settings.synchronizeFlags { try syncFlags(message, &location, &moves) }
+        return report(message, at: location, duplicate: false, traces: traces)
     }
 
     /// The command line's tag operations, last, then the marker that the
@@ -154,7 +182,7 @@ struct IndexJob {
 
     private func markDone(_ message: Message, delivered: Bool = true) throws {
         guard commit else { return }
-        if delivered && marksDelivered { try message.addProperty(Self.deliveredProperty, value: "1") }
+        if delivered { try message.addProperty(Self.deliveredProperty, value: "1") }
         if let recordName { try message.addProperty(Self.recordProperty(recordName), value: "1") }
     }
 
@@ -169,7 +197,7 @@ struct IndexJob {
             }
         } catch {
             guard Self.refusesTag(error.status) else { throw error }
-            DeliveryLog.logger.error("\(file.original.string): tag operation '\(operation)' not applied: \(error)")
+            DeliveryLog.logger.error("message \(message.id): tag operation '\(operation)' not applied: \(error)")
         }
     }
 
@@ -188,7 +216,7 @@ struct IndexJob {
     /// already, or if the folder cannot be used (say, a symlink out of the
     /// mail root): the mail then stays where it is, and the reason is
     /// logged; a rule's folder must not bounce mail.
-    private func movingTarget(_ folder: String) -> Maildir? {
+    private func movingTarget(_ folder: String, for file: FilePath) -> Maildir? {
         let maildir: Maildir
         do {
             maildir = try MailFolder.resolve(root: settings.mailRoot, name: folder, create: true)
@@ -196,21 +224,22 @@ struct IndexJob {
             DeliveryLog.logger.error("rule folder '\(folder)' not used: \(error.message)")
             return nil
         }
-        guard let name = file.current.lastComponent else { return nil }
-        return maildir.new.appending(name) == file.current ? nil : maildir
+        guard let name = file.lastComponent else { return nil }
+        return maildir.new.appending(name) == file ? nil : maildir
     }
 
-    private func syncFlags(_ message: Message, _ moves: inout [FilePath]) throws {
+    private func syncFlags(_ message: Message, _ location: inout FilePath, _ moves: inout [FilePath]) throws {
         try message.syncTagsToMaildirFlags()
-        let renamed = Self.currentPath(of: file.current, among: message.filenames)
-        if renamed != file.current {
-            moves += [file.current.directory, renamed.directory]
-            file.current = renamed
+        let renamed = Self.currentPath(of: location, among: message.filenames)
+        if renamed != location {
+            moves += [location.directory, renamed.directory]
+            location = renamed
         }
     }
 
-    private func report(_ message: Message, duplicate: Bool, traces: [RuleTrace]) -> DeliveryReport {
-        var report = DeliveryReport(path: file.current.string, messageID: describes ? message.id : nil,
+    private func report(_ message: Message, at location: FilePath, duplicate: Bool,
+                        traces: [RuleTrace]) -> DeliveryReport {
+        var report = DeliveryReport(path: location.string, messageID: describes ? message.id : nil,
                                     tags: describes ? message.tags : [], outcome: duplicate ? .duplicate : .indexed,
                                     warning: nil, traces: traces)
         if describes {

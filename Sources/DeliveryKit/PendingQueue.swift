@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Notmuch
 import Rules
 import SystemPackage
 #if canImport(Glibc)
@@ -26,6 +27,16 @@ public struct PendingRecord: Decodable, Sendable, Equatable {
 extension PendingRecord {
     /// The envelope the delivery found, for the rules.
     var envelope: Envelope { Envelope(recipient: recipient, sender: sender, recipientExtension: recipientExtension) }
+
+    /// The delivery's options again, as far as the record carries them,
+    /// on those of the process applying it (the database, the config).
+    func options(basedOn base: DeliveryOptions) -> DeliveryOptions {
+        var options = base
+        options.tagOperations = tagOperations.compactMap { try? TagOperation(parsing: $0) }
+        options.envelope = envelope
+        options.decrypt = decrypt.flatMap(DecryptPolicy.init(rawValue:))
+        return options
+    }
 
     /// A record's fields: their names in a record file, and in a queue
     /// entry's name.

@@ -1,0 +1,213 @@
+import MailParsing
+import Notmuch
+import Rules
+import SystemPackage
+
+/// Applies the queue of deliveries that waited for the database: every
+/// record in one transaction, each exactly once, with the tags, rules and
+/// folder its delivery would have given it; a record stopped by a fault of
+/// its own is set aside. Used by the delivery holding the flusher turn, by
+/// the hand-over loop after it, and by `flush`.
+struct QueueApplier {
+    let settings: DeliverySettings
+    /// Where the database is, and what a record does not carry.
+    let options: DeliveryOptions
+    let queue: PendingQueue
+
+    /// In one atomic section, `first` (a delivery's own message) and every
+    /// queued record; then the renamed directories are synced, the commit
+    /// made, and only then the applied records removed (those dropped as
+    /// unusable among them). Returns their names, and the reports of those
+    /// indexed.
+    func applyQueue(in database: Database, prepared: PreparedQueue, timer: inout PhaseTimer,
+                            first: (inout [FilePath]) throws -> Void = { _ in })
+        throws -> (applied: [String], reports: [String: DeliveryReport]) {
+        var moves: [FilePath] = []
+        var drained: (applied: [String], reports: [String: DeliveryReport]) = ([], [:])
+        try database.atomically {
+            try first(&moves)
+            drained = try drain(database, prepared: prepared, moves: &moves)
+        }
+        timer.mark("index")
+        // Renamed files' directories reach the disk before the commit that
+        // names them.
+        try Delivery.makeDurable(moves)
+        try database.close()
+        queue.remove(drained.applied)
+        timer.mark("commit")
+        return drained
+    }
+
+    /// How long a delivery goes on applying records others handed over,
+    /// before it leaves them to the next delivery: a steady stream of mail
+    /// must not keep one process (and its MTA slot) for ever.
+    static let handOverLimit = 60.0
+
+    /// Deliveries that found the flusher turn taken left their records to
+    /// its holder. Having let go of the turn, look again: while records
+    /// wait and the turn can be had, apply them. A record queued as the
+    /// turn was let go is seen here, or its own delivery got the turn.
+    /// True when a lock wait timed out and left a thread in libnotmuch.
+    @discardableResult
+    func applyHandedOver() -> Bool {
+        let started = Monotonic.seconds
+        while !queue.names().isEmpty, let turn = queue.tryBecomeFlusher() {
+            defer { try? turn.close() }
+            guard Monotonic.seconds - started < Self.handOverLimit else {
+                DeliveryLog.logger.warning("leaving queued deliveries to the next delivery after \(Int(Self.handOverLimit)) s of applying them")
+                return false
+            }
+            switch flushOnce(timeout: settings.lockTimeout) {
+            case .applied:
+                continue
+            case .lockTimedOut:
+                return true
+            case .failed(let error):
+                DeliveryLog.logger.error("queued deliveries not applied (\(error.message)); they wait for the next delivery or 'notmuch-deliver flush'")
+                return false
+            }
+        }
+        return false
+    }
+
+    /// For `flush`: applies the queue in one transaction.
+    func flushQueue() throws(DeliveryError) -> Int {
+        if let reason = queue.unusableReason() { throw DeliveryError(.temporary, reason) }
+        switch flushOnce(timeout: settings.lockTimeout) {
+        case .applied(let count): return count
+        case .lockTimedOut:
+            throw DeliveryError(.temporary, "the database is locked by another writer; nothing flushed, try again later")
+        case .failed(let error): throw error
+        }
+    }
+
+    private enum FlushOutcome {
+        case applied(Int)
+        /// A thread is left waiting in libnotmuch: the process must end with _exit.
+        case lockTimedOut
+        case failed(DeliveryError)
+    }
+
+    private func flushOnce(timeout: Double) -> FlushOutcome {
+        if queue.names().isEmpty { return .applied(0) }
+        let prepared = prepareQueue()
+        // Nil when the time ran out: a thread is then left waiting in
+        // libnotmuch, and the process must not touch the database again.
+        guard let opened = options.startOpening().wait(upTo: timeout) else { return .lockTimedOut }
+        let database: Database
+        switch opened {
+        case .opened(let value): database = value
+        case .failed(let error): return .failed(DeliveryError(.temporary, "cannot open the notmuch database: \(error)"))
+        }
+        var unused = PhaseTimer(path: nil)
+        do {
+            return .applied(try applyQueue(in: database, prepared: prepared, timer: &unused).applied.count)
+        } catch {
+            return .failed(DeliveryError(.temporary, "flush failed, the queue is kept: \(error)"))
+        }
+    }
+
+    /// Applies every queued record inside the caller's atomic section.
+    /// A record that fails for a reason of its own (its file is gone, is
+    /// not mail, libnotmuch refuses it) is set aside with that reason, so
+    /// that the others are applied; its file stays where it is. Only a
+    /// failure of the database or the disk aborts the whole transaction and
+    /// keeps the queue for the next try.
+    private func drain(_ database: Database, prepared: PreparedQueue,
+                       moves: inout [FilePath]) throws -> (applied: [String], reports: [String: DeliveryReport]) {
+        var applied: [String] = []
+        var reports: [String: DeliveryReport] = [:]
+        var rulesByPath = prepared.rulesByPath
+        for name in queue.names() {
+            let record: PendingRecord
+            do { record = try queue.read(name) } catch {
+                // Only a record file cut short by a crash before its fsync,
+                // whose delivery therefore never reported success.
+                DeliveryLog.logger.error("queue record \(name) is unreadable (\(error)); dropped")
+                applied.append(name)
+                continue
+            }
+            let recorded = FilePath(settings.mailRoot).appending(record.path)
+            guard let path = locate(record) else {
+                try setAside(name, "its message file \(recorded.string) is gone (moved or deleted before the record was applied)")
+                reports[name] = DeliveryReport.queuedReport(recorded, abandoned: false)
+                continue
+            }
+            switch EmailCheck.verdict(forFile: path.string) {
+            case .email:
+                break
+            case .notEmail:
+                try setAside(name, "\(path.string) is not an email message (no From, Subject or To header); the file is kept")
+                reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
+                continue
+            case .unreadable(let code):
+                try setAside(name, "cannot read \(path.string): \(Errno(rawValue: code))")
+                reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
+                continue
+            }
+            var recordSettings = settings
+            recordSettings.rules = rules(of: record, cache: &rulesByPath)
+            var job = IndexJob(.queuedRecord(name: name), options: record.options(basedOn: options),
+                               settings: recordSettings)
+            job.preevaluated = prepared.preevaluated[name]
+            var location = path
+            do {
+                reports[name] = try job.run(in: database, location: &location, moves: &moves)
+            } catch let refused as IndexJob.Refused {
+                try setAside(name, "libnotmuch refused \(path.string): \(refused)")
+                reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
+                continue
+            }
+            applied.append(name)
+        }
+        return (applied, reports)
+    }
+
+    /// What a transaction that applies the queue can settle before the
+    /// database is asked for: each record's rules, read once, and their
+    /// conditions that need no index, evaluated against its file. A slow
+    /// rule then runs while nobody waits for the write lock.
+    struct PreparedQueue {
+        var rulesByPath: [String: RuleSet] = [:]
+        var preevaluated: [String: PreevaluatedLeaves] = [:]
+    }
+
+    /// `known`: records whose delivery evaluated them already, against
+    /// this session's own rules.
+    func prepareQueue(known: [String: PreevaluatedLeaves] = [:]) -> PreparedQueue {
+        var prepared = PreparedQueue(preevaluated: known)
+        for name in queue.names() where known[name] == nil {
+            guard let record = try? queue.read(name), let path = locate(record) else { continue }
+            let rules = rules(of: record, cache: &prepared.rulesByPath)
+            guard !rules.isEmpty else { continue }
+            prepared.preevaluated[name] = rules.preevaluate(DeliveryFacts(path: path.string, envelope: record.envelope,
+                                                                          database: nil, messageID: nil))
+        }
+        return prepared
+    }
+
+    /// The rules a record names: this delivery's, or another file's, read
+    /// once per transaction (at apply time, as documented).
+    private func rules(of record: PendingRecord, cache: inout [String: RuleSet]) -> RuleSet {
+        let path = record.rulesFile ?? ""
+        if path == settings.rulesPath ?? "" { return settings.rules }
+        if let known = cache[path] { return known }
+        let loaded = path.isEmpty ? RuleSet.empty : RulesLoader.loadLogging(path: path)
+        cache[path] = loaded
+        return loaded
+    }
+
+    /// Where a record's file is now; a mail client may have marked it read
+    /// meanwhile (new/X became cur/X:2,S). Nil when it is gone.
+    private func locate(_ record: PendingRecord) -> FilePath? {
+        let recorded = FilePath(settings.mailRoot).appending(record.path)
+        return FileSystem.kind(of: recorded) != .missing ? recorded : Maildir.renamedForFlags(recorded)
+    }
+
+    /// Takes a record out of the queue for good, with its reason, where
+    /// `flush --list` shows it.
+    private func setAside(_ name: String, _ reason: String) throws {
+        DeliveryLog.logger.error("queued delivery set aside: \(reason); see 'notmuch-deliver flush --list'")
+        try queue.setAside(name, reason: reason)
+    }
+}
