@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "notmuch-deliver", targets: ["notmuch-deliver"]),
         .library(name: "Notmuch", targets: ["Notmuch"]),
         .library(name: "DeliveryKit", targets: ["DeliveryKit"]),
+        .library(name: "MaildirKit", targets: ["MaildirKit"]),
         .library(name: "Rules", targets: ["Rules"]),
         .library(name: "Mbox", targets: ["Mbox"]),
         .library(name: "MailParsing", targets: ["MailParsing"]),
@@ -40,20 +41,29 @@ let package = Package(
         // The rules language: parsing and evaluation, independent of notmuch.
         .target(name: "Rules", dependencies: ["CGLib"]),
 
-        // Maildir writing, input handling, the delivery pipeline.
+        // Maildirs and the file system, knowing nothing of notmuch: writing
+        // and naming messages, folders contained in the mail root, the
+        // From_ line, content checksums, the syscalls swift-system lacks,
+        // and the vocabulary of delivery outcomes (errors, exit statuses).
+        .target(name: "MaildirKit", dependencies: [
+            "CGLib", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+
+        // The delivery pipeline: settings, rules on messages, the queue,
+        // indexing through libnotmuch, import; what every front door uses.
         .target(name: "DeliveryKit", dependencies: [
-            "Notmuch", "Rules", "MailParsing", "Mbox", "CGLib", "CPosix",
+            "MaildirKit", "Notmuch", "Rules", "MailParsing", "Mbox", "CGLib", "CPosix",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         .executableTarget(name: "notmuch-deliver", dependencies: [
-            "DeliveryKit", "Rules", "Mbox",
+            "DeliveryKit", "MaildirKit", "Rules", "Mbox",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
-        .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MailParsing"]),
+        .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
         // The executable's quick command-line reader against ArgumentParser.

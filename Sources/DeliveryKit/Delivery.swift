@@ -4,6 +4,7 @@ import Notmuch
 import Rules
 import Synchronization
 import SystemPackage
+import MaildirKit
 
 /// The delivery core, built once by a front door from its options (config,
 /// rules, mail root or mail-root template) and used for as many messages as

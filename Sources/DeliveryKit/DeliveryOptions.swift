@@ -2,6 +2,7 @@ import Logging
 import Notmuch
 import Rules
 import SystemPackage
+import MaildirKit
 
 /// Where the rules come from.
 public enum RulesSource: Sendable, Equatable {

@@ -3,6 +3,7 @@ import Rules
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
+import MaildirKit
 #endif
 
 /// One delivery's way through the database, once its message is written:

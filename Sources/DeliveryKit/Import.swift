@@ -4,6 +4,7 @@ import Notmuch
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
+import MaildirKit
 #endif
 
 /// What an import is asked to do.

@@ -4,6 +4,7 @@ import Synchronization
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
+import MaildirKit
 #endif
 
 /// An archive message written to tmp/ (or found in place), waiting for the

@@ -1,6 +1,7 @@
 import Notmuch
 import Rules
 import SystemPackage
+import MaildirKit
 
 /// The work on one message inside an atomic section: index the file, apply
 /// `new.tags`, the rules and the command line's tags, move it to the folder

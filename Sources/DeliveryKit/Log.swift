@@ -3,6 +3,7 @@ internal import CPosix
 import MailParsing
 #if canImport(Glibc)
 import Glibc
+import MaildirKit
 #endif
 
 /// Sends swift-log records to syslog (facility mail), where an MTA's

@@ -1,5 +1,6 @@
 import Notmuch
 import SystemPackage
+import MaildirKit
 
 /// Tells a failure that belongs to one message (a tag libnotmuch refuses,
 /// a file that is not mail or has vanished, a rule that fails at run time)

@@ -4,6 +4,7 @@ import Rules
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
+import MaildirKit
 #endif
 
 /// What is needed to finish a delivery later: the file, and everything

@@ -2,6 +2,7 @@ import MailParsing
 import Notmuch
 import Rules
 import SystemPackage
+import MaildirKit
 
 /// Applies the queue of deliveries that waited for the database: every
 /// record in one transaction, each exactly once, with the tags, rules and

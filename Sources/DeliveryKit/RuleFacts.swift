@@ -4,6 +4,7 @@ import Rules
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
+import MaildirKit
 #endif
 
 /// The envelope of a delivery: who it is for and from, as the MTA said.

@@ -1,4 +1,5 @@
 import SystemPackage
+import MaildirKit
 
 /// One archive message on its way to tmp/, hashed piece by piece as the
 /// splitter hands it over, so that no message is ever held whole: a 40 MiB

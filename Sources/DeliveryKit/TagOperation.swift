@@ -1,3 +1,4 @@
+import MaildirKit
 /// One tag change, as `notmuch tag` and `notmuch insert` write it: `+tag` or `-tag`.
 public enum TagOperation: Equatable, Sendable, CustomStringConvertible {
     case add(String)

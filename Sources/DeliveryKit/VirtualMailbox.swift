@@ -2,6 +2,7 @@ import Notmuch
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
+import MaildirKit
 #endif
 
 /// Virtual mailboxes (postfix `virtual_transport` through pipe(8), as

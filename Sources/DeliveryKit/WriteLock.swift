@@ -1,6 +1,7 @@
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
+import MaildirKit
 #endif
 
 /// libnotmuch opens the database with Xapian's retry lock, so a writer

@@ -3,6 +3,7 @@ import Notmuch
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
+import MaildirKit
 #endif
 
 /// Where mail goes and how it is tagged, as plain values: what a delivery,

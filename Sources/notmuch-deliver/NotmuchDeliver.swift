@@ -6,6 +6,7 @@ import Rules
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
+import MaildirKit
 #endif
 
 extension DecryptPolicy: ExpressibleByArgument {}

@@ -1,5 +1,6 @@
 import DeliveryKit
 import Testing
+import MaildirKit
 
 @Suite struct EnvelopeStripperTests {
     /// Feeds `input` split at every pair of positions, as a pipe might.

@@ -2,6 +2,7 @@
 import Foundation
 import SystemPackage
 import Testing
+import MaildirKit
 
 /// A resolved Maildir writes through the directories it opened: a symlink
 /// swapped in after the check cannot redirect what is written.

@@ -1,6 +1,7 @@
 @testable import DeliveryKit
 import Foundation
 import Testing
+import MaildirKit
 
 @Suite struct PendingRecordTests {
     let hostile = PendingRecord(path: "new/abc.host", tagOperations: ["+a b", "-100%", "+line\nbreak", "+ünï"],

@@ -1,6 +1,7 @@
 import DeliveryKit
 import MailParsing
 import Testing
+import MaildirKit
 
 @Suite struct RandomMessageInputTests {
     @Test func envelopeStripperMatchesAReferenceOnRandomStreams() {

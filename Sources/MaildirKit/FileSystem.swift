@@ -6,8 +6,8 @@ import Darwin
 #endif
 
 /// The few POSIX calls swift-system does not wrap, thrown as its `Errno`.
-enum FileSystem {
-    static func fsync(_ fd: FileDescriptor) throws(Errno) {
+package enum FileSystem {
+    package static func fsync(_ fd: FileDescriptor) throws(Errno) {
         while true {
             if Glibc.fsync(fd.rawValue) == 0 { return }
             if errno != EINTR { throw Errno(rawValue: errno) }
@@ -15,7 +15,7 @@ enum FileSystem {
     }
 
     /// Makes a directory's entries (a rename, an unlink) survive a crash.
-    static func fsyncDirectory(_ path: FilePath) throws(Errno) {
+    package static func fsyncDirectory(_ path: FilePath) throws(Errno) {
         let fd: FileDescriptor
         do { fd = try FileDescriptor.open(path, .readOnly, options: [.directory, .closeOnExec]) }
         catch let error as Errno { throw error } catch { throw Errno.ioError }
@@ -23,18 +23,18 @@ enum FileSystem {
         try fsync(fd)
     }
 
-    static func rename(_ from: FilePath, _ to: FilePath) throws(Errno) {
+    package static func rename(_ from: FilePath, _ to: FilePath) throws(Errno) {
         let result = from.withPlatformString { f in to.withPlatformString { t in Glibc.rename(f, t) } }
         if result != 0 { throw Errno(rawValue: errno) }
     }
 
     /// A second name for a file; fails with EEXIST rather than replace one.
-    static func link(_ existing: FilePath, _ new: FilePath) throws(Errno) {
+    package static func link(_ existing: FilePath, _ new: FilePath) throws(Errno) {
         let result = existing.withPlatformString { e in new.withPlatformString { n in Glibc.link(e, n) } }
         if result != 0 { throw Errno(rawValue: errno) }
     }
 
-    static func unlink(_ path: FilePath) throws(Errno) {
+    package static func unlink(_ path: FilePath) throws(Errno) {
         if path.withPlatformString({ Glibc.unlink($0) }) != 0 { throw Errno(rawValue: errno) }
     }
 
@@ -42,7 +42,7 @@ enum FileSystem {
     /// a symlink (refused as ELOOP): what goes in it would land wherever
     /// the link leads. A new one's entry is synced in its parent, so it
     /// survives a crash with what goes in it.
-    static func makeDirectory(_ path: FilePath, mode: mode_t) throws(Errno) {
+    package static func makeDirectory(_ path: FilePath, mode: mode_t) throws(Errno) {
         if path.withPlatformString({ Glibc.mkdir($0, mode) }) == 0 {
             try fsyncDirectory(path.directory)
             return
@@ -55,9 +55,9 @@ enum FileSystem {
         }
     }
 
-    enum Kind { case missing, directory, other }
+    package enum Kind { case missing, directory, other }
 
-    static func kind(of path: FilePath) -> Kind {
+    package static func kind(of path: FilePath) -> Kind {
         guard let info = path.withPlatformString(status) else { return .missing }
         return (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .other
     }
@@ -65,7 +65,7 @@ enum FileSystem {
     /// Whether anything is at `path` (following symlinks). A plain string,
     /// for callers that try many names: building a FilePath for each costs
     /// more than its stat.
-    static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         path.withCString(status) != nil
     }
 
@@ -76,20 +76,20 @@ enum FileSystem {
     }
 
     /// The path with every symlink resolved, or nil when it does not exist.
-    static func realPath(_ path: FilePath) -> FilePath? {
+    package static func realPath(_ path: FilePath) -> FilePath? {
         guard let resolved = path.withPlatformString({ Glibc.realpath($0, nil) }) else { return nil }
         defer { free(resolved) }
         return FilePath(platformString: resolved)
     }
 
     /// The names in a directory, without "." and "..".
-    static func list(_ path: FilePath) throws(Errno) -> [String] {
+    package static func list(_ path: FilePath) throws(Errno) -> [String] {
         guard let dir = path.withPlatformString({ opendir($0) }) else { throw Errno(rawValue: errno) }
         return names(readingAndClosing: dir)
     }
 
     /// The names in an open directory, without "." and "..".
-    static func list(_ directory: FileDescriptor) throws(Errno) -> [String] {
+    package static func list(_ directory: FileDescriptor) throws(Errno) -> [String] {
         // fdopendir takes the descriptor over: give it a copy.
         let copy = fcntl(directory.rawValue, F_DUPFD_CLOEXEC, 0)
         guard copy >= 0 else { throw Errno(rawValue: errno) }
@@ -114,22 +114,22 @@ enum FileSystem {
     }
 
     /// Whether anything is at `name` in `directory` (following symlinks).
-    static func exists(_ name: String, in directory: FileDescriptor) -> Bool {
+    package static func exists(_ name: String, in directory: FileDescriptor) -> Bool {
         var info = Glibc.stat()
         return fstatat(directory.rawValue, name, &info, 0) == 0
     }
 
     /// Whether two paths name the same file (device and inode).
-    static func sameFile(_ first: FilePath, _ second: FilePath) -> Bool {
+    package static func sameFile(_ first: FilePath, _ second: FilePath) -> Bool {
         guard let a = first.withPlatformString(status), let b = second.withPlatformString(status) else { return false }
         return a.st_dev == b.st_dev && a.st_ino == b.st_ino
     }
 
-    static func isExecutable(_ path: FilePath) -> Bool {
+    package static func isExecutable(_ path: FilePath) -> Bool {
         path.withPlatformString { access($0, X_OK) } == 0 && kind(of: path) == .other
     }
 
-    static func hostName() -> String {
+    package static func hostName() -> String {
         var buffer = [UInt8](repeating: 0, count: 256)
         let ok = buffer.withUnsafeMutableBufferPointer { raw in
             raw.withMemoryRebound(to: CChar.self) { gethostname($0.baseAddress!, $0.count - 1) == 0 }
@@ -144,7 +144,7 @@ extension FilePath {
     /// it for the normalized paths used here. Written out because swift-system
     /// goes through unspecialized generic code there, whose first call costs
     /// a process about 0.3 ms of runtime type lookups; a delivery is one process.
-    var directory: FilePath {
+    package var directory: FilePath {
         let text = string
         guard let slash = text.utf8.lastIndex(of: UInt8(ascii: "/")) else { return FilePath("") }
         if slash == text.startIndex { return FilePath("/") }
@@ -155,7 +155,7 @@ extension FilePath {
 extension FileDescriptor {
     /// Writes all of `bytes`, as swift-system's generic `writeAll` does,
     /// without the runtime type lookups its first (unspecialized) call costs.
-    func writeEverything(_ bytes: UnsafeRawBufferPointer) throws(Errno) {
+    package func writeEverything(_ bytes: UnsafeRawBufferPointer) throws(Errno) {
         var rest = bytes
         while !rest.isEmpty {
             let count: Int
@@ -173,12 +173,12 @@ extension FileDescriptor {
 /// The root itself may be a symlink (`~/Mail -> /data/mail`). Below it a
 /// symlink is followed only when it resolves inside the root (a folder
 /// linked to another folder); one leading out is refused.
-struct ContainedDirectories {
-    let root: FilePath
-    let rootDescriptor: FileDescriptor
+package struct ContainedDirectories {
+    package let root: FilePath
+    package let rootDescriptor: FileDescriptor
     private var realRoot: FilePath?
 
-    enum Refusal: Error {
+    package enum Refusal: Error {
         /// Nothing there, and not asked to create it.
         case missing(FilePath)
         /// A symlink leading out of the root, and where it leads.
@@ -190,7 +190,7 @@ struct ContainedDirectories {
     }
 
     /// Opens the root, following symlinks.
-    init(root: FilePath) throws(Refusal) {
+    package init(root: FilePath) throws(Refusal) {
         self.root = root
         let fd = root.withPlatformString { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard fd >= 0 else {
@@ -204,12 +204,12 @@ struct ContainedDirectories {
         rootDescriptor = FileDescriptor(rawValue: fd)
     }
 
-    func close() { try? rootDescriptor.close() }
+    package func close() { try? rootDescriptor.close() }
 
     /// Opens `name` in `parent` (at `parentPath`), creating it (mode 0700,
     /// its entry synced in `parent`) when missing and `create` is set. The
     /// caller closes the result.
-    mutating func open(_ name: String, in parent: FileDescriptor, at parentPath: FilePath,
+    package mutating func open(_ name: String, in parent: FileDescriptor, at parentPath: FilePath,
                        create: Bool) throws(Refusal) -> FileDescriptor {
         let path = parentPath.appending(name)
         var madeIt = false
@@ -240,7 +240,7 @@ struct ContainedDirectories {
 
     /// Opens the components one below the other from the root; the last
     /// one's descriptor, for the caller to close.
-    mutating func open(_ components: [String], create: Bool) throws(Refusal) -> FileDescriptor {
+    package mutating func open(_ components: [String], create: Bool) throws(Refusal) -> FileDescriptor {
         var current = rootDescriptor
         var path = root
         for name in components {
@@ -293,7 +293,7 @@ struct ContainedDirectories {
 }
 
 extension ContainedDirectories.Refusal: CustomStringConvertible {
-    var description: String {
+    package var description: String {
         switch self {
         case .missing(let path): "'\(path)' does not exist"
         case .outside(let path, let resolved, let realRoot):

@@ -1,24 +1,24 @@
 internal import CGLib
 
 /// SHA-1 of a stream, fed as it is copied (GLib's GChecksum).
-final class ContentChecksum {
+package final class ContentChecksum {
     private let checksum: OpaquePointer
 
-    init() { checksum = g_checksum_new(G_CHECKSUM_SHA1) }
+    package init() { checksum = g_checksum_new(G_CHECKSUM_SHA1) }
 
     deinit { g_checksum_free(checksum) }
 
-    func update(_ bytes: [UInt8]) {
+    package func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBufferPointer { g_checksum_update(checksum, $0.baseAddress, gssize($0.count)) }
     }
 
-    func update(_ bytes: UnsafeRawBufferPointer) {
+    package func update(_ bytes: UnsafeRawBufferPointer) {
         g_checksum_update(checksum, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), gssize(bytes.count))
     }
 
-    var hex: String { String(cString: g_checksum_get_string(checksum)) }
+    package var hex: String { String(cString: g_checksum_get_string(checksum)) }
 
-    static func hex(of bytes: [UInt8]) -> String {
+    package static func hex(of bytes: [UInt8]) -> String {
         let checksum = ContentChecksum()
         checksum.update(bytes)
         return checksum.hex

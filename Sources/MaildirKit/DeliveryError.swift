@@ -19,10 +19,10 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
     public let message: String
     /// Where the delivered file was when the delivery failed, if a rule's
     /// folder or a flag rename had moved it by then.
-    var location: FilePath?
+    package var location: FilePath?
     /// The database (through another process's flush) already names the
     /// delivered file: it must stay, whatever failed afterwards.
-    var fileIsNamedElsewhere = false
+    package var fileIsNamedElsewhere = false
 
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind

@@ -56,7 +56,7 @@ public struct Maildir: Sendable {
 
     /// Opens tmp/, new/ and cur/ in the open folder `folder` (at `path`),
     /// creating those missing when `create` is set (their entries synced).
-    static func open(_ folder: FileDescriptor, at path: FilePath, within contained: inout ContainedDirectories,
+    package static func open(_ folder: FileDescriptor, at path: FilePath, within contained: inout ContainedDirectories,
                      create: Bool) throws(ContainedDirectories.Refusal) -> Maildir {
         var fds: [FileDescriptor] = []
         do {
@@ -309,7 +309,7 @@ public enum MaildirName {
 }
 
 extension String {
-    func replacingAll(_ target: Character, with replacement: String) -> String {
+    package func replacingAll(_ target: Character, with replacement: String) -> String {
         var result = ""
         for character in self {
             if character == target { result += replacement } else { result.append(character) }
