@@ -11,11 +11,7 @@ struct CheckRules: ParsableCommand {
     @Argument(help: "The rules file (default: deliver.rules from the notmuch config).")
     var file: String?
 
-    @Option(help: "The notmuch config file.")
-    var config: String?
-
-    @Option(help: "The notmuch profile.")
-    var profile: String?
+    @OptionGroup var notmuch: NotmuchConfigArguments
 
     func run() throws {
         guard let path = file ?? configuredRulesPath() else {
@@ -35,8 +31,8 @@ struct CheckRules: ParsableCommand {
     }
 
     func configuredRulesPath() -> String? {
-        let source: ConfigSource = config.map { .file($0) } ?? .search
-        guard let loaded = try? Database.loadConfig(config: source, profile: profile) else { return nil }
+        let source: ConfigSource = notmuch.config.map { .file($0) } ?? .search
+        guard let loaded = try? Database.loadConfig(config: source, profile: notmuch.profile) else { return nil }
         return loaded.database.configValues(RulesLoader.configKey).first
             .map { RulesLoader.expand($0, home: ProcessEnvironment.value("HOME")) }
     }

@@ -9,11 +9,7 @@ struct Flush: ParsableCommand {
         abstract: "Index the deliveries queued while the database was locked or could not be opened.",
         discussion: "Run it from a post-new hook, or after fixing the database.")
 
-    @Option(help: "The notmuch config file.")
-    var config: String?
-
-    @Option(help: "The notmuch profile.")
-    var profile: String?
+    @OptionGroup var notmuch: NotmuchConfigArguments
 
     @Option(help: ArgumentHelp("Seconds to wait for the write lock.", valueName: "seconds"))
     var lockTimeout: Double = 60
@@ -49,9 +45,7 @@ struct Flush: ParsableCommand {
     func run() throws {
         DeliveryLog.bootstrap(verbose: verbose)
         var options = DeliveryOptions()
-        options.config = config.map { .file($0) } ?? .search
-        options.profile = profile
-        options.home = ProcessEnvironment.value("HOME")
+        notmuch.apply(to: &options)
         options.lockTimeout = lockTimeout
         do {
             if list || retry || drop {

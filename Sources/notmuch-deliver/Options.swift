@@ -1,9 +1,28 @@
 import ArgumentParser
+import DeliveryKit
 import Mbox
 import Notmuch
 
 extension DecryptPolicy: ExpressibleByArgument {}
 extension MboxFormat: ExpressibleByArgument {}
+
+/// Which notmuch configuration to read: every subcommand but a virtual
+/// mailbox's delivery reads one, found as `notmuch` finds it.
+struct NotmuchConfigArguments: ParsableArguments {
+    @Option(help: "The notmuch config file (default: as notmuch finds it).")
+    var config: String?
+
+    @Option(help: "The notmuch profile.")
+    var profile: String?
+
+    /// These options onto delivery options, with the home directory the
+    /// default config is found in.
+    func apply(to options: inout DeliveryOptions) {
+        options.config = config.map { .file($0) } ?? .search
+        options.profile = profile
+        options.home = ProcessEnvironment.value("HOME")
+    }
+}
 
 /// Where mail goes and how it is tagged: what a delivery, `explain` and
 /// `import` share.
@@ -20,11 +39,7 @@ struct FilingArguments: ParsableArguments {
     @Option(name: .customLong("remove-tag"), help: "Remove this tag (repeatable).")
     var removeTags: [String] = []
 
-    @Option(help: "The notmuch config file (default: as notmuch finds it).")
-    var config: String?
-
-    @Option(help: "The notmuch profile.")
-    var profile: String?
+    @OptionGroup var notmuch: NotmuchConfigArguments
 
     @Option(help: "The rules file (default: deliver.rules in the notmuch config).")
     var rules: String?
@@ -34,7 +49,7 @@ struct FilingArguments: ParsableArguments {
 
     var values: FilingValues {
         FilingValues(folder: folder, createFolder: createFolder, addTags: addTags, removeTags: removeTags,
-                     config: config, profile: profile, rules: rules, noRules: noRules)
+                     config: notmuch.config, profile: notmuch.profile, rules: rules, noRules: noRules)
     }
 }
 
