@@ -50,11 +50,9 @@ struct NotmuchDeliver: ParsableCommand {
     }
 
     /// Options whose value may follow as the next argument.
-    static let optionsWithValue: Set<String> = [
-        "--folder", "--decrypt", "--tag", "--remove-tag", "--config", "--profile", "--rules",
-        "--recipient", "--sender", "--lock-timeout", "--mail-root", "--log",
-    ]
-    static let shortFlags: Set<String> = ["-n", "-h", "-v"]
+    static let optionsWithValue = Set(QuickCommandLine.options.keys)
+    /// Flags that look like tag operations; `-h` is help's.
+    static let shortFlags = Set(QuickCommandLine.flags.keys.filter { !$0.hasPrefix("--") }).union(["-h"])
 
     static func splitTagOperations(_ arguments: [String]) -> (operations: [String], rest: [String]) {
         var operations: [String] = []
