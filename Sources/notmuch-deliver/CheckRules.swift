@@ -1,6 +1,5 @@
 import ArgumentParser
 import DeliveryKit
-import Notmuch
 import Rules
 
 struct CheckRules: ParsableCommand {
@@ -13,9 +12,36 @@ struct CheckRules: ParsableCommand {
 
     @OptionGroup var notmuch: NotmuchConfigArguments
 
+    @Option(help: ArgumentHelp("With --recipient: check the virtual mailbox's own rules, which a delivery "
+                               + "with this --mail-root reads (its .notmuch/deliver.rules).",
+                               valueName: "template"))
+    var mailRoot: String?
+
+    @Option(help: "With --mail-root: the address whose mailbox it is.")
+    var recipient: String?
+
+    func validate() throws {
+        if (mailRoot == nil) != (recipient == nil) {
+            throw ValidationError("--mail-root and --recipient go together")
+        }
+    }
+
     func run() throws {
-        guard let path = file ?? configuredRulesPath() else {
-            complain("no rules file: give one, or set \(RulesLoader.configKey) in the notmuch config")
+        // Found as a delivery finds it, so that what is checked is what is applied.
+        var options = DeliveryOptions()
+        notmuch.apply(to: &options)
+        options.rules = file.map { .file($0) } ?? .configured
+        options.mailRootTemplate = mailRoot
+        options.envelope = Envelope(recipient: recipient)
+        let found: String?
+        do { found = try RulesLoader.path(for: options) } catch {
+            complain(error.message)
+            throw ExitCode(1)
+        }
+        guard let path = found else {
+            complain(mailRoot == nil
+                     ? "no rules file: give one, or set \(RulesLoader.configKey) in the notmuch config"
+                     : "no rules file: give one, or write deliver.rules in the mailbox's .notmuch folder")
             throw ExitCode(1)
         }
         let text: String
@@ -28,12 +54,5 @@ struct CheckRules: ParsableCommand {
         for warning in rules.warnings { print(warning) }
         guard errors.isEmpty else { throw ExitCode(1) }
         print("\(path): \(rules.rules.count) rules, no errors")
-    }
-
-    func configuredRulesPath() -> String? {
-        let source: ConfigSource = notmuch.config.map { .file($0) } ?? .search
-        guard let loaded = try? Database.loadConfig(config: source, profile: notmuch.profile) else { return nil }
-        return loaded.database.configValues(RulesLoader.configKey).first
-            .map { RulesLoader.expand($0, home: ProcessEnvironment.value("HOME")) }
     }
 }
