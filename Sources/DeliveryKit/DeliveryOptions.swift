@@ -157,20 +157,7 @@ struct DeliverySettings {
             self.lockTimeout = Self.defaultLockTimeout
         }
 
-        let rulesPath: String?
-        switch options.rules {
-        case .none: rulesPath = nil
-        case .file(let path): rulesPath = path
-        case .configured:
-            if let mailbox = options.databasePath {
-                // A virtual mailbox's own rules, when it has some.
-                let own = FilePath(mailbox).appending(".notmuch").appending("deliver.rules")
-                rulesPath = FileSystem.kind(of: own) == .other ? own.string : nil
-            } else {
-                rulesPath = database.configValues(RulesLoader.configKey).first
-                    .map { RulesLoader.expand($0, home: options.home) }
-            }
-        }
+        let rulesPath = try RulesLoader.path(for: options) { database.configValues(RulesLoader.configKey).first }
         self.rulesPath = rulesPath
         self.rules = rulesPath.map { rulesCache.rules(at: $0) } ?? .empty
     }

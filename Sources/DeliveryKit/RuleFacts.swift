@@ -185,3 +185,50 @@ public enum RulesLoader {
         return home + "/" + path
     }
 }
+
+extension RulesLoader {
+    /// The rules file a delivery with `options` reads, nil for none: the
+    /// file given; else a virtual mailbox's own `.notmuch/deliver.rules`
+    /// (`mailRootTemplate` and the envelope's recipient name the mailbox),
+    /// if it has one; else `deliver.rules` from the notmuch config. Creates
+    /// nothing, so that `check-rules` can ask before the first delivery.
+    public static func path(for options: DeliveryOptions) throws(DeliveryError) -> String? {
+        var options = options
+        if options.rules == .configured, let template = options.mailRootTemplate {
+            guard let recipient = options.envelope.recipient else {
+                throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR")
+            }
+            options.databasePath = try VirtualMailbox.path(template: template, recipient: recipient)
+        }
+        return try path(for: options) { () throws(DeliveryError) -> String? in
+            let loaded: Database.LoadedConfig
+            do {
+                loaded = try Database.loadConfig(config: options.config, profile: options.profile)
+            } catch {
+                throw DeliveryError(.temporary, "cannot load the notmuch configuration: \(error)")
+            }
+            if case .file(let path) = options.config, loaded.missingConfigFile {
+                throw DeliveryError(.usage, "config file '\(path)' not found")
+            }
+            return loaded.database.configValues(configKey).first
+        }
+    }
+
+    /// The resolution, for a delivery that has loaded its config already:
+    /// `configured` gives `deliver.rules` from it, and is asked only when
+    /// neither the options nor a virtual mailbox decide.
+    static func path(for options: DeliveryOptions,
+                     configured: () throws(DeliveryError) -> String?) throws(DeliveryError) -> String? {
+        switch options.rules {
+        case .none: return nil
+        case .file(let path): return path
+        case .configured:
+            if let mailbox = options.databasePath {
+                // A virtual mailbox has no config: its own rules, when it has some.
+                let own = FilePath(mailbox).appending(".notmuch").appending("deliver.rules")
+                return FileSystem.kind(of: own) == .other ? own.string : nil
+            }
+            return try configured().map { expand($0, home: options.home) }
+        }
+    }
+}

@@ -8,8 +8,9 @@ import Notmuch
 /// This is hand-written on purpose and deliberately narrow: anything it is
 /// not sure of (help, an unknown or repeated option, a value that looks like
 /// an option, a malformed number) gives nil, and ArgumentParser, which stays
-/// the reference for syntax, help and error messages, parses the line. A test
-/// checks that both give the same request for every line this one accepts.
+/// the reference for syntax, help and error messages, parses the line. Tests
+/// check that both give the same request for every line this one accepts,
+/// and that this one knows every option `Deliver` declares.
 enum QuickCommandLine {
     /// `arguments` without the program name and with the `+TAG`/`-TAG`
     /// operations already taken out.
@@ -71,18 +72,21 @@ enum QuickCommandLine {
             }
         }
         return request
-    
     }
 
-    private enum Flag { case createFolder, noRules, keep, noHooks, worldReadable, verbose }
-    private enum Option { case folder, tag, removeTag, config, profile, rules, recipient, sender, mailRoot, log, decrypt, lockTimeout }
+    enum Flag { case createFolder, noRules, keep, noHooks, worldReadable, verbose }
+    enum Option { case folder, tag, removeTag, config, profile, rules, recipient, sender, mailRoot, log, decrypt, lockTimeout }
 
-    private static let flags: [String: Flag] = [
+    /// Every name of every `Deliver` option and flag, as ArgumentParser
+    /// declares them: a test holds the two to the same names, and taking
+    /// tag operations apart (`NotmuchDeliver.splitTagOperations`) reads
+    /// these tables too.
+    static let flags: [String: Flag] = [
         "--create-folder": .createFolder, "--no-rules": .noRules, "--keep": .keep,
         "--no-hooks": .noHooks, "-n": .noHooks, "--world-readable": .worldReadable,
         "--verbose": .verbose, "-v": .verbose,
     ]
-    private static let options: [String: Option] = [
+    static let options: [String: Option] = [
         "--folder": .folder, "--tag": .tag, "--remove-tag": .removeTag, "--config": .config,
         "--profile": .profile, "--rules": .rules, "--recipient": .recipient, "--sender": .sender,
         "--mail-root": .mailRoot, "--log": .log, "--decrypt": .decrypt, "--lock-timeout": .lockTimeout,

@@ -1,0 +1,40 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Deliver: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Deliver the message on standard input (the default).")
+
+    @OptionGroup var delivery: DeliveryArguments
+
+    @Flag(help: "Keep the delivered file even if indexing fails.")
+    var keep = false
+
+    @Flag(name: [.customLong("no-hooks"), .customShort("n")], help: "Do not run the post-insert hook.")
+    var noHooks = false
+
+    @Flag(help: "Make the file readable by everyone (0644, less the umask) instead of 0600.")
+    var worldReadable = false
+
+    @Flag(name: [.short, .long], help: "Also log to standard error.")
+    var verbose = false
+
+    @Option(help: ArgumentHelp("Log to this file instead of syslog.", valueName: "file"))
+    var log: String?
+
+    var request: DeliveryRequest {
+        var request = delivery.request
+        request.keep = keep
+        request.noHooks = noHooks
+        request.worldReadable = worldReadable
+        request.verbose = verbose
+        request.log = log
+        return request
+    }
+
+    func run() throws {
+        _exit(request.deliver())
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import DeliveryKit
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show which rules match the message on standard input, and why, without delivering it.")
+
+    @OptionGroup var delivery: DeliveryArguments
+
+    func run() throws {
+        DeliveryLog.bootstrap(verbose: true)
+        do {
+            let report = try Delivery.explain(try delivery.request.options(), input: .standardInput)
+            print(ExplainFormatter.format(report))
+        } catch {
+            complain(error.message)
+            throw ExitCode(error.exitStatus.rawValue)
+        }
+    }
+}
+
+enum ExplainFormatter {
+    static func format(_ report: DeliveryReport) -> String {
+        var lines: [String] = []
+        // Header values and the Message-ID come from the message: shown
+        // escaped, so that each check stays one line and a terminal sees no escapes.
+        lines.append("message: \(LogText.oneLine(report.messageID ?? "(none)"))")
+        if report.traces.isEmpty { lines.append("rules: none apply") }
+        for trace in report.traces {
+            let verdict = trace.matched ? "matches" : "no match"
+            lines.append("line \(trace.rule.line): \(verdict): \(trace.rule.text)")
+            for check in trace.checks {
+                let detail = check.detail.map { " (\(LogText.oneLine($0)))" } ?? ""
+                lines.append("    \(check.result ? "yes" : "no "): \(check.condition)\(detail)")
+            }
+            if trace.matched, !trace.effects.isEmpty {
+                lines.append("    => " + trace.effects.map(\.description).joined(separator: " "))
+            }
+            for note in trace.notes { lines.append("    note: \(note)") }
+        }
+        if report.outcome == .duplicate { lines.append("duplicate: the Message-ID is already in the database; tags stay as they are") }
+        if report.outcome == .discarded {
+            lines.append("result: discarded")
+        } else {
+            lines.append("tags: \(report.tags.joined(separator: " "))")
+            let folder = report.traces.flatMap(\.effects).compactMap { effect -> String? in
+                if case .folder(let name) = effect { return name } else { return nil }
+            }.last
+            lines.append("folder: \(folder ?? "(default)")")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
