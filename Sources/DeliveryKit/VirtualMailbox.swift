@@ -135,7 +135,7 @@ public enum VirtualMailbox {
         do {
             let database = try Database.create(config: .none, databasePath: root)
             try database.close()
-        } catch let error where error.status == .databaseExists {
+        } catch Status.databaseExists {
             // Another first delivery to the same mailbox made it: fine.
         } catch {
             throw DeliveryError(.temporary, "cannot create the notmuch database in '\(root)': \(error)")
