@@ -122,20 +122,13 @@ public enum Delivery {
         }
         var moves: [FilePath] = []
         do {
-            // Thrown out of the atomic section to leave it uncommitted.
-            struct Uncommitted: Error { let report: DeliveryReport }
-            do {
-                try database.atomically {
-                    let job = IndexJob(file: file, options: options, settings: settings, commit: false)
-                    throw Uncommitted(report: try job.run(in: database, moves: &moves))
-                }
-            } catch let uncommitted as Uncommitted {
-                return uncommitted.report
+            return try database.atomicSection {
+                let job = IndexJob(file: file, options: options, settings: settings, commit: false)
+                return .abort(try job.run(in: database, moves: &moves))
             }
         } catch {
             throw classify(error, file: file)
         }
-        throw DeliveryError(.temporary, "internal error: explain committed")
     }
 
     /// Where the delivered file is now: rules and flags may move it.
