@@ -12,13 +12,11 @@ struct LockedSession {
     let settings: DeliverySettings
     let options: DeliveryOptions
     let queue: PendingQueue
-    let lockFile: FilePath
 
     init(settings: DeliverySettings, options: DeliveryOptions) {
         self.settings = settings
         self.options = options
         queue = PendingQueue(databasePath: settings.databasePath)
-        lockFile = queue.lockFile
     }
 
     /// What a delivery settles once its message is written, before the
@@ -41,7 +39,7 @@ struct LockedSession {
         // Otherwise (the lock is held, others are queued, or another is
         // about to open) the delivery queues first, so that whoever opens
         // next takes this message along in its transaction.
-        guard !WriteLock.isHeld(lockFile), queue.names().isEmpty else {
+        guard !Database.isWriteLockHeld(databasePath: settings.databasePath), queue.names().isEmpty else {
             return Plan(deadline: deadline, direct: false, flusherTurn: nil, opening: nil)
         }
         let flusherTurn = queue.tryBecomeFlusher()
@@ -112,7 +110,7 @@ struct LockedSession {
         case .failure(let error):
             // Our own message failed; the records handed to us still get
             // their try, if the database is free to be had.
-            if !WriteLock.isHeld(lockFile) { applyHandedOver() }
+            if !Database.isWriteLockHeld(databasePath: settings.databasePath) { applyHandedOver() }
             throw error
         }
     }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Notmuch
 import Rules
 import SystemPackage
 #if canImport(Glibc)
@@ -173,14 +174,10 @@ extension PendingRecord {
 /// that applied them.
 public struct PendingQueue: Sendable {
     public let directory: FilePath
-    /// Xapian's lock file for the same database.
-    public let lockFile: FilePath
 
     public init(databasePath: String) {
-        let lock = WriteLock.lockFile(databasePath: databasePath)
-        lockFile = lock
         // Beside the xapian/ directory, inside the database's own folder.
-        directory = lock.directory.directory.appending("notmuch-deliver-queue")
+        directory = FilePath(Database.folder(databasePath: databasePath)).appending("notmuch-deliver-queue")
     }
 
     /// Queues a delivery of `message` (the file, already synced) and

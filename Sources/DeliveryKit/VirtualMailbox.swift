@@ -131,7 +131,7 @@ public enum VirtualMailbox {
             throw DeliveryError(.temporary, "cannot create the mailbox '\(root)': \(error)")
         }
         // .notmuch/ may exist already, holding the mailbox's rules.
-        guard FileSystem.kind(of: path.appending(".notmuch").appending("xapian")) == .missing else { return }
+        guard !Database.exists(databasePath: root) else { return }
         do {
             let database = try Database.create(config: .none, databasePath: root)
             try database.close()

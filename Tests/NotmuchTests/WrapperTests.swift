@@ -77,3 +77,34 @@ import Testing
         #expect(try reader.findMessage(id: "one@example.org") != nil)
     }
 }
+
+/// Xapian's files and lock, seen from outside libnotmuch.
+@Suite struct DatabaseFilesTests {
+    @Test func theWriteLockIsHeldWhileAWriterHasTheDatabase() throws {
+        let temp = try TemporaryDatabase()
+        let path = temp.mailRoot.path
+        #expect(!Database.isWriteLockHeld(databasePath: path))
+        let writer = try Database.create(config: temp.config)
+        #expect(Database.isWriteLockHeld(databasePath: path))
+        try writer.close()
+        #expect(!Database.isWriteLockHeld(databasePath: path))
+        // A reader takes no lock.
+        let reader = try Database.open(mode: .readOnly, config: temp.config)
+        #expect(!Database.isWriteLockHeld(databasePath: path))
+        _ = reader
+    }
+
+    @Test func theFolderIsDotNotmuchUnlessXapianIsRightBelow() throws {
+        let temp = try TemporaryDatabase()
+        let root = temp.mailRoot.path
+        #expect(!Database.exists(databasePath: root))
+        #expect(Database.folder(databasePath: root) == root + "/.notmuch")
+        try Database.create(config: temp.config).close()
+        #expect(Database.exists(databasePath: root))
+        #expect(Database.folder(databasePath: root + "/") == root + "/.notmuch")
+        // database.path naming the .notmuch folder itself: xapian/ is right below it.
+        let own = root + "/.notmuch"
+        #expect(Database.exists(databasePath: own))
+        #expect(Database.folder(databasePath: own) == own)
+    }
+}
