@@ -13,7 +13,7 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
         case temporary
     }
 
-    public let kind: Kind
+    let kind: Kind
     public let message: String
 
     public init(_ kind: Kind, _ message: String) {

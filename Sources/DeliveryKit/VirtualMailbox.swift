@@ -8,13 +8,13 @@ import Glibc
 /// maildrop is used with courier-authlib): one maildir and notmuch database
 /// per address, found from a template and the envelope recipient, created
 /// on first delivery, by the unprivileged user the MTA runs us as.
-public enum VirtualMailbox {
+enum VirtualMailbox {
     /// `%d`: the recipient's domain, `%u`: its local part without the
     /// `+extension`, `%%`: a percent sign. Both are lower-cased, and must
     /// be plain names: no `/`, no leading `.`, not empty, at most NAME_MAX
     /// bytes in the directory name they go into, and the whole path short
     /// enough for the files a mailbox holds.
-    public static func path(template: String, recipient: String) throws(DeliveryError) -> String {
+    static func path(template: String, recipient: String) throws(DeliveryError) -> String {
         try expand(template: template, recipient: recipient).path
     }
 
