@@ -84,6 +84,8 @@ import Testing
         let temp = try TemporaryDatabase()
         let path = temp.mailRoot.path
         #expect(!Database.isWriteLockHeld(databasePath: path))
+        // An OFD lock belongs to the open file, not the process: the probe
+        // sees the lock this process's own writer holds.
         let writer = try Database.create(config: temp.config)
         #expect(Database.isWriteLockHeld(databasePath: path))
         try writer.close()
