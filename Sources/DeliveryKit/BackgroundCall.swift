@@ -7,14 +7,14 @@ import Glibc
 /// its file is being synced (libnotmuch's lock wait has no timeout of its
 /// own, so a thread left waiting is the bounded wait); an import reads its
 /// archives while it indexes.
-public final class BackgroundCall<T> {
+final class BackgroundCall<T> {
     private let box: ResultBox<T>
     private var thread = pthread_t()
     /// False when no thread could be started: the call then runs on the
     /// caller's thread, inside `wait`.
-    public let hasThread: Bool
+    let hasThread: Bool
 
-    public init(_ body: @escaping @Sendable () -> T) {
+    init(_ body: @escaping @Sendable () -> T) {
         box = ResultBox<T>(body)
         hasThread = pthread_create(&thread, nil, { raw in
             Unmanaged<Runnable>.fromOpaque(raw!).takeRetainedValue().run()
@@ -24,7 +24,7 @@ public final class BackgroundCall<T> {
     }
 
     /// The result, however long it takes. Called once (or `wait(upTo:)`).
-    public func wait() -> T {
+    func wait() -> T {
         guard hasThread else { return box.body() }
         while sem_wait(box.done) != 0 {}
         pthread_join(thread, nil)
@@ -35,7 +35,7 @@ public final class BackgroundCall<T> {
     /// left running, and must be left alone. Called once. The box lets go
     /// of the result, so that what it owns (an open database) goes when
     /// the caller is done with it.
-    public func wait(upTo seconds: Double) -> T? {
+    func wait(upTo seconds: Double) -> T? {
         guard hasThread else { return box.body() }
         var deadline = timespec()
         clock_gettime(CLOCK_REALTIME, &deadline)

@@ -151,20 +151,13 @@ public enum Delivery {
         var moves: [FilePath] = []
         var location = file
         do {
-            // Thrown out of the atomic section to leave it uncommitted.
-            struct Uncommitted: Error { let report: DeliveryReport }
-            do {
-                try database.atomically {
-                    let job = IndexJob(.explanation, options: options, settings: settings)
-                    throw Uncommitted(report: try job.run(in: database, location: &location, moves: &moves))
-                }
-            } catch let uncommitted as Uncommitted {
-                return uncommitted.report
+            return try database.atomicSection {
+                let job = IndexJob(.explanation, options: options, settings: settings)
+                return .abort(try job.run(in: database, location: &location, moves: &moves))
             }
         } catch {
             throw classify(error, file: file)
         }
-        throw DeliveryError(.temporary, "internal error: explain committed")
     }
 
     static func write(_ input: FileDescriptor, to maildir: Maildir, worldReadable: Bool,

@@ -88,12 +88,12 @@ public struct DeliveryReport: Sendable {
     /// Each rule's outcome, for `explain`.
     public let traces: [RuleTrace]
     /// For the log line; nil when not known without reading the file again.
-    public var from: String?
-    public var subject: String?
+    var from: String?
+    var subject: String?
     public var mailRoot: String?
     /// A thread is still blocked in libnotmuch's lock wait (and may yet
     /// take the lock): run no hook that could wait for it.
-    public var abandonedLockWait = false
+    var abandonedLockWait = false
 
     static func queuedReport(_ path: FilePath, abandoned: Bool) -> DeliveryReport {
         var report = DeliveryReport(path: path.string, messageID: nil, tags: [], outcome: .queued,

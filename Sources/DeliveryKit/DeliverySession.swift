@@ -46,7 +46,7 @@ struct DeliverySession {
 
     func plan() -> Plan {
         let deadline = Monotonic.seconds + settings.lockTimeout
-        guard !WriteLock.isHeld(queue.lockFile), queue.names().isEmpty else { return .queueFirst(deadline: deadline) }
+        guard !Database.isWriteLockHeld(databasePath: settings.databasePath), queue.names().isEmpty else { return .queueFirst(deadline: deadline) }
         let flusherTurn = queue.tryBecomeFlusher()
         guard flusherTurn != nil || FileSystem.kind(of: queue.directory.directory) == .missing else {
             return .queueFirst(deadline: deadline)
@@ -121,7 +121,7 @@ struct DeliverySession {
         case .failure(let error):
             // Our own message failed; the records handed to us still get
             // their try, if the database is free to be had.
-            if !WriteLock.isHeld(queue.lockFile) { applier.applyHandedOver() }
+            if !Database.isWriteLockHeld(databasePath: settings.databasePath) { applier.applyHandedOver() }
             throw error
         }
     }

@@ -8,23 +8,23 @@ import MaildirKit
 
 /// Sends swift-log records to syslog (facility mail), where an MTA's
 /// administrator looks; an MDA's stderr is not a place to leave notes on success.
-public struct SyslogLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level = .info
+struct SyslogLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
 
-    public init() {
+    init() {
         Self.opened
     }
 
     // openlog keeps the ident pointer, so it must never be freed.
     private static let opened: Void = { openlog(strdup("notmuch-deliver"), LOG_PID, LOG_MAIL) }()
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    func log(event: LogEvent) {
         let priority: Int32
         switch event.level {
         case .trace, .debug: priority = LOG_DEBUG
@@ -41,22 +41,22 @@ public struct SyslogLogHandler: LogHandler {
 
 /// Appends each record as one line to a file (`--log FILE`), opened once
 /// with O_APPEND so concurrent deliveries never interleave within a line.
-public struct FileLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level = .info
+struct FileLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
     private let fd: Int32
 
-    public init?(path: String) {
+    init?(path: String) {
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         if fd < 0 { return nil }
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    func log(event: LogEvent) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var parts = tm()

@@ -13,16 +13,16 @@ import MaildirKit
 public struct PendingRecord: Decodable, Sendable, Equatable {
     /// Only in the JSON records of earlier versions; the text format's
     /// header line carries its own.
-    public var version = 1
+    var version = 1
     /// The message file, relative to the mail root.
-    public var path: String
-    public var tagOperations: [String]
+    var path: String
+    var tagOperations: [String]
     /// The rules file the delivery used; "" or nil: none.
-    public var rulesFile: String?
-    public var recipient: String?
-    public var sender: String?
-    public var recipientExtension: String?
-    public var decrypt: String?
+    var rulesFile: String?
+    var recipient: String?
+    var sender: String?
+    var recipientExtension: String?
+    var decrypt: String?
 }
 
 extension PendingRecord {
@@ -184,15 +184,11 @@ extension PendingRecord {
 /// a reader sees whole records or none; they go only after the commit
 /// that applied them.
 public struct PendingQueue: Sendable {
-    public let directory: FilePath
-    /// Xapian's lock file for the same database.
-    public let lockFile: FilePath
+    let directory: FilePath
 
-    public init(databasePath: String) {
-        let lock = WriteLock.lockFile(databasePath: databasePath)
-        lockFile = lock
+    init(databasePath: String) {
         // Beside the xapian/ directory, inside the database's own folder.
-        directory = lock.directory.directory.appending("notmuch-deliver-queue")
+        directory = FilePath(Database.folder(databasePath: databasePath)).appending("notmuch-deliver-queue")
     }
 
     /// Queues a delivery of `message` (the file, already synced) and
@@ -209,7 +205,7 @@ public struct PendingQueue: Sendable {
     /// a file of its own, `MESSAGE.record`, put in place by rename.
     /// `linking` is false when `notmuch new` could take a link for mail
     /// (a queue inside the mail root but not under a `.notmuch` folder).
-    public func enqueue(_ record: PendingRecord, message: FilePath, linking: Bool = true) throws -> String {
+    func enqueue(_ record: PendingRecord, message: FilePath, linking: Bool = true) throws -> String {
         let queue = try openContainedDirectory()
         defer { try? queue.close() }
         // A flusher lock nobody can take would leave the record for ever.
@@ -251,7 +247,7 @@ public struct PendingQueue: Sendable {
 
     /// Syncs a record and its directory entry. A record a flusher has
     /// already applied and removed needs nothing more.
-    public func makeDurable(_ name: String) throws {
+    func makeDurable(_ name: String) throws {
         if PendingRecord(fileName: name) != nil {
             // A link to the message, whose content is synced: only its name is new.
             return try FileSystem.fsyncDirectory(directory)
@@ -267,12 +263,12 @@ public struct PendingQueue: Sendable {
     }
 
     /// A record's name: its message file's, and this.
-    public static let recordSuffix = ".record"
+    static let recordSuffix = ".record"
     /// Records of earlier versions, still read.
     static let jsonSuffix = ".json"
 
     /// The records' names, sorted (so every flusher takes them in the same order).
-    public func names() -> [String] {
+    func names() -> [String] {
         // Not through a link out of the database folder: a flush would
         // apply and remove whatever records it found there.
         guard let queue = try? openContainedDirectory(create: false) else { return [] }
@@ -283,11 +279,11 @@ public struct PendingQueue: Sendable {
         }.sorted()
     }
 
-    public func contains(_ name: String) -> Bool {
+    func contains(_ name: String) -> Bool {
         FileSystem.kind(of: directory.appending(name)) != .missing
     }
 
-    public func read(_ name: String, in folder: FilePath? = nil) throws -> PendingRecord {
+    func read(_ name: String, in folder: FilePath? = nil) throws -> PendingRecord {
         if let record = PendingRecord(fileName: name) { return record }
         let text = try RulesLoader.readFile((folder ?? directory).appending(name).string)
         if name.hasSuffix(Self.jsonSuffix) {
@@ -306,7 +302,7 @@ public struct PendingQueue: Sendable {
     /// Without this they all queue up in Xapian's lock wait, and each
     /// commits a batch of almost nothing. Nil: another has the turn.
     /// Closing the descriptor (or dying) gives the turn back.
-    public func tryBecomeFlusher() -> FileDescriptor? {
+    func tryBecomeFlusher() -> FileDescriptor? {
         guard let queue = try? openContainedDirectory() else { return nil }
         defer { try? queue.close() }
         let raw = openat(queue.rawValue, Self.flusherLock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -324,7 +320,7 @@ public struct PendingQueue: Sendable {
     /// Why the queue cannot be read, when its directory exists but leads
     /// out of the database folder (or is no directory); nil otherwise. A
     /// flush says so instead of finding nothing to do.
-    public func unusableReason() -> String? {
+    func unusableReason() -> String? {
         do {
             try openContainedDirectory(create: false).close()
             return nil
@@ -345,7 +341,7 @@ public struct PendingQueue: Sendable {
     }
 
     /// Removes applied records; called only after their commit.
-    public func remove(_ names: [String]) {
+    func remove(_ names: [String]) {
         guard !names.isEmpty else { return }
         for name in names { try? FileSystem.unlink(directory.appending(name)) }
         try? FileSystem.fsyncDirectory(directory)

@@ -5,18 +5,18 @@ import Glibc
 /// Where one delivery's time goes, for `make bench`: set
 /// NOTMUCH_DELIVER_TIMINGS=FILE and each delivery appends one JSON line of
 /// phase durations in milliseconds. Costs one clock read per phase.
-public struct PhaseTimer {
+struct PhaseTimer {
     private var last: Double
     private var phases: [(String, Double)] = []
     private let path: String?
 
-    public init(path: String?) {
+    init(path: String?) {
         self.path = path
         last = Monotonic.milliseconds
     }
 
 
-    public mutating func mark(_ phase: String) {
+    mutating func mark(_ phase: String) {
         guard path != nil else { return }
         let time = Monotonic.milliseconds
         phases.append((phase, time - last))
@@ -24,7 +24,7 @@ public struct PhaseTimer {
     }
 
     /// Appends the line; a timing file that cannot be written is ignored.
-    public func write() {
+    func write() {
         guard let path, !phases.isEmpty else { return }
         let fields = phases.map { "\"\($0.0)\": \(($0.1 * 1000).rounded() / 1000)" }.joined(separator: ", ")
         let line = "{" + fields + "}\n"

@@ -122,7 +122,7 @@ public enum RulesLoader {
     /// The notmuch config key naming the rules file.
     public static let configKey = "deliver.rules"
 
-    public static func load(path: String) -> (RuleSet, [String]) {
+    static func load(path: String) -> (RuleSet, [String]) {
         let text: String
         do {
             text = try readFile(path)
@@ -139,8 +139,8 @@ public enum RulesLoader {
     public static let maximumFileSize = 1 << 20
 
     /// Why a file is not read.
-    public struct UnreadableFile: Error, CustomStringConvertible {
-        public let description: String
+    struct UnreadableFile: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// The whole of a regular file of at most `limit` bytes, as text. A

@@ -16,7 +16,7 @@ public struct SetAsideRecord: Sendable {
     public let path: String?
     public let reason: String
     /// When it was set aside (seconds since the epoch), from the reason file.
-    public let since: Int
+    let since: Int
 
     /// `since` in ISO 8601, UTC.
     public var sinceDescription: String {
@@ -30,7 +30,7 @@ public struct SetAsideRecord: Sendable {
 extension PendingQueue {
     /// Inside the queue directory, so on the same filesystem: an entry
     /// moves in and out by rename, and a linked entry keeps its link.
-    public var setAsideDirectory: FilePath { directory.appending("set-aside") }
+    var setAsideDirectory: FilePath { directory.appending("set-aside") }
 
     /// A reason file per entry, named after the entry's SHA-1: an entry's
     /// own name may already be as long as a name can be.
@@ -42,7 +42,7 @@ extension PendingQueue {
 
     /// Moves the entry out of the queue, with its reason, durably. The
     /// reason is written first: an entry set aside always has one.
-    public func setAside(_ name: String, reason: String) throws {
+    func setAside(_ name: String, reason: String) throws {
         try FileSystem.makeDirectory(setAsideDirectory, mode: 0o700)
         let why = reasonFile(for: name)
         let fd = try FileDescriptor.open(why, .writeOnly, options: [.create, .truncate, .noFollow, .closeOnExec],

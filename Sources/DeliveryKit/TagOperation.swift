@@ -5,7 +5,7 @@ public enum TagOperation: Equatable, Sendable, CustomStringConvertible {
     case remove(String)
 
     /// libnotmuch's limit (NOTMUCH_TAG_MAX).
-    public static let maximumLength = 200
+    static let maximumLength = 200
 
     /// Parses `+tag` or `-tag`.
     public init(parsing argument: String) throws(DeliveryError) {
@@ -18,7 +18,7 @@ public enum TagOperation: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// The tags `new.tags` adds; a `-` there is a mistake, not a removal.
-    public static func fromNewTags(_ tags: [String]) throws(DeliveryError) -> [TagOperation] {
+    static func fromNewTags(_ tags: [String]) throws(DeliveryError) -> [TagOperation] {
         var operations: [TagOperation] = []
         for tag in tags {
             if tag.hasPrefix("-") {

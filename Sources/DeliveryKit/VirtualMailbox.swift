@@ -9,13 +9,13 @@ import MaildirKit
 /// maildrop is used with courier-authlib): one maildir and notmuch database
 /// per address, found from a template and the envelope recipient, created
 /// on first delivery, by the unprivileged user the MTA runs us as.
-public enum VirtualMailbox {
+enum VirtualMailbox {
     /// `%d`: the recipient's domain, `%u`: its local part without the
     /// `+extension`, `%%`: a percent sign. Both are lower-cased, and must
     /// be plain names: no `/`, no leading `.`, not empty, at most NAME_MAX
     /// bytes in the directory name they go into, and the whole path short
     /// enough for the files a mailbox holds.
-    public static func path(template: String, recipient: String) throws(DeliveryError) -> String {
+    static func path(template: String, recipient: String) throws(DeliveryError) -> String {
         try expand(template: template, recipient: recipient).path
     }
 
@@ -132,11 +132,11 @@ public enum VirtualMailbox {
             throw DeliveryError(.temporary, "cannot create the mailbox '\(root)': \(error)")
         }
         // .notmuch/ may exist already, holding the mailbox's rules.
-        guard FileSystem.kind(of: path.appending(".notmuch").appending("xapian")) == .missing else { return }
+        guard !Database.exists(databasePath: root) else { return }
         do {
             let database = try Database.create(config: .none, databasePath: root)
             try database.close()
-        } catch let error where error.status == .databaseExists {
+        } catch Status.databaseExists {
             // Another first delivery to the same mailbox made it: fine.
         } catch {
             throw DeliveryError(.temporary, "cannot create the notmuch database in '\(root)': \(error)")

@@ -15,7 +15,7 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
         case temporary
     }
 
-    public let kind: Kind
+    package let kind: Kind
     public let message: String
     /// Where the delivered file was when the delivery failed, if a rule's
     /// folder or a flag rename had moved it by then.

@@ -5,10 +5,10 @@ import Glibc
 
 /// Turns a `--folder` argument into a maildir under the mail root, and
 /// refuses anything that would put mail elsewhere.
-public enum MailFolder {
+package enum MailFolder {
     /// Checks the name alone: relative, no `..`, no empty or NUL parts.
     /// Returns the normalised components ("" or nil: the root itself).
-    public static func components(of name: String?) throws(DeliveryError) -> [String] {
+    package static func components(of name: String?) throws(DeliveryError) -> [String] {
         guard let name, !name.isEmpty else { return [] }
         if name.hasPrefix("/") {
             throw DeliveryError(.usage, "folder '\(name)' is absolute; give a folder relative to the mail root")
@@ -39,7 +39,7 @@ public enum MailFolder {
     /// below the one before without following symlinks, unless the link
     /// resolves inside the root; the Maildir keeps tmp/, new/ and cur/ open.
     /// The root itself may be a symlink.
-    public static func resolve(root: String, name: String?, create: Bool) throws(DeliveryError) -> Maildir {
+    package static func resolve(root: String, name: String?, create: Bool) throws(DeliveryError) -> Maildir {
         let parts = try components(of: name)
         let rootPath = FilePath(root)
         var contained: ContainedDirectories

@@ -13,8 +13,8 @@ import Glibc
 /// checked to be inside the mail root when opened; the message is written
 /// and linked through those descriptors, so a symlink swapped in later
 /// cannot send it elsewhere either.
-public struct Maildir: Sendable {
-    public let path: FilePath
+package struct Maildir: Sendable {
+    package let path: FilePath
     private let opened: Subdirectories?
 
     /// tmp/, new/ and cur/, open for as long as a copy of the Maildir lives.
@@ -34,7 +34,7 @@ public struct Maildir: Sendable {
 
     /// A maildir at `path`, its subdirectories opened (without following
     /// symlinks out of `path`) when first written to.
-    public init(_ path: FilePath) {
+    package init(_ path: FilePath) {
         self.path = path
         opened = nil
     }
@@ -44,11 +44,11 @@ public struct Maildir: Sendable {
         self.opened = opened
     }
 
-    public var tmp: FilePath { path.appending("tmp") }
-    public var new: FilePath { path.appending("new") }
-    public var cur: FilePath { path.appending("cur") }
+    package var tmp: FilePath { path.appending("tmp") }
+    package var new: FilePath { path.appending("new") }
+    package var cur: FilePath { path.appending("cur") }
 
-    public var exists: Bool {
+    package var exists: Bool {
         [tmp, new, cur].allSatisfy { FileSystem.kind(of: $0) == .directory }
     }
 
@@ -89,7 +89,7 @@ public struct Maildir: Sendable {
     }
 
     /// Why writing a message failed.
-    public enum WriteError: Error, Sendable {
+    package enum WriteError: Error, Sendable {
         /// Nothing but (at most) an envelope line came in.
         case emptyInput
         case read(Errno)
@@ -100,9 +100,9 @@ public struct Maildir: Sendable {
 
     /// A delivered file, and whether it was there already: the same bytes
     /// delivered before (an MTA's retry after a delivery it saw die).
-    public struct Delivered: Sendable {
-        public let path: FilePath
-        public let adopted: Bool
+    package struct Delivered: Sendable {
+        package let path: FilePath
+        package let adopted: Bool
     }
 
     /// Copies `input` (minus a leading From_ line) into new/ and returns the
@@ -120,7 +120,7 @@ public struct Maildir: Sendable {
     /// `beforeSync` runs once the whole input is written, before the fsyncs,
     /// with the temporary file's path; an error it returns rejects the
     /// content before it ever reaches new/.
-    public func deliver(from input: FileDescriptor, permissions: FilePermissions,
+    package func deliver(from input: FileDescriptor, permissions: FilePermissions,
                         scratch: Bool = false, syncingDirectory: Bool = true,
                         beforeSync: (FilePath) -> DeliveryError? = { _ in nil }) throws(WriteError) -> Delivered {
         let directories = try subdirectories()
@@ -184,7 +184,7 @@ public struct Maildir: Sendable {
     /// under its own name, through the new/ opened when the maildir was
     /// resolved, so a symlink put in place since cannot take it elsewhere.
     /// Returns the new path; the caller syncs both directories.
-    public func moveIntoNew(_ source: FilePath) throws(Errno) -> FilePath {
+    package func moveIntoNew(_ source: FilePath) throws(Errno) -> FilePath {
         guard let name = source.lastComponent?.string else { throw Errno.invalidArgument }
         let directories: Subdirectories
         do { directories = try subdirectories() } catch {
@@ -210,9 +210,9 @@ public struct Maildir: Sendable {
     /// The maildir convention: a file left in tmp/ for 36 hours is debris of
     /// an interrupted delivery and may go. Only names this program makes are
     /// touched; another MDA's files are its own business.
-    public static let staleAge: Double = 36 * 3600
+    package static let staleAge: Double = 36 * 3600
 
-    public func removeStaleTemporaryFiles(now: Double = Double(time(nil))) {
+    package func removeStaleTemporaryFiles(now: Double = Double(time(nil))) {
         guard let directories = try? subdirectories(), let names = try? FileSystem.list(directories.tmp) else { return }
         defer { withExtendedLifetime(directories) {} }
         for name in names where MaildirName.isOurs(name) {
@@ -225,7 +225,7 @@ public struct Maildir: Sendable {
     /// Where a file delivered as `new/NAME` is after a reader changed its
     /// flags: `cur/NAME:2,FLAGS`, trying the given flag sets (written in
     /// maildir's alphabetical order), by default all 64 of DFPRST.
-    public static func renamedForFlags(_ path: FilePath, trying flagSets: [String] = allFlagSets) -> FilePath? {
+    package static func renamedForFlags(_ path: FilePath, trying flagSets: [String] = allFlagSets) -> FilePath? {
         guard let name = path.lastComponent?.string else { return nil }
         // Plain strings: a FilePath per candidate costs more than its stat.
         let stem = path.directory.directory.appending("cur").string + "/" + name + ":2,"
@@ -235,7 +235,7 @@ public struct Maildir: Sendable {
         return nil
     }
 
-    public static let allFlagSets: [String] = (0..<64).map { mask in
+    package static let allFlagSets: [String] = (0..<64).map { mask in
         String(Array("DFPRST").enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element))
     }
 
@@ -248,7 +248,7 @@ public struct Maildir: Sendable {
 
     /// Removes a delivered file that must not stay (the delivery failed) and
     /// makes the removal durable.
-    public static func discard(_ file: FilePath) {
+    package static func discard(_ file: FilePath) {
         try? FileSystem.unlink(file)
         try? FileSystem.fsyncDirectory(file.directory)
     }
@@ -280,10 +280,10 @@ public struct Maildir: Sendable {
 /// Unique maildir file names: seconds, microseconds, pid, a random part and
 /// a per-process counter, and the host name with `/` and `:` escaped as the
 /// maildir convention asks.
-public enum MaildirName {
+package enum MaildirName {
     private static let counter = Atomic<Int>(0)
 
-    public static func unique() -> String {
+    package static func unique() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let sequence = counter.add(1, ordering: .relaxed).newValue
@@ -294,10 +294,10 @@ public enum MaildirName {
 
     /// A name for a file with this content (its SHA-1): the same bytes get
     /// the same name, so a second copy cannot be made by accident.
-    public static func forContent(_ sha1: String) -> String { "\(sha1).\(host)" }
+    package static func forContent(_ sha1: String) -> String { "\(sha1).\(host)" }
 
     /// Whether a name has the shape `unique()` gives.
-    public static func isOurs(_ name: String) -> Bool {
+    package static func isOurs(_ name: String) -> Bool {
         let parts = name.split(separator: ".", maxSplits: 2)
         guard parts.count == 3, parts[0].allSatisfy(\.isNumber), parts[1].hasPrefix("M") else { return false }
         return parts[1].contains("P") && parts[1].contains("R") && parts[1].contains("Q")

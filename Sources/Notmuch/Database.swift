@@ -51,42 +51,18 @@ public final class Database {
         mode: Mode, config: ConfigSource = .search, profile: String? = nil, databasePath: String? = nil
     ) throws(NotmuchError) -> Database {
         let cMode = mode == .readWrite ? NOTMUCH_DATABASE_MODE_READ_WRITE : NOTMUCH_DATABASE_MODE_READ_ONLY
-        var handle: OpaquePointer?
-        var message: UnsafeMutablePointer<CChar>?
-        let status = config.withCString { configPath in
-            withOptionalCString(profile) { profile in
-                withOptionalCString(databasePath) { path in
-                    notmuch_database_open_with_config(path, cMode, configPath, profile, &handle, &message)
-                }
-            }
-        }
-        let detail = takeString(message)
-        guard status == NOTMUCH_STATUS_SUCCESS, let handle else {
-            if let handle { notmuch_database_destroy(handle) }
-            throw NotmuchError(Status(status), detail: detail)
-        }
-        return Database(handle: handle)
+        return try opening(config: config, profile: profile, databasePath: databasePath) {
+            notmuch_database_open_with_config($0, cMode, $1, $2, &$3, &$4)
+        }.database
     }
 
     /// Creates a new database at the configured path.
     public static func create(
         config: ConfigSource = .search, profile: String? = nil, databasePath: String? = nil
     ) throws(NotmuchError) -> Database {
-        var handle: OpaquePointer?
-        var message: UnsafeMutablePointer<CChar>?
-        let status = config.withCString { configPath in
-            withOptionalCString(profile) { profile in
-                withOptionalCString(databasePath) { path in
-                    notmuch_database_create_with_config(path, configPath, profile, &handle, &message)
-                }
-            }
-        }
-        let detail = takeString(message)
-        guard status == NOTMUCH_STATUS_SUCCESS, let handle else {
-            if let handle { notmuch_database_destroy(handle) }
-            throw NotmuchError(Status(status), detail: detail)
-        }
-        return Database(handle: handle)
+        try opening(config: config, profile: profile, databasePath: databasePath) {
+            notmuch_database_create_with_config($0, $1, $2, &$3, &$4)
+        }.database
     }
 
     /// What `loadConfig` found missing; neither stops the config from being read.
@@ -102,25 +78,44 @@ public final class Database {
     public static func loadConfig(
         config: ConfigSource = .search, profile: String? = nil, databasePath: String? = nil
     ) throws(NotmuchError) -> LoadedConfig {
+        let (database, status) = try opening(config: config, profile: profile, databasePath: databasePath,
+                                             alsoUsable: [.noConfig, .noDatabase]) {
+            notmuch_database_load_config($0, $1, $2, &$3, &$4)
+        }
+        return LoadedConfig(database: database, missingConfigFile: status == .noConfig,
+                            missingDatabase: status == .noDatabase)
+    }
+
+    /// The shape all of libnotmuch's `*_with_config` calls share: database
+    /// path, config path and profile in (nil: search for it), a handle and a
+    /// malloc'd message out.
+    private typealias OpenCall = (
+        _ databasePath: UnsafePointer<CChar>?, _ configPath: UnsafePointer<CChar>?, _ profile: UnsafePointer<CChar>?,
+        _ handle: inout OpaquePointer?, _ message: inout UnsafeMutablePointer<CChar>?
+    ) -> notmuch_status_t
+
+    /// Makes one `*_with_config` call and takes ownership of what it gives.
+    /// A failed call may still hand back a handle (libnotmuch leaves the
+    /// caller to destroy it); `alsoUsable` names the statuses, besides
+    /// success, whose handle is worth keeping.
+    private static func opening(
+        config: ConfigSource, profile: String?, databasePath: String?, alsoUsable: [Status] = [],
+        _ call: OpenCall
+    ) throws(NotmuchError) -> (database: Database, status: Status) {
         var handle: OpaquePointer?
         var message: UnsafeMutablePointer<CChar>?
         let status = config.withCString { configPath in
             withOptionalCString(profile) { profile in
-                withOptionalCString(databasePath) { path in
-                    notmuch_database_load_config(path, configPath, profile, &handle, &message)
-                }
+                withOptionalCString(databasePath) { path in call(path, configPath, profile, &handle, &message) }
             }
         }
         let detail = takeString(message)
-        let usable = status == NOTMUCH_STATUS_SUCCESS || status == NOTMUCH_STATUS_NO_CONFIG
-            || status == NOTMUCH_STATUS_NO_DATABASE
-        guard usable, let handle else {
+        let result = Status(status)
+        guard result == .success || alsoUsable.contains(result), let handle else {
             if let handle { notmuch_database_destroy(handle) }
-            throw NotmuchError(Status(status), detail: detail)
+            throw NotmuchError(result, detail: detail)
         }
-        return LoadedConfig(database: Database(handle: handle),
-                            missingConfigFile: status == NOTMUCH_STATUS_NO_CONFIG,
-                            missingDatabase: status == NOTMUCH_STATUS_NO_DATABASE)
+        return (Database(handle: handle), result)
     }
 
     /// Commits and closes. Objects from this database stay valid to release,
@@ -133,14 +128,51 @@ public final class Database {
 
     // MARK: Atomic sections
 
-    /// Runs `body` as one atomic section. When `body` throws, the section is
-    /// left open on purpose: closing or destroying the database then aborts
-    /// it, so a half-done change is never committed.
-    public func atomically<T>(_ body: () throws -> T) throws -> T {
+    /// How an atomic section ends, and the value it gives back.
+    public enum SectionEnd<Value> {
+        /// End the section: its changes are committed with the rest of the
+        /// batch (Xapian commits every `database.autocommit` sections and
+        /// at close).
+        case commit(Value)
+        /// Cancel the section by closing the database (see `atomicSection`).
+        case abort(Value)
+    }
+
+    /// Runs `body` as one atomic section that ends as `body` says.
+    ///
+    /// libnotmuch has no call to cancel one section: an atomic section left
+    /// open is cancelled when the database is closed or destroyed. An abort
+    /// therefore closes the database here and now; objects from it may be
+    /// released but no longer used. It throws if the close fails, as then
+    /// nothing says the section's changes were not committed.
+    ///
+    /// What the cancel takes with it is more than the section: libnotmuch
+    /// runs its outermost sections as unflushed Xapian transactions, and
+    /// cancelling one discards every change since Xapian's last commit to
+    /// disk, so earlier committed sections of the same batch go too (and an
+    /// abort in a nested section takes the enclosing ones). Abort from a
+    /// database that has nothing else uncommitted, as `explain` does.
+    ///
+    /// When `body` throws, the section is left open, and the database must
+    /// be closed or let go without committing anything else.
+    public func atomicSection<T>(_ body: () throws -> SectionEnd<T>) throws -> T {
         try check(notmuch_database_begin_atomic(handle), handle)
-        let result = try body()
-        try check(notmuch_database_end_atomic(handle), handle)
-        return result
+        switch try body() {
+        case .commit(let value):
+            try check(notmuch_database_end_atomic(handle), handle)
+            return value
+        case .abort(let value):
+            try close()
+            return value
+        }
+    }
+
+    /// Runs `body` as one atomic section, committed when it returns. When
+    /// `body` throws, the section is left open on purpose: closing or
+    /// destroying the database then cancels it, so a half-done change is
+    /// never committed.
+    public func atomically<T>(_ body: () throws -> T) throws -> T {
+        try atomicSection { .commit(try body()) }
     }
 
     // MARK: Messages

@@ -37,6 +37,15 @@ public struct Status: RawRepresentable, Hashable, Sendable, CustomStringConverti
     }
 }
 
+extension Status {
+    /// Matches a thrown `NotmuchError` by its status, as GRDB's result codes
+    /// do, so a caller writes `catch Status.fileNotEmail { … }` instead of
+    /// binding the error and comparing.
+    public static func ~= (pattern: Status, error: any Error) -> Bool {
+        (error as? NotmuchError)?.status == pattern
+    }
+}
+
 /// A failed libnotmuch call: the status, and the detail libnotmuch gave, if any.
 public struct NotmuchError: Error, CustomStringConvertible, Sendable {
     public let status: Status

@@ -1,4 +1,4 @@
-import DeliveryKit
+@testable import DeliveryKit
 import Testing
 import MaildirKit
 
