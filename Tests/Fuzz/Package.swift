@@ -27,7 +27,7 @@ let package = Package(
         // The rules language: RuleParser, then evaluation against fixed facts.
         fuzzTarget("FuzzRules", ["Rules"]),
         // The From_ line stripper of a delivery, fed in random chunks.
-        fuzzTarget("FuzzEnvelope", ["DeliveryKit"]),
+        fuzzTarget("FuzzEnvelope", ["MaildirKit"]),
         // mbox splitting in every format, from memory; compressed input through a file.
         fuzzTarget("FuzzMbox", ["Mbox"]),
         // Header reading through GMime, from memory and from a file.

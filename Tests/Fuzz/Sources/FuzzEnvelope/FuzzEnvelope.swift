@@ -1,4 +1,4 @@
-import DeliveryKit
+import MaildirKit
 
 /// EnvelopeStripper against its specification, whatever the chunking: a
 /// leading `From ` line (through its newline) goes, every other byte stays.

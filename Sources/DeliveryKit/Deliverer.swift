@@ -1,0 +1,103 @@
+import MaildirKit
+import Rules
+import SystemPackage
+
+/// The delivery core, built once by a front door from its options (config,
+/// rules, mail root or mail-root template) and used for as many messages as
+/// it has: the command line builds one and delivers once; a server builds
+/// one and delivers many, for one mailbox or many.
+///
+/// Each message is made durable in the maildir first, then indexed, tagged
+/// by `new.tags`, the rules and the command line, moved to the folder a rule
+/// chose, all in one atomic section committed before `deliver` returns.
+/// When the database's write lock does not come within the lock timeout, or
+/// the database cannot be opened, the message is queued instead; whoever
+/// holds the lock next applies every queued message in one transaction.
+public final class Deliverer: Sendable {
+    private let options: DeliveryOptions
+    /// Rules files parsed once, read again only when they change.
+    private let rules = RulesCache()
+
+    public init(_ options: DeliveryOptions) {
+        self.options = options
+    }
+
+    /// Delivers the message read from `input`. `envelope`, when given,
+    /// replaces the options' (a server's MAIL FROM and RCPT TO).
+    public func deliver(_ input: FileDescriptor, envelope: Envelope? = nil) throws(DeliveryError) -> DeliveryReport {
+        var options = options
+        if let envelope { options.envelope = envelope }
+        var timer = PhaseTimer(path: options.timingsFile)
+        defer { timer.write() }
+        try VirtualMailbox.select(&options)
+        let settings = try DeliverySettings(options: options, rulesCache: rules)
+        timer.mark("config")
+        let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
+                                             create: options.createFolder)
+        let session = DeliverySession(settings: settings, options: options)
+        // Planned once the input is read: a quiet delivery's database then
+        // opens while the file is synced. The session syncs new/ (with the
+        // queue record, if it queues).
+        var plan: DeliverySession.Plan?
+        // A non-mail file that --keep keeps, as notmuch insert does.
+        var keptNotMail: DeliveryError?
+        // The rules' headers, envelope and size conditions, evaluated before
+        // the database is asked for: a slow rule never holds the write lock.
+        var preevaluated: PreevaluatedLeaves?
+        let file: Maildir.Delivered
+        do {
+            file = try Delivery.write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
+                                      beforeSync: { temporary in
+                if let rejection = Delivery.emailRejection(temporary) {
+                    guard options.keep, rejection.kind == .notAMessage else { return rejection }
+                    keptNotMail = rejection
+                    return nil
+                }
+                if !settings.rules.isEmpty {
+                    preevaluated = settings.rules.preevaluate(DeliveryFacts(path: temporary.string, envelope: options.envelope,
+                                                                            database: nil, messageID: nil))
+                }
+                plan = session.plan()
+                return nil
+            })
+        } catch {
+            if let plan { session.cancel(plan) }
+            throw error
+        }
+        // Kept (--keep) only once its name is on disk; otherwise removed,
+        // unless it is not ours to remove.
+        func keepOrDiscard(_ failure: DeliveryError) throws(DeliveryError) -> DeliveryReport {
+            // A rule's folder may have taken it before the failure.
+            let current = failure.location ?? file.path
+            guard options.keep, failure.kind != .usage, (try? FileSystem.fsyncDirectory(current.directory)) != nil else {
+                if !file.adopted && !failure.fileIsNamedElsewhere { Maildir.discard(current) }
+                throw failure
+            }
+            return DeliveryReport(path: current.string, messageID: nil, tags: [], outcome: .keptUnindexed,
+                                  warning: "\(failure.message); kept '\(current)' for a later 'notmuch new'",
+                                  traces: [])
+        }
+        if let keptNotMail { return try keepOrDiscard(keptNotMail) }
+        timer.mark("write")
+
+        var report: DeliveryReport
+        do {
+            report = try session.deliver(file, plan: plan ?? session.plan(), preevaluated: preevaluated, timer: &timer)
+            report.mailRoot = settings.mailRoot
+        } catch {
+            return try keepOrDiscard(error)
+        }
+        if report.outcome == .discarded {
+            DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")
+        }
+        maildir.removeStaleTemporaryFiles()
+        // Not while a thread waits in libnotmuch for the lock: it could get
+        // it and hold it, and a hook running notmuch would wait for ever.
+        let wentThroughTheIndex = report.outcome != .queued && report.outcome != .keptUnindexed
+        if wentThroughTheIndex, !report.abandonedLockWait, options.runHooks, let hooks = settings.hookDirectory {
+            Hook.run("post-insert", in: hooks)
+        }
+        timer.mark("hook")
+        return report
+    }
+}
