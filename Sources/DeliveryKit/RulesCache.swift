@@ -1,9 +1,6 @@
 import Rules
 import Synchronization
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Rules files, parsed once per Deliverer and read again only when one
 /// changes on disk: a server delivering thousands of messages parses the
@@ -13,22 +10,20 @@ final class RulesCache: Sendable {
     /// What identifies a version of a file without reading it.
     private struct Signature: Equatable {
         let device: UInt64, inode: UInt64, size: Int64
-        let modified: timespec, changed: timespec
+        let modified: (seconds: Int, nanoseconds: Int), changed: (seconds: Int, nanoseconds: Int)
 
         init?(_ path: String) {
-            var info = stat()
-            guard stat(path, &info) == 0 else { return nil }
-            device = UInt64(info.st_dev)
-            inode = UInt64(info.st_ino)
-            size = Int64(info.st_size)
-            modified = info.st_mtim
-            changed = info.st_ctim
+            guard let info = try? Stat(FilePath(path)) else { return nil }
+            device = UInt64(info.deviceID.rawValue)
+            inode = UInt64(info.inode.rawValue)
+            size = info.size
+            modified = (info.st_mtim.tv_sec, info.st_mtim.tv_nsec)
+            changed = (info.st_ctim.tv_sec, info.st_ctim.tv_nsec)
         }
 
         static func == (a: Signature, b: Signature) -> Bool {
             a.device == b.device && a.inode == b.inode && a.size == b.size
-                && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
-                && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+                && a.modified == b.modified && a.changed == b.changed
         }
     }
 
