@@ -55,11 +55,18 @@ enum FileSystem {
         }
     }
 
-    enum Kind { case missing, directory, other }
+    /// What stat(2), following symlinks, finds: `notADirectory` is any
+    /// other file type (a regular file, but also a FIFO or a device).
+    enum Kind {
+        case missing, directory, notADirectory
+
+        /// The old name of `notADirectory`, for DeliveryOptions.swift until it is edited.
+        static let other = Kind.notADirectory
+    }
 
     static func kind(of path: FilePath) -> Kind {
         guard let info = path.withPlatformString(status) else { return .missing }
-        return (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .other
+        return (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .notADirectory
     }
 
     /// Whether anything is at `path` (following symlinks). A plain string,
@@ -126,7 +133,7 @@ enum FileSystem {
     }
 
     static func isExecutable(_ path: FilePath) -> Bool {
-        path.withPlatformString { access($0, X_OK) } == 0 && kind(of: path) == .other
+        path.withPlatformString { access($0, X_OK) } == 0 && kind(of: path) == .notADirectory
     }
 
     static func hostName() -> String {
