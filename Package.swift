@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "MailParsing", dependencies: ["CGMime"]),
 
         // mbox archives: splitting, unescaping, compressed input.
-        .target(name: "Mbox", dependencies: ["CCompression"]),
+        .target(name: "Mbox", dependencies: ["MailParsing", "CCompression"]),
 
         // The rules language: parsing and evaluation, independent of notmuch.
         .target(name: "Rules", dependencies: ["CGLib"]),

@@ -1,4 +1,5 @@
 internal import CPosix
+import MailParsing
 import Mbox
 import Notmuch
 import SystemPackage

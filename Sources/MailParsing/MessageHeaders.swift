@@ -56,7 +56,7 @@ public struct MessageHeaders: Sendable {
         defer { g_free(unfolded) }
         guard let decoded = g_mime_utils_header_decode_text(nil, unfolded) else { return String(cString: unfolded) }
         defer { g_free(decoded) }
-        return String(cString: decoded).trimmingSpaces()
+        return String(cString: decoded).trimmingWhitespace()
     }
 
     /// The bytes up to and including the first blank line, at most `readLimit`.
@@ -103,8 +103,10 @@ enum GMimeLibrary {
     static let initialise: Void = { g_mime_init() }()
 }
 
-extension String {
-    func trimmingSpaces() -> String {
+// Package-wide, for the header values the mbox reader and the import read
+// themselves; no caller outside the package needs it.
+package extension String {
+    func trimmingWhitespace() -> String {
         var view = Substring(self)
         while let first = view.first, first.isWhitespace { view.removeFirst() }
         while let last = view.last, last.isWhitespace { view.removeLast() }
