@@ -32,7 +32,9 @@ let package = Package(
         .target(name: "Notmuch", dependencies: ["CNotmuch"]),
 
         // Reading mail: headers through GMime.
-        .target(name: "MailParsing", dependencies: ["CGMime"]),
+        .target(name: "MailParsing", dependencies: [
+            "CGMime", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
 
         // mbox archives: splitting, unescaping, compressed input.
         .target(name: "Mbox", dependencies: ["MailParsing", "CCompression"]),

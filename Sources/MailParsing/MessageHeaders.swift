@@ -1,4 +1,5 @@
 internal import CGMime
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,20 +62,18 @@ public struct MessageHeaders: Sendable {
 
     /// The bytes up to and including the first blank line, at most `readLimit`.
     static func readHeaderBlock(_ path: String) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
+        guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) else { return [] }
+        defer { try? fd.close() }
         var block: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        var ended = false
-        while block.count < readLimit {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { ended = true; break }
+        var headerEnd: Int?
+        // A read error ends the block as the end of the file would.
+        let ended = (try? fd.readChunks { chunk in
             let searchFrom = max(0, block.count - 3)
-            block += chunk[..<count]
-            if let end = blankLineEnd(block, from: searchFrom) { return Array(block[..<end]) }
-        }
+            block += chunk
+            headerEnd = blankLineEnd(block, from: searchFrom)
+            return headerEnd == nil && block.count < readLimit
+        }) ?? true
+        if let headerEnd { return Array(block[..<headerEnd]) }
         // The whole file is headers: all of it.
         if ended { return block }
         // Cut short: without the last, partial line. A header cut in the
