@@ -3,7 +3,8 @@ import PackageDescription
 
 let package = Package(
     name: "notmuch-deliver",
-    platforms: [.macOS(.v13)],
+    // Linux only (glibc, OFD locks, /proc): no platforms line, which would
+    // name an Apple platform the code does not build on.
     products: [
         .executable(name: "notmuch-deliver", targets: ["notmuch-deliver"]),
         .library(name: "Notmuch", targets: ["Notmuch"]),
