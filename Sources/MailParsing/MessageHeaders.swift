@@ -1,8 +1,5 @@
 internal import CGMime
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A message's header fields, unfolded and RFC 2047-decoded by GMime, in
 /// file order. Only the header block is read: a large body costs nothing.
