@@ -3,7 +3,8 @@ import PackageDescription
 
 let package = Package(
     name: "notmuch-deliver",
-    platforms: [.macOS(.v13)],
+    // Linux only (glibc, OFD locks, /proc): no platforms line, which would
+    // name an Apple platform the code does not build on.
     products: [
         .executable(name: "notmuch-deliver", targets: ["notmuch-deliver"]),
         .library(name: "Notmuch", targets: ["Notmuch"]),
@@ -33,10 +34,12 @@ let package = Package(
         .target(name: "Notmuch", dependencies: ["CNotmuch"]),
 
         // Reading mail: headers through GMime.
-        .target(name: "MailParsing", dependencies: ["CGMime"]),
+        .target(name: "MailParsing", dependencies: [
+            "CGMime", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
 
         // mbox archives: splitting, unescaping, compressed input.
-        .target(name: "Mbox", dependencies: ["CCompression"]),
+        .target(name: "Mbox", dependencies: ["MailParsing", "CCompression"]),
 
         // The rules language: parsing and evaluation, independent of notmuch.
         .target(name: "Rules", dependencies: ["CGLib"]),

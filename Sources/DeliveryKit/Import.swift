@@ -1,4 +1,5 @@
 internal import CPosix
+import MailParsing
 import Mbox
 import Notmuch
 import SystemPackage
@@ -343,12 +344,8 @@ public final class Importer {
         guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) else { return nil }
         defer { try? fd.close() }
         let checksum = ContentChecksum()
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            guard let count = try? chunk.withUnsafeMutableBytes({ try fd.read(into: $0) }) else { return nil }
-            if count == 0 { return checksum.hex }
-            checksum.update(Array(chunk[..<count]))
-        }
+        guard (try? fd.readChunks { checksum.update(Array($0)); return true }) != nil else { return nil }
+        return checksum.hex
     }
 
     /// The From_ line's date (`Mon Nov 24 09:00:00 2025`, in UTC by convention).

@@ -59,10 +59,7 @@ struct FileLogHandler: LogHandler {
     func log(event: LogEvent) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var parts = tm()
-        var seconds = now.tv_sec
-        gmtime_r(&seconds, &parts)
-        let stamp = String(format2: parts)
+        let stamp = Timestamp.iso8601(now.tv_sec)
         let line = "\(stamp) notmuch-deliver[\(getpid())] \(event.level): \(LogText.oneLine("\(event.message)"))\n"
         _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
     }
@@ -134,11 +131,14 @@ struct OneLineLogHandler: LogHandler {
     }
 }
 
-extension String {
-    /// ISO 8601 in UTC, without Foundation.
-    init(format2 t: tm) {
+enum Timestamp {
+    /// `seconds` since the epoch in ISO 8601, UTC (`2026-01-01T00:00:00Z`), without Foundation.
+    static func iso8601(_ seconds: time_t) -> String {
+        var seconds = seconds
+        var t = tm()
+        gmtime_r(&seconds, &t)
         func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        self = "\(t.tm_year + 1900)-\(two(t.tm_mon + 1))-\(two(t.tm_mday))T\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec))Z"
+        return "\(t.tm_year + 1900)-\(two(t.tm_mon + 1))-\(two(t.tm_mday))T\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec))Z"
     }
 }
 

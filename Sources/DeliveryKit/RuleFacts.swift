@@ -159,12 +159,10 @@ public enum RulesLoader {
         let tooLarge = UnreadableFile(description: "larger than the limit of \(limit) bytes")
         guard info.st_size <= limit else { throw tooLarge }
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
-            if count == 0 { break }
-            bytes += chunk[..<count]
+        try fd.readChunks { chunk in
+            bytes += chunk
             guard bytes.count <= limit else { throw tooLarge }
+            return true
         }
         return String(decoding: bytes, as: UTF8.self)
     }
@@ -226,7 +224,7 @@ extension RulesLoader {
             if let mailbox = options.databasePath {
                 // A virtual mailbox has no config: its own rules, when it has some.
                 let own = FilePath(mailbox).appending(".notmuch").appending("deliver.rules")
-                return FileSystem.kind(of: own) == .other ? own.string : nil
+                return FileSystem.kind(of: own) == .notADirectory ? own.string : nil
             }
             return try configured().map { expand($0, home: options.home) }
         }

@@ -19,12 +19,7 @@ public struct SetAsideRecord: Sendable {
     let since: Int
 
     /// `since` in ISO 8601, UTC.
-    public var sinceDescription: String {
-        var moment = tm()
-        var seconds = time_t(since)
-        gmtime_r(&seconds, &moment)
-        return String(format2: moment)
-    }
+    public var sinceDescription: String { Timestamp.iso8601(time_t(since)) }
 }
 
 extension PendingQueue {

@@ -1,7 +1,5 @@
 internal import CGMime
-#if canImport(Glibc)
-import Glibc
-#endif
+import SystemPackage
 
 /// A message's header fields, unfolded and RFC 2047-decoded by GMime, in
 /// file order. Only the header block is read: a large body costs nothing.
@@ -56,25 +54,23 @@ public struct MessageHeaders: Sendable {
         defer { g_free(unfolded) }
         guard let decoded = g_mime_utils_header_decode_text(nil, unfolded) else { return String(cString: unfolded) }
         defer { g_free(decoded) }
-        return String(cString: decoded).trimmingSpaces()
+        return String(cString: decoded).trimmingWhitespace()
     }
 
     /// The bytes up to and including the first blank line, at most `readLimit`.
     static func readHeaderBlock(_ path: String) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
+        guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) else { return [] }
+        defer { try? fd.close() }
         var block: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        var ended = false
-        while block.count < readLimit {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { ended = true; break }
+        var headerEnd: Int?
+        // A read error ends the block as the end of the file would.
+        let ended = (try? fd.readChunks { chunk in
             let searchFrom = max(0, block.count - 3)
-            block += chunk[..<count]
-            if let end = blankLineEnd(block, from: searchFrom) { return Array(block[..<end]) }
-        }
+            block += chunk
+            headerEnd = blankLineEnd(block, from: searchFrom)
+            return headerEnd == nil && block.count < readLimit
+        }) ?? true
+        if let headerEnd { return Array(block[..<headerEnd]) }
         // The whole file is headers: all of it.
         if ended { return block }
         // Cut short: without the last, partial line. A header cut in the
@@ -103,8 +99,10 @@ enum GMimeLibrary {
     static let initialise: Void = { g_mime_init() }()
 }
 
-extension String {
-    func trimmingSpaces() -> String {
+// Package-wide, for the header values the mbox reader and the import read
+// themselves; no caller outside the package needs it.
+package extension String {
+    func trimmingWhitespace() -> String {
         var view = Substring(self)
         while let first = view.first, first.isWhitespace { view.removeFirst() }
         while let last = view.last, last.isWhitespace { view.removeLast() }

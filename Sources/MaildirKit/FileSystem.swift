@@ -55,11 +55,16 @@ package enum FileSystem {
         }
     }
 
-    package enum Kind { case missing, directory, other }
+    /// What stat(2), following symlinks, finds: `notADirectory` is any
+    /// other file type (a regular file, but also a FIFO or a device).
+    package enum Kind {
+        case missing, directory, notADirectory
+
+    }
 
     package static func kind(of path: FilePath) -> Kind {
         guard let info = path.withPlatformString(status) else { return .missing }
-        return (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .other
+        return (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .notADirectory
     }
 
     /// Whether anything is at `path` (following symlinks). A plain string,
@@ -126,7 +131,7 @@ package enum FileSystem {
     }
 
     package static func isExecutable(_ path: FilePath) -> Bool {
-        path.withPlatformString { access($0, X_OK) } == 0 && kind(of: path) == .other
+        path.withPlatformString { access($0, X_OK) } == 0 && kind(of: path) == .notADirectory
     }
 
     package static func hostName() -> String {

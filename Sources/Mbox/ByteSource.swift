@@ -53,9 +53,9 @@ public enum Archive {
         let count = try magic.withUnsafeMutableBytes { try plain.read(into: $0) }
         let head = Array(magic[..<count])
         plain.unread(head)
-        if head.starts(with: gzipMagic) { return try GzipSource(plain, name: name) }
-        if head.starts(with: xzMagic) { return try XzSource(plain, name: name) }
-        if head.starts(with: bzip2Magic) { return try Bzip2Source(plain, name: name) }
+        if head.starts(with: gzipMagic) { return try DecodingSource<GzipDecoder>(plain, name: name) }
+        if head.starts(with: xzMagic) { return try DecodingSource<XzDecoder>(plain, name: name) }
+        if head.starts(with: bzip2Magic) { return try DecodingSource<Bzip2Decoder>(plain, name: name) }
         return plain
     }
 
@@ -108,27 +108,96 @@ final class PlainSource: ByteSource {
 /// Feeds compressed input to a decoder a chunk at a time.
 private let chunkSize = 1 << 16
 
-final class GzipSource: ByteSource {
+/// What one call of a decoder did.
+struct DecodeStep {
+    var consumed: Int
+    var produced: Int
+    /// A gzip member, an xz or a bzip2 stream ended in this call.
+    var streamEnded: Bool
+}
+
+/// What differs between zlib, liblzma and libbz2; the reading loop they
+/// share is DecodingSource's.
+protocol StreamDecoder: AnyObject {
+    /// The format's name in errors: "corrupt gzip data".
+    static var format: String { get }
+    /// nil when the library cannot start.
+    init?()
+    /// Decodes what it can of `input` into `output`; nil when the library
+    /// refuses the data. `inputEnded`: no input comes after `input`.
+    func decode(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableRawBufferPointer,
+                inputEnded: Bool) -> DecodeStep?
+    /// After a stream ended, with more input that starts with `next`:
+    /// whether another stream follows (and the decoder is ready for it)
+    /// or the data is over.
+    func restart(before next: UInt8) -> Bool
+}
+
+/// A compressed file decoded on the fly.
+final class DecodingSource<Decoder: StreamDecoder>: ByteSource {
     private let input: PlainSource
     var fractionRead: Double? { input.fractionRead }
     private let name: String
-    /// Heap-allocated: zlib keeps a pointer back to its stream.
-    private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+    private let decoder: Decoder
     private var inputBuffer = [UInt8](repeating: 0, count: chunkSize)
-    /// How much of `inputBuffer` the last read filled; the decoder's
-    /// unconsumed input is the tail of that.
-    private var filled = 0
-    /// A member ended; another may follow (`cat a.gz b.gz`).
-    private var memberEnded = false
+    /// The part of `inputBuffer` read but not yet consumed by the decoder.
+    private var pending = 0..<0
+    private var inputEnded = false
+    private var streamEnded = false
     private var finished = false
 
     init(_ input: PlainSource, name: String) throws {
+        guard let decoder = Decoder() else {
+            throw ArchiveError(description: "\(name): cannot start the \(Decoder.format) decoder")
+        }
         self.input = input
         self.name = name
+        self.decoder = decoder
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while !finished {
+            if pending.isEmpty && !inputEnded {
+                let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
+                pending = 0..<count
+                inputEnded = count == 0
+            }
+            if streamEnded {
+                // Another stream may follow (`cat a.gz b.gz`, pbzip2).
+                guard let next = pending.first, decoder.restart(before: inputBuffer[next]) else {
+                    finished = true
+                    break
+                }
+                streamEnded = false
+            }
+            let step = inputBuffer.withUnsafeBufferPointer { bytes in
+                decoder.decode(UnsafeBufferPointer(rebasing: bytes[pending]), into: buffer, inputEnded: inputEnded)
+            }
+            guard let step else { throw ArchiveError(.corrupt, description: "\(name): corrupt \(Decoder.format) data") }
+            pending = (pending.lowerBound + step.consumed)..<pending.upperBound
+            streamEnded = step.streamEnded
+            if step.produced > 0 { return step.produced }
+            // All the input given, and nothing more came of it.
+            if inputEnded && !streamEnded {
+                throw ArchiveError(.truncated, description: "\(name): the \(Decoder.format) data ends too early")
+            }
+        }
+        return 0
+    }
+}
+
+// A decoder whose init fails is still deinitialised (its stored properties
+// were set): deinit is what frees the stream, in every case.
+final class GzipDecoder: StreamDecoder {
+    static let format = "gzip"
+    /// Heap-allocated: zlib keeps a pointer back to its stream.
+    private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+
+    init?() {
         stream.initialize(to: z_stream())
         // 15 + 32: any window size, gzip or zlib header detected automatically.
         guard inflateInit2_(stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw ArchiveError(description: "\(name): cannot start the gzip decoder")
+            return nil
         }
     }
 
@@ -137,109 +206,71 @@ final class GzipSource: ByteSource {
         stream.deallocate()
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        while !finished {
-            if stream.pointee.avail_in == 0 {
-                let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
-                if count == 0 {
-                    if memberEnded { finished = true; break }
-                    throw ArchiveError(.truncated, description: "\(name): the gzip data ends too early")
-                }
-                stream.pointee.avail_in = UInt32(count)
-                filled = count
-            }
-            if memberEnded {
-                // Another member starts with the gzip magic; anything else
-                // after a complete member (tar's zero padding, say) is
-                // ignored, as gzip -d ignores it.
-                if inputBuffer[filled - Int(stream.pointee.avail_in)] != 0x1F { finished = true; break }
-                inflateReset(stream)
-                memberEnded = false
-            }
-            var failed = false
-            let produced: Int = inputBuffer.withUnsafeMutableBufferPointer { input in
-                stream.pointee.next_in = input.baseAddress! + (filled - Int(stream.pointee.avail_in))
-                stream.pointee.next_out = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                stream.pointee.avail_out = UInt32(buffer.count)
-                let status = inflate(stream, Z_NO_FLUSH)
-                if status == Z_STREAM_END { memberEnded = true }
-                else if status != Z_OK && status != Z_BUF_ERROR { failed = true }
-                return buffer.count - Int(stream.pointee.avail_out)
-            }
-            if failed { throw ArchiveError(.corrupt, description: "\(name): corrupt gzip data") }
-            if produced > 0 { return produced }
-        }
-        return 0
+    func decode(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableRawBufferPointer,
+                inputEnded: Bool) -> DecodeStep? {
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
+        stream.pointee.avail_in = UInt32(input.count)
+        stream.pointee.next_out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        stream.pointee.avail_out = UInt32(output.count)
+        let status = inflate(stream, Z_NO_FLUSH)
+        guard status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR else { return nil }
+        return DecodeStep(consumed: input.count - Int(stream.pointee.avail_in),
+                          produced: output.count - Int(stream.pointee.avail_out),
+                          streamEnded: status == Z_STREAM_END)
+    }
+
+    func restart(before next: UInt8) -> Bool {
+        // Another member starts with the gzip magic; anything else after a
+        // complete member (tar's zero padding, say) is ignored, as gzip -d
+        // ignores it.
+        guard next == 0x1F else { return false }
+        inflateReset(stream)
+        return true
     }
 }
 
-final class XzSource: ByteSource {
-    private let input: PlainSource
-    var fractionRead: Double? { input.fractionRead }
-    private let name: String
+final class XzDecoder: StreamDecoder {
+    static let format = "xz"
     private var stream = cc_lzma_stream_init()
-    private var inputBuffer = [UInt8](repeating: 0, count: chunkSize)
-    private var filled = 0
-    private var inputEnded = false
-    private var finished = false
 
-    init(_ input: PlainSource, name: String) throws {
-        self.input = input
-        self.name = name
+    init?() {
         guard lzma_stream_decoder(&stream, UInt64.max, 0x08 /* LZMA_CONCATENATED, a macro */) == LZMA_OK else {
-            throw ArchiveError(description: "\(name): cannot start the xz decoder")
+            return nil
         }
     }
 
     deinit { lzma_end(&stream) }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        while !finished {
-            if stream.avail_in == 0 && !inputEnded {
-                let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
-                inputEnded = count == 0
-                stream.avail_in = count
-                filled = count
-            }
-            var failed = false, cut = false
-            let produced: Int = inputBuffer.withUnsafeBufferPointer { input in
-                stream.next_in = input.baseAddress! + (filled - stream.avail_in)
-                stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                stream.avail_out = buffer.count
-                let status = lzma_code(&stream, inputEnded ? LZMA_FINISH : LZMA_RUN)
-                if status == LZMA_STREAM_END { finished = true }
-                // No progress with all input given: the stream stops short.
-                else if status == LZMA_BUF_ERROR && inputEnded { cut = true }
-                else if status != LZMA_OK { failed = true }
-                return buffer.count - stream.avail_out
-            }
-            if failed { throw ArchiveError(.corrupt, description: "\(name): corrupt xz data") }
-            if cut && produced == 0 { throw ArchiveError(.truncated, description: "\(name): the xz data ends too early") }
-            if produced > 0 { return produced }
-            if inputEnded && !finished { throw ArchiveError(.truncated, description: "\(name): the xz data ends too early") }
+    func decode(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableRawBufferPointer,
+                inputEnded: Bool) -> DecodeStep? {
+        stream.next_in = input.baseAddress
+        stream.avail_in = input.count
+        stream.next_out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        stream.avail_out = output.count
+        let status = lzma_code(&stream, inputEnded ? LZMA_FINISH : LZMA_RUN)
+        // No progress with all input given is the stream stopping short,
+        // which the loop reports; any other error is corrupt data.
+        guard status == LZMA_OK || status == LZMA_STREAM_END || (status == LZMA_BUF_ERROR && inputEnded) else {
+            return nil
         }
-        return 0
+        return DecodeStep(consumed: input.count - stream.avail_in, produced: output.count - stream.avail_out,
+                          streamEnded: status == LZMA_STREAM_END)
     }
+
+    /// LZMA_CONCATENATED decodes the streams that follow one another itself:
+    /// the end it reports is the end of the data.
+    func restart(before next: UInt8) -> Bool { false }
 }
 
-final class Bzip2Source: ByteSource {
-    private let input: PlainSource
-    var fractionRead: Double? { input.fractionRead }
-    private let name: String
+final class Bzip2Decoder: StreamDecoder {
+    static let format = "bzip2"
     /// Heap-allocated: libbz2 keeps a pointer back to its stream.
     private let stream = UnsafeMutablePointer<bz_stream>.allocate(capacity: 1)
-    private var inputBuffer = [UInt8](repeating: 0, count: chunkSize)
-    private var filled = 0
-    /// A stream ended; another may follow (pbzip2, `cat a.bz2 b.bz2`).
-    private var streamEnded = false
-    private var finished = false
 
-    init(_ input: PlainSource, name: String) throws {
-        self.input = input
-        self.name = name
+    init?() {
         stream.initialize(to: bz_stream())
         guard BZ2_bzDecompressInit(stream, 0, 0) == BZ_OK else {
-            throw ArchiveError(description: "\(name): cannot start the bzip2 decoder")
+            return nil
         }
     }
 
@@ -248,40 +279,24 @@ final class Bzip2Source: ByteSource {
         stream.deallocate()
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        while !finished {
-            if stream.pointee.avail_in == 0 {
-                let count = try inputBuffer.withUnsafeMutableBytes { try input.read(into: $0) }
-                if count == 0 {
-                    if streamEnded { finished = true; break }
-                    throw ArchiveError(.truncated, description: "\(name): the bzip2 data ends too early")
-                }
-                stream.pointee.avail_in = UInt32(count)
-                filled = count
-            }
-            if streamEnded {
-                // Start over on what remains, keeping the unread input.
-                let remaining = stream.pointee.avail_in
-                BZ2_bzDecompressEnd(stream)
-                stream.pointee = bz_stream()
-                BZ2_bzDecompressInit(stream, 0, 0)
-                stream.pointee.avail_in = remaining
-                streamEnded = false
-            }
-            var failed = false
-            let produced: Int = inputBuffer.withUnsafeMutableBufferPointer { input in
-                input.withMemoryRebound(to: CChar.self) { chars in
-                    stream.pointee.next_in = chars.baseAddress! + (filled - Int(stream.pointee.avail_in))
-                }
-                stream.pointee.next_out = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
-                stream.pointee.avail_out = UInt32(buffer.count)
-                let status = BZ2_bzDecompress(stream)
-                if status == BZ_STREAM_END { streamEnded = true } else if status != BZ_OK { failed = true }
-                return buffer.count - Int(stream.pointee.avail_out)
-            }
-            if failed { throw ArchiveError(.corrupt, description: "\(name): corrupt bzip2 data") }
-            if produced > 0 { return produced }
-        }
-        return 0
+    func decode(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableRawBufferPointer,
+                inputEnded: Bool) -> DecodeStep? {
+        stream.pointee.next_in = UnsafeMutableRawPointer(mutating: input.baseAddress)?.assumingMemoryBound(to: CChar.self)
+        stream.pointee.avail_in = UInt32(input.count)
+        stream.pointee.next_out = output.baseAddress!.assumingMemoryBound(to: CChar.self)
+        stream.pointee.avail_out = UInt32(output.count)
+        let status = BZ2_bzDecompress(stream)
+        guard status == BZ_OK || status == BZ_STREAM_END else { return nil }
+        return DecodeStep(consumed: input.count - Int(stream.pointee.avail_in),
+                          produced: output.count - Int(stream.pointee.avail_out),
+                          streamEnded: status == BZ_STREAM_END)
+    }
+
+    /// libbz2 decodes one stream; the next one (pbzip2 writes many) needs a new start.
+    func restart(before next: UInt8) -> Bool {
+        BZ2_bzDecompressEnd(stream)
+        stream.pointee = bz_stream()
+        BZ2_bzDecompressInit(stream, 0, 0)
+        return true
     }
 }

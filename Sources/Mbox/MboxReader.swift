@@ -1,3 +1,5 @@
+internal import MailParsing
+
 /// The mbox variants (see mbox(5) and the "mboxrd" convention):
 /// - mboxo: `From ` lines in messages were written as `>From `, and nothing
 ///   else was quoted, so `>From ` in a message cannot be told from a quoted
@@ -235,14 +237,5 @@ public final class MboxReader {
               zip(line, key).allSatisfy({ $0 | 0x20 == $1 }) else { return nil }
         let value = line.dropFirst(key.count + 1)
         return String(decoding: value, as: UTF8.self).trimmingWhitespace()
-    }
-}
-
-extension String {
-    public func trimmingWhitespace() -> String {
-        var view = Substring(self)
-        while let first = view.first, first.isWhitespace { view.removeFirst() }
-        while let last = view.last, last.isWhitespace { view.removeLast() }
-        return String(view)
     }
 }

@@ -203,7 +203,7 @@ struct LineParser {
 
     mutating func parseOr() throws(RuleSyntaxError) -> Condition {
         var parts = [try parseAnd()]
-        while peekKeyword("or") { parts.append(try parseAnd()) }
+        while takeKeyword("or") { parts.append(try parseAnd()) }
         return parts.count == 1 ? parts[0] : .any(parts)
     }
 
@@ -213,7 +213,7 @@ struct LineParser {
             skipSpaces()
             guard index < bytes.count, bytes[index] != UInt8(ascii: ")") else { break }
             if isKeyword("or") { break }
-            _ = peekKeyword("and")
+            _ = takeKeyword("and")
             parts.append(try parseNot())
         }
         return parts.count == 1 ? parts[0] : .all(parts)
@@ -222,7 +222,7 @@ struct LineParser {
     mutating func parseNot() throws(RuleSyntaxError) -> Condition {
         skipSpaces()
         let start = index
-        guard peekKeyword("not") else { return try parsePrimary() }
+        guard takeKeyword("not") else { return try parsePrimary() }
         try enter(at: start)
         defer { depth -= 1 }
         return .not(try parseNot())
@@ -269,7 +269,8 @@ struct LineParser {
         return end == bytes.count || bytes[end].isSpace || bytes[end] == UInt8(ascii: "(")
     }
 
-    mutating func peekKeyword(_ keyword: String) -> Bool {
+    /// Consumes the next word when it is `keyword`; whether it was.
+    mutating func takeKeyword(_ keyword: String) -> Bool {
         guard isKeyword(keyword) else { return false }
         skipSpaces()
         index += keyword.count

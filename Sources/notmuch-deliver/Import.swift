@@ -72,14 +72,14 @@ enum ImportSummary {
             ? "dry run: \(report.imported) messages, \(report.bytes / 1024) KiB; nothing stored"
             : "imported \(report.imported) (of which \(report.duplicateCopies) copies of a Message-ID already there), "
               + "skipped \(report.skipped) already there, failed \(report.failures.count), "
-              + "in \(String(format1: report.seconds)) s (\(rate) msg/s)"]
+              + "in \(String(oneDecimal: report.seconds)) s (\(rate) msg/s)"]
         lines += report.failures.map { "failed: \($0)" }
         return lines.joined(separator: "\n")
     }
 }
 
 extension String {
-    init(format1 value: Double) {
+    init(oneDecimal value: Double) {
         let tenths = Int((value * 10).rounded())
         self = "\(tenths / 10).\(tenths % 10)"
     }

@@ -426,10 +426,13 @@ struct ModeAndHookTests {
 
     @Test func failingHookDoesNotFailTheDelivery() throws {
         let fixture = try MailFixture()
-        _ = try installHook(fixture, body: "exit 3")
+        let marker = fixture.directory.appendingPathComponent("hook-ran")
+        _ = try installHook(fixture, body: "touch '\(marker.path)'; exit 3")
         let result = try fixture.deliver(sampleMessage(id: "hookfail@example.org"))
         #expect(result.status == 0)
         #expect(try fixture.count("id:hookfail@example.org") == 1)
+        // It did run and fail: the status above is not from a hook never started.
+        #expect(FileManager.default.fileExists(atPath: marker.path))
     }
 
     @Test func noHooksSkipsTheHook() throws {
@@ -438,6 +441,9 @@ struct ModeAndHookTests {
         _ = try installHook(fixture, body: "touch '\(marker.path)'")
         #expect(try fixture.deliver(sampleMessage(), ["--no-hooks"]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: marker.path))
+        // The same hook runs without --no-hooks: its absence above was the option's doing.
+        #expect(try fixture.deliver(sampleMessage()).status == 0)
+        #expect(FileManager.default.fileExists(atPath: marker.path))
     }
 }
 

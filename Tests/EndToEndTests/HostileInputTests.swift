@@ -70,32 +70,18 @@ struct HostileInputTests {
     }
 }
 
-/// A full disk, for real: a 1 MiB tmpfs as the mail root. Needs root to
-/// mount; says so and passes when it cannot.
-@Suite("Full disk", .serialized)
+/// A full disk, for real: a 1 MiB tmpfs as the mail root. Mounting needs
+/// root; without it the suite is reported as skipped, not passed.
+@Suite("Full disk", .serialized,
+       .enabled(if: canMountTmpfs, "cannot mount a tmpfs here (needs root, or CAP_SYS_ADMIN)"))
 struct FullDiskTests {
     @Test func fullDiskTempfailsAndLeavesNothing() throws {
         let fixture = try MailFixture()
         // A folder of the mail root on a disk of its own; the database stays where it is.
         let small = fixture.mailRoot.appendingPathComponent("Small")
         try FileManager.default.createDirectory(at: small, withIntermediateDirectories: true)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", small.path]
-        mount.standardError = FileHandle.nullDevice
-        try mount.run()
-        mount.waitUntilExit()
-        guard mount.terminationStatus == 0 else {
-            print("SKIPPED fullDiskTempfailsAndLeavesNothing: cannot mount a tmpfs (needs root)")
-            return
-        }
-        defer {
-            let umount = Process()
-            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            umount.arguments = [small.path]
-            try? umount.run()
-            umount.waitUntilExit()
-        }
+        try mountTmpfs(on: small, options: "size=1m")
+        defer { unmount(small) }
         for sub in ["tmp", "new", "cur"] {
             try FileManager.default.createDirectory(at: small.appendingPathComponent(sub), withIntermediateDirectories: true)
         }
@@ -123,23 +109,8 @@ struct FullDiskTests {
             try FileManager.default.createDirectory(at: folder.appendingPathComponent(sub), withIntermediateDirectories: true)
         }
         let newDirectory = folder.appendingPathComponent("new")
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", newDirectory.path]
-        mount.standardError = FileHandle.nullDevice
-        try mount.run()
-        mount.waitUntilExit()
-        guard mount.terminationStatus == 0 else {
-            print("SKIPPED failureAfterTheOpenStartedDefersAndFreesTheDatabase: cannot mount a tmpfs (needs root)")
-            return
-        }
-        defer {
-            let umount = Process()
-            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            umount.arguments = [newDirectory.path]
-            try? umount.run()
-            umount.waitUntilExit()
-        }
+        try mountTmpfs(on: newDirectory, options: "size=1m")
+        defer { unmount(newDirectory) }
         let result = try fixture.deliver(sampleMessage(id: "split@example.org"), ["--folder", "Split"])
         #expect(result.status == 75, "\(result.stderr)")
         #expect(result.stderr.contains("Invalid cross-device link"), "\(result.stderr)")
@@ -161,23 +132,8 @@ struct FullDiskTests {
         let fixture = try MailFixture()
         let queue = fixture.mailRoot.appendingPathComponent(".notmuch/notmuch-deliver-queue")
         try FileManager.default.createDirectory(at: queue, withIntermediateDirectories: true)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", queue.path]
-        mount.standardError = FileHandle.nullDevice
-        try mount.run()
-        mount.waitUntilExit()
-        guard mount.terminationStatus == 0 else {
-            print("SKIPPED aQueueOnAnotherFilesystemGetsRecordFiles: cannot mount a tmpfs (needs root)")
-            return
-        }
-        defer {
-            let umount = Process()
-            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            umount.arguments = [queue.path]
-            try? umount.run()
-            umount.waitUntilExit()
-        }
+        try mountTmpfs(on: queue, options: "size=1m,mode=0700")
+        defer { unmount(queue) }
         let holder = try LockHolder(fixture)
         let result = try fixture.deliver(sampleMessage(id: "apart@example.org"), ["--lock-timeout", "0.2", "+apart"])
         holder.release()
@@ -188,4 +144,38 @@ struct FullDiskTests {
         #expect(try fixture.tags("id:apart@example.org") == ["apart", "inbox", "unread"])
         try fixture.expectNothingNew()
     }
+}
+
+/// Whether this process may mount a tmpfs: tried once, on a directory of its own.
+private let canMountTmpfs: Bool = {
+    let probe = FileManager.default.temporaryDirectory.appendingPathComponent("tmpfs-probe-\(getpid())")
+    defer { try? FileManager.default.removeItem(at: probe) }
+    guard (try? FileManager.default.createDirectory(at: probe, withIntermediateDirectories: true)) != nil,
+          (try? mountTmpfs(on: probe, options: "size=64k")) != nil else { return false }
+    unmount(probe)
+    return true
+}()
+
+private func mountTmpfs(on directory: URL, options: String) throws {
+    let status = try runTool("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", directory.path])
+    guard status == 0 else { throw MountFailed(status: status, path: directory.path) }
+}
+
+private func unmount(_ directory: URL) {
+    _ = try? runTool("/bin/umount", [directory.path])
+}
+
+private struct MountFailed: Error {
+    let status: Int32
+    let path: String
+}
+
+private func runTool(_ path: String, _ arguments: [String]) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
 }

@@ -79,15 +79,29 @@ struct ImportTests {
         process.environment = fixture.environment
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        Thread.sleep(forTimeInterval: 1.0)
+        // Killed as soon as the first batch is in the database, rather than
+        // after a fixed time, which a slow or a fast machine would miss.
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning, Date() < deadline, storedCount(fixture) == 0 {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         let partial = try fixture.count()
+        // Otherwise the run below would test a plain re-run, not a resume.
+        try #require(process.terminationReason == .uncaughtSignal, "the import ended before the kill")
+        try #require(partial > 0 && partial < 3000, "\(partial) of 3000 stored when killed")
         let result = try fixture.command(["import", url.path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try fixture.count() == 3000, "after \(partial) before the kill: \(result.stdout)")
         #expect(fixture.files().filter { !$0.hasPrefix("tmp/") }.count == 3000)
         try fixture.expectNothingNew()
+    }
+
+    /// The messages in the database, or 0 while it cannot be read yet.
+    private func storedCount(_ fixture: MailFixture) -> Int {
+        guard let result = try? fixture.notmuchResult(["count", "*"]), result.status == 0 else { return 0 }
+        return Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
     @Test func compressedArchivesAndStandardInput() throws {

@@ -14,9 +14,10 @@ import PackageDescription
 let fuzzing: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address", "-parse-as-library"])]
 let linking: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
 
-func fuzzTarget(_ name: String, _ products: [String]) -> Target {
+func fuzzTarget(_ name: String, _ products: [String], support: Bool = false) -> Target {
     .executableTarget(name: name,
-                      dependencies: products.map { .product(name: $0, package: "notmuch-deliver") },
+                      dependencies: products.map { .product(name: $0, package: "notmuch-deliver") }
+                          + (support ? ["FuzzSupport"] : []),
                       swiftSettings: fuzzing, linkerSettings: linking)
 }
 
@@ -24,14 +25,16 @@ let package = Package(
     name: "notmuch-deliver-fuzz",
     dependencies: [.package(name: "notmuch-deliver", path: "../..")],
     targets: [
+        // What more than one harness needs: a scratch file for code that reads a path.
+        .target(name: "FuzzSupport", swiftSettings: fuzzing),
         // The rules language: RuleParser, then evaluation against fixed facts.
         fuzzTarget("FuzzRules", ["Rules"]),
         // The From_ line stripper of a delivery, fed in random chunks.
         fuzzTarget("FuzzEnvelope", ["MaildirKit"]),
         // mbox splitting in every format, from memory; compressed input through a file.
-        fuzzTarget("FuzzMbox", ["Mbox"]),
+        fuzzTarget("FuzzMbox", ["Mbox"], support: true),
         // Header reading through GMime, from memory and from a file.
-        fuzzTarget("FuzzHeaders", ["MailParsing"]),
+        fuzzTarget("FuzzHeaders", ["MailParsing"], support: true),
         // Queue records: refused or read back the same; cut short, refused.
         fuzzTarget("FuzzRecord", ["DeliveryKit"]),
     ]

@@ -1,7 +1,5 @@
+import FuzzSupport
 import Mbox
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// MboxReader on any bytes, in the format the first byte chooses. The rest
 /// is the archive, read twice: in one piece and in short reads (1 to 4093
@@ -26,15 +24,15 @@ public func fuzzMbox(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let archive = expanded(Array(input.dropFirst()))
 
     if isCompressed(archive) {
-        CompressedFile.shared.write(archive)
-        guard let source = try? Archive.open(CompressedFile.shared.path) else { return 0 }
+        compressedFile.write(archive)
+        guard let source = try? Archive.open(compressedFile.path) else { return 0 }
         _ = split(MboxReader(source: source, format: format, name: "fuzz"))
         return 0
     }
 
     let whole = split(MboxReader(source: MemorySource(archive, step: Int.max), format: format, name: "fuzz"))
     // Reads of a byte or a few cross every boundary; longer ones are
-    // cheaper (the reader allocates its 64 KiB chunk per refill).
+    // cheaper (fewer calls for the same archive).
     let step = [1, 2, 3, 7, 16, 61, 256, 4093][Int(input[0] / 5) % 8]
     let pieces = split(MboxReader(source: MemorySource(archive, step: step), format: format, name: "fuzz"))
     if whole != pieces {
@@ -125,29 +123,5 @@ private final class MemorySource: ByteSource {
     }
 }
 
-/// One file per fuzzing process for compressed input, rewritten for each.
-/// It is unlinked at once and named through /proc/self/fd, so that nothing
-/// is left behind by a crash or a fork-mode job.
-private final class CompressedFile: @unchecked Sendable {
-    static let shared = CompressedFile()
-    let path: String
-    private let fd: Int32
-
-    private init() {
-        var template = Array("/tmp/fuzz-mbox-XXXXXX".utf8CString)
-        fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        precondition(fd >= 0, "cannot create a temporary file")
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        path = "/proc/self/fd/\(fd)"
-    }
-
-    func write(_ bytes: [UInt8]) {
-        precondition(ftruncate(fd, 0) == 0)
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes[offset...].withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
-            precondition(count > 0, "cannot write the temporary file")
-            offset += count
-        }
-    }
-}
+/// Compressed input goes through a file, as Archive.open reads a path.
+private let compressedFile = ScratchFile(prefix: "fuzz-mbox")
