@@ -59,25 +59,18 @@ package enum FileSystem {
     /// other file type (a regular file, but also a FIFO or a device).
     package enum Kind {
         case missing, directory, notADirectory
-
     }
 
     package static func kind(of path: FilePath) -> Kind {
-        guard let info = path.withPlatformString(status) else { return .missing }
-        return (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .notADirectory
+        guard let info = try? Stat(path) else { return .missing }
+        return info.type == .directory ? .directory : .notADirectory
     }
 
     /// Whether anything is at `path` (following symlinks). A plain string,
     /// for callers that try many names: building a FilePath for each costs
     /// more than its stat.
     package static func exists(_ path: String) -> Bool {
-        path.withCString(status) != nil
-    }
-
-    /// stat(2), following symlinks; nil when nothing is there.
-    private static func status(_ path: UnsafePointer<CChar>) -> Glibc.stat? {
-        var info = Glibc.stat()
-        return fstatat(AT_FDCWD, path, &info, 0) == 0 ? info : nil
+        path.withCString { (try? Stat($0)) != nil }
     }
 
     /// The path with every symlink resolved, or nil when it does not exist.
@@ -120,14 +113,13 @@ package enum FileSystem {
 
     /// Whether anything is at `name` in `directory` (following symlinks).
     package static func exists(_ name: String, in directory: FileDescriptor) -> Bool {
-        var info = Glibc.stat()
-        return fstatat(directory.rawValue, name, &info, 0) == 0
+        name.withCString { (try? Stat($0, relativeTo: directory, flags: [])) != nil }
     }
 
     /// Whether two paths name the same file (device and inode).
     package static func sameFile(_ first: FilePath, _ second: FilePath) -> Bool {
-        guard let a = first.withPlatformString(status), let b = second.withPlatformString(status) else { return false }
-        return a.st_dev == b.st_dev && a.st_ino == b.st_ino
+        guard let a = try? Stat(first), let b = try? Stat(second) else { return false }
+        return a.deviceID == b.deviceID && a.inode == b.inode
     }
 
     package static func isExecutable(_ path: FilePath) -> Bool {
