@@ -49,7 +49,7 @@ let package = Package(
         // From_ line, content checksums, the syscalls swift-system lacks,
         // and the vocabulary of delivery outcomes (errors, exit statuses).
         .target(name: "MaildirKit", dependencies: [
-            "CGLib", .product(name: "SystemPackage", package: "swift-system"),
+            "CGLib", "CPosix", .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         // The delivery pipeline: settings, rules on messages, the queue,

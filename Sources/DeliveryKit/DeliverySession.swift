@@ -1,9 +1,9 @@
 import Notmuch
 import Rules
 import SystemPackage
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 /// One delivery's way through the database, once its message is written:

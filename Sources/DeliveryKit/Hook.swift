@@ -1,7 +1,7 @@
 import SystemPackage
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 /// Runs a notmuch hook (e.g. `post-insert`) from the hook directory, as

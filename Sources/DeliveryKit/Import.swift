@@ -3,9 +3,9 @@ import MailParsing
 import Mbox
 import Notmuch
 import SystemPackage
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 /// What an import is asked to do.

@@ -2,9 +2,9 @@ internal import CPosix
 import Mbox
 import Synchronization
 import SystemPackage
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 /// An archive message written to tmp/ (or found in place), waiting for the
@@ -194,9 +194,8 @@ final class ImportStager: @unchecked Sendable {
         if chunk.error == nil, chunk.messages.contains(where: { $0.temporary != nil }) {
             do {
                 let fd = try FileDescriptor.open(maildir.tmp, .readOnly, options: [.directory, .closeOnExec])
-                let synced = cposix_syncfs(fd.rawValue)
-                try fd.close()
-                if synced != 0 { throw Errno(rawValue: errno) }
+                defer { try? fd.close() }
+                try FileSystem.syncFileSystem(containing: fd)
             } catch {
                 chunk.error = DeliveryError(.temporary, "cannot sync the messages in '\(maildir.tmp)': \(error)")
                 chunk.isLast = true
@@ -229,8 +228,7 @@ final class ImportStager: @unchecked Sendable {
                 throw DeliveryError(.temporary, "\(archive):\(entry.line): cannot write '\(path)': \(error)")
             }
             if !headers.hasDate, let date = Importer.envelopeDate(entry.envelope) {
-                var times = [timespec(tv_sec: date, tv_nsec: 0), timespec(tv_sec: date, tv_nsec: 0)]
-                _ = path.withPlatformString { utimensat(AT_FDCWD, $0, &times, 0) }
+                try? FileSystem.setTimes(path, seconds: date)
             }
             temporary = path
         } else {

@@ -1,9 +1,10 @@
 import Logging
 internal import CPosix
 import MailParsing
+import MaildirKit
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 /// Sends swift-log records to syslog (facility mail), where an MTA's
@@ -44,11 +45,11 @@ struct SyslogLogHandler: LogHandler {
 struct FileLogHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .info
-    private let fd: Int32
+    private let fd: FileDescriptor
 
     init?(path: String) {
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        if fd < 0 { return nil }
+        guard let fd = FileSystem.openForAppending(path) else { return nil }
+        self.fd = fd
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -61,7 +62,7 @@ struct FileLogHandler: LogHandler {
         clock_gettime(CLOCK_REALTIME, &now)
         let stamp = Timestamp.iso8601(now.tv_sec)
         let line = "\(stamp) notmuch-deliver[\(getpid())] \(event.level): \(LogText.oneLine("\(event.message)"))\n"
-        _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
+        FileSystem.append(line, to: fd)
     }
 }
 

@@ -2,9 +2,9 @@ import FoundationEssentials
 import Notmuch
 import Rules
 import SystemPackage
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 /// What is needed to finish a delivery later: the file, and everything
@@ -209,8 +209,7 @@ public struct PendingQueue: Sendable {
         let queue = try openContainedDirectory()
         defer { try? queue.close() }
         // A flusher lock nobody can take would leave the record for ever.
-        var info = Glibc.stat()
-        if fstatat(queue.rawValue, Self.flusherLock, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+        if FileSystem.isSymlink(Self.flusherLock, in: queue) {
             throw ContainedDirectories.Refusal.symlink(directory.appending(Self.flusherLock))
         }
         if linking, let name = record.fileName {
@@ -305,10 +304,9 @@ public struct PendingQueue: Sendable {
     func tryBecomeFlusher() -> FileDescriptor? {
         guard let queue = try? openContainedDirectory() else { return nil }
         defer { try? queue.close() }
-        let raw = openat(queue.rawValue, Self.flusherLock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard raw >= 0 else { return nil }
-        if flock(raw, LOCK_EX | LOCK_NB) == 0 { return FileDescriptor(rawValue: raw) }
-        Glibc.close(raw)
+        guard let lock = FileSystem.openLockFile(Self.flusherLock, in: queue) else { return nil }
+        if FileSystem.tryLockExclusively(lock) { return lock }
+        try? lock.close()
         return nil
     }
 

@@ -1,3 +1,4 @@
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,9 +29,6 @@ struct PhaseTimer {
         guard let path, !phases.isEmpty else { return }
         let fields = phases.map { "\"\($0.0)\": \(($0.1 * 1000).rounded() / 1000)" }.joined(separator: ", ")
         let line = "{" + fields + "}\n"
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
-        _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
-        close(fd)
+        FileSystem.append(line, toFileAt: path)
     }
 }

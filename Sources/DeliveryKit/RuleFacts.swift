@@ -2,9 +2,9 @@ import MailParsing
 import Notmuch
 import Rules
 import SystemPackage
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 /// The envelope of a delivery: who it is for and from, as the MTA said.

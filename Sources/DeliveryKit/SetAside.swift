@@ -1,7 +1,7 @@
 import SystemPackage
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 /// A queue record that failed for a reason of its own (its file is not

@@ -1,8 +1,8 @@
 import Notmuch
 import SystemPackage
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 /// Virtual mailboxes (postfix `virtual_transport` through pipe(8), as

@@ -1,3 +1,4 @@
+internal import CPosix
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -71,6 +72,59 @@ package enum FileSystem {
     /// more than its stat.
     package static func exists(_ path: String) -> Bool {
         path.withCString { (try? Stat($0)) != nil }
+    }
+
+    /// Appends `text` to the file at `path` (created 0600) with one
+    /// write(2) in O_APPEND mode, so that lines of concurrent writers never
+    /// interleave. False when it cannot be written: for logs and timings,
+    /// which must never fail a delivery.
+    @discardableResult
+    package static func append(_ text: String, toFileAt path: String) -> Bool {
+        guard let fd = openForAppending(path) else { return false }
+        defer { try? fd.close() }
+        return append(text, to: fd)
+    }
+
+    package static func openForAppending(_ path: String) -> FileDescriptor? {
+        try? FileDescriptor.open(FilePath(path), .writeOnly, options: [.append, .create, .closeOnExec],
+                                 permissions: .ownerReadWrite)
+    }
+
+    @discardableResult
+    package static func append(_ text: String, to fd: FileDescriptor) -> Bool {
+        var text = text
+        return text.withUTF8 { (try? fd.writeEverything(UnsafeRawBufferPointer($0))) != nil }
+    }
+
+    /// Opens (creating it 0600) a lock file in `directory`, never through a symlink.
+    package static func openLockFile(_ name: String, in directory: FileDescriptor) -> FileDescriptor? {
+        let raw = openat(directory.rawValue, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        return raw >= 0 ? FileDescriptor(rawValue: raw) : nil
+    }
+
+    /// flock(2) without waiting: true when this descriptor now holds the
+    /// exclusive lock (released by closing it, or by dying).
+    package static func tryLockExclusively(_ fd: FileDescriptor) -> Bool {
+        flock(fd.rawValue, LOCK_EX | LOCK_NB) == 0
+    }
+
+    /// Whether `name` in `directory` is a symlink (not followed).
+    package static func isSymlink(_ name: String, in directory: FileDescriptor) -> Bool {
+        let info = name.withCString { try? Stat($0, relativeTo: directory, flags: .symlinkNoFollow) }
+        return info?.type == .symbolicLink
+    }
+
+    /// syncfs(2): everything written to the filesystem holding `fd`, in one
+    /// call, instead of an fsync per file.
+    package static func syncFileSystem(containing fd: FileDescriptor) throws(Errno) {
+        if cposix_syncfs(fd.rawValue) != 0 { throw Errno(rawValue: errno) }
+    }
+
+    /// Sets a file's access and modification times (an imported message
+    /// keeps its archive's date that way).
+    package static func setTimes(_ path: FilePath, seconds: Int) throws(Errno) {
+        var times = [timespec(tv_sec: seconds, tv_nsec: 0), timespec(tv_sec: seconds, tv_nsec: 0)]
+        if path.withPlatformString({ utimensat(AT_FDCWD, $0, &times, 0) }) != 0 { throw Errno(rawValue: errno) }
     }
 
     /// The path with every symlink resolved, or nil when it does not exist.

@@ -1,9 +1,9 @@
 import DeliveryKit
 import Notmuch
 import SystemPackage
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 /// Where mail goes and how it is tagged, as plain values: what a delivery,

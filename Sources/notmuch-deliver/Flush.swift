@@ -1,8 +1,8 @@
 import ArgumentParser
 import DeliveryKit
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 struct Flush: ParsableCommand {

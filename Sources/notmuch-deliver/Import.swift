@@ -1,9 +1,9 @@
 import ArgumentParser
 import DeliveryKit
 import Mbox
+import MaildirKit
 #if canImport(Glibc)
 import Glibc
-import MaildirKit
 #endif
 
 struct Import: ParsableCommand {
