@@ -28,11 +28,13 @@ struct HostileRulesTests {
         return (result!, elapsed)
     }
 
-    @Test(arguments: [
-        ("parentheses", "+deep -- " + String(repeating: "(", count: 20_000) + "*" + String(repeating: ")", count: 20_000), 110),
-        ("not", "+deep --" + String(repeating: " not", count: 50_000) + " *", 410),
-    ])
-    func deepNestingDeliversWithoutRules(kind: String, text: String, column: Int) throws {
+    /// The rule is built inside the test: as an argument, its 200 KB would
+    /// be printed in the test's name on every run.
+    @Test(arguments: [("parentheses", 110), ("not", 410)])
+    func deepNestingDeliversWithoutRules(kind: String, column: Int) throws {
+        let text = kind == "not"
+            ? "+deep --" + String(repeating: " not", count: 50_000) + " *"
+            : "+deep -- " + String(repeating: "(", count: 20_000) + "*" + String(repeating: ")", count: 20_000)
         let fixture = try MailFixture()
         let rules = try write("+fine -- *\n" + text + "\n", in: fixture)
         let (result, _) = try deliver(sampleMessage(id: "deep-\(kind)@x"), rules: rules, in: fixture)
