@@ -33,7 +33,7 @@ public final class Deliverer: Sendable {
         let settings = try DeliverySettings(options: options, rulesCache: rules)
         timer.mark("config")
         let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
-                                             create: options.createFolder)
+                                             create: options.createFolder, worldReadable: options.worldReadable)
         let session = DeliverySession(settings: settings, options: options)
         // Planned once the input is read: a quiet delivery's database then
         // opens while the file is synced. The session syncs new/ (with the

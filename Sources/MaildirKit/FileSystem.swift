@@ -228,6 +228,9 @@ package struct ContainedDirectories {
     package let root: FilePath
     package let rootDescriptor: FileDescriptor
     private var realRoot: FilePath?
+    /// The mode of the directories it creates (less the umask): private
+    /// unless asked otherwise (`--world-readable`, as notmuch insert does).
+    package var creationMode: mode_t = 0o700
 
     package enum Refusal: Error {
         /// Nothing there, and not asked to create it.
@@ -257,8 +260,8 @@ package struct ContainedDirectories {
 
     package func close() { try? rootDescriptor.close() }
 
-    /// Opens `name` in `parent` (at `parentPath`), creating it (mode 0700,
-    /// its entry synced in `parent`) when missing and `create` is set. The
+    /// Opens `name` in `parent` (at `parentPath`), creating it (mode
+    /// `creationMode`, its entry synced in `parent`) when missing and `create` is set. The
     /// caller closes the result.
     package mutating func open(_ name: String, in parent: FileDescriptor, at parentPath: FilePath,
                        create: Bool) throws(Refusal) -> FileDescriptor {
@@ -270,7 +273,7 @@ package struct ContainedDirectories {
             let error = Errno(rawValue: errno)
             switch error {
             case .noSuchFileOrDirectory where create && !madeIt:
-                if mkdirat(parent.rawValue, name, 0o700) == 0 {
+                if mkdirat(parent.rawValue, name, creationMode) == 0 {
                     do { try FileSystem.fsync(parent) } catch { throw .failed(error, parentPath) }
                 } else if errno != EEXIST {
                     throw .failed(Errno(rawValue: errno), path)

@@ -39,7 +39,10 @@ package enum MailFolder {
     /// below the one before without following symlinks, unless the link
     /// resolves inside the root; the Maildir keeps tmp/, new/ and cur/ open.
     /// The root itself may be a symlink.
-    package static func resolve(root: String, name: String?, create: Bool) throws(DeliveryError) -> Maildir {
+    /// `worldReadable`: directories it creates are 0755 (less the umask)
+    /// instead of 0700, as with `notmuch insert --world-readable`.
+    package static func resolve(root: String, name: String?, create: Bool,
+                                worldReadable: Bool = false) throws(DeliveryError) -> Maildir {
         let parts = try components(of: name)
         let rootPath = FilePath(root)
         var contained: ContainedDirectories
@@ -47,6 +50,7 @@ package enum MailFolder {
             throw DeliveryError.config("mail root '\(root)' (database.mail_root) is not a directory (\(error))")
         }
         defer { contained.close() }
+        if worldReadable { contained.creationMode = 0o755 }
         var path = rootPath
         for part in parts { path.append(part) }
         // Room for the longest name written below: tmp/, new/ or cur/, and

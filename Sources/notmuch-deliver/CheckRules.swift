@@ -50,8 +50,8 @@ struct CheckRules: ParsableCommand {
             throw ExitCode(1)
         }
         let (rules, errors) = RuleParser.parse(text, origin: path)
-        for error in errors { print(error) }
-        for warning in rules.warnings { print(warning) }
+        for error in errors { diagnostic("\(error)") }
+        for warning in rules.warnings { diagnostic("\(warning)") }
         guard errors.isEmpty else { throw ExitCode(1) }
         print("\(path): \(rules.rules.count) rules, no errors")
     }

@@ -56,6 +56,7 @@ struct Import: ParsableCommand {
             let report = try importer.run(archives)
             if onTerminal { complainRaw("\n") }
             print(ImportSummary.format(report, dryRun: dryRun))
+            for failure in report.failures { diagnostic("failed: \(failure)") }
             if !report.failures.isEmpty { throw ExitCode(ExitStatus.dataError.rawValue) }
         } catch let error as DeliveryError {
             if onTerminal { complainRaw("\n") }
@@ -68,13 +69,11 @@ struct Import: ParsableCommand {
 enum ImportSummary {
     static func format(_ report: ImportReport, dryRun: Bool) -> String {
         let rate = report.seconds > 0 ? Int(Double(report.imported) / report.seconds) : 0
-        var lines = [dryRun
+        return dryRun
             ? "dry run: \(report.imported) messages, \(report.bytes / 1024) KiB; nothing stored"
             : "imported \(report.imported) (of which \(report.duplicateCopies) copies of a Message-ID already there), "
               + "skipped \(report.skipped) already there, failed \(report.failures.count), "
-              + "in \(String(oneDecimal: report.seconds)) s (\(rate) msg/s)"]
-        lines += report.failures.map { "failed: \($0)" }
-        return lines.joined(separator: "\n")
+              + "in \(String(oneDecimal: report.seconds)) s (\(rate) msg/s)"
     }
 }
 

@@ -59,6 +59,12 @@ struct NotmuchDeliver: ParsableCommand {
         var rest: [String] = []
         var valueExpected = false
         for argument in arguments {
+            // ArgumentParser reads `--folder=` as a missing value; notmuch
+            // insert as the top-level folder.
+            if argument == "--folder=" && !valueExpected {
+                rest += ["--folder", ""]
+                continue
+            }
             let isOperation = argument.hasPrefix("+")
                 || (argument.hasPrefix("-") && !argument.hasPrefix("--") && !shortFlags.contains(argument))
             if isOperation && !valueExpected {

@@ -37,6 +37,15 @@ func complainRaw(_ text: String) {
     text.withUTF8 { bytes in _ = try? FileDescriptor.standardError.writeAll(bytes) }
 }
 
+/// A finding on stderr, one line, in the `FILE:LINE: message` form that
+/// editors and scripts read (a rules file's error, an import's failed
+/// message): results go to stdout, diagnostics here, so `2>errors.log`
+/// catches them all.
+func diagnostic(_ line: String) {
+    var text = LogText.oneLine(line) + "\n"
+    text.withUTF8 { bytes in _ = try? FileDescriptor.standardError.writeAll(bytes) }
+}
+
 /// One line on stderr, prefixed with the program's name. One line also when
 /// the text quotes the message or the envelope (an MTA keeps the line as the
 /// reason in its log and bounces); libnotmuch's own messages end in a newline.

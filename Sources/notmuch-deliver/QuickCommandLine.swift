@@ -31,10 +31,12 @@ enum QuickCommandLine {
             guard repeatable || seen.insert(name).inserted else { return nil }
 
             func value() -> String? {
-                if let attached { return attached.isEmpty ? nil : attached }
+                // An empty folder is the top-level one, as for notmuch insert.
+                let mayBeEmpty = name == "--folder"
+                if let attached { return attached.isEmpty && !mayBeEmpty ? nil : attached }
                 guard index < arguments.endIndex else { return nil }
                 let next = arguments[index]
-                guard !next.isEmpty, !next.hasPrefix("-") else { return nil }
+                guard !next.isEmpty || mayBeEmpty, !next.hasPrefix("-") else { return nil }
                 index += 1
                 return next
             }

@@ -25,10 +25,21 @@ struct QuickCommandLineTests {
 
     static let handedOver: [[String]] = [
         ["--help"], ["-h"], ["--version"], ["--generate-completion-script", "bash"],
-        ["--folder"], ["--folder="], ["--folder", "--keep"], ["--folder", "a", "--folder", "b"],
+        ["--folder"], ["--folder", "--keep"], ["--folder", "a", "--folder", "b"],
         ["--keep", "--keep"], ["--keep=yes"], ["--decrypt", "maybe"], ["--lock-timeout", "soon"],
         ["--fodler", "Sent"], ["inbox"], ["--"], ["-x"],
     ]
+
+    /// `--folder=` (or an empty value) is the top-level folder, as for
+    /// notmuch insert; ArgumentParser, which calls it a missing value, gets
+    /// it rewritten by the tag-operation split.
+    @Test func anEmptyFolderIsTheTopLevel() throws {
+        for arguments in [["--folder="], ["--folder", ""]] {
+            let (_, rest) = NotmuchDeliver.splitTagOperations(arguments)
+            #expect(QuickCommandLine.deliveryRequest(rest)?.filing.folder == "")
+            #expect(try Deliver.parse(rest).request.filing.folder == "")
+        }
+    }
 
     @Test("leaves the unusual to ArgumentParser", arguments: handedOver)
     func handsOver(arguments: [String]) {

@@ -38,7 +38,7 @@ struct CheckRulesTests {
         let own = mailbox.appendingPathComponent(".notmuch/deliver.rules").path
         let result = try fixture.command(["check-rules", "--mail-root", template, "--recipient", "carol@example.org"])
         #expect(result.status == 1)
-        #expect(result.stdout.hasPrefix("\(own):2:4: expected an action"), "\(result.stdout)")
+        #expect(result.stderr.hasPrefix("\(own):2:4: expected an action"), "\(result.stderr)")
     }
 
     @Test func aMailboxWithoutRulesHasNoneToCheckAndIsNotCreated() throws {

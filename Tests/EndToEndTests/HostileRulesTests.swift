@@ -45,7 +45,7 @@ struct HostileRulesTests {
 
         let check = try fixture.command(["check-rules", rules])
         #expect(check.status == 1)
-        #expect(check.stdout.hasPrefix("\(rules):2:\(column): '(' and 'not' nested more than 100 deep"), "\(check.stdout)")
+        #expect(check.stderr.hasPrefix("\(rules):2:\(column): '(' and 'not' nested more than 100 deep"), "\(check.stderr)")
     }
 
     @Test func fifoRulesFileDoesNotHang() throws {
@@ -197,12 +197,12 @@ struct HostileRulesTests {
         let risky = try write("+risky -- header:Subject~/^(a+)+$/\n+fine -- header:Subject~/^a+$/\n", in: fixture)
         let warned = try fixture.command(["check-rules", risky])
         #expect(warned.status == 0)
-        #expect(warned.stdout.hasPrefix("\(risky):1: warning: /^(a+)+$/ may backtrack"), "\(warned.stdout)")
-        #expect(!warned.stdout.contains(":2: warning"))
+        #expect(warned.stderr.hasPrefix("\(risky):1: warning: /^(a+)+$/ may backtrack"), "\(warned.stderr)")
+        #expect(!warned.stderr.contains(":2: warning"))
 
         let long = try write("+" + String(repeating: "t", count: 201) + " -- *\n", in: fixture, name: "long.rules")
         let refused = try fixture.command(["check-rules", long])
         #expect(refused.status == 1)
-        #expect(refused.stdout.hasPrefix("\(long):1:2: tag longer than 200 bytes"), "\(refused.stdout)")
+        #expect(refused.stderr.hasPrefix("\(long):1:2: tag longer than 200 bytes"), "\(refused.stderr)")
     }
 }

@@ -177,8 +177,10 @@ struct ImportTests {
         let good = try write(Self.archive(3, prefix: "good").mbox, fixture, "good.mbox")
         let result = try fixture.command(["import", url.path, good.path, "/nonexistent/archive"])
         #expect(result.status == 65)
-        #expect(result.stdout.contains("not an mbox archive"), "\(result.stdout)")
-        #expect(result.stdout.contains("/nonexistent/archive"))
+        // Failures go to stderr, the summary to stdout.
+        #expect(result.stderr.contains("not an mbox archive"), "\(result.stderr)")
+        #expect(result.stderr.contains("/nonexistent/archive"))
+        #expect(!result.stdout.contains("failed:"), "\(result.stdout)")
         #expect(result.stdout.hasPrefix("imported 3 "), "the good archive still goes in: \(result.stdout)")
         #expect(fixture.files().count == 3)
         let empty = try write("", fixture, "empty.mbox")

@@ -192,7 +192,7 @@ struct RulesEndToEndTests {
         try "+a -- *\n+b header:X~/y/\n".write(to: bad, atomically: true, encoding: .utf8)
         let failed = try fixture.command(["check-rules", bad.path])
         #expect(failed.status == 1)
-        #expect(failed.stdout.hasPrefix("\(bad.path):2:4: expected an action"), "\(failed.stdout)")
+        #expect(failed.stderr.hasPrefix("\(bad.path):2:4: expected an action"), "\(failed.stderr)")
         // Without an argument: the configured file.
         try fixture.useRules("+x -- *\n")
         #expect(try fixture.command(["check-rules"]).stdout.hasSuffix(": 1 rules, no errors\n"))
