@@ -1,11 +1,17 @@
 #!/bin/sh
-# Delivers a few sample messages into a throwaway maildir and notmuch
-# database under ./demo, then shows what notmuch indexed.
+# Shows what notmuch-deliver does that `notmuch insert` cannot: delivery
+# rules, `explain` and mbox import, in a throwaway maildir and notmuch
+# database under ./demo (nothing outside it is touched). Every step is
+# checked with `notmuch count`; a step that does not do what it says makes
+# the demo fail, so `make demo` is also a test.
+# Usage: sh Tests/scripts/demo.sh PATH-TO-notmuch-deliver
 set -eu
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 demo=$(pwd)/demo
 rm -rf "$demo"
-mkdir -p "$demo/mail"
+mkdir -p "$demo/mail" "$demo/bin"
+ln -s "$bin" "$demo/bin/notmuch-deliver"
+PATH=$demo/bin:$PATH
 cat > "$demo/notmuch-config" <<CONF
 [database]
 mail_root=$demo/mail
@@ -14,62 +20,107 @@ path=$demo/mail
 tags=unread;inbox;
 [maildir]
 synchronize_flags=true
+[deliver]
+rules=$demo/rules
 CONF
 export NOTMUCH_CONFIG="$demo/notmuch-config"
 notmuch new --quiet
+cd "$demo"
 
-deliver() { echo "\$ notmuch-deliver $*"; "$bin" "$@"; }
+# The commands, as a user would type them, each after a comment.
+say() { echo "# $*"; }
+run() { echo "\$ $*"; eval "$*"; }
+check() {
+    n=$(notmuch count "$1")
+    [ "$n" = "$2" ] || { echo "demo: FAILED: notmuch count '$1' gives $n, expected $2" >&2; exit 1; }
+    checks=$((checks + 1))
+}
+checks=0
 
-deliver <<'MSG'
-From alice@example.org Mon Nov 24 09:00:00 2025
-Return-Path: <alice@example.org>
-From: Alice <alice@example.org>
-To: Bob <bob@example.org>
-Subject: Lunch on Friday?
-Date: Mon, 24 Nov 2025 09:00:00 +0000
-Message-ID: <lunch@example.org>
+cat > rules <<'RULES'
+# SpamAssassin said yes: tag it, keep it out of the inbox, file it in Junk/.
++spam -inbox folder:Junk stop -- header:X-Spam-Flag~/^yes$/
+# A mailing list gets lists/NAME from its List-Id.
++lists/$1 -- header:List-Id~/<([^.>]+)\./
+# A reply in a thread you muted stays out of the inbox.
+-inbox -- thread:{tag:muted}
+RULES
 
-Shall we try the new place?
-MSG
-
-deliver --tag work +project/apollo <<'MSG'
+msg() { # FILE MESSAGE-ID TIME SUBJECT [HEADER...]
+    file=$1 id=$2 time=$3 subject=$4
+    shift 4
+    {
+        echo "From: Sender <sender@example.net>"
+        echo "To: Bob <bob@example.org>"
+        echo "Subject: $subject"
+        echo "Date: Mon, 24 Nov 2025 $time:00 +0000"
+        echo "Message-ID: <$id>"
+        for header in "$@"; do echo "$header"; done
+        echo
+        echo "Hello."
+    } > "$file"
+}
+msg spam.eml won@bulk.example.net 09:00 "You have won" "X-Spam-Flag: YES"
+msg list.eml release@example.org 09:05 "Release 2.0 is out" "List-Id: Developer discussion <dev.lists.example.org>"
+msg bikeshed.eml paint@example.org 09:10 "What colour for the bike shed?"
+msg reply.eml paint-2@example.org 09:15 "Re: What colour for the bike shed?" \
+    "In-Reply-To: <paint@example.org>" "References: <paint@example.org>"
+cat > old.mbox <<'MBOX'
+From carol@example.com Mon Nov 10 10:00:00 2025
 From: Carol <carol@example.com>
 To: Bob <bob@example.org>
-Subject: Apollo status report
-Date: Mon, 24 Nov 2025 09:05:00 +0000
-Message-ID: <apollo-1@example.com>
+Subject: Trip photos
+Date: Mon, 10 Nov 2025 10:00:00 +0000
+Message-ID: <photos@example.com>
+Status: RO
 
-All green this week.
-MSG
+Here they are.
 
-deliver +flagged -unread <<'MSG'
-From: Bank <alerts@bank.example>
+From dave@example.com Tue Nov 11 11:00:00 2025
+From: Dave <dave@example.com>
 To: Bob <bob@example.org>
-Subject: Your statement is ready
-Date: Mon, 24 Nov 2025 09:10:00 +0000
-Message-ID: <statement@bank.example>
+Subject: Contract to sign
+Date: Tue, 11 Nov 2025 11:00:00 +0000
+Message-ID: <contract@example.com>
+Status: O
+X-Status: F
 
-Log in to read it.
-MSG
+Please sign by Friday.
+MBOX
 
-deliver --folder=Sent --create-folder --tag sent -inbox -unread <<'MSG'
-From: Bob <bob@example.org>
-To: Alice <alice@example.org>
-Subject: Re: Lunch on Friday?
-Date: Mon, 24 Nov 2025 09:15:00 +0000
-Message-ID: <lunch-reply@example.org>
-In-Reply-To: <lunch@example.org>
-References: <lunch@example.org>
-
-Yes, noon.
-MSG
-
+say "A throwaway maildir and notmuch database in ./demo; its config names these rules ([deliver] rules=)."
+run "cat rules"
 echo
-echo "\$ notmuch search '*'"
-notmuch search '*'
+say "explain: which rules a message matches and what they would do; nothing is stored."
+run "notmuch-deliver explain < spam.eml"
+check id:won@bulk.example.net 0
+say "notmuch insert cannot act on X-Spam-Flag; this one arrives tagged spam, out of the inbox, in Junk/."
+run "notmuch-deliver < spam.eml"
+check "id:won@bulk.example.net and tag:spam and not tag:inbox and folder:Junk" 1
+say "Nor List-Id: the tag lists/dev comes from it, in the transaction that indexes the message."
+run "notmuch-deliver < list.eml"
+check "id:release@example.org and tag:lists/dev and tag:inbox" 1
+say "Mute a thread; a reply in it then stays out of the inbox (notmuch insert would put it there)."
+run "notmuch-deliver < bikeshed.eml"
+run "notmuch tag +muted -inbox -- thread:{id:paint@example.org}"
+run "notmuch-deliver < reply.eml"
+check "id:paint-2@example.org and not tag:inbox" 1
+check "thread:{id:paint@example.org} and not tag:inbox" 2
+say "notmuch insert takes one message; import takes an mbox, Status: RO/X-Status: F becoming tags."
+run "notmuch-deliver import --folder Archive --create-folder --tag archive --remove-tag inbox old.mbox"
+check "id:photos@example.com and not tag:unread and tag:archive and folder:Archive" 1
+check "id:contract@example.com and tag:flagged and tag:unread and folder:Archive" 1
 echo
-echo "\$ notmuch search --output=files '*'"
-notmuch search --output=files '*' | sed "s|$demo/||"
-echo
-echo "\$ notmuch new   # nothing left for it to find"
-notmuch new
+say "Tags and folders were in place at once: no post-new hook, no later notmuch tag pass."
+run "notmuch search --sort=oldest-first '*'"
+run "notmuch search --sort=oldest-first --output=files '*' | sed \"s|^\$PWD/mail/||\""
+check "*" 6
+say "So the inbox holds only the list message."
+run "notmuch search tag:inbox"
+check tag:inbox 1
+say "Nothing was left for notmuch new to find."
+out=$(notmuch new)
+echo "\$ notmuch new"
+echo "$out"
+[ "$out" = "No new mail." ] || { echo "demo: FAILED: notmuch new found something" >&2; exit 1; }
+echo "demo: all $((checks + 1)) checks passed"
