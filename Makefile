@@ -3,6 +3,10 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+# Where Debian's bash-completion, zsh and fish look for packages' completions.
+BASHCOMPDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR = $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
 # Debian packages the build and the tests need.
 DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev liblzma-dev libbz2-dev
@@ -18,7 +22,7 @@ RELEASE_BIN = .build/release/notmuch-deliver
 # first by each of the libraries' symbol lookups (0.3-0.4 ms less in ld.so).
 RELEASE_LINK = -Xswiftc -Xclang-linker -Xswiftc -no-pie -Xlinker --no-export-dynamic
 
-.PHONY: all deps deps-e2e e2e build install uninstall test demo bench stress fuzz clean
+.PHONY: all deps deps-e2e deps-deb e2e build install uninstall deb test demo bench stress fuzz clean
 
 all: build
 
@@ -65,13 +69,20 @@ e2e: build
 build: deps
 	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath $(RELEASE_LINK)
 
+# The completion scripts are those swift-argument-parser generates from the
+# built command, so they always match its options.
 install: build
-	install -d $(BINDIR) $(MANDIR)
+	install -d $(BINDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR)
 	install -m 0755 $(RELEASE_BIN) $(BINDIR)/notmuch-deliver
 	install -m 0644 Docs/notmuch-deliver.1 $(MANDIR)/notmuch-deliver.1
+	$(RELEASE_BIN) --generate-completion-script bash > $(BASHCOMPDIR)/notmuch-deliver
+	$(RELEASE_BIN) --generate-completion-script zsh > $(ZSHCOMPDIR)/_notmuch-deliver
+	$(RELEASE_BIN) --generate-completion-script fish > $(FISHCOMPDIR)/notmuch-deliver.fish
+	chmod 0644 $(BASHCOMPDIR)/notmuch-deliver $(ZSHCOMPDIR)/_notmuch-deliver $(FISHCOMPDIR)/notmuch-deliver.fish
 
 uninstall:
 	rm -f $(BINDIR)/notmuch-deliver $(MANDIR)/notmuch-deliver.1
+	rm -f $(BASHCOMPDIR)/notmuch-deliver $(ZSHCOMPDIR)/_notmuch-deliver $(FISHCOMPDIR)/notmuch-deliver.fish
 
 # The tests run the built executable against real notmuch databases.
 test: deps
