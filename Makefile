@@ -10,6 +10,8 @@ FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
 # Debian packages the build and the tests need.
 DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev liblzma-dev libbz2-dev
+# What `make deb` needs: dpkg-shlibdeps and dpkg-gencontrol, and lintian.
+DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server (root only).
 E2E_PACKAGES = postfix fetchmail dovecot-pop3d
 
@@ -37,6 +39,9 @@ deps:
 	  $$sudo apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+deps-deb:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_TOOLS)"
 
 deps-e2e:
 	@missing=""; for p in $(E2E_PACKAGES); do \
@@ -70,12 +75,13 @@ build: deps
 	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath $(RELEASE_LINK)
 
 # The completion scripts are those swift-argument-parser generates from the
-# built command, so they always match its options.
+# built command, so they always match its options (bash's without the #!
+# line: it is sourced, never run).
 install: build
 	install -d $(BINDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR)
 	install -m 0755 $(RELEASE_BIN) $(BINDIR)/notmuch-deliver
 	install -m 0644 Docs/notmuch-deliver.1 $(MANDIR)/notmuch-deliver.1
-	$(RELEASE_BIN) --generate-completion-script bash > $(BASHCOMPDIR)/notmuch-deliver
+	$(RELEASE_BIN) --generate-completion-script bash | sed '1{/^#!/d}' > $(BASHCOMPDIR)/notmuch-deliver
 	$(RELEASE_BIN) --generate-completion-script zsh > $(ZSHCOMPDIR)/_notmuch-deliver
 	$(RELEASE_BIN) --generate-completion-script fish > $(FISHCOMPDIR)/notmuch-deliver.fish
 	chmod 0644 $(BASHCOMPDIR)/notmuch-deliver $(ZSHCOMPDIR)/_notmuch-deliver $(FISHCOMPDIR)/notmuch-deliver.fish
@@ -83,6 +89,41 @@ install: build
 uninstall:
 	rm -f $(BINDIR)/notmuch-deliver $(MANDIR)/notmuch-deliver.1
 	rm -f $(BASHCOMPDIR)/notmuch-deliver $(ZSHCOMPDIR)/_notmuch-deliver $(FISHCOMPDIR)/notmuch-deliver.fish
+
+# A Debian binary package of `make install PREFIX=/usr`: the man page
+# gzipped, README.md and the guides in /usr/share/doc/notmuch-deliver/ (the
+# guides in Docs/, so that their links work), the copyright file and the
+# changelog and lintian's overrides from Docs/debian/, Depends computed from the binary by
+# dpkg-shlibdeps. It is built in a scratch debian/ tree under .build/deb,
+# then checked by lintian, which fails on errors. (The example systemd units
+# will join it with the LMTP server, which does not exist yet.)
+VERSION := $(shell sed -n 's/^let notmuchDeliverVersion = "\(.*\)"$$/\1/p' Sources/notmuch-deliver/Version.swift)
+DEB = notmuch-deliver_$(VERSION)_$(shell dpkg --print-architecture).deb
+DEB_SCRATCH = .build/deb
+DEB_ROOT = $(DEB_SCRATCH)/debian/notmuch-deliver
+DEB_DOC = $(DEB_ROOT)/usr/share/doc/notmuch-deliver
+
+deb: build deps-deb
+	test "$$($(RELEASE_BIN) --version)" = "$(VERSION)"
+	rm -rf $(DEB_SCRATCH) && mkdir -p $(DEB_SCRATCH)/debian
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr
+	strip --remove-section=.comment --remove-section=.note --strip-unneeded $(DEB_ROOT)/usr/bin/notmuch-deliver
+	gzip -9n $(DEB_ROOT)/usr/share/man/man1/notmuch-deliver.1
+	install -d $(DEB_DOC)/Docs
+	install -m 0644 README.md $(DEB_DOC)/
+	install -m 0644 Docs/*.md $(DEB_DOC)/Docs/
+	install -m 0644 Docs/debian/copyright $(DEB_DOC)/copyright
+	install -D -m 0644 Docs/debian/lintian-overrides $(DEB_ROOT)/usr/share/lintian/overrides/notmuch-deliver
+	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@DATE@/$$(date -R)/" Docs/debian/changelog > $(DEB_SCRATCH)/debian/changelog
+	gzip -9n < $(DEB_SCRATCH)/debian/changelog > $(DEB_DOC)/changelog.gz
+	chmod 0644 $(DEB_DOC)/changelog.gz
+	install -d -m 0755 $(DEB_ROOT)/DEBIAN
+	cp Docs/debian/control $(DEB_SCRATCH)/debian/control
+	cd $(DEB_SCRATCH) && dpkg-shlibdeps debian/notmuch-deliver/usr/bin/notmuch-deliver \
+	  && dpkg-gencontrol -pnotmuch-deliver -Pdebian/notmuch-deliver
+	cd $(DEB_ROOT) && find usr -type f -exec md5sum {} + | sort -k2 > DEBIAN/md5sums
+	dpkg-deb --build --root-owner-group $(DEB_ROOT) $(DEB)
+	lintian $(DEB)
 
 # The tests run the built executable against real notmuch databases.
 test: deps
@@ -115,4 +156,4 @@ stress: build
 	python3 Tests/Stress/stress.py --deliver $(RELEASE_BIN) $(STRESS_ARGS)
 
 clean:
-	rm -rf .build .build-bench demo bench-results.json
+	rm -rf .build .build-bench demo bench-results.json notmuch-deliver_*.deb
