@@ -12,8 +12,9 @@ FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev liblzma-dev libbz2-dev
 # What `make deb` needs: dpkg-shlibdeps and dpkg-gencontrol, and lintian.
 DEB_TOOLS = dpkg-dev lintian
-# The end-to-end tests' real MTA, fetcher and POP3 server (root only).
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d
+# The end-to-end tests' real MTA, fetcher and POP3 server, and man and
+# bash-completion for the installed package's test (root only).
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d man-db bash-completion
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -56,13 +57,15 @@ deps-e2e:
 	fi
 
 # Real postfix (mailbox_command, pipe to virtual mailboxes) and fetchmail
-# against dovecot, on loopback. They need root: without it each script says
-# why and exits 77, and is counted as skipped, not passed.
+# against dovecot, on loopback; and the Debian package installed, used and
+# purged. They need root: without it each script says why and exits 77, and
+# is counted as skipped, not passed.
 e2e: build
-	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e || exit 1; fi; \
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail; do \
-	  bash Tests/Integration/$$test.sh $(RELEASE_BIN); status=$$?; \
+	for test in postfix fetchmail deb; do \
+	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
+	  bash Tests/Integration/$$test.sh $$subject; status=$$?; \
 	  case $$status in \
 	    0) passed="$$passed $$test" ;; \
 	    77) skipped="$$skipped $$test" ;; \
