@@ -3,11 +3,18 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+# Where Debian's bash-completion, zsh and fish look for packages' completions.
+BASHCOMPDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR = $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
 # Debian packages the build and the tests need.
 DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev liblzma-dev libbz2-dev
-# The end-to-end tests' real MTA, fetcher and POP3 server (root only).
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d
+# What `make deb` needs: dpkg-shlibdeps and dpkg-gencontrol, and lintian.
+DEB_TOOLS = dpkg-dev lintian
+# The end-to-end tests' real MTA, fetcher and POP3 server, and man and
+# bash-completion for the installed package's test (root only).
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d man-db bash-completion
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -18,7 +25,7 @@ RELEASE_BIN = .build/release/notmuch-deliver
 # first by each of the libraries' symbol lookups (0.3-0.4 ms less in ld.so).
 RELEASE_LINK = -Xswiftc -Xclang-linker -Xswiftc -no-pie -Xlinker --no-export-dynamic
 
-.PHONY: all deps deps-e2e e2e build install uninstall test demo bench stress fuzz clean
+.PHONY: all deps deps-e2e deps-deb e2e build install uninstall deb test demo bench stress fuzz clean
 
 all: build
 
@@ -34,6 +41,9 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+deps-deb:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_TOOLS)"
+
 deps-e2e:
 	@missing=""; for p in $(E2E_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -47,13 +57,15 @@ deps-e2e:
 	fi
 
 # Real postfix (mailbox_command, pipe to virtual mailboxes) and fetchmail
-# against dovecot, on loopback. They need root: without it each script says
-# why and exits 77, and is counted as skipped, not passed.
+# against dovecot, on loopback; and the Debian package installed, used and
+# purged. They need root: without it each script says why and exits 77, and
+# is counted as skipped, not passed.
 e2e: build
-	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e || exit 1; fi; \
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail; do \
-	  bash Tests/Integration/$$test.sh $(RELEASE_BIN); status=$$?; \
+	for test in postfix fetchmail deb; do \
+	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
+	  bash Tests/Integration/$$test.sh $$subject; status=$$?; \
 	  case $$status in \
 	    0) passed="$$passed $$test" ;; \
 	    77) skipped="$$skipped $$test" ;; \
@@ -65,13 +77,56 @@ e2e: build
 build: deps
 	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath $(RELEASE_LINK)
 
+# The completion scripts are those swift-argument-parser generates from the
+# built command, so they always match its options (bash's without the #!
+# line: it is sourced, never run).
 install: build
-	install -d $(BINDIR) $(MANDIR)
+	install -d $(BINDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR)
 	install -m 0755 $(RELEASE_BIN) $(BINDIR)/notmuch-deliver
 	install -m 0644 Docs/notmuch-deliver.1 $(MANDIR)/notmuch-deliver.1
+	$(RELEASE_BIN) --generate-completion-script bash | sed '1{/^#!/d}' > $(BASHCOMPDIR)/notmuch-deliver
+	$(RELEASE_BIN) --generate-completion-script zsh > $(ZSHCOMPDIR)/_notmuch-deliver
+	$(RELEASE_BIN) --generate-completion-script fish > $(FISHCOMPDIR)/notmuch-deliver.fish
+	chmod 0644 $(BASHCOMPDIR)/notmuch-deliver $(ZSHCOMPDIR)/_notmuch-deliver $(FISHCOMPDIR)/notmuch-deliver.fish
 
 uninstall:
 	rm -f $(BINDIR)/notmuch-deliver $(MANDIR)/notmuch-deliver.1
+	rm -f $(BASHCOMPDIR)/notmuch-deliver $(ZSHCOMPDIR)/_notmuch-deliver $(FISHCOMPDIR)/notmuch-deliver.fish
+
+# A Debian binary package of `make install PREFIX=/usr`: the man page
+# gzipped, README.md and the guides in /usr/share/doc/notmuch-deliver/ (the
+# guides in Docs/, so that their links work), the copyright file and the
+# changelog and lintian's overrides from Docs/debian/, Depends computed from the binary by
+# dpkg-shlibdeps. It is built in a scratch debian/ tree under .build/deb,
+# then checked by lintian, which fails on errors. (The example systemd units
+# will join it with the LMTP server, which does not exist yet.)
+VERSION := $(shell sed -n 's/^let notmuchDeliverVersion = "\(.*\)"$$/\1/p' Sources/notmuch-deliver/Version.swift)
+DEB = notmuch-deliver_$(VERSION)_$(shell dpkg --print-architecture).deb
+DEB_SCRATCH = .build/deb
+DEB_ROOT = $(DEB_SCRATCH)/debian/notmuch-deliver
+DEB_DOC = $(DEB_ROOT)/usr/share/doc/notmuch-deliver
+
+deb: build deps-deb
+	test "$$($(RELEASE_BIN) --version)" = "$(VERSION)"
+	rm -rf $(DEB_SCRATCH) && mkdir -p $(DEB_SCRATCH)/debian
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr
+	strip --remove-section=.comment --remove-section=.note --strip-unneeded $(DEB_ROOT)/usr/bin/notmuch-deliver
+	gzip -9n $(DEB_ROOT)/usr/share/man/man1/notmuch-deliver.1
+	install -d $(DEB_DOC)/Docs
+	install -m 0644 README.md $(DEB_DOC)/
+	install -m 0644 Docs/*.md $(DEB_DOC)/Docs/
+	install -m 0644 Docs/debian/copyright $(DEB_DOC)/copyright
+	install -D -m 0644 Docs/debian/lintian-overrides $(DEB_ROOT)/usr/share/lintian/overrides/notmuch-deliver
+	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@DATE@/$$(date -R)/" Docs/debian/changelog > $(DEB_SCRATCH)/debian/changelog
+	gzip -9n < $(DEB_SCRATCH)/debian/changelog > $(DEB_DOC)/changelog.gz
+	chmod 0644 $(DEB_DOC)/changelog.gz
+	install -d -m 0755 $(DEB_ROOT)/DEBIAN
+	cp Docs/debian/control $(DEB_SCRATCH)/debian/control
+	cd $(DEB_SCRATCH) && dpkg-shlibdeps debian/notmuch-deliver/usr/bin/notmuch-deliver \
+	  && dpkg-gencontrol -pnotmuch-deliver -Pdebian/notmuch-deliver
+	cd $(DEB_ROOT) && find usr -type f -exec md5sum {} + | sort -k2 > DEBIAN/md5sums
+	dpkg-deb --build --root-owner-group $(DEB_ROOT) $(DEB)
+	lintian $(DEB)
 
 # The tests run the built executable against real notmuch databases.
 test: deps
@@ -104,4 +159,4 @@ stress: build
 	python3 Tests/Stress/stress.py --deliver $(RELEASE_BIN) $(STRESS_ARGS)
 
 clean:
-	rm -rf .build .build-bench demo bench-results.json
+	rm -rf .build .build-bench demo bench-results.json notmuch-deliver_*.deb

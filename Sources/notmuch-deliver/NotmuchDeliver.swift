@@ -12,6 +12,7 @@ struct NotmuchDeliver: ParsableCommand {
             Accepts the command line of 'notmuch insert'. Exit status: 0 delivered and indexed; \
             64 usage error; 65 the input is not a message; 75 temporary failure (the MTA retries).
             """,
+        version: notmuchDeliverVersion,
         subcommands: [Deliver.self, CheckRules.self, Explain.self, Flush.self, Import.self],
         defaultSubcommand: Deliver.self)
 
@@ -24,7 +25,7 @@ struct NotmuchDeliver: ParsableCommand {
         // A virtual mailbox is its own home (see VirtualMailbox.select).
         if !arguments.contains(where: { $0.hasPrefix("--mail-root") }) { ProcessEnvironment.ensureHome() }
         let subcommand = arguments.first.flatMap { subcommandNames.contains($0) ? $0 : nil }
-        if ["check-rules", "flush", "import", "help"].contains(subcommand) {
+        if ["check-rules", "flush", "import", "help"].contains(subcommand) || isRootOption(arguments.first) {
             main(arguments)
             return
         }
@@ -47,6 +48,14 @@ struct NotmuchDeliver: ParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// The options of the program itself, which the root command answers:
+    /// `--version`, `--help` listing the subcommands, and completion scripts.
+    static func isRootOption(_ argument: String?) -> Bool {
+        guard let argument else { return false }
+        return ["--version", "--help", "-h"].contains(argument)
+            || argument.hasPrefix("--generate-completion-script")
     }
 
     /// Options whose value may follow as the next argument.
