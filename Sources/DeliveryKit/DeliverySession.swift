@@ -122,6 +122,9 @@ struct DeliverySession {
             // Our own message failed; the records handed to us still get
             // their try, if the database is free to be had.
             if !Database.isWriteLockHeld(databasePath: settings.databasePath) { applier.applyHandedOver() }
+            // Queued first, the delivery had succeeded already: its record is
+            // durable (and still queued, set aside, or applied by now).
+            if recordName != nil { return queued(file.path, reason: "\(error.message); the message stays queued", abandoned: false) }
             throw error
         }
     }
@@ -139,7 +142,7 @@ struct DeliverySession {
         if opening == nil {
             var known: [String: PreevaluatedLeaves] = [:]
             if let recordName, let preevaluated { known[recordName] = preevaluated }
-            prepared = applier.prepareQueue(known: known)
+            prepared = applier.prepareQueue(known: known, until: Monotonic.seconds + settings.lockTimeout / 2)
         }
         let opening = opening ?? options.startOpening()
         guard let opened = opening.wait(upTo: max(deadline - Monotonic.seconds, 0.01)) else {

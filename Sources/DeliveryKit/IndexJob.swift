@@ -97,7 +97,9 @@ struct IndexJob {
             do throws(NotmuchError) {
                 indexed = try database.indexFile(path, decrypt: options.decrypt)
             } catch {
-                if error.status == .fileNotEmail || error.status == .fileError { throw Refused(error: error) }
+                // Not .fileError: a file libnotmuch could not open now (EMFILE,
+                // EIO) may open next time; the caller retries it.
+                if error.status == .fileNotEmail { throw Refused(error: error) }
                 throw error
             }
             message = indexed.message
@@ -206,8 +208,8 @@ struct IndexJob {
         status == .tagTooLong || status == .illegalArgument || status == .nullPointer
     }
 
-    /// libnotmuch would not index the file (it is not mail, or cannot be
-    /// read), and changed nothing: the failure is this message's alone.
+    /// libnotmuch would not index the file (it is not mail), and changed
+    /// nothing: the failure is this message's alone.
     struct Refused: Error, CustomStringConvertible {
         let error: NotmuchError
         var description: String { "\(error)" }

@@ -2,8 +2,9 @@ import Notmuch
 import SystemPackage
 import MaildirKit
 
-/// Tells a failure that belongs to one message (a tag libnotmuch refuses,
-/// a file that is not mail or has vanished, a rule that fails at run time)
+/// Tells a failure that belongs to one message (a file that is not mail or
+/// has vanished, a rule that fails at run time; a refused tag is not even a
+/// failure, see IndexJob.apply)
 /// from one that belongs to the run (a full disk, a broken database). The
 /// first costs that message only: a batch goes on without it, and a re-run
 /// does not stop on it. The second stops the run, as waiting may cure it.

@@ -273,8 +273,10 @@ public struct PendingQueue: Sendable {
         guard let queue = try? openContainedDirectory(create: false) else { return [] }
         defer { try? queue.close() }
         guard let entries = try? FileSystem.list(queue) else { return [] }
+        // Not `.tmp-…` files: a record still being written is not queued yet.
         return entries.filter {
-            $0.hasPrefix(PendingRecord.namePrefix + "~") || $0.hasSuffix(Self.recordSuffix) || $0.hasSuffix(Self.jsonSuffix)
+            !$0.hasPrefix(".tmp-") && ($0.hasPrefix(PendingRecord.namePrefix + "~")
+                || $0.hasSuffix(Self.recordSuffix) || $0.hasSuffix(Self.jsonSuffix))
         }.sorted()
     }
 

@@ -28,11 +28,12 @@ struct QueueApplier {
         try database.atomically {
             try first(&moves)
             drained = try drain(database, prepared: prepared, moves: &moves)
+            timer.mark("index")
+            // Renamed files' directories reach the disk before the commit
+            // that names them; inside the section, so that a failed sync
+            // leaves it open and the database's destruction cancels it.
+            try Delivery.makeDurable(moves)
         }
-        timer.mark("index")
-        // Renamed files' directories reach the disk before the commit that
-        // names them.
-        try Delivery.makeDurable(moves)
         try database.close()
         queue.remove(drained.applied)
         timer.mark("commit")
@@ -91,7 +92,7 @@ struct QueueApplier {
 
     private func flushOnce(timeout: Double) -> FlushOutcome {
         if queue.names().isEmpty { return .applied(0) }
-        let prepared = prepareQueue()
+        let prepared = prepareQueue(until: Monotonic.seconds + timeout / 2)
         // Nil when the time ran out: a thread is then left waiting in
         // libnotmuch, and the process must not touch the database again.
         guard let opened = options.startOpening().wait(upTo: timeout) else { return .lockTimedOut }
@@ -121,15 +122,28 @@ struct QueueApplier {
         var rulesByPath = prepared.rulesByPath
         for name in queue.names() {
             let record: PendingRecord
-            do { record = try queue.read(name) } catch {
-                // Only a record file cut short by a crash before its fsync,
-                // whose delivery therefore never reported success.
+            do { record = try queue.read(name) } catch Errno.noSuchFileOrDirectory {
+                // Applied and removed by another process meanwhile.
+                continue
+            } catch let error as Errno {
+                // Not the record's content: it may read next time.
+                try setAside(name, "cannot read the record: \(error)")
+                continue
+            } catch {
+                // A record file cut short by a crash before its fsync, whose
+                // delivery therefore never reported success.
                 DeliveryLog.logger.error("queue record \(name) is unreadable (\(error)); dropped")
                 applied.append(name)
                 continue
             }
             let recorded = FilePath(settings.mailRoot).appending(record.path)
             guard let path = locate(record) else {
+                // Another process may have applied it (a rule moved or
+                // discarded the file) and not yet removed the record.
+                if try appliedAlready(name, in: database) {
+                    applied.append(name)
+                    continue
+                }
                 try setAside(name, "its message file \(recorded.string) is gone (moved or deleted before the record was applied)")
                 reports[name] = DeliveryReport.queuedReport(recorded, abandoned: false)
                 continue
@@ -175,9 +189,13 @@ struct QueueApplier {
 
     /// `known`: records whose delivery evaluated them already, against
     /// this session's own rules.
-    func prepareQueue(known: [String: PreevaluatedLeaves] = [:]) -> PreparedQueue {
+    /// Records not reached by `until` (a monotonic time) are evaluated in
+    /// the transaction as before: a backlog of slow rules must not eat the
+    /// whole wait for the lock.
+    func prepareQueue(known: [String: PreevaluatedLeaves] = [:], until: Double) -> PreparedQueue {
         var prepared = PreparedQueue(preevaluated: known)
         for name in queue.names() where known[name] == nil {
+            guard Monotonic.seconds < until else { break }
             guard let record = try? queue.read(name), let path = locate(record) else { continue }
             let rules = rules(of: record, cache: &prepared.rulesByPath)
             guard !rules.isEmpty else { continue }
@@ -203,6 +221,13 @@ struct QueueApplier {
     private func locate(_ record: PendingRecord) -> FilePath? {
         let recorded = FilePath(settings.mailRoot).appending(record.path)
         return FileSystem.kind(of: recorded) != .missing ? recorded : Maildir.renamedForFlags(recorded)
+    }
+
+    /// Whether a committed transaction marked a message as done for this
+    /// record (see `IndexJob.recordProperty`).
+    private func appliedAlready(_ name: String, in database: Database) throws -> Bool {
+        let property = IndexJob.recordProperty(name)
+        return try database.query("property:\"\(property)=1\"").count() > 0
     }
 
     /// Takes a record out of the queue for good, with its reason, where

@@ -67,3 +67,21 @@ import MaildirKit
         #expect(linked.hasPrefix("notmuch-deliver.record.") && linked.utf8.count == 23 + 40)
     }
 }
+
+@Suite struct PendingQueueTests {
+    /// A record file still being written (its `.tmp-` name) is not queued
+    /// yet: a flusher that took it would drop it as unreadable, or apply
+    /// and remove it under the writer's feet.
+    @Test func aRecordBeingWrittenIsNotListed() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("nd-queue-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let folder = root.appendingPathComponent(".notmuch")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("xapian"), withIntermediateDirectories: true)
+        let queue = PendingQueue(databasePath: root.path)
+        try FileManager.default.createDirectory(atPath: queue.directory.string, withIntermediateDirectories: true)
+        for name in [".tmp-42-abc.host.record", "abc.host.record", "Q1~p=new%2Fx"] {
+            try Data().write(to: URL(fileURLWithPath: queue.directory.appending(name).string))
+        }
+        #expect(queue.names() == ["Q1~p=new%2Fx", "abc.host.record"])
+    }
+}

@@ -108,6 +108,31 @@ struct OneBadMessageTests {
         try fixture.expectNothingNew()
     }
 
+    /// A record applied and committed, whose rule moved the file, but not
+    /// yet removed (a crash in between, or a second flusher reading the
+    /// queue at that moment): recognised as applied, not set aside as gone.
+    @Test func anAppliedRecordWhoseFileARuleMovedIsNotSetAside() throws {
+        let fixture = try MailFixture()
+        try fixture.useRules("+junk folder:Junk -- *\n")
+        let holder = try LockHolder(fixture)
+        #expect(try fixture.deliver(sampleMessage(id: "moved-by-rule@x"), ["--lock-timeout", "0.2"]).status == 0)
+        holder.release()
+        let queueDir = fixture.mailRoot.appendingPathComponent(".notmuch/notmuch-deliver-queue")
+        let entry = try #require(queueEntries(fixture).first)
+        let saved = queueDir.appendingPathComponent("saved-entry")
+        try FileManager.default.linkItem(at: queueDir.appendingPathComponent(entry), to: saved)
+        #expect(try fixture.command(["flush"]).status == 0)
+        #expect(fixture.files().allSatisfy { $0.hasPrefix("Junk/") }, "\(fixture.files())")
+        // The crash: the record is back after the commit.
+        try FileManager.default.moveItem(at: saved, to: queueDir.appendingPathComponent(entry))
+        let again = try fixture.command(["flush"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(!again.stderr.contains("set aside"), "\(again.stderr)")
+        #expect(queueEntries(fixture).isEmpty)
+        #expect(try fixture.command(["flush", "--list"]).stdout.contains("no deliveries are set aside"))
+        #expect(try fixture.tags("id:moved-by-rule@x") == ["inbox", "junk", "unread"])
+    }
+
     @Test func dropForgetsTheRecordAndKeepsTheFile() throws {
         let fixture = try MailFixture()
         let holder = try LockHolder(fixture)
