@@ -75,8 +75,23 @@ struct QueueApplier {
     /// For `flush`: applies the queue in one transaction.
     func flushQueue() throws(DeliveryError) -> Int {
         if let reason = queue.unusableReason() { throw DeliveryError(.temporary, reason) }
-        switch flushOnce(timeout: settings.lockTimeout) {
-        case .applied(let count): return count
+        if queue.names().isEmpty { return 0 }
+        // One applier at a time, as among deliveries: a holder of the turn
+        // looks at the queue again after letting go, so what is queued now
+        // is in its hands (and two appliers would each see the other's
+        // records between a commit and their removal).
+        guard let turn = queue.tryBecomeFlusher() else {
+            DeliveryLog.logger.info("another process holds the flusher turn and applies the queue")
+            return 0
+        }
+        let outcome = flushOnce(timeout: settings.lockTimeout)
+        try? turn.close()
+        switch outcome {
+        case .applied(let count):
+            // Deliveries that found the turn taken meanwhile left their
+            // records to this flush.
+            applyHandedOver()
+            return count
         case .lockTimedOut:
             throw DeliveryError(.temporary, "the database is locked by another writer; nothing flushed, try again later")
         case .failed(let error): throw error

@@ -133,6 +133,39 @@ struct OneBadMessageTests {
         #expect(try fixture.tags("id:moved-by-rule@x") == ["inbox", "junk", "unread"])
     }
 
+    /// `flush` takes the flusher turn as deliveries do: while another
+    /// process holds it, the records are in that process's hands.
+    @Test func flushLeavesTheQueueToTheHolderOfTheTurn() throws {
+        let fixture = try MailFixture()
+        let holder = try LockHolder(fixture)
+        #expect(try fixture.deliver(sampleMessage(id: "turn@x"), ["--lock-timeout", "0.2"]).status == 0)
+        holder.release()
+        let lock = fixture.mailRoot.appendingPathComponent(".notmuch/notmuch-deliver-queue/flusher.lock").path
+        let turn = Process()
+        turn.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        turn.arguments = ["python3", "-c", """
+            import fcntl, os, sys
+            fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            print("held", flush=True)
+            sys.stdin.read()
+            """, lock]
+        let input = Pipe(), output = Pipe()
+        turn.standardInput = input
+        turn.standardOutput = output
+        try turn.run()
+        _ = output.fileHandleForReading.availableData
+        let left = try fixture.command(["flush"])
+        #expect(left.status == 0, "\(left.stderr)")
+        #expect(queueEntries(fixture).count == 1)
+        #expect(try fixture.count("id:turn@x") == 0)
+        try input.fileHandleForWriting.close()
+        turn.waitUntilExit()
+        #expect(try fixture.command(["flush"]).status == 0)
+        #expect(queueEntries(fixture).isEmpty)
+        #expect(try fixture.count("id:turn@x") == 1)
+    }
+
     @Test func dropForgetsTheRecordAndKeepsTheFile() throws {
         let fixture = try MailFixture()
         let holder = try LockHolder(fixture)
