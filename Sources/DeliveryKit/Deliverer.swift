@@ -44,6 +44,9 @@ public final class Deliverer: Sendable {
         // The rules' headers, envelope and size conditions, evaluated before
         // the database is asked for: a slow rule never holds the write lock.
         var preevaluated: PreevaluatedLeaves?
+        // The whole mail root is the mailbox a quota covers.
+        let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
+        var size: Int64?
         let file: Maildir.Delivered
         do {
             file = try Delivery.write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
@@ -52,6 +55,12 @@ public final class Deliverer: Sendable {
                     guard options.keep, rejection.kind == .notAMessage else { return rejection }
                     keptNotMail = rejection
                     return nil
+                }
+                // Before the fsyncs and the link: a refused message never
+                // reaches new/, and nothing of it is left.
+                switch settings.quota.check(mailbox: mailbox, size: { (try? Stat(temporary))?.size }) {
+                case .refused(let refusal): return refusal
+                case .admitted(let bytes): size = bytes
                 }
                 if !settings.rules.isEmpty {
                     preevaluated = settings.rules.preevaluate(DeliveryFacts(path: temporary.string, envelope: options.envelope,
@@ -89,6 +98,10 @@ public final class Deliverer: Sendable {
         }
         if report.outcome == .discarded {
             DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")
+        } else if let size, !file.adopted {
+            // Durable by now. A line lost to a crash right here is what the
+            // next recount corrects; a file without limits is not started.
+            mailbox.add(bytes: size, messages: 1)
         }
         maildir.removeStaleTemporaryFiles()
         // Not while a thread waits in libnotmuch for the lock: it could get

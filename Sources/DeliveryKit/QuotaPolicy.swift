@@ -1,0 +1,73 @@
+import MaildirKit
+import SystemPackage
+
+/// How a delivery treats the mailbox's quota: the limit configured (if
+/// any; else the one an existing `maildirsize` names), whether a refusal is
+/// permanent, and the grace.
+struct QuotaPolicy: Sendable {
+    /// `--quota`, else `deliver.quota`; nil: whatever `maildirsize` says.
+    var limit: QuotaLimit?
+    /// Refusals bounce (77) instead of deferring (75).
+    var permanent = false
+    /// Dovecot's quota_grace default: one last message may go this far over.
+    var gracePercent: Int64 = 10
+
+    static let limitKey = "deliver.quota"
+    static let permanentKey = "deliver.quota_permanent"
+    static let graceKey = "deliver.quota_grace"
+
+    /// Reads and checks the settings; any value that does not parse is a
+    /// configuration error (deferred), before anything is written.
+    init(options: DeliveryOptions, value: (String) -> String?) throws(DeliveryError) {
+        if let text = options.quota {
+            guard let limit = QuotaLimit(parsing: text) else {
+                throw DeliveryError(.usage, "--quota '\(text)' is not a limit such as 2G, 500M,100000C or 1000C")
+            }
+            self.limit = limit
+        } else if let text = value(Self.limitKey) {
+            guard let limit = QuotaLimit(parsing: text) else {
+                throw DeliveryError.config("\(Self.limitKey) = '\(text)' is not a limit such as 2G, 500M,100000C or 1000C")
+            }
+            self.limit = limit
+        }
+        if options.quotaPermanent {
+            permanent = true
+        } else if let text = value(Self.permanentKey) {
+            switch text.lowercased() {
+            case "true", "yes", "1": permanent = true
+            case "false", "no", "0": permanent = false
+            default: throw DeliveryError.config("\(Self.permanentKey) = '\(text)' is not true or false")
+            }
+        }
+        if let text = value(Self.graceKey) {
+            let digits = text.hasSuffix("%") ? String(text.dropLast()) : text
+            guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+                  let percent = Int64(digits), percent <= 100 else {
+                throw DeliveryError.config("\(Self.graceKey) = '\(text)' is not a percentage between 0 and 100")
+            }
+            gracePercent = percent
+        }
+    }
+
+    /// What a delivery decides: refused, or let in with its size (nil when
+    /// the mailbox has no quota at all: nothing to count).
+    enum Verdict {
+        case admitted(size: Int64?)
+        case refused(DeliveryError)
+    }
+
+    /// Reads (and, as the convention asks, recounts) `maildirsize`, then
+    /// measures the message with `size` only when there is a limit: with
+    /// none, the delivery pays a single failed open and nothing else.
+    func check(mailbox: MaildirQuota, size measure: () -> Int64?) -> Verdict {
+        guard let (limit, usage) = mailbox.current(limit: limit) else { return .admitted(size: nil) }
+        guard let size = measure() else {
+            return .refused(DeliveryError(.temporary, "cannot measure the message for the quota"))
+        }
+        if usage.admits(size, under: limit, gracePercent: gracePercent) { return .admitted(size: size) }
+        let message = "mailbox '\(mailbox.root)' is full: it holds \(usage.bytes) bytes in \(usage.messages) messages "
+            + "of its quota \(limit.maildirsizeLine), and this message of \(size) bytes does not fit"
+        return .refused(permanent ? DeliveryError(.overQuota, message)
+                        : DeliveryError(.temporary, message + "; deferred until mail is removed"))
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// Mailbox quotas through the built executable, the mailbox's real
+/// `maildirsize` and the real notmuch CLI.
+@Suite struct QuotaTests {
+    /// A message of about 300 bytes, different each time.
+    private func message(_ index: Int) -> String {
+        sampleMessage(id: "quota-\(index)-\(UUID().uuidString)@example.org", subject: "Message \(index)",
+                      body: String(repeating: "x", count: 100) + "\n")
+    }
+
+    private func quotaFile(_ mail: MailFixture) throws -> String {
+        try String(contentsOf: mail.mailRoot.appendingPathComponent("maildirsize"), encoding: .utf8)
+    }
+
+    /// The sum of the file's lines after the first.
+    private func summed(_ mail: MailFixture) throws -> (bytes: Int, messages: Int) {
+        var bytes = 0, messages = 0
+        for line in try quotaFile(mail).split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            bytes += Int(fields[0])!
+            messages += Int(fields[1])!
+        }
+        return (bytes, messages)
+    }
+
+    /// What the mailbox really holds, counted here independently.
+    private func counted(_ mail: MailFixture) throws -> (bytes: Int, messages: Int) {
+        var bytes = 0, messages = 0
+        for file in mail.files() where file.hasPrefix("new/") || file.hasPrefix("cur/") {
+            bytes += try mail.contents(file).count
+            messages += 1
+        }
+        return (bytes, messages)
+    }
+
+    private func tmpIsEmpty(_ mail: MailFixture) -> Bool {
+        mail.files().allSatisfy { !$0.hasPrefix("tmp/") }
+    }
+
+    /// Fills the mailbox one message at a time until the first refusal.
+    private func fill(_ mail: MailFixture, _ arguments: [String] = []) throws -> (delivered: Int, refusal: MailFixture.Result) {
+        for index in 0..<50 {
+            let result = try mail.deliver(message(index), arguments)
+            if result.status != 0 { return (index, result) }
+        }
+        Issue.record("never refused")
+        return (50, MailFixture.Result(status: 0, stdout: "", stderr: ""))
+    }
+
+    @Test func aFullMailboxDefersWith75AndKeepsNothingOfTheRefusedMessage() throws {
+        let mail = try MailFixture(extraConfig: "[deliver]\nquota=2k\nquota_grace=0")
+        let (delivered, refusal) = try fill(mail)
+        #expect(refusal.status == 75)
+        #expect(refusal.stderr.contains("is full"))
+        #expect(delivered >= 5 && delivered <= 7)
+        #expect(try mail.count() == delivered)
+        #expect(tmpIsEmpty(mail))
+        let usage = try counted(mail)
+        #expect(usage.messages == delivered)
+        #expect(usage.bytes <= 2048)
+        #expect(try summed(mail) == usage)
+        #expect(try quotaFile(mail).hasPrefix("2048S\n"))
+        try mail.expectNothingNew()
+    }
+
+    @Test func thePermanentSwitchBouncesWith77() throws {
+        let mail = try MailFixture(extraConfig: "[deliver]\nquota=2k\nquota_grace=0")
+        #expect(try fill(mail, ["--quota-permanent"]).refusal.status == 77)
+        try mail.writeConfig(extra: "[deliver]\nquota=2k\nquota_grace=0\nquota_permanent=true")
+        let again = try mail.deliver(message(99))
+        #expect(again.status == 77)
+        #expect(tmpIsEmpty(mail))
+    }
+
+    /// The command line's limit wins over the configuration's.
+    @Test func theCommandLineLimitComesFirst() throws {
+        let mail = try MailFixture(extraConfig: "[deliver]\nquota=1M")
+        let (delivered, refusal) = try fill(mail, ["--quota", "3C"])
+        #expect(delivered == 3)
+        #expect(refusal.status == 75)
+        #expect(try quotaFile(mail).hasPrefix("3C\n"))
+    }
+
+    /// With a grace, one message may take the mailbox past the limit while
+    /// it was under it; the next is refused.
+    @Test func theGraceLetsOneLastMessageThrough() throws {
+        let mail = try MailFixture()
+        let size = Data(message(0).utf8).count
+        // Room for one and a half messages: the second fits only by the grace.
+        let limit = size * 3 / 2
+        #expect(try mail.deliver(message(1), ["--quota", "\(limit)"]).status == 0)
+        try mail.writeConfig(extra: "[deliver]\nquota_grace=0")
+        #expect(try mail.deliver(message(2), ["--quota", "\(limit)"]).status == 75)
+        try mail.writeConfig(extra: "[deliver]\nquota_grace=50")
+        #expect(try mail.deliver(message(3), ["--quota", "\(limit)"]).status == 0)
+        #expect(try mail.deliver(message(4), ["--quota", "\(limit)"]).status == 75)
+        #expect(try mail.count() == 2)
+    }
+
+    /// A mailbox another tool manages keeps its quota: the limit and the
+    /// usage come from its courier-style maildirsize.
+    @Test func aCourierMaildirsizeIsObeyed() throws {
+        let mail = try MailFixture()
+        try "10000S,100C\n9000 40\n1000 2\n".write(to: mail.mailRoot.appendingPathComponent("maildirsize"),
+                                                  atomically: true, encoding: .utf8)
+        let refusal = try mail.deliver(message(1))
+        #expect(refusal.status == 75)
+        #expect(refusal.stderr.contains("10000 bytes in 42 messages"))
+        #expect(try quotaFile(mail) == "10000S,100C\n9000 40\n1000 2\n")
+        #expect(try mail.count() == 0)
+    }
+
+    @Test func badSettingsDeferBeforeAnythingIsWritten() throws {
+        let mail = try MailFixture()
+        for bad in ["quota=lots", "quota=0", "quota=-5M", "quota_grace=150", "quota_grace=ten",
+                    "quota_permanent=maybe", "quota=1e99"] {
+            try mail.writeConfig(extra: "[deliver]\n\(bad)")
+            let result = try mail.deliver(message(1))
+            #expect(result.status == 75, "\(bad)")
+            #expect(result.stderr.contains("configuration error"), "\(bad)")
+        }
+        try mail.writeConfig()
+        #expect(try mail.deliver(message(1), ["--quota", "12Q"]).status == 64)
+        #expect(mail.files().isEmpty)
+    }
+
+    /// Eight deliveries at once: every one appends its line, and the sum
+    /// equals a recount of the mailbox.
+    @Test func concurrentDeliveriesAreCountedRight() throws {
+        let mail = try MailFixture(extraConfig: "[deliver]\nquota=10M")
+        #expect(try mail.deliver(message(0)).status == 0)
+        let statuses = Mutex<[Int32]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { index in
+            let status = (try? mail.deliver(message(index + 1)).status) ?? -1
+            statuses.withLock { $0.append(status) }
+        }
+        #expect(statuses.withLock { $0 } == Array(repeating: 0, count: 8))
+        #expect(try counted(mail).messages == 9)
+        #expect(try summed(mail) == counted(mail))
+    }
+
+    /// No quota anywhere: no maildirsize is made.
+    @Test func noQuotaWritesNoFile() throws {
+        let mail = try MailFixture()
+        #expect(try mail.deliver(message(1)).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: mail.mailRoot.appendingPathComponent("maildirsize").path))
+    }
+}
