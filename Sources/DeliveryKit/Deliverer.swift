@@ -27,6 +27,11 @@ public final class Deliverer: Sendable {
     public func deliver(_ input: FileDescriptor, envelope: Envelope? = nil) throws(DeliveryError) -> DeliveryReport {
         var options = options
         if let envelope { options.envelope = envelope }
+        return try deliver(input, options: options)
+    }
+
+    private func deliver(_ input: FileDescriptor, options requested: DeliveryOptions) throws(DeliveryError) -> DeliveryReport {
+        var options = requested
         var timer = PhaseTimer(path: options.timingsFile)
         defer { timer.write() }
         try VirtualMailbox.select(&options)
@@ -46,7 +51,7 @@ public final class Deliverer: Sendable {
         var preevaluated: PreevaluatedLeaves?
         // The whole mail root is the mailbox a quota covers.
         let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
-        var size: Int64?
+        var measured: QuotaPolicy.Measured?
         let file: Maildir.Delivered
         do {
             file = try Delivery.write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
@@ -58,9 +63,10 @@ public final class Deliverer: Sendable {
                 }
                 // Before the fsyncs and the link: a refused message never
                 // reaches new/, and nothing of it is left.
-                switch settings.quota.check(mailbox: mailbox, size: { (try? Stat(temporary))?.size }) {
+                switch settings.quota.check(mailbox: mailbox, enforcing: !options.quotaExempt,
+                                            size: { (try? Stat(temporary))?.size }) {
                 case .refused(let refusal): return refusal
-                case .admitted(let bytes): size = bytes
+                case .admitted(let figures): measured = figures
                 }
                 if !settings.rules.isEmpty {
                     preevaluated = settings.rules.preevaluate(DeliveryFacts(path: temporary.string, envelope: options.envelope,
@@ -98,10 +104,15 @@ public final class Deliverer: Sendable {
         }
         if report.outcome == .discarded {
             DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")
-        } else if let size, !file.adopted {
+        } else if let measured, !file.adopted {
             // Durable by now. A line lost to a crash right here is what the
             // next recount corrects; a file without limits is not started.
-            mailbox.add(bytes: size, messages: 1)
+            mailbox.add(bytes: measured.size, messages: 1)
+            if !options.quotaExempt,
+               let threshold = settings.quotaWarnings.claim(measured.after, limit: measured.limit,
+                                                            databasePath: settings.databasePath) {
+                warn(measured, threshold: threshold, settings: settings, options: requested)
+            }
         }
         maildir.removeStaleTemporaryFiles()
         // Not while a thread waits in libnotmuch for the lock: it could get
@@ -112,5 +123,41 @@ public final class Deliverer: Sendable {
         }
         timer.mark("hook")
         return report
+    }
+
+    /// Delivers the quota warning through this same Deliverer, into the
+    /// mailbox's top-level folder, tagged as configured; no rule, hook or
+    /// quota refusal stands in its way. Its failure is logged, never the
+    /// delivery's: the message that crossed the threshold is safe already.
+    private func warn(_ measured: QuotaPolicy.Measured, threshold: Int64, settings: DeliverySettings,
+                      options requested: DeliveryOptions) {
+        let text = settings.quotaWarnings.message(usage: measured.after, limit: measured.limit, threshold: threshold,
+                                                  mailbox: settings.mailRoot, recipient: requested.envelope.recipient)
+        // A template's placeholders could swell it past a pipe's buffer.
+        guard text.utf8.count <= 60_000 else {
+            DeliveryLog.logger.error("quota warning for \(threshold)% not delivered: the message would exceed 60000 bytes")
+            return
+        }
+        var options = requested
+        options.folder = nil
+        options.createFolder = false
+        options.rules = .none
+        options.tagOperations = settings.quotaWarnings.tags
+        options.runHooks = false
+        options.keep = false
+        options.quotaExempt = true
+        options.envelope.sender = "MAILER-DAEMON"
+        do {
+            // Through a pipe: the text is far below a pipe's buffer (the
+            // template is capped at 32 KiB), so writing it all first cannot block.
+            let (reading, writing) = try FileDescriptor.pipe()
+            defer { try? reading.close() }
+            _ = text.utf8.withContiguousStorageIfAvailable { try? writing.writeEverything(UnsafeRawBufferPointer($0)) }
+            try? writing.close()
+            let report = try deliver(reading, options: options)
+            DeliveryLog.logger.notice("quota warning delivered: \(threshold)% reached, \(report.path)")
+        } catch {
+            DeliveryLog.logger.error("quota warning for \(threshold)% not delivered: \(error)")
+        }
     }
 }

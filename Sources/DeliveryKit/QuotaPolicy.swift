@@ -52,19 +52,32 @@ struct QuotaPolicy: Sendable {
     /// What a delivery decides: refused, or let in with its size (nil when
     /// the mailbox has no quota at all: nothing to count).
     enum Verdict {
-        case admitted(size: Int64?)
+        /// Let in; with the message's size and the usage before it, when
+        /// the mailbox has a quota.
+        case admitted(Measured?)
         case refused(DeliveryError)
+    }
+
+    struct Measured {
+        let size: Int64
+        let limit: QuotaLimit
+        let before: QuotaUsage
+        var after: QuotaUsage { QuotaUsage(bytes: before.bytes + size, messages: before.messages + 1) }
     }
 
     /// Reads (and, as the convention asks, recounts) `maildirsize`, then
     /// measures the message with `size` only when there is a limit: with
     /// none, the delivery pays a single failed open and nothing else.
-    func check(mailbox: MaildirQuota, size measure: () -> Int64?) -> Verdict {
-        guard let (limit, usage) = mailbox.current(limit: limit) else { return .admitted(size: nil) }
+    /// `enforcing` false measures without refusing (a quota warning must
+    /// reach a full mailbox, and still counts).
+    func check(mailbox: MaildirQuota, enforcing: Bool = true, size measure: () -> Int64?) -> Verdict {
+        guard let (limit, usage) = mailbox.current(limit: limit) else { return .admitted(nil) }
         guard let size = measure() else {
             return .refused(DeliveryError(.temporary, "cannot measure the message for the quota"))
         }
-        if usage.admits(size, under: limit, gracePercent: gracePercent) { return .admitted(size: size) }
+        if !enforcing || usage.admits(size, under: limit, gracePercent: gracePercent) {
+            return .admitted(Measured(size: size, limit: limit, before: usage))
+        }
         let message = "mailbox '\(mailbox.root)' is full: it holds \(usage.bytes) bytes in \(usage.messages) messages "
             + "of its quota \(limit.maildirsizeLine), and this message of \(size) bytes does not fit"
         return .refused(permanent ? DeliveryError(.overQuota, message)

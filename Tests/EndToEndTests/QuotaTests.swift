@@ -148,4 +148,72 @@ import Testing
         #expect(try mail.deliver(message(1)).status == 0)
         #expect(!FileManager.default.fileExists(atPath: mail.mailRoot.appendingPathComponent("maildirsize").path))
     }
+
+    private func stateFile(_ mail: MailFixture) -> URL {
+        mail.mailRoot.appendingPathComponent(".notmuch/notmuch-deliver-quota-warning")
+    }
+
+    /// 300-byte messages into 5000 bytes with warnings at 30 and 60 %: one
+    /// warning at each, none in between, none repeated the same day.
+    @Test func warningsComeOncePerThreshold() throws {
+        let mail = try MailFixture(extraConfig: "[deliver]\nquota=5000\nquota_warn=30;60")
+        var warnings: [Int] = []
+        for index in 0..<10 {
+            #expect(try mail.deliver(message(index)).status == 0)
+            warnings.append(try mail.count("tag:quota-warning"))
+        }
+        // Each warning is a message too, and counts against the quota.
+        let first = try #require(warnings.firstIndex(of: 1))
+        let second = try #require(warnings.firstIndex(of: 2))
+        #expect(first < second)
+        #expect(warnings.last == 2)
+        #expect(try mail.notmuch("search", "--output=messages", "tag:quota-warning", "subject:full")
+                    .split(separator: "\n").count == 2)
+        #expect(try summed(mail) == counted(mail))
+    }
+
+    /// Still above a threshold a day later: reminded once more, then not.
+    @Test func aWarningRepeatsAfterADay() throws {
+        let mail = try MailFixture(extraConfig: "[deliver]\nquota=4000\nquota_warn=5")
+        #expect(try mail.deliver(message(0)).status == 0)
+        #expect(try mail.count("tag:quota-warning") == 1)
+        #expect(try mail.deliver(message(1)).status == 0)
+        #expect(try mail.count("tag:quota-warning") == 1)
+        let yesterday = Int(Date().timeIntervalSince1970) - 25 * 3600
+        try "5 \(yesterday)\n".write(to: stateFile(mail), atomically: true, encoding: .utf8)
+        #expect(try mail.deliver(message(2)).status == 0)
+        #expect(try mail.count("tag:quota-warning") == 2)
+        #expect(try mail.deliver(message(3)).status == 0)
+        #expect(try mail.count("tag:quota-warning") == 2)
+    }
+
+    /// The administrator's template, with its placeholders filled in, and
+    /// the configured tags.
+    @Test func aTemplateAndTagsAreUsed() throws {
+        let mail = try MailFixture()
+        let template = mail.directory.appendingPathComponent("warning.txt")
+        try "From: postmaster@example.org\nTo: {recipient}\nSubject: at {percent}% (over {threshold}%)\n\n{usage} of {limit}, {messages} messages in {mailbox}\n"
+            .write(to: template, atomically: true, encoding: .utf8)
+        try mail.writeConfig(extra: "[deliver]\nquota=1000\nquota_warn=5\nquota_warning_tags=full;-inbox\n"
+                             + "quota_warning_template=\(template.path)")
+        #expect(try mail.deliver(message(0), ["--recipient", "bob@example.org"]).status == 0)
+        #expect(try mail.tags("tag:full") == ["full", "unread"])
+        let shown = try mail.notmuch("show", "--format=raw", "tag:full")
+        let size = Data(message(0).utf8).count
+        #expect(shown.contains("To: bob@example.org"))
+        #expect(shown.contains("Subject: at \(size * 100 / 1000)% (over 5%)"))
+        #expect(shown.contains("\(size) of 1000 bytes, 1 messages in \(mail.mailRoot.path)"))
+        #expect(shown.contains("Message-ID: <quota-warning."))
+    }
+
+    @Test func badWarningSettingsDefer() throws {
+        let mail = try MailFixture()
+        for bad in ["quota_warn=0", "quota_warn=101", "quota_warn=80;high", "quota_warning_template=relative.txt"] {
+            try mail.writeConfig(extra: "[deliver]\nquota=1M\n\(bad)")
+            let result = try mail.deliver(message(1))
+            #expect(result.status == 75, "\(bad)")
+            #expect(result.stderr.contains("configuration error"), "\(bad)")
+        }
+        #expect(mail.files().isEmpty)
+    }
 }
