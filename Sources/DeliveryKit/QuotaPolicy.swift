@@ -84,3 +84,46 @@ struct QuotaPolicy: Sendable {
                         : DeliveryError(.temporary, message + "; deferred until mail is removed"))
     }
 }
+
+/// A mailbox's usage against its limit, for `notmuch-deliver quota`.
+public struct QuotaStatus: Sendable {
+    public let mailbox: String
+    public let bytes: Int64
+    public let messages: Int64
+    public let limitBytes: Int64?
+    public let limitMessages: Int64?
+    /// Where the limit comes from: `deliver.quota` (or the command line),
+    /// `maildirsize` (another tool's, or ours), or nil: no limit.
+    public let limitSource: String?
+
+    /// The highest share of a limit used; nil without a limit.
+    public var percent: Int64? {
+        let limit = QuotaLimit(bytes: limitBytes, messages: limitMessages)
+        return limit.isUnlimited ? nil : QuotaUsage(bytes: bytes, messages: messages).percent(of: limit)
+    }
+}
+
+extension Delivery {
+    /// The usage of the mailbox these options name. Reading follows the
+    /// delivery's rules (a stale or corrupt maildirsize is recounted and
+    /// rewritten); `recalculate` recounts whatever the file says. Without
+    /// any limit the mailbox is counted and no file is written.
+    public static func quotaStatus(_ options: DeliveryOptions, recalculate: Bool) throws(DeliveryError) -> QuotaStatus {
+        var options = options
+        try VirtualMailbox.select(&options)
+        let settings = try DeliverySettings(options: options)
+        let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
+        let configured = settings.quota.limit
+        let fileLimit = configured == nil ? mailbox.read()?.limit : nil
+        let limit = (configured ?? fileLimit).flatMap { $0.isUnlimited ? nil : $0 }
+        let usage: QuotaUsage
+        if let limit {
+            usage = recalculate ? mailbox.recalculate(limit: limit) : (mailbox.current(limit: limit)?.1 ?? QuotaUsage())
+        } else {
+            usage = MaildirQuota.count(FilePath(settings.mailRoot))
+        }
+        return QuotaStatus(mailbox: settings.mailRoot, bytes: usage.bytes, messages: usage.messages,
+                           limitBytes: limit?.bytes, limitMessages: limit?.messages,
+                           limitSource: limit == nil ? nil : configured != nil ? QuotaPolicy.limitKey : "maildirsize")
+    }
+}

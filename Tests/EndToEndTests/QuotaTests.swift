@@ -216,4 +216,44 @@ import Testing
         }
         #expect(mail.files().isEmpty)
     }
+
+    /// `quota` reports the file's figures (here a line added by hand, as
+    /// another tool would), and `--recalculate` the mailbox's own.
+    @Test func theQuotaCommandReportsAndRecalculates() throws {
+        let mail = try MailFixture(extraConfig: "[deliver]\nquota=10k,5C")
+        #expect(try mail.deliver(message(1)).status == 0)
+        let size = Data(message(1).utf8).count
+        let handle = try FileHandle(forWritingTo: mail.mailRoot.appendingPathComponent("maildirsize"))
+        handle.seekToEndOfFile()
+        handle.write(Data("100 1\n".utf8))
+        try handle.close()
+
+        let text = try mail.command(["quota"])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("usage: \(size + 100) bytes in 2 messages"))
+        #expect(text.stdout.contains("limit: 10240 bytes, 5 messages (from deliver.quota)"))
+        #expect(text.stdout.contains("used: 40%"))
+
+        let json = try mail.command(["quota", "--json", "--recalculate"])
+        #expect(json.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["bytes"] as? Int == size)
+        #expect(object["messages"] as? Int == 1)
+        #expect(object["limit_bytes"] as? Int == 10240)
+        #expect(object["limit_messages"] as? Int == 5)
+        #expect(object["percent"] as? Int == 20)
+        #expect(object["mailbox"] as? String == mail.mailRoot.path)
+        #expect(try quotaFile(mail) == "10240S,5C\n\(size) 1\n")
+    }
+
+    /// Without any limit: counted, and no file written.
+    @Test func theQuotaCommandWithoutALimit() throws {
+        let mail = try MailFixture()
+        #expect(try mail.deliver(message(1)).status == 0)
+        let json = try mail.command(["quota", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["messages"] as? Int == 1)
+        #expect(object["percent"] is NSNull)
+        #expect(!FileManager.default.fileExists(atPath: mail.mailRoot.appendingPathComponent("maildirsize").path))
+    }
 }
