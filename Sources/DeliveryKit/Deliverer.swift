@@ -51,7 +51,13 @@ public final class Deliverer: Sendable {
         var preevaluated: PreevaluatedLeaves?
         // The whole mail root is the mailbox a quota covers.
         let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
+        // Counted in maildirsize when admitted: taken back if the message
+        // is not stored after all.
         var measured: QuotaPolicy.Measured?
+        func takeBackQuota() {
+            if let counted = measured { mailbox.add(bytes: -counted.size, messages: -1) }
+            measured = nil
+        }
         let file: Maildir.Delivered
         do {
             file = try Delivery.write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
@@ -77,15 +83,21 @@ public final class Deliverer: Sendable {
             })
         } catch {
             if let plan { session.cancel(plan) }
+            takeBackQuota()
             throw error
         }
+        // The same bytes were there already, and counted then.
+        if file.adopted { takeBackQuota() }
         // Kept (--keep) only once its name is on disk; otherwise removed,
         // unless it is not ours to remove.
         func keepOrDiscard(_ failure: DeliveryError) throws(DeliveryError) -> DeliveryReport {
             // A rule's folder may have taken it before the failure.
             let current = failure.location ?? file.path
             guard options.keep, failure.kind != .usage, (try? FileSystem.fsyncDirectory(current.directory)) != nil else {
-                if !file.adopted && !failure.fileIsNamedElsewhere { Maildir.discard(current) }
+                if !file.adopted && !failure.fileIsNamedElsewhere {
+                    Maildir.discard(current)
+                    takeBackQuota()
+                }
                 throw failure
             }
             return DeliveryReport(path: current.string, messageID: nil, tags: [], outcome: .keptUnindexed,
@@ -104,10 +116,10 @@ public final class Deliverer: Sendable {
         }
         if report.outcome == .discarded {
             DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")
-        } else if let measured, !file.adopted {
-            // Durable by now. A line lost to a crash right here is what the
-            // next recount corrects; a file without limits is not started.
-            mailbox.add(bytes: measured.size, messages: 1)
+            takeBackQuota()
+        } else if let measured {
+            // Its line went in when it was admitted: a crash since leaves at
+            // worst a figure too high, which the next recount corrects.
             if !options.quotaExempt,
                let threshold = settings.quotaWarnings.claim(measured.after, limit: measured.limit,
                                                             databasePath: settings.databasePath) {

@@ -1,5 +1,8 @@
 import MaildirKit
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How a delivery treats the mailbox's quota: the limit configured (if
 /// any; else the one an existing `maildirsize` names), whether a refusal is
@@ -68,14 +71,30 @@ struct QuotaPolicy: Sendable {
     /// Reads (and, as the convention asks, recounts) `maildirsize`, then
     /// measures the message with `size` only when there is a limit: with
     /// none, the delivery pays a single failed open and nothing else.
+    /// An admitted message's line is appended at once, under a lock on the
+    /// mailbox's directory, so concurrent deliveries see each other's
+    /// reservations and cannot all squeeze under the limit; the caller
+    /// appends the opposite line if the message is not stored after all.
     /// `enforcing` false measures without refusing (a quota warning must
     /// reach a full mailbox, and still counts).
     func check(mailbox: MaildirQuota, enforcing: Bool = true, size measure: () -> Int64?) -> Verdict {
-        guard let (limit, usage) = mailbox.current(limit: limit) else { return .admitted(nil) }
+        guard mailbox.current(limit: limit) != nil else { return .admitted(nil) }
         guard let size = measure() else {
             return .refused(DeliveryError(.temporary, "cannot measure the message for the quota"))
         }
+        let lock = mailbox.root.withPlatformString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard lock >= 0 else { return .refused(DeliveryError(.temporary, "cannot open '\(mailbox.root)' to lock it")) }
+        defer { close(lock) }
+        // Held for a read and an append: short, and released by close.
+        while flock(lock, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                return .refused(DeliveryError(.temporary, "cannot lock '\(mailbox.root)': \(Errno(rawValue: errno))"))
+            }
+        }
+        // Read again under the lock: another delivery may have added since.
+        guard let (limit, usage) = mailbox.current(limit: limit) else { return .admitted(nil) }
         if !enforcing || usage.admits(size, under: limit, gracePercent: gracePercent) {
+            mailbox.add(bytes: size, messages: 1)
             return .admitted(Measured(size: size, limit: limit, before: usage))
         }
         let message = "mailbox '\(mailbox.root)' is full: it holds \(usage.bytes) bytes in \(usage.messages) messages "

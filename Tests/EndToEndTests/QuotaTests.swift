@@ -256,4 +256,25 @@ import Testing
         #expect(object["percent"] is NSNull)
         #expect(!FileManager.default.fileExists(atPath: mail.mailRoot.appendingPathComponent("maildirsize").path))
     }
+
+    /// Twelve deliveries at once into room for five: exactly five get in,
+    /// the rest defer, nothing is left in tmp/, and the file agrees with the
+    /// mailbox. (Each reserves its line under the mailbox's lock; the window
+    /// without it is narrow, and this test alone does not catch its loss.)
+    @Test func concurrentDeliveriesStopAtTheLimit() throws {
+        for limit in ["5C", "\(Data(message(10).utf8).count * 5)"] {
+            let mail = try MailFixture(extraConfig: "[deliver]\nquota=\(limit)\nquota_grace=0")
+            let statuses = Mutex<[Int32]>([])
+            DispatchQueue.concurrentPerform(iterations: 12) { index in
+                let status = (try? mail.deliver(message(index + 10)).status) ?? -1
+                statuses.withLock { $0.append(status) }
+            }
+            let all = statuses.withLock { $0 }
+            #expect(all.filter { $0 == 0 }.count == 5, "\(limit): \(all)")
+            #expect(all.filter { $0 == 75 }.count == 7, "\(limit): \(all)")
+            #expect(try counted(mail).messages == 5)
+            #expect(try summed(mail) == counted(mail))
+            #expect(tmpIsEmpty(mail))
+        }
+    }
 }
