@@ -117,6 +117,7 @@ package struct QuotaUsage: Equatable, Sendable {
 /// O_APPEND write so that concurrent deliveries never mix their lines.
 /// Usage is the sum of those lines; the file is rewritten from a count of
 /// the mailbox when it is missing, has grown to 5120 bytes, cannot be read,
+/// holds only its limit line (a quota just set by hand),
 /// or says the mailbox is over quota while having more than one line or
 /// being older than 15 minutes (the convention's guard against a stale sum).
 ///
@@ -186,6 +187,9 @@ package struct MaildirQuota: Sendable {
     package static func needsRecalculation(_ contents: Contents?, limit: QuotaLimit, now: Int) -> Bool {
         guard let contents else { return true }
         if contents.size >= largestFile || contents.limit != limit { return true }
+        // Only the limit line: a quota just set by hand or by `maildirmake
+        // -q`, whose usage nobody has counted yet.
+        if contents.lines < 2 { return true }
         if contents.usage.bytes < 0 || contents.usage.messages < 0 { return true }
         if contents.usage.exceeds(limit) && (contents.lines > 2 || now - contents.modified > staleAge) { return true }
         return false

@@ -144,6 +144,16 @@ import Testing
                 == QuotaUsage(bytes: 10, messages: 1))
     }
 
+    /// A limit line alone (set by hand, or by `maildirmake -q`) is counted.
+    @Test func aLimitLineAloneIsCounted() throws {
+        let root = try mailbox()
+        defer { try? manager.removeItem(at: root) }
+        try put(64, in: "cur", root: root)
+        try write("1073741824S\n", to: root)
+        #expect(MaildirQuota(root: FilePath(root.path)).current(limit: nil)?.1 == QuotaUsage(bytes: 64, messages: 1))
+        #expect(try contents(root) == "1073741824S\n64 1\n")
+    }
+
     @Test func aChangedLimitRewritesTheFile() throws {
         let root = try mailbox()
         defer { try? manager.removeItem(at: root) }
