@@ -10,7 +10,8 @@ struct NotmuchDeliver: ParsableCommand {
         abstract: "Deliver one message from standard input into a maildir and index it with notmuch.",
         discussion: """
             Accepts the command line of 'notmuch insert'. Exit status: 0 delivered and indexed; \
-            64 usage error; 65 the input is not a message; 75 temporary failure (the MTA retries).
+            64 usage error; 65 the input is not a message; 75 temporary failure (the MTA retries); \
+            77 over quota with --quota-permanent.
             """,
         version: notmuchDeliverVersion,
         subcommands: [Deliver.self, CheckRules.self, Explain.self, Flush.self, Import.self, Quota.self],
