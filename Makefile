@@ -156,6 +156,7 @@ bench: build
 	python3 Tests/Bench/bench.py --deliver $(RELEASE_BIN) $(BENCH_ARGS)
 
 # Nothing lost under load and kill -9: 8 deliverers x 2,000 messages.
+# STRESS_ARGS=--quota=2M fills a quota too: every refusal 75, maildirsize right.
 stress: build
 	python3 Tests/Stress/stress.py --deliver $(RELEASE_BIN) $(STRESS_ARGS)
 
