@@ -78,7 +78,9 @@ struct QuotaPolicy: Sendable {
     /// `enforcing` false measures without refusing (a quota warning must
     /// reach a full mailbox, and still counts).
     func check(mailbox: MaildirQuota, enforcing: Bool = true, size measure: () -> Int64?) -> Verdict {
-        guard mailbox.current(limit: limit) != nil else { return .admitted(nil) }
+        // Whether there is a limit at all, without recounting: that is done
+        // once, under the lock.
+        guard limit != nil || mailbox.read().map({ !$0.limit.isUnlimited }) == true else { return .admitted(nil) }
         guard let size = measure() else {
             return .refused(DeliveryError(.temporary, "cannot measure the message for the quota"))
         }

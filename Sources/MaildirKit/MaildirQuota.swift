@@ -140,14 +140,16 @@ package struct MaildirQuota: Sendable {
     /// What a readable `maildirsize` says.
     package struct Contents: Equatable, Sendable {
         package var limit: QuotaLimit
-        package var usage: QuotaUsage
+        /// Nil when a usage line is malformed or cut short: the limit
+        /// still holds, the usage needs a recount.
+        package var usage: QuotaUsage?
         package var lines: Int
         package var size: Int
         package var modified: Int
     }
 
-    /// The file's contents; nil when it is missing, unreadable or malformed
-    /// (each of which a recalculation repairs).
+    /// The file's contents; nil when it is missing, unreadable or its limit
+    /// line is malformed (each of which a recalculation repairs).
     package func read() -> Contents? {
         let raw = file.withPlatformString { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
         guard raw >= 0 else { return nil }
@@ -166,18 +168,21 @@ package struct MaildirQuota: Sendable {
             count += got
         }
         let text = String(decoding: bytes[..<count], as: UTF8.self)
-        // A last line without its newline is an append still being written
-        // or cut short by a crash: not trusted.
-        guard text.hasSuffix("\n") else { return nil }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // After the last newline: nothing, or an append still being written,
+        // cut short by a crash, or cut by the read above; not trusted.
+        let unfinished = !lines.removeLast().isEmpty
         guard let first = lines.first, let limit = QuotaLimit(maildirsizeLine: first) else { return nil }
-        var usage = QuotaUsage()
-        for line in lines.dropFirst() {
+        var usage: QuotaUsage? = unfinished ? nil : QuotaUsage()
+        for line in lines.dropFirst() where usage != nil {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count == 2, let bytes = Int64(fields[0]), let messages = Int64(fields[1]),
-                  abs(bytes) <= QuotaLimit.largest, abs(messages) <= QuotaLimit.largest else { return nil }
-            usage.bytes += bytes
-            usage.messages += messages
+                  abs(bytes) <= QuotaLimit.largest, abs(messages) <= QuotaLimit.largest else {
+                usage = nil
+                break
+            }
+            usage?.bytes += bytes
+            usage?.messages += messages
         }
         return Contents(limit: limit, usage: usage, lines: lines.count, size: Int(info.st_size),
                         modified: Int(info.st_mtim.tv_sec))
@@ -185,13 +190,13 @@ package struct MaildirQuota: Sendable {
 
     /// Whether the convention asks for a recount of what `contents` says.
     package static func needsRecalculation(_ contents: Contents?, limit: QuotaLimit, now: Int) -> Bool {
-        guard let contents else { return true }
+        guard let contents, let usage = contents.usage else { return true }
         if contents.size >= largestFile || contents.limit != limit { return true }
         // Only the limit line: a quota just set by hand or by `maildirmake
         // -q`, whose usage nobody has counted yet.
         if contents.lines < 2 { return true }
-        if contents.usage.bytes < 0 || contents.usage.messages < 0 { return true }
-        if contents.usage.exceeds(limit) && (contents.lines > 2 || now - contents.modified > staleAge) { return true }
+        if usage.bytes < 0 || usage.messages < 0 { return true }
+        if usage.exceeds(limit) && (contents.lines > 2 || now - contents.modified > staleAge) { return true }
         return false
     }
 
@@ -201,8 +206,8 @@ package struct MaildirQuota: Sendable {
     package func current(limit configured: QuotaLimit?, now: Int = Int(time(nil))) -> (QuotaLimit, QuotaUsage)? {
         let contents = read()
         guard let limit = configured ?? contents?.limit, !limit.isUnlimited else { return nil }
-        if let contents, !Self.needsRecalculation(contents, limit: limit, now: now) {
-            return (limit, contents.usage)
+        if let contents, let usage = contents.usage, !Self.needsRecalculation(contents, limit: limit, now: now) {
+            return (limit, usage)
         }
         return (limit, recalculate(limit: limit))
     }

@@ -118,6 +118,21 @@ import Testing
         }
     }
 
+    /// A broken usage line does not lose the limit: with none configured,
+    /// the file's own still applies, and the usage is recounted.
+    @Test func aBrokenUsageLineKeepsTheLimit() throws {
+        for broken in ["500S\n1 1\ngarbage\n", "500S\n1 1\n12", "500S\n1 1 1\n"] {
+            let root = try mailbox()
+            defer { try? manager.removeItem(at: root) }
+            try put(42, in: "cur", root: root)
+            try write(broken, to: root)
+            let current = MaildirQuota(root: FilePath(root.path)).current(limit: nil)
+            #expect(current?.0 == QuotaLimit(bytes: 500), "\(broken.debugDescription)")
+            #expect(current?.1 == QuotaUsage(bytes: 42, messages: 1), "\(broken.debugDescription)")
+            #expect(try contents(root) == "500S\n42 1\n")
+        }
+    }
+
     @Test func aLargeFileIsRecalculated() throws {
         let root = try mailbox()
         defer { try? manager.removeItem(at: root) }
