@@ -14,7 +14,7 @@ DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev lib
 DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
 # bash-completion for the installed package's test (root only).
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d man-db bash-completion
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core man-db bash-completion
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -57,13 +57,14 @@ deps-e2e:
 	fi
 
 # Real postfix (mailbox_command, pipe to virtual mailboxes) and fetchmail
-# against dovecot, on loopback; and the Debian package installed, used and
+# against dovecot, on loopback; our maildirsize read and recounted by
+# dovecot's doveadm (quota.sh); and the Debian package installed, used and
 # purged. They need root: without it each script says why and exits 77, and
 # is counted as skipped, not passed.
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail deb; do \
+	for test in postfix fetchmail quota deb; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  bash Tests/Integration/$$test.sh $$subject; status=$$?; \
 	  case $$status in \
@@ -155,6 +156,7 @@ bench: build
 	python3 Tests/Bench/bench.py --deliver $(RELEASE_BIN) $(BENCH_ARGS)
 
 # Nothing lost under load and kill -9: 8 deliverers x 2,000 messages.
+# STRESS_ARGS=--quota=2M fills a quota too: every refusal 75, maildirsize right.
 stress: build
 	python3 Tests/Stress/stress.py --deliver $(RELEASE_BIN) $(STRESS_ARGS)
 

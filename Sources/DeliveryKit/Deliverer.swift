@@ -27,6 +27,11 @@ public final class Deliverer: Sendable {
     public func deliver(_ input: FileDescriptor, envelope: Envelope? = nil) throws(DeliveryError) -> DeliveryReport {
         var options = options
         if let envelope { options.envelope = envelope }
+        return try deliver(input, options: options)
+    }
+
+    private func deliver(_ input: FileDescriptor, options requested: DeliveryOptions) throws(DeliveryError) -> DeliveryReport {
+        var options = requested
         var timer = PhaseTimer(path: options.timingsFile)
         defer { timer.write() }
         try VirtualMailbox.select(&options)
@@ -44,6 +49,15 @@ public final class Deliverer: Sendable {
         // The rules' headers, envelope and size conditions, evaluated before
         // the database is asked for: a slow rule never holds the write lock.
         var preevaluated: PreevaluatedLeaves?
+        // The whole mail root is the mailbox a quota covers.
+        let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
+        // Counted in maildirsize when admitted: taken back if the message
+        // is not stored after all.
+        var measured: QuotaPolicy.Measured?
+        func takeBackQuota() {
+            if let counted = measured { mailbox.add(bytes: -counted.size, messages: -1) }
+            measured = nil
+        }
         let file: Maildir.Delivered
         do {
             file = try Delivery.write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
@@ -52,6 +66,13 @@ public final class Deliverer: Sendable {
                     guard options.keep, rejection.kind == .notAMessage else { return rejection }
                     keptNotMail = rejection
                     return nil
+                }
+                // Before the fsyncs and the link: a refused message never
+                // reaches new/, and nothing of it is left.
+                switch settings.quota.check(mailbox: mailbox, enforcing: !options.quotaExempt,
+                                            size: { (try? Stat(temporary))?.size }) {
+                case .refused(let refusal): return refusal
+                case .admitted(let figures): measured = figures
                 }
                 if !settings.rules.isEmpty {
                     preevaluated = settings.rules.preevaluate(DeliveryFacts(path: temporary.string, envelope: options.envelope,
@@ -62,15 +83,21 @@ public final class Deliverer: Sendable {
             })
         } catch {
             if let plan { session.cancel(plan) }
+            takeBackQuota()
             throw error
         }
+        // The same bytes were there already, and counted then.
+        if file.adopted { takeBackQuota() }
         // Kept (--keep) only once its name is on disk; otherwise removed,
         // unless it is not ours to remove.
         func keepOrDiscard(_ failure: DeliveryError) throws(DeliveryError) -> DeliveryReport {
             // A rule's folder may have taken it before the failure.
             let current = failure.location ?? file.path
             guard options.keep, failure.kind != .usage, (try? FileSystem.fsyncDirectory(current.directory)) != nil else {
-                if !file.adopted && !failure.fileIsNamedElsewhere { Maildir.discard(current) }
+                if !file.adopted && !failure.fileIsNamedElsewhere {
+                    Maildir.discard(current)
+                    takeBackQuota()
+                }
                 throw failure
             }
             return DeliveryReport(path: current.string, messageID: nil, tags: [], outcome: .keptUnindexed,
@@ -89,6 +116,15 @@ public final class Deliverer: Sendable {
         }
         if report.outcome == .discarded {
             DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")
+            takeBackQuota()
+        } else if let measured {
+            // Its line went in when it was admitted: a crash since leaves at
+            // worst a figure too high, which the next recount corrects.
+            if !options.quotaExempt,
+               let threshold = settings.quotaWarnings.claim(measured.after, limit: measured.limit,
+                                                            databasePath: settings.databasePath) {
+                warn(measured, threshold: threshold, settings: settings, options: requested)
+            }
         }
         maildir.removeStaleTemporaryFiles()
         // Not while a thread waits in libnotmuch for the lock: it could get
@@ -99,5 +135,41 @@ public final class Deliverer: Sendable {
         }
         timer.mark("hook")
         return report
+    }
+
+    /// Delivers the quota warning through this same Deliverer, into the
+    /// mailbox's top-level folder, tagged as configured; no rule, hook or
+    /// quota refusal stands in its way. Its failure is logged, never the
+    /// delivery's: the message that crossed the threshold is safe already.
+    private func warn(_ measured: QuotaPolicy.Measured, threshold: Int64, settings: DeliverySettings,
+                      options requested: DeliveryOptions) {
+        let text = settings.quotaWarnings.message(usage: measured.after, limit: measured.limit, threshold: threshold,
+                                                  mailbox: settings.mailRoot, recipient: requested.envelope.recipient)
+        // A template's placeholders could swell it past a pipe's buffer.
+        guard text.utf8.count <= 60_000 else {
+            DeliveryLog.logger.error("quota warning for \(threshold)% not delivered: the message would exceed 60000 bytes")
+            return
+        }
+        var options = requested
+        options.folder = nil
+        options.createFolder = false
+        options.rules = .none
+        options.tagOperations = settings.quotaWarnings.tags
+        options.runHooks = false
+        options.keep = false
+        options.quotaExempt = true
+        options.envelope.sender = "MAILER-DAEMON"
+        do {
+            // Through a pipe: the text is far below a pipe's buffer (the
+            // template is capped at 32 KiB), so writing it all first cannot block.
+            let (reading, writing) = try FileDescriptor.pipe()
+            defer { try? reading.close() }
+            _ = text.utf8.withContiguousStorageIfAvailable { try? writing.writeEverything(UnsafeRawBufferPointer($0)) }
+            try? writing.close()
+            let report = try deliver(reading, options: options)
+            DeliveryLog.logger.notice("quota warning delivered: \(threshold)% reached, \(report.path)")
+        } catch {
+            DeliveryLog.logger.error("quota warning for \(threshold)% not delivered: \(error)")
+        }
     }
 }

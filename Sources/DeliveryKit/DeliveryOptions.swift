@@ -36,6 +36,12 @@ public struct DeliveryOptions: Sendable {
     public var mailRootTemplate: String?
     /// Set from the template: the mailbox's own database, no config file.
     var databasePath: String?
+    /// `--quota`, as written (checked with the configuration).
+    public var quota: String?
+    /// `--quota-permanent`: an over-quota refusal bounces.
+    public var quotaPermanent = false
+    /// A quota warning: counted, never refused, and warns of nothing itself.
+    var quotaExempt = false
 
     /// Opens the database for writing, as these options locate it.
     func openDatabase() throws(NotmuchError) -> Database {
@@ -114,6 +120,8 @@ struct DeliverySettings {
     var rules: RuleSet
     /// Where `rules` came from (nil: none), to find them again for a queued record.
     var rulesPath: String?
+    let quota: QuotaPolicy
+    let quotaWarnings: QuotaWarnings
 
     /// A few seconds: long enough for a mail client's tagging, short
     /// enough that an MTA never waits on a `notmuch new` of hours.
@@ -155,6 +163,13 @@ struct DeliverySettings {
             self.lockTimeout = value
         } else {
             self.lockTimeout = Self.defaultLockTimeout
+        }
+
+        self.quota = try QuotaPolicy(options: options) { database.configValues($0).first }
+        // Lists: notmuch splits `80;95` into its items already.
+        self.quotaWarnings = try QuotaWarnings { key in
+            let items = database.configValues(key)
+            return items.isEmpty ? nil : items.joined(separator: ";")
         }
 
         let rulesPath = try RulesLoader.path(for: options) { database.configValues(RulesLoader.configKey).first }

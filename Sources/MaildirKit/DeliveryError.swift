@@ -10,6 +10,9 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
         /// The recipient can never have a mailbox here (say, a local part
         /// too long for a directory name): retrying cannot help.
         case noSuchMailbox
+        /// The mailbox is over its quota and the administrator made that
+        /// permanent (`--quota-permanent`): the MTA bounces.
+        case overQuota
         /// Anything that may pass: a full disk, a database that cannot be
         /// opened, a configuration being fixed. The MTA keeps the mail and retries.
         case temporary
@@ -40,6 +43,7 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
         case .usage: return .usage
         case .notAMessage: return .dataError
         case .noSuchMailbox: return .noUser
+        case .overQuota: return .noPermission
         case .temporary: return .temporaryFailure
         }
     }

@@ -7,4 +7,7 @@ public enum ExitStatus: Int32, Sendable {
     /// EX_NOUSER: pipe(8) bounces it as "user unknown" (5.1.1).
     case noUser = 67
     case temporaryFailure = 75
+    /// EX_NOPERM: a permanent over-quota refusal, as maildrop's
+    /// deliverquota exits; pipe(8) bounces it.
+    case noPermission = 77
 }

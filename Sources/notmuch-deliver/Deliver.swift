@@ -24,6 +24,13 @@ struct Deliver: ParsableCommand {
     @Option(help: ArgumentHelp("Log to this file instead of syslog.", valueName: "file"))
     var log: String?
 
+    @Option(help: ArgumentHelp("The mailbox's quota, e.g. 2G, 500M,100000C or 1000C (default: deliver.quota, "
+                               + "else the first line of the mailbox's maildirsize).", valueName: "limit"))
+    var quota: String?
+
+    @Flag(help: "Refuse a message over the quota permanently (exit 77, a bounce) instead of deferring it (75).")
+    var quotaPermanent = false
+
     var request: DeliveryRequest {
         var request = delivery.request
         request.keep = keep
@@ -31,6 +38,8 @@ struct Deliver: ParsableCommand {
         request.worldReadable = worldReadable
         request.verbose = verbose
         request.log = log
+        request.quota = quota
+        request.quotaPermanent = quotaPermanent
         return request
     }
 

@@ -48,6 +48,8 @@ struct DeliveryRequest: Equatable {
     var worldReadable = false
     var verbose = false
     var log: String?
+    var quota: String?
+    var quotaPermanent = false
 
     func options() throws(DeliveryError) -> DeliveryOptions {
         let environment = ProcessEnvironment.values(Envelope.environmentVariables)
@@ -72,6 +74,8 @@ struct DeliveryRequest: Equatable {
         options.keep = keep
         options.runHooks = !noHooks
         options.worldReadable = worldReadable
+        options.quota = quota
+        options.quotaPermanent = quotaPermanent
         return options
     }
 

@@ -10,13 +10,14 @@ struct NotmuchDeliver: ParsableCommand {
         abstract: "Deliver one message from standard input into a maildir and index it with notmuch.",
         discussion: """
             Accepts the command line of 'notmuch insert'. Exit status: 0 delivered and indexed; \
-            64 usage error; 65 the input is not a message; 75 temporary failure (the MTA retries).
+            64 usage error; 65 the input is not a message; 75 temporary failure (the MTA retries); \
+            77 over quota with --quota-permanent.
             """,
         version: notmuchDeliverVersion,
-        subcommands: [Deliver.self, CheckRules.self, Explain.self, Flush.self, Import.self],
+        subcommands: [Deliver.self, CheckRules.self, Explain.self, Flush.self, Import.self, Quota.self],
         defaultSubcommand: Deliver.self)
 
-    static let subcommandNames: Set<String> = ["deliver", "check-rules", "explain", "flush", "import", "help"]
+    static let subcommandNames: Set<String> = ["deliver", "check-rules", "explain", "flush", "import", "quota", "help"]
 
     /// ArgumentParser would read `-inbox` as the short flags -i -n -b -o -x,
     /// so tag operations are taken out of the command line before it parses.
@@ -25,7 +26,7 @@ struct NotmuchDeliver: ParsableCommand {
         // A virtual mailbox is its own home (see VirtualMailbox.select).
         if !arguments.contains(where: { $0.hasPrefix("--mail-root") }) { ProcessEnvironment.ensureHome() }
         let subcommand = arguments.first.flatMap { subcommandNames.contains($0) ? $0 : nil }
-        if ["check-rules", "flush", "import", "help"].contains(subcommand) || isRootOption(arguments.first) {
+        if ["check-rules", "flush", "import", "quota", "help"].contains(subcommand) || isRootOption(arguments.first) {
             main(arguments)
             return
         }

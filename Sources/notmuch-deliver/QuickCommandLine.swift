@@ -50,6 +50,7 @@ enum QuickCommandLine {
                 case .noHooks: request.noHooks = true
                 case .worldReadable: request.worldReadable = true
                 case .verbose: request.verbose = true
+                case .quotaPermanent: request.quotaPermanent = true
                 }
                 continue
             }
@@ -65,6 +66,7 @@ enum QuickCommandLine {
             case .sender: request.sender = text
             case .mailRoot: request.mailRoot = text
             case .log: request.log = text
+            case .quota: request.quota = text
             case .decrypt:
                 guard let policy = DecryptPolicy(rawValue: text) else { return nil }
                 request.decrypt = policy
@@ -76,8 +78,9 @@ enum QuickCommandLine {
         return request
     }
 
-    enum Flag { case createFolder, noRules, keep, noHooks, worldReadable, verbose }
-    enum Option { case folder, tag, removeTag, config, profile, rules, recipient, sender, mailRoot, log, decrypt, lockTimeout }
+    enum Flag { case createFolder, noRules, keep, noHooks, worldReadable, verbose, quotaPermanent }
+    enum Option { case folder, tag, removeTag, config, profile, rules, recipient, sender, mailRoot, log, decrypt, lockTimeout,
+                  quota }
 
     /// Every name of every `Deliver` option and flag, as ArgumentParser
     /// declares them: a test holds the two to the same names, and taking
@@ -86,11 +89,12 @@ enum QuickCommandLine {
     static let flags: [String: Flag] = [
         "--create-folder": .createFolder, "--no-rules": .noRules, "--keep": .keep,
         "--no-hooks": .noHooks, "-n": .noHooks, "--world-readable": .worldReadable,
-        "--verbose": .verbose, "-v": .verbose,
+        "--verbose": .verbose, "-v": .verbose, "--quota-permanent": .quotaPermanent,
     ]
     static let options: [String: Option] = [
         "--folder": .folder, "--tag": .tag, "--remove-tag": .removeTag, "--config": .config,
         "--profile": .profile, "--rules": .rules, "--recipient": .recipient, "--sender": .sender,
         "--mail-root": .mailRoot, "--log": .log, "--decrypt": .decrypt, "--lock-timeout": .lockTimeout,
+        "--quota": .quota,
     ]
 }

@@ -14,6 +14,8 @@ struct QuickCommandLineTests {
         ["--keep", "-n", "--world-readable", "-v"],
         ["--no-hooks", "--verbose", "--lock-timeout=0"],
         ["--tag", "a", "--remove-tag", "b", "--tag", "c"],
+        ["--quota", "2G,100000C", "--quota-permanent"],
+        ["--quota=500M"],
     ]
 
     @Test("same request as ArgumentParser", arguments: accepted)
@@ -27,6 +29,7 @@ struct QuickCommandLineTests {
         ["--help"], ["-h"], ["--version"], ["--generate-completion-script", "bash"],
         ["--folder"], ["--folder", "--keep"], ["--folder", "a", "--folder", "b"],
         ["--keep", "--keep"], ["--keep=yes"], ["--decrypt", "maybe"], ["--lock-timeout", "soon"],
+        ["--quota"], ["--quota-permanent=yes"], ["--quota", "--keep"],
         ["--fodler", "Sent"], ["inbox"], ["--"], ["-x"],
     ]
 

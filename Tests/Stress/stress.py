@@ -20,9 +20,13 @@ Exit status 1 when any figure printed with "must be" is not what it must be:
 anything lost, duplicated, wrongly tagged or stuck, a delivery failing in
 another way than 75, more or fewer files than messages delivered, more
 files in tmp/ than killed deliveries, or `notmuch new` finding something
-afterwards.
+afterwards. With --quota the mailbox fills up: a message deferred as "is
+full" is not retried, and maildirsize must agree with a recount (higher by
+at most the killed deliveries, which may die between reserving their line
+and storing their file; never lower).
 """
 import argparse
+import json
 import base64
 import fcntl
 import os
@@ -96,6 +100,8 @@ def main():
     parser.add_argument("--messages", type=int, default=2000, help="per worker")
     parser.add_argument("--kill-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quota", help="deliver.quota for the mailbox (e.g. 2M): refusals must all be 75, "
+                        "and maildirsize must agree with a recount")
     parser.add_argument("--keep", action="store_true", help="keep the maildir and database for inspection")
     args = parser.parse_args()
     deliver = os.path.abspath(args.deliver)
@@ -110,12 +116,12 @@ def main():
         f.write(RULES)
     with open(config, "w") as f:
         f.write(f"[database]\npath={mail}\n[new]\ntags=unread;inbox;\n[maildir]\nsynchronize_flags=true\n"
-                f"[deliver]\nrules={rules}\nlock_timeout=2\n")
+                f"[deliver]\nrules={rules}\nlock_timeout=2\n" + (f"quota={args.quota}\n" if args.quota else ""))
     env = dict(os.environ, NOTMUCH_CONFIG=config, HOME=root)
     subprocess.run(["notmuch", "new", "--quiet"], env=env, check=True)
 
     stop = threading.Event()
-    counters = {"kills": 0, "killed-not-mail": 0, "tempfails": 0, "other": 0, "deliveries": 0, "refused": 0,
+    counters = {"over-quota": 0, "kills": 0, "killed-not-mail": 0, "tempfails": 0, "other": 0, "deliveries": 0, "refused": 0,
                 "accepted-not-mail": 0}
     lock = threading.Lock()
     delivered = set()
@@ -140,21 +146,26 @@ def main():
             data = message(i)
             while True:
                 process = subprocess.Popen([deliver, "+stress", "--log", os.path.join(root, "deliver.log")], env=env, stdin=subprocess.PIPE,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 killed = False
                 if rng.random() < args.kill_share:
                     timer = threading.Timer(rng.uniform(0, 0.06), lambda p=process: p.send_signal(signal.SIGKILL))
                     timer.start()
-                    process.communicate(data)
+                    _, err = process.communicate(data)
                     timer.cancel()
                     killed = process.returncode == -signal.SIGKILL
                 else:
-                    process.communicate(data)
+                    _, err = process.communicate(data)
+                # A full mailbox: deferred as it must be, and not retried
+                # here (it would stay full for ever).
+                full = process.returncode == 75 and b" is full: " in err
                 with lock:
                     counters["deliveries"] += 1
                     if killed:
                         counters["kills"] += 1
                         counters["killed-not-mail"] += kind(i) == "not-mail"
+                    elif full:
+                        counters["over-quota"] += 1
                     elif process.returncode == 75:
                         counters["tempfails"] += 1
                     elif process.returncode == 65 and kind(i) == "not-mail":
@@ -168,7 +179,7 @@ def main():
                         else:
                             delivered.add(i)
                     break
-                if not killed and process.returncode not in (75,):
+                if full or (not killed and process.returncode not in (75,)):
                     break
 
     started = time.monotonic()
@@ -199,7 +210,9 @@ def main():
                              capture_output=True, text=True).stdout.split()
         if not tags_are_right(i, got):
             wrong.append(i)
-    on_disk = sum(len(fs) for d, _, fs in os.walk(mail) if "/.notmuch" not in d and not d.endswith("/tmp"))
+    # maildirsize (with --quota) is the mailbox's, not a message.
+    on_disk = sum(len([f for f in fs if f != "maildirsize"]) for d, _, fs in os.walk(mail)
+                  if "/.notmuch" not in d and not d.endswith("/tmp"))
     new = subprocess.run(["notmuch", "new"], env=env, capture_output=True, text=True).stdout.strip().splitlines()
     queue = os.path.join(mail, ".notmuch", "notmuch-deliver-queue")
     stuck = [n for d in (queue, os.path.join(queue, "set-aside")) if os.path.isdir(d) for n in os.listdir(d)
@@ -216,6 +229,17 @@ def main():
     not_mail_files = sum(1 for d, _, fs in os.walk(mail) if "/.notmuch" not in d and not d.endswith("/tmp")
                          for f in fs if b"Cc: c" in open(os.path.join(d, f), "rb").read(64))
     not_mail_in_tmp = sum(1 for path in in_tmp if b"Cc: c" in open(path, "rb").read(64))
+
+    # What maildirsize says, against a recount: a delivery killed between
+    # its reservation and its link leaves the file one message high, never low.
+    quota_file = os.path.join(mail, "maildirsize")
+    quota_lines = []
+    if args.quota and os.path.exists(quota_file):
+        with open(quota_file) as f:
+            quota_lines = f.read().splitlines()[1:]
+    said = sum(int(line.split()[1]) for line in quota_lines)
+    recount = json.loads(subprocess.run([deliver, "quota", "--json", "--recalculate"], env=env, capture_output=True,
+                                        text=True).stdout or "{}").get("messages", 0) if args.quota else 0
 
     # Every figure that has a "must be" is printed through here, and so
     # counts in the exit status; the others are only informative.
@@ -238,6 +262,11 @@ def main():
           f"{must('accepted', counters['accepted-not-mail'], 0)}, {must('left in the maildir', not_mail_files, 0)}, "
           f"{must('in tmp/', not_mail_in_tmp, counters['killed-not-mail'], at_most=True)}; "
           f"{must('forged log lines', len(forged), 0)}")
+    if args.quota:
+        print(f"quota {args.quota}: refused {counters['over-quota']} times (all 75), maildirsize said {said}, "
+              f"{must('recount', recount, len(delivered) + counters['accepted-not-mail'])}, "
+              f"{must('too high by', said - recount, counters['kills'], at_most=True)}, "
+              f"{must('too low by', recount - said, 0, at_most=True)}")
     if failures:
         print(f"FAILED: {', '.join(failures)}")
     if lost:
