@@ -129,6 +129,19 @@ extension Delivery {
     /// delivery's rules (a stale or corrupt maildirsize is recounted and
     /// rewritten); `recalculate` recounts whatever the file says. Without
     /// any limit the mailbox is counted and no file is written.
+    /// A mailbox named by its folder (the mail root of a virtual mailbox,
+    /// say), with no notmuch configuration: its limit is its maildirsize's.
+    public static func quotaStatus(mailbox path: String, recalculate: Bool) throws(DeliveryError) -> QuotaStatus {
+        guard FileSystem.kind(of: FilePath(path)) == .directory else {
+            throw DeliveryError(.usage, "mailbox '\(path)' is not a directory")
+        }
+        var options = DeliveryOptions()
+        options.config = .none
+        options.databasePath = path
+        options.rules = .none
+        return try quotaStatus(options, recalculate: recalculate)
+    }
+
     public static func quotaStatus(_ options: DeliveryOptions, recalculate: Bool) throws(DeliveryError) -> QuotaStatus {
         var options = options
         try VirtualMailbox.select(&options)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeliveryKit
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,6 +10,11 @@ struct Quota: ParsableCommand {
         abstract: "Show a mailbox's usage against its quota (the Maildir++ maildirsize).",
         discussion: "The limit is deliver.quota, else the first line of the mailbox's maildirsize. "
             + "Without --recalculate the figures are the file's, recounted when the Maildir++ rules ask.")
+
+    @Argument(help: ArgumentHelp("Mailbox folders to report (a virtual mailbox's mail root, e.g. "
+                                 + "/srv/vmail/example.org/alice); default: the configured mailbox.",
+                                 valueName: "mailbox"))
+    var mailboxes: [String] = []
 
     @OptionGroup var notmuch: NotmuchConfigArguments
 
@@ -22,26 +28,37 @@ struct Quota: ParsableCommand {
     @Flag(help: "Count the mailbox again and rewrite its maildirsize.")
     var recalculate = false
 
-    @Flag(help: "Print one JSON object, for scripts.")
+    @Flag(help: "Print one JSON object per mailbox, one per line, for scripts.")
     var json = false
 
     func validate() throws {
         if (mailRoot == nil) != (recipient == nil) {
             throw ValidationError("--mail-root and --recipient go together")
         }
+        if mailRoot != nil && !mailboxes.isEmpty {
+            throw ValidationError("give mailbox folders or --mail-root and --recipient, not both")
+        }
     }
 
     func run() throws {
-        var options = DeliveryOptions()
-        notmuch.apply(to: &options)
-        options.mailRootTemplate = mailRoot
-        options.envelope = Envelope(recipient: recipient)
-        let status: QuotaStatus
-        do { status = try Delivery.quotaStatus(options, recalculate: recalculate) } catch {
+        var statuses: [QuotaStatus] = []
+        do {
+            if mailboxes.isEmpty {
+                var options = DeliveryOptions()
+                notmuch.apply(to: &options)
+                options.mailRootTemplate = mailRoot
+                options.envelope = Envelope(recipient: recipient)
+                statuses.append(try Delivery.quotaStatus(options, recalculate: recalculate))
+            } else {
+                for mailbox in mailboxes {
+                    statuses.append(try Delivery.quotaStatus(mailbox: mailbox, recalculate: recalculate))
+                }
+            }
+        } catch {
             complain(error.message)
             throw ExitCode(error.exitStatus.rawValue)
         }
-        print(json ? Self.json(status) : Self.text(status), terminator: "")
+        for status in statuses { print(json ? Self.json(status) : Self.text(status), terminator: "") }
     }
 
     static func text(_ status: QuotaStatus) -> String {
@@ -57,28 +74,36 @@ struct Quota: ParsableCommand {
         return text
     }
 
+    /// The figures as JSON, through Foundation's encoder.
     static func json(_ status: QuotaStatus) -> String {
-        func number(_ value: Int64?) -> String { value.map { "\($0)" } ?? "null" }
-        func string(_ value: String?) -> String { value.map(jsonString) ?? "null" }
-        return "{\"mailbox\":\(jsonString(status.mailbox)),\"bytes\":\(status.bytes),\"messages\":\(status.messages),"
-            + "\"limit_bytes\":\(number(status.limitBytes)),\"limit_messages\":\(number(status.limitMessages)),"
-            + "\"limit_source\":\(string(status.limitSource)),\"percent\":\(number(status.percent))}\n"
-    }
+        struct Figures: Encodable {
+            let mailbox: String
+            let bytes, messages: Int64
+            let limit_bytes, limit_messages, percent: Int64?
+            let limit_source: String?
 
-    /// A JSON string: quotes, backslashes and control characters escaped.
-    static func jsonString(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
+            // Absent values are written as null, so that every key is always there.
+            func encode(to encoder: Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(mailbox, forKey: .mailbox)
+                try container.encode(bytes, forKey: .bytes)
+                try container.encode(messages, forKey: .messages)
+                try container.encode(limit_bytes, forKey: .limit_bytes)
+                try container.encode(limit_messages, forKey: .limit_messages)
+                try container.encode(limit_source, forKey: .limit_source)
+                try container.encode(percent, forKey: .percent)
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case mailbox, bytes, messages, limit_bytes, limit_messages, limit_source, percent
             }
         }
-        return result + "\""
+        let figures = Figures(mailbox: status.mailbox, bytes: status.bytes, messages: status.messages,
+                              limit_bytes: status.limitBytes, limit_messages: status.limitMessages,
+                              percent: status.percent, limit_source: status.limitSource)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(figures)) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
     }
 }

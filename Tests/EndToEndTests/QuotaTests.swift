@@ -257,6 +257,32 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: mail.mailRoot.appendingPathComponent("maildirsize").path))
     }
 
+    /// Mailbox folders named on the command line (virtual mailboxes, no
+    /// configuration): each reported, its limit from its own maildirsize,
+    /// one JSON object per line.
+    @Test func theQuotaCommandForNamedMailboxes() throws {
+        let mail = try MailFixture()
+        var boxes: [URL] = []
+        for (name, limit) in [("alice", "1000S,4C"), ("bob", "2000S")] {
+            let box = mail.directory.appendingPathComponent("vmail/\(name)")
+            for sub in ["tmp", "new", "cur"] {
+                try FileManager.default.createDirectory(at: box.appendingPathComponent(sub), withIntermediateDirectories: true)
+            }
+            try Data(repeating: 65, count: 300).write(to: box.appendingPathComponent("new/one"))
+            try "\(limit)\n300 1\n".write(to: box.appendingPathComponent("maildirsize"), atomically: true, encoding: .utf8)
+            boxes.append(box)
+        }
+        let result = try mail.command(["quota", "--json"] + boxes.map(\.path))
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 2, "\(result.stdout)")
+        let objects = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(objects.map { $0["percent"] as? Int } == [30, 15])
+        #expect(objects.map { $0["limit_source"] as? String } == ["maildirsize", "maildirsize"])
+        #expect(objects[1]["limit_messages"] is NSNull)
+        #expect(try mail.command(["quota", mail.directory.appendingPathComponent("nowhere").path]).status == 64)
+    }
+
     /// Twelve deliveries at once into room for five: exactly five get in,
     /// the rest defer, nothing is left in tmp/, and the file agrees with the
     /// mailbox. (Each reserves its line under the mailbox's lock; the window
