@@ -48,10 +48,6 @@ package struct Maildir: Sendable {
     package var new: FilePath { path.appending("new") }
     package var cur: FilePath { path.appending("cur") }
 
-    package var exists: Bool {
-        [tmp, new, cur].allSatisfy { FileSystem.kind(of: $0) == .directory }
-    }
-
     static let subdirectoryNames = ["tmp", "new", "cur"]
 
     /// Opens tmp/, new/ and cur/ in the open folder `folder` (at `path`),
