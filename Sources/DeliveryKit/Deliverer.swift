@@ -70,7 +70,6 @@ public final class Deliverer: Sendable {
                 // Before the fsyncs and the link: a refused message never
                 // reaches new/, and nothing of it is left.
                 switch settings.quota.check(mailbox: mailbox, enforcing: !options.quotaExempt,
-                                            temporary: temporary.lastComponent?.string,
                                             size: { (try? Stat(temporary))?.size }) {
                 case .refused(let refusal): return refusal
                 case .admitted(let figures): measured = figures

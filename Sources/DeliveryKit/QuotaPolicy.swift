@@ -77,10 +77,7 @@ struct QuotaPolicy: Sendable {
     /// appends the opposite line if the message is not stored after all.
     /// `enforcing` false measures without refusing (a quota warning must
     /// reach a full mailbox, and still counts).
-    /// `temporary`: the message's file name in tmp/, which a recount made
-    /// now must not count as a delivery already admitted.
-    func check(mailbox: MaildirQuota, enforcing: Bool = true, temporary: String? = nil,
-               size measure: () -> Int64?) -> Verdict {
+    func check(mailbox: MaildirQuota, enforcing: Bool = true, size measure: () -> Int64?) -> Verdict {
         // Whether there is a limit at all, without recounting: that is done
         // once, under the lock.
         guard limit != nil || mailbox.read().map({ !$0.limit.isUnlimited }) == true else { return .admitted(nil) }
@@ -97,7 +94,7 @@ struct QuotaPolicy: Sendable {
             }
         }
         // Read again under the lock: another delivery may have added since.
-        guard let (limit, usage) = mailbox.current(limit: limit, excluding: temporary) else { return .admitted(nil) }
+        guard let (limit, usage) = mailbox.current(limit: limit) else { return .admitted(nil) }
         if !enforcing || usage.admits(size, under: limit, gracePercent: gracePercent) {
             mailbox.add(bytes: size, messages: 1)
             return .admitted(Measured(size: size, limit: limit, before: usage))

@@ -126,10 +126,6 @@ package struct QuotaUsage: Equatable, Sendable {
 /// below it, at any depth, except `.notmuch` (the database, not mail) and
 /// folders named `Trash` or `.Trash` (skipped as Maildir++ skips Trash).
 /// Symlinked directories are not followed: a folder linked twice counts once.
-/// Our own files in tmp/ count too: deliveries admitted (and counted in the
-/// file) but not yet linked into new/ would otherwise vanish from a recount
-/// made meanwhile; what a killed delivery left there counts until tmp/'s
-/// cleanup, an overcount that only errs on the safe side.
 package struct MaildirQuota: Sendable {
     package let root: FilePath
 
@@ -207,30 +203,27 @@ package struct MaildirQuota: Sendable {
     /// The limit and usage to check a delivery against: `limit` when given,
     /// else the file's own; the file recalculated first when the convention
     /// asks. Nil when there is no limit at all (nothing is written then).
-    /// `excluding`: the caller's own file in tmp/, not yet admitted.
-    package func current(limit configured: QuotaLimit?, excluding: String? = nil,
-                         now: Int = Int(time(nil))) -> (QuotaLimit, QuotaUsage)? {
+    package func current(limit configured: QuotaLimit?, now: Int = Int(time(nil))) -> (QuotaLimit, QuotaUsage)? {
         let contents = read()
         guard let limit = configured ?? contents?.limit, !limit.isUnlimited else { return nil }
         if let contents, let usage = contents.usage, !Self.needsRecalculation(contents, limit: limit, now: now) {
             return (limit, usage)
         }
-        return (limit, recalculate(limit: limit, excluding: excluding))
+        return (limit, recalculate(limit: limit))
     }
 
     /// Counts the mailbox and writes a fresh `maildirsize` (temporary file,
     /// then rename, so readers see the old file or the new one). A write
     /// that fails is not fatal: the count is still right for this delivery.
     @discardableResult
-    package func recalculate(limit: QuotaLimit, excluding: String? = nil) -> QuotaUsage {
-        let usage = Self.count(root, excluding: excluding)
+    package func recalculate(limit: QuotaLimit) -> QuotaUsage {
+        let usage = Self.count(root)
         let text = "\(limit.maildirsizeLine)\n\(usage.bytes) \(usage.messages)\n"
         // In the mailbox's tmp/ when it has one, where a leftover is cleaned
         // with the other stale temporary files.
         let tmp = root.appending("tmp")
         let directory = FileSystem.kind(of: tmp) == .directory ? tmp : root
-        // A dot name: not a message, nor a delivery in flight, to a recount.
-        let temporary = directory.appending("." + MaildirName.unique())
+        let temporary = directory.appending(MaildirName.unique())
         let raw = temporary.withPlatformString { open($0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         guard raw >= 0 else { return usage }
         let fd = FileDescriptor(rawValue: raw)
@@ -256,13 +249,13 @@ package struct MaildirQuota: Sendable {
     static let skipped: Set<String> = [".notmuch", "Trash", ".Trash", "tmp", "new", "cur"]
 
     /// Sums the messages of the maildir at `directory` and of every maildir below it.
-    package static func count(_ directory: FilePath, excluding: String? = nil) -> QuotaUsage {
+    package static func count(_ directory: FilePath) -> QuotaUsage {
         var usage = QuotaUsage()
         let raw = directory.withPlatformString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard raw >= 0 else { return usage }
         let fd = FileDescriptor(rawValue: raw)
         defer { try? fd.close() }
-        count(fd, into: &usage, depth: 0, excluding: excluding)
+        count(fd, into: &usage, depth: 0)
         return usage
     }
 
@@ -270,17 +263,14 @@ package struct MaildirQuota: Sendable {
     /// pathological one cannot exhaust descriptors.
     static let deepest = 64
 
-    private static func count(_ folder: FileDescriptor, into usage: inout QuotaUsage, depth: Int,
-                              excluding: String?) {
+    private static func count(_ folder: FileDescriptor, into usage: inout QuotaUsage, depth: Int) {
         guard depth < deepest, let names = try? FileSystem.list(folder) else { return }
-        for name in ["tmp", "new", "cur"] where names.contains(name) {
+        for name in ["new", "cur"] where names.contains(name) {
             guard let sub = openDirectory(name, in: folder) else { continue }
             defer { try? sub.close() }
             guard let files = try? FileSystem.list(sub) else { continue }
-            // Names starting with a dot are not messages in a maildir; in
-            // tmp/ only ours are deliveries in flight.
-            for file in files where !file.hasPrefix(".")
-                && (name != "tmp" || (MaildirName.isOurs(file) && file != excluding)) {
+            // Names starting with a dot are not messages in a maildir.
+            for file in files where !file.hasPrefix(".") {
                 guard let size = size(of: file, in: sub) else { continue }
                 usage.bytes += size
                 usage.messages += 1
@@ -288,7 +278,7 @@ package struct MaildirQuota: Sendable {
         }
         for name in names where !skipped.contains(name) {
             guard let sub = openDirectory(name, in: folder) else { continue }
-            count(sub, into: &usage, depth: depth + 1, excluding: excluding)
+            count(sub, into: &usage, depth: depth + 1)
             try? sub.close()
         }
     }

@@ -230,18 +230,14 @@ def main():
                          for f in fs if b"Cc: c" in open(os.path.join(d, f), "rb").read(64))
     not_mail_in_tmp = sum(1 for path in in_tmp if b"Cc: c" in open(path, "rb").read(64))
 
-    # What maildirsize says, against the messages stored: a delivery killed
-    # between its reservation and its link leaves the file one message high,
-    # never low. A recount also counts the deliveries in flight in tmp/ (here,
-    # what killed ones left), so that a recount made while others are
-    # admitted but not yet linked does not lose them.
+    # What maildirsize says, against a recount: a delivery killed between
+    # its reservation and its link leaves the file one message high, never low.
     quota_file = os.path.join(mail, "maildirsize")
     quota_lines = []
     if args.quota and os.path.exists(quota_file):
         with open(quota_file) as f:
             quota_lines = f.read().splitlines()[1:]
     said = sum(int(line.split()[1]) for line in quota_lines)
-    stored = len(delivered) + counters['accepted-not-mail']
     recount = json.loads(subprocess.run([deliver, "quota", "--json", "--recalculate"], env=env, capture_output=True,
                                         text=True).stdout or "{}").get("messages", 0) if args.quota else 0
 
@@ -268,9 +264,9 @@ def main():
           f"{must('forged log lines', len(forged), 0)}")
     if args.quota:
         print(f"quota {args.quota}: refused {counters['over-quota']} times (all 75), maildirsize said {said}, "
-              f"{must('recount', recount, stored + len(in_tmp))}, "
-              f"{must('too high by', said - stored, counters['kills'], at_most=True)}, "
-              f"{must('too low by', stored - said, 0, at_most=True)}")
+              f"{must('recount', recount, len(delivered) + counters['accepted-not-mail'])}, "
+              f"{must('too high by', said - recount, counters['kills'], at_most=True)}, "
+              f"{must('too low by', recount - said, 0, at_most=True)}")
     if failures:
         print(f"FAILED: {', '.join(failures)}")
     if lost:
