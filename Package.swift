@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
     ],
     targets: [
         // C glue only: module maps and shims for what Swift cannot import.
@@ -60,8 +61,21 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
+        // LMTP (RFC 2033) as a pure protocol engine: bytes in, replies and
+        // message bytes out; no I/O, so every path is testable and fuzzable.
+        .target(name: "LMTP"),
+
+        // The LMTP server: SwiftNIO sockets around the engine, deliveries
+        // through DeliveryKit's group commits. The only target that knows NIO.
+        .target(name: "LMTPServer", dependencies: [
+            "LMTP", "DeliveryKit", "MaildirKit", "CPosix",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+
         .executableTarget(name: "notmuch-deliver", dependencies: [
-            "DeliveryKit", "MaildirKit", "Rules", "Mbox",
+            "DeliveryKit", "MaildirKit", "Rules", "Mbox", "LMTPServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

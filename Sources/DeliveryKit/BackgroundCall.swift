@@ -85,3 +85,29 @@ private final class ResultBox<T>: Runnable, @unchecked Sendable {
         sem_post(done)
     }
 }
+
+/// A thread nobody waits for: it runs `body` and ends (a committer that
+/// stops once nothing is left to commit).
+enum DetachedThread {
+    /// False when no thread could be started.
+    static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
+        let box = DetachedBody(body)
+        var thread = pthread_t()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        let started = pthread_create(&thread, &attributes, { raw in
+            Unmanaged<Runnable>.fromOpaque(raw!).takeRetainedValue().run()
+            return nil
+        }, Unmanaged<Runnable>.passRetained(box).toOpaque()) == 0
+        if !started { Unmanaged<Runnable>.passUnretained(box).release() }
+        return started
+    }
+}
+
+private final class DetachedBody: Runnable, @unchecked Sendable {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    override func run() { body() }
+}

@@ -1,4 +1,5 @@
 import MaildirKit
+import Notmuch
 import Rules
 import SystemPackage
 
@@ -17,9 +18,13 @@ public final class Deliverer: Sendable {
     private let options: DeliveryOptions
     /// Rules files parsed once, read again only when they change.
     private let rules = RulesCache()
+    /// A server's: deliveries are staged and committed in groups.
+    private let groupCommits: GroupCommits?
 
-    public init(_ options: DeliveryOptions) {
+    /// `server`: made for many deliveries at once (`stage`, `finish`).
+    public init(_ options: DeliveryOptions, server: Bool = false) {
         self.options = options
+        groupCommits = server ? GroupCommits() : nil
     }
 
     /// Delivers the message read from `input`. `envelope`, when given,
@@ -30,34 +35,53 @@ public final class Deliverer: Sendable {
         return try deliver(input, options: options)
     }
 
-    private func deliver(_ input: FileDescriptor, options requested: DeliveryOptions) throws(DeliveryError) -> DeliveryReport {
+    /// A message written into its maildir (synced, but its name in new/
+    /// not yet), with what was settled on the way.
+    fileprivate struct Written {
+        var options: DeliveryOptions
+        let settings: DeliverySettings
+        let maildir: Maildir
+        let file: Maildir.Delivered
+        /// The rules' conditions that need no index, evaluated before the
+        /// database is asked for: a slow rule never holds the write lock.
+        let preevaluated: PreevaluatedLeaves?
+        /// Counted in maildirsize when admitted.
+        var measured: QuotaPolicy.Measured?
+        /// A non-mail file that --keep keeps, as notmuch insert does.
+        let keptNotMail: DeliveryError?
+        /// Set by `plan`: the command line's way through the database.
+        let plan: DeliverySession.Plan?
+
+        var mailbox: MaildirQuota { MaildirQuota(root: FilePath(settings.mailRoot)) }
+
+        /// The message is not stored after all: its line in maildirsize goes.
+        mutating func takeBackQuota() {
+            if let counted = measured { mailbox.add(bytes: -counted.size, messages: -1) }
+            measured = nil
+        }
+    }
+
+    /// Selects the mailbox, reads the settings and writes the message into
+    /// its maildir: the email check, the quota and the rules' conditions
+    /// that need no index all happen before the fsyncs and the link, so a
+    /// refused message never reaches new/ and nothing of it is left.
+    /// `planning`: the command line plans its database work meanwhile.
+    private func write(_ input: FileDescriptor, options requested: DeliveryOptions, planning: Bool,
+                       timer: inout PhaseTimer) throws(DeliveryError) -> Written {
         var options = requested
-        var timer = PhaseTimer(path: options.timingsFile)
-        defer { timer.write() }
         try VirtualMailbox.select(&options)
         let settings = try DeliverySettings(options: options, rulesCache: rules)
         timer.mark("config")
         let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
                                              create: options.createFolder, worldReadable: options.worldReadable)
-        let session = DeliverySession(settings: settings, options: options)
         // Planned once the input is read: a quiet delivery's database then
-        // opens while the file is synced. The session syncs new/ (with the
-        // queue record, if it queues).
+        // opens while the file is synced.
         var plan: DeliverySession.Plan?
-        // A non-mail file that --keep keeps, as notmuch insert does.
         var keptNotMail: DeliveryError?
-        // The rules' headers, envelope and size conditions, evaluated before
-        // the database is asked for: a slow rule never holds the write lock.
         var preevaluated: PreevaluatedLeaves?
         // The whole mail root is the mailbox a quota covers.
         let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
-        // Counted in maildirsize when admitted: taken back if the message
-        // is not stored after all.
         var measured: QuotaPolicy.Measured?
-        func takeBackQuota() {
-            if let counted = measured { mailbox.add(bytes: -counted.size, messages: -1) }
-            measured = nil
-        }
         let file: Maildir.Delivered
         do {
             file = try Delivery.write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
@@ -67,8 +91,6 @@ public final class Deliverer: Sendable {
                     keptNotMail = rejection
                     return nil
                 }
-                // Before the fsyncs and the link: a refused message never
-                // reaches new/, and nothing of it is left.
                 switch settings.quota.check(mailbox: mailbox, enforcing: !options.quotaExempt,
                                             size: { (try? Stat(temporary))?.size }) {
                 case .refused(let refusal): return refusal
@@ -78,62 +100,180 @@ public final class Deliverer: Sendable {
                     preevaluated = settings.rules.preevaluate(DeliveryFacts(path: temporary.string, envelope: options.envelope,
                                                                             database: nil, messageID: nil))
                 }
-                plan = session.plan()
+                if planning { plan = DeliverySession(settings: settings, options: options).plan() }
                 return nil
             })
         } catch {
-            if let plan { session.cancel(plan) }
-            takeBackQuota()
+            if let plan { DeliverySession(settings: settings, options: options).cancel(plan) }
+            if let counted = measured { mailbox.add(bytes: -counted.size, messages: -1) }
             throw error
         }
+        var written = Written(options: options, settings: settings, maildir: maildir, file: file,
+                              preevaluated: preevaluated, measured: measured, keptNotMail: keptNotMail, plan: plan)
         // The same bytes were there already, and counted then.
-        if file.adopted { takeBackQuota() }
-        // Kept (--keep) only once its name is on disk; otherwise removed,
-        // unless it is not ours to remove.
-        func keepOrDiscard(_ failure: DeliveryError) throws(DeliveryError) -> DeliveryReport {
-            // A rule's folder may have taken it before the failure.
-            let current = failure.location ?? file.path
-            guard options.keep, failure.kind != .usage, (try? FileSystem.fsyncDirectory(current.directory)) != nil else {
-                if !file.adopted && !failure.fileIsNamedElsewhere {
-                    Maildir.discard(current)
-                    takeBackQuota()
-                }
-                throw failure
-            }
-            return DeliveryReport(path: current.string, messageID: nil, tags: [], outcome: .keptUnindexed,
-                                  warning: "\(failure.message); kept '\(current)' for a later 'notmuch new'",
-                                  traces: [])
-        }
-        if let keptNotMail { return try keepOrDiscard(keptNotMail) }
+        if file.adopted { written.takeBackQuota() }
         timer.mark("write")
+        return written
+    }
 
+    /// A failed delivery's file: kept (--keep) only once its name is on
+    /// disk; otherwise removed, unless it is not ours to remove.
+    private func keepOrDiscard(_ failure: DeliveryError, _ written: inout Written) throws(DeliveryError) -> DeliveryReport {
+        // A rule's folder may have taken it before the failure.
+        let current = failure.location ?? written.file.path
+        guard written.options.keep, failure.kind != .usage,
+              (try? FileSystem.fsyncDirectory(current.directory)) != nil else {
+            if !written.file.adopted && !failure.fileIsNamedElsewhere {
+                Maildir.discard(current)
+                written.takeBackQuota()
+            }
+            throw failure
+        }
+        return DeliveryReport(path: current.string, messageID: nil, tags: [], outcome: .keptUnindexed,
+                              warning: "\(failure.message); kept '\(current)' for a later 'notmuch new'",
+                              traces: [])
+    }
+
+    private func deliver(_ input: FileDescriptor, options requested: DeliveryOptions) throws(DeliveryError) -> DeliveryReport {
+        var timer = PhaseTimer(path: requested.timingsFile)
+        defer { timer.write() }
+        var written = try write(input, options: requested, planning: true, timer: &timer)
+        if let keptNotMail = written.keptNotMail { return try keepOrDiscard(keptNotMail, &written) }
+        let session = DeliverySession(settings: written.settings, options: written.options)
         var report: DeliveryReport
         do {
-            report = try session.deliver(file, plan: plan ?? session.plan(), preevaluated: preevaluated, timer: &timer)
-            report.mailRoot = settings.mailRoot
+            report = try session.deliver(written.file, plan: written.plan ?? session.plan(),
+                                         preevaluated: written.preevaluated, timer: &timer)
+            report.mailRoot = written.settings.mailRoot
         } catch {
-            return try keepOrDiscard(error)
+            return try keepOrDiscard(error, &written)
         }
-        if report.outcome == .discarded {
-            DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")
-            takeBackQuota()
-        } else if let measured {
-            // Its line went in when it was admitted: a crash since leaves at
-            // worst a figure too high, which the next recount corrects.
-            if !options.quotaExempt,
-               let threshold = settings.quotaWarnings.claim(measured.after, limit: measured.limit,
-                                                            databasePath: settings.databasePath) {
-                warn(measured, threshold: threshold, settings: settings, options: requested)
-            }
-        }
-        maildir.removeStaleTemporaryFiles()
+        settle(report, &written, requested: requested)
         // Not while a thread waits in libnotmuch for the lock: it could get
         // it and hold it, and a hook running notmuch would wait for ever.
         let wentThroughTheIndex = report.outcome != .queued && report.outcome != .keptUnindexed
-        if wentThroughTheIndex, !report.abandonedLockWait, options.runHooks, let hooks = settings.hookDirectory {
+        if wentThroughTheIndex, !report.abandonedLockWait, written.options.runHooks,
+           let hooks = written.settings.hookDirectory {
             Hook.run("post-insert", in: hooks)
         }
         timer.mark("hook")
+        return report
+    }
+
+    /// What follows a delivery that succeeded: a discarded message's quota
+    /// line goes; a stored one may cross a warning threshold.
+    private func settle(_ report: DeliveryReport, _ written: inout Written, requested: DeliveryOptions) {
+        if report.outcome == .discarded {
+            DeliveryLog.logger.notice("discarded \(report.messageID ?? "(no Message-ID)") by rule")
+            written.takeBackQuota()
+        } else if let measured = written.measured {
+            // Its line went in when it was admitted: a crash since leaves at
+            // worst a figure too high, which the next recount corrects.
+            if !written.options.quotaExempt,
+               let threshold = written.settings.quotaWarnings.claim(measured.after, limit: measured.limit,
+                                                                    databasePath: written.settings.databasePath) {
+                warn(measured, threshold: threshold, settings: written.settings, options: requested)
+            }
+        }
+        written.maildir.removeStaleTemporaryFiles()
+    }
+
+    // MARK: - A server's deliveries
+
+    /// A message durable in its maildir and queued for its database: a
+    /// server may tell the client so now (the promise of exit 0), and tells
+    /// it better once `finish` has seen it committed.
+    /// Sendable by hand: it goes from thread to thread, used by one at a
+    /// time, and its parts that are not (a plan's background call) are
+    /// never set for a server.
+    public struct Staged: @unchecked Sendable {
+        fileprivate let written: Written
+        fileprivate let record: String
+        fileprivate let committer: GroupCommitter
+        fileprivate let requested: DeliveryOptions
+        public var path: String { written.file.path.string }
+    }
+
+    /// Writes the message for `envelope`'s recipient and queues it durably
+    /// for a group commit (see `GroupCommitter`). Throws only when nothing
+    /// is stored: the message must be refused or retried. Needs a Deliverer
+    /// made with `groupCommits`.
+    public func stage(_ input: FileDescriptor, envelope: Envelope) throws(DeliveryError) -> Staged {
+        guard let groupCommits else { preconditionFailure("stage needs a Deliverer made for a server") }
+        var requested = options
+        requested.envelope = envelope
+        var timer = PhaseTimer(path: nil)
+        var written = try write(input, options: requested, planning: false, timer: &timer)
+        if let keptNotMail = written.keptNotMail { _ = try keepOrDiscard(keptNotMail, &written) }
+        let session = DeliverySession(settings: written.settings, options: written.options)
+        let record: String
+        do {
+            record = try session.stage(written.file)
+        } catch {
+            _ = try keepOrDiscard(error, &written)
+            throw error
+        }
+        let committer = groupCommits.committer(for: session.applier)
+        committer.submit(record, preevaluated: written.preevaluated, applier: session.applier)
+        return Staged(written: written, record: record, committer: committer, requested: requested)
+    }
+
+    /// Whether a message for `recipient` (of `size` bytes, 0 when not
+    /// known) would be refused before its data is even sent: a recipient
+    /// that can never have a mailbox, or a full one. Nil: send it. A
+    /// mailbox not created yet has nothing to be full of.
+    public func precheck(recipient: String, size: Int) -> DeliveryError? {
+        var options = options
+        options.envelope = Envelope(recipient: recipient)
+        if let template = options.mailRootTemplate {
+            let root: String
+            do { root = try VirtualMailbox.path(template: template, recipient: recipient) } catch { return error }
+            guard FileSystem.kind(of: FilePath(root)) == .directory, Database.exists(databasePath: root) else { return nil }
+        }
+        do {
+            try VirtualMailbox.select(&options)
+            let settings = try DeliverySettings(options: options, rulesCache: rules)
+            return settings.quota.precheck(mailbox: MaildirQuota(root: FilePath(settings.mailRoot)), size: Int64(size))
+        } catch {
+            // The delivery will say what is wrong, or defer; the data may come.
+            return nil
+        }
+    }
+
+    /// Where a server spools a message while it arrives: the mail root's
+    /// tmp/ (the maildirs' file system, ignored by their readers); for
+    /// virtual mailboxes, the folder the mailboxes are made in.
+    public func spoolDirectory() throws(DeliveryError) -> String {
+        if let template = options.mailRootTemplate {
+            // Any address shows the template's fixed part.
+            return try VirtualMailbox.expand(template: template, recipient: "spool@spool").base
+        }
+        let settings = try DeliverySettings(options: options, rulesCache: rules)
+        let tmp = FilePath(settings.mailRoot).appending("tmp")
+        return FileSystem.kind(of: tmp) == .directory ? tmp.string : settings.mailRoot
+    }
+
+    /// Waits, up to `deadline` (Monotonic seconds), until no group commit
+    /// is running: a server that stops lets its last commits finish.
+    public func waitForCommits(until deadline: Double) {
+        groupCommits?.waitUntilIdle(until: deadline)
+    }
+
+    /// Waits until `deadline` (Monotonic seconds) for the staged message's
+    /// commit. The message is safe either way: past the deadline it stays
+    /// queued and is committed later, and the report says `queued`.
+    public func finish(_ staged: Staged, until deadline: Double) -> DeliveryReport {
+        var written = staged.written
+        let path = written.file.path
+        var report = staged.committer.wait(for: staged.record, until: deadline)
+            ?? DeliveryReport.queuedReport(path, abandoned: false)
+        // Applied by another process, or left queued: known by its file.
+        if report.path.isEmpty || report.outcome == .queued {
+            report = DeliveryReport(path: path.string, messageID: report.messageID, tags: report.tags,
+                                    outcome: report.outcome, warning: report.warning, traces: [])
+        }
+        report.mailRoot = written.settings.mailRoot
+        settle(report, &written, requested: staged.requested)
         return report
     }
 
@@ -173,3 +313,4 @@ public final class Deliverer: Sendable {
         }
     }
 }
+

@@ -14,7 +14,7 @@ struct DeliverySession {
     let settings: DeliverySettings
     let options: DeliveryOptions
     let queue: PendingQueue
-    private let applier: QueueApplier
+    let applier: QueueApplier
 
     init(settings: DeliverySettings, options: DeliveryOptions) {
         self.settings = settings
@@ -183,6 +183,15 @@ struct DeliverySession {
             throw failure
         }
         return report ?? appliedElsewhere(file)
+    }
+
+    /// A server's delivery: the message is queued and its record made
+    /// durable with its name in new/; a group commit applies it. Returns
+    /// the record's name.
+    func stage(_ file: Maildir.Delivered) throws(DeliveryError) -> String {
+        let name = try enqueue(file.path)
+        try syncDelivery(file.path, record: name)
+        return name
     }
 
     /// Queues a message late (the open failed or timed out) and makes the

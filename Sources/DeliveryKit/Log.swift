@@ -160,9 +160,16 @@ public enum DeliveryLog {
 
     static let logger = Logger(label: "notmuch-deliver")
 
+    /// A server's own events: started, stopping.
+    public static func notice(_ text: String) {
+        logger.notice("\(text)")
+    }
+
     /// The one line every delivery leaves: what, from whom, where, which
     /// tags, how it ended, how long it took.
-    public static func delivery(_ report: DeliveryReport, mailRoot: String?, milliseconds: Double) {
+    /// `session`: the server's session and recipient, before the rest.
+    public static func delivery(_ report: DeliveryReport, mailRoot: String?, milliseconds: Double,
+                                session: String? = nil) {
         var from = report.from, subject = report.subject
         if from == nil && subject == nil && report.outcome != .discarded {
             let headers = MessageHeaders.read(fromFile: report.path)
@@ -176,15 +183,15 @@ public enum DeliveryLog {
             folder = folder.dropFirst(root.count).drop { $0 == "/" }
         }
         logger.info("""
-            delivered id=<\(report.messageID ?? "?")> from=\(quoted(from)) subject=\(quoted(subject)) \
+            \(session.map { $0 + " " } ?? "")delivered id=<\(report.messageID ?? "?")> from=\(quoted(from)) subject=\(quoted(subject)) \
             folder=\(folder.isEmpty ? "/" : String(folder)) tags=\(commaSeparated(report.tags)) \
             outcome=\(report.outcome.rawValue) ms=\(Int(milliseconds.rounded()))
             """)
     }
 
-    public static func failure(_ error: DeliveryError, milliseconds: Double) {
+    public static func failure(_ error: DeliveryError, milliseconds: Double, session: String? = nil) {
         let outcome = error.exitStatus == .temporaryFailure ? "deferred" : "refused"
-        logger.error("failed outcome=\(outcome) status=\(error.exitStatus.rawValue) ms=\(Int(milliseconds.rounded())) reason=\(error.message)")
+        logger.error("\(session.map { $0 + " " } ?? "")failed outcome=\(outcome) status=\(error.exitStatus.rawValue) ms=\(Int(milliseconds.rounded())) reason=\(error.message)")
     }
 
     /// `joined(separator:)`, whose unspecialized first call costs a process

@@ -99,10 +99,26 @@ struct QuotaPolicy: Sendable {
             mailbox.add(bytes: size, messages: 1)
             return .admitted(Measured(size: size, limit: limit, before: usage))
         }
+        return .refused(refusal(mailbox, usage: usage, limit: limit, size: size))
+    }
+
+    /// Whether a message of `size` bytes (0: not known yet) would be
+    /// refused now, without counting it: an LMTP server asks at RCPT time,
+    /// so that a full mailbox is spared the data. The delivery checks again.
+    func precheck(mailbox: MaildirQuota, size: Int64) -> DeliveryError? {
+        guard limit != nil || mailbox.read().map({ !$0.limit.isUnlimited }) == true,
+              let (limit, usage) = mailbox.current(limit: limit),
+              !usage.admits(size, under: limit, gracePercent: gracePercent) else { return nil }
+        return refusal(mailbox, usage: usage, limit: limit, size: size)
+    }
+
+    private func refusal(_ mailbox: MaildirQuota, usage: QuotaUsage, limit: QuotaLimit, size: Int64) -> DeliveryError {
         let message = "mailbox '\(mailbox.root)' is full: it holds \(usage.bytes) bytes in \(usage.messages) messages "
             + "of its quota \(limit.maildirsizeLine), and this message of \(size) bytes does not fit"
-        return .refused(permanent ? DeliveryError(.overQuota, message)
-                        : DeliveryError(.temporary, message + "; deferred until mail is removed"))
+        var error = permanent ? DeliveryError(.overQuota, message)
+            : DeliveryError(.temporary, message + "; deferred until mail is removed")
+        error.isOverQuota = true
+        return error
     }
 }
 

@@ -26,6 +26,9 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
     /// The database (through another process's flush) already names the
     /// delivered file: it must stay, whatever failed afterwards.
     package var fileIsNamedElsewhere = false
+    /// A quota refused the message (deferred or, with `kind` overQuota,
+    /// for good): an LMTP server says 4.2.2 or 5.2.2 rather than 4.3.0.
+    public var isOverQuota = false
 
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind

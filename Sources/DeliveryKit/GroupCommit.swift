@@ -1,0 +1,183 @@
+import Notmuch
+import Rules
+import SystemPackage
+import Synchronization
+import MaildirKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A server's deliveries into one database, committed together. Each
+/// delivery queues its message durably, exactly as a command-line delivery
+/// does when the write lock is taken, hands the record here and waits. One
+/// thread per database applies everything queued in one transaction,
+/// commits, lets go of the write lock, and tells each waiting delivery how
+/// its message ended; messages that arrive during a commit go together into
+/// the next. The queue makes this safe across processes: a command-line
+/// delivery or a `flush` takes the same flusher turn, and a record applied
+/// by either is seen gone from the queue.
+///
+/// The committer's thread is the only one that waits in libnotmuch for the
+/// write lock, and it only asks when the lock looks free: a delivery's wait
+/// is bounded by its own deadline, after which its message is queued, which
+/// is as good as committed for the MTA.
+final class GroupCommitter: @unchecked Sendable {
+    fileprivate let monitor = Monitor()
+    // Everything below is guarded by `monitor`.
+    /// The settings of the latest delivery: a reloaded configuration
+    /// applies from the next transaction on.
+    private var applier: QueueApplier
+    /// Records handed over and not yet seen applied, with their rules'
+    /// pre-evaluated conditions.
+    private var pending: [String: PreevaluatedLeaves?] = [:]
+    /// How each record ended, until its delivery takes the report.
+    private var results: [String: DeliveryReport] = [:]
+    /// Records whose delivery stopped waiting: their result is not kept.
+    private var abandoned: Set<String> = []
+    fileprivate var running = false
+
+    /// How long the committer sleeps when the lock or the flusher turn is
+    /// taken before it looks again.
+    static let busyPause: useconds_t = 20_000
+
+    init(applier: QueueApplier) {
+        self.applier = applier
+    }
+
+    /// Hands over a durable queue record; `wait` then tells its outcome.
+    func submit(_ name: String, preevaluated: PreevaluatedLeaves?, applier: QueueApplier) {
+        let start: Bool = monitor.locked {
+            self.applier = applier
+            pending[name] = .some(preevaluated)
+            guard !running else { return false }
+            running = true
+            return true
+        }
+        if start, !DetachedThread.start({ self.run() }) {
+            // No thread: the records stay queued for the next delivery or
+            // a flush; each delivery is told it is queued.
+            monitor.locked { running = false }
+            DeliveryLog.logger.error("cannot start a committer thread; the messages stay queued")
+        }
+    }
+
+    /// The record's report once its transaction is committed; nil when
+    /// `deadline` (Monotonic seconds) comes first: the message stays queued
+    /// and is committed later.
+    func wait(for name: String, until deadline: Double) -> DeliveryReport? {
+        monitor.locked {
+            while results[name] == nil, Monotonic.seconds < deadline {
+                monitor.wait(until: deadline)
+            }
+            if let report = results.removeValue(forKey: name) { return report }
+            abandoned.insert(name)
+            return nil
+        }
+    }
+
+    private enum Round {
+        case committed([String: DeliveryReport])
+        /// The write lock or the flusher turn is another's.
+        case busy
+        case failed(DeliveryError)
+    }
+
+    private func run() {
+        while true {
+            let (applier, known): (QueueApplier, [String: PreevaluatedLeaves]) = monitor.locked {
+                (self.applier, pending.compactMapValues { $0 })
+            }
+            let round = commitOnce(applier, known: known)
+            if case .committed(let reports) = round, !reports.isEmpty, applier.options.runHooks,
+               let hooks = applier.settings.hookDirectory {
+                Hook.run("post-insert", in: hooks)
+            }
+            let stop: Bool = monitor.locked {
+                settle(round, queue: applier.queue)
+                monitor.broadcast()
+                guard pending.isEmpty else { return false }
+                // Records others handed over to the holder of the turn are
+                // ours to apply too; not after a failure (the next delivery
+                // tries again) or while another holds the turn (it applies them).
+                if case .committed = round, !applier.queue.names().isEmpty { return false }
+                running = false
+                return true
+            }
+            if stop { return }
+            if case .busy = round { usleep(Self.busyPause) }
+        }
+    }
+
+    /// With the monitor held: the results of a round for the records it concerns.
+    private func settle(_ round: Round, queue: PendingQueue) {
+        func finish(_ name: String, _ report: DeliveryReport) {
+            pending.removeValue(forKey: name)
+            if abandoned.remove(name) == nil { results[name] = report }
+        }
+        switch round {
+        case .committed(let reports):
+            for name in pending.keys {
+                if let report = reports[name] {
+                    finish(name, report)
+                } else if !queue.contains(name) {
+                    finish(name, Self.appliedElsewhere)
+                }
+            }
+        case .busy:
+            for name in pending.keys where !queue.contains(name) { finish(name, Self.appliedElsewhere) }
+        case .failed(let error):
+            DeliveryLog.logger.error("\(error.message); the messages stay queued for the next delivery or 'notmuch-deliver flush'")
+            for name in pending.keys { finish(name, DeliveryReport.queuedReport(FilePath(name), abandoned: false)) }
+        }
+    }
+
+    /// Applied by another process (a delivery or a flush that held the turn).
+    private static let appliedElsewhere = DeliveryReport(path: "", messageID: nil, tags: [], outcome: .indexed,
+                                                         warning: nil, traces: [])
+
+    /// One transaction: the whole queue, if the lock and the turn are free.
+    private func commitOnce(_ applier: QueueApplier, known: [String: PreevaluatedLeaves]) -> Round {
+        if Database.isWriteLockHeld(databasePath: applier.settings.databasePath) { return .busy }
+        guard let turn = applier.queue.tryBecomeFlusher() else { return .busy }
+        defer { try? turn.close() }
+        let prepared = applier.prepareQueue(known: known, until: Monotonic.seconds + applier.settings.lockTimeout / 2)
+        let database: Database
+        do {
+            database = try applier.options.openDatabase()
+        } catch {
+            return .failed(DeliveryError(.temporary, "cannot open the notmuch database: \(error)"))
+        }
+        var timer = PhaseTimer(path: nil)
+        do {
+            return .committed(try applier.applyQueue(in: database, prepared: prepared, timer: &timer).reports)
+        } catch {
+            return .failed(DeliveryError(.temporary, "cannot commit the queued deliveries: \(error)"))
+        }
+    }
+}
+
+extension GroupCommitter {
+    var isIdle: Bool { monitor.locked { !running } }
+}
+
+/// The committers of a server, one per database, made on first use.
+final class GroupCommits: Sendable {
+    private let committers = Mutex<[String: GroupCommitter]>([:])
+
+    func committer(for applier: QueueApplier) -> GroupCommitter {
+        committers.withLock { all in
+            let path = applier.settings.databasePath
+            if let known = all[path] { return known }
+            let made = GroupCommitter(applier: applier)
+            all[path] = made
+            return made
+        }
+    }
+
+    func waitUntilIdle(until deadline: Double) {
+        let all = committers.withLock { Array($0.values) }
+        while all.contains(where: { !$0.isIdle }), Monotonic.seconds < deadline {
+            usleep(10_000)
+        }
+    }
+}

@@ -1,0 +1,215 @@
+import DeliveryKit
+import LMTP
+import NIOCore
+import NIOPosix
+
+/// Asks a connection to end once its transaction in flight is answered
+/// (the server is stopping).
+struct ShutdownRequest: Sendable {}
+
+/// One LMTP connection: socket bytes into the protocol engine, its replies
+/// back out, its message into a spool, and the blocking work (a RCPT's
+/// check, the deliveries) on the thread pool. Reading is paused while the
+/// engine waits for that work, so a client cannot make it buffer without
+/// bound. Every method runs on the channel's event loop.
+final class LMTPHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var engine: LMTPEngine
+    private let delivery: TransactionDelivery
+    private let pool: NIOThreadPool
+    private let spoolDirectory: String
+    private let session: String
+    private var spool: Spool?
+    private var closed = false
+    /// Work on the pool whose answer the engine waits for.
+    private var waiting = false
+    /// The client shut its sending side (it may still read our replies).
+    private var inputClosed = false
+
+    init(engine: LMTPEngine, delivery: TransactionDelivery, pool: NIOThreadPool, spoolDirectory: String, session: String) {
+        self.engine = engine
+        self.delivery = delivery
+        self.pool = pool
+        self.spoolDirectory = spoolDirectory
+        self.session = session
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        handle(engine.start(), context: context)
+        context.flush()
+        context.read()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
+        let buffer = unwrapInboundIn(data)
+        handle(engine.receive(buffer.readableBytesView), context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        readIfWanted(context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !closed { handle(engine.endOfInput(), context: context) }
+        closed = true
+        // A delivery in flight keeps its spool until it is done.
+        if !waiting { discardSpool() }
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            // Silence while a delivery runs is the server's, not the client's.
+            if !waiting && !closed { handle(engine.timedOut(), context: context) }
+            context.flush()
+        } else if let event = event as? ChannelEvent, event == .inputClosed {
+            // A client may pipeline its last commands, QUIT included, and
+            // shut its side at once: they are still answered.
+            inputClosed = true
+            if !closed { handle(engine.endOfInput(), context: context) }
+            context.flush()
+            closeIfDone(context)
+        } else if event is ShutdownRequest {
+            if !closed { handle(engine.shuttingDown(), context: context) }
+            context.flush()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    private func readIfWanted(_ context: ChannelHandlerContext) {
+        if !closed && !waiting && engine.wantsInput { context.read() }
+    }
+
+    /// Input has ended and everything sent before is answered: the
+    /// session is over.
+    private func closeIfDone(_ context: ChannelHandlerContext) {
+        guard inputClosed, !closed, !waiting, !engine.isPaused else { return }
+        closed = true
+        context.close(promise: nil)
+    }
+
+    private func handle(_ outputs: [LMTPOutput], context: ChannelHandlerContext) {
+        for output in outputs {
+            switch output {
+            case .send(let bytes):
+                context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            case .checkRecipient(let recipient):
+                check(recipient, context: context)
+            case .beginMessage(let envelope):
+                discardSpool()
+                do {
+                    spool = try Spool(in: spoolDirectory)
+                    spool?.append(Self.traceHeaders(envelope))
+                } catch {
+                    // The engine reads the data all the same; each
+                    // recipient then gets a temporary failure.
+                    spool = nil
+                }
+            case .messageBytes(let bytes):
+                spool?.append(bytes)
+            case .endMessage(let envelope):
+                deliver(envelope, context: context)
+            case .abortMessage:
+                discardSpool()
+            case .close:
+                closed = true
+                context.flush()
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    /// RCPT: whether the recipient can have mail at all, and room for it.
+    private func check(_ recipient: LMTPRecipient, context: ChannelHandlerContext) {
+        context.flush()
+        waiting = true
+        let deliverer = delivery.deliverer
+        let size = engine.declaredSize ?? 0
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pool.runIfActive(eventLoop: context.eventLoop) { () -> RecipientVerdict in
+            guard let refusal = deliverer.precheck(recipient: recipient.address, size: size) else { return .accept }
+            return .refuse(TransactionDelivery.reply(for: refusal, recipient: recipient.address))
+        }.whenComplete { result in
+            let (handler, context) = bound.value
+            handler.waiting = false
+            guard !handler.closed else { return }
+            let verdict: RecipientVerdict
+            switch result {
+            case .success(let value): verdict = value
+            case .failure: verdict = .refuse(LMTPReply(451, "4.3.0", "<\(recipient.address)> server busy, try again later"))
+            }
+            handler.handle(handler.engine.resume(recipient: verdict), context: context)
+            context.flush()
+            handler.readIfWanted(context)
+            handler.closeIfDone(context)
+        }
+    }
+
+    /// The final dot: the deliveries, then one reply per recipient.
+    private func deliver(_ envelope: LMTPEnvelope, context: ChannelHandlerContext) {
+        context.flush()
+        waiting = true
+        let delivery = delivery
+        let session = session
+        guard let spool else {
+            let replies = envelope.recipients.map { LMTPReply(451, "4.3.0", "<\($0.address)> cannot spool the message") }
+            waiting = false
+            handle(engine.resume(delivered: replies), context: context)
+            return
+        }
+        self.spool = nil
+        let job = SpoolJob(spool: spool)
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pool.runIfActive(eventLoop: context.eventLoop) { () -> [LMTPReply] in
+            defer { job.spool.close() }
+            return delivery.deliver(job.spool, envelope: envelope, session: session)
+        }.whenComplete { result in
+            let (handler, context) = bound.value
+            handler.waiting = false
+            let replies: [LMTPReply]
+            switch result {
+            case .success(let value): replies = value
+            case .failure:
+                job.spool.close()
+                replies = envelope.recipients.map { LMTPReply(451, "4.3.0", "<\($0.address)> server busy, try again later") }
+            }
+            guard !handler.closed else { return }
+            handler.handle(handler.engine.resume(delivered: replies), context: context)
+            context.flush()
+            handler.readIfWanted(context)
+            handler.closeIfDone(context)
+        }
+    }
+
+    /// What local delivery prepends, as postfix's local(8) and Dovecot's
+    /// LMTP do: the envelope sender, and the recipient when there is only
+    /// one (with several, the same bytes serve them all, as in Dovecot).
+    static func traceHeaders(_ envelope: LMTPEnvelope) -> [UInt8] {
+        var text = "Return-Path: <\(envelope.sender)>\n"
+        if envelope.recipients.count == 1, let recipient = envelope.recipients.first {
+            text += "Delivered-To: \(recipient.address)\n"
+        }
+        return Array(text.utf8)
+    }
+
+    private func discardSpool() {
+        spool?.close()
+        spool = nil
+    }
+}
+
+/// Hands a spool to the pool's thread: only that thread touches it until
+/// the replies are back on the event loop.
+private final class SpoolJob: @unchecked Sendable {
+    let spool: Spool
+    init(spool: Spool) { self.spool = spool }
+}

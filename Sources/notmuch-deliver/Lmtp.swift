@@ -1,0 +1,135 @@
+import ArgumentParser
+import DeliveryKit
+import LMTPServer
+import MaildirKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Lmtp: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run an LMTP server (RFC 2033) delivering into notmuch, for postfix's lmtp transport.",
+        discussion: """
+            Without --listen, takes its sockets from systemd (socket activation). With --mail-root, \
+            each recipient is a virtual mailbox; without it, every recipient is delivered into the \
+            mailbox of the notmuch configuration. Runs as the mailbox owner, never as root.
+            """)
+
+    @Option(help: ArgumentHelp("Where to listen: unix:PATH, HOST:PORT or [V6HOST]:PORT (repeatable).",
+                               valueName: "address"))
+    var listen: [String] = []
+
+    @Option(help: ArgumentHelp("Permissions of a unix socket, in octal (e.g. 660).", valueName: "mode"))
+    var socketMode: String?
+
+    @Flag(help: "One LMTP session on standard input and output (inetd, systemd Accept=yes).")
+    var stdio = false
+
+    @Option(help: ArgumentHelp("A virtual mailbox per recipient, e.g. /srv/vmail/%d/%u.", valueName: "template"))
+    var mailRoot: String?
+
+    @OptionGroup var notmuch: NotmuchConfigArguments
+
+    @Option(help: "The rules file (default: deliver.rules in the notmuch config).")
+    var rules: String?
+
+    @Flag(help: "Apply no rules.")
+    var noRules = false
+
+    @Option(help: ArgumentHelp("The largest message taken, in bytes (K, M, G allowed).", valueName: "size"))
+    var maxMessageSize: String = "50M"
+
+    @Option(help: "Connections served at once; more are told 421.")
+    var maxConnections = 64
+
+    @Option(help: "Recipients per transaction; more are told 452.")
+    var maxRecipients = 50
+
+    @Option(help: ArgumentHelp("Seconds to wait for the write lock before a message is queued "
+                               + "(default: deliver.lock_timeout, else 5).", valueName: "seconds"))
+    var lockTimeout: Double?
+
+    @Option(help: ArgumentHelp("Seconds a client may stay silent.", valueName: "seconds"))
+    var timeout = 300
+
+    @Option(help: ArgumentHelp("The characters that start a recipient's extension (user+ext@).", valueName: "chars"))
+    var recipientDelimiter = "+"
+
+    @Option(help: ArgumentHelp("The mailbox's quota, e.g. 2G or 500M,100000C.", valueName: "limit"))
+    var quota: String?
+
+    @Flag(help: "Refuse a message over the quota permanently (552 5.2.2) instead of deferring it (452 4.2.2).")
+    var quotaPermanent = false
+
+    @Option(help: ArgumentHelp("Log to this file instead of syslog.", valueName: "file"))
+    var log: String?
+
+    @Flag(name: [.short, .long], help: "Also log to standard error.")
+    var verbose = false
+
+    func validate() throws {
+        if getuid() == 0 || geteuid() == 0 {
+            throw ValidationError("refusing to run as root: run the server as the mailbox owner (a user, or vmail)")
+        }
+        if stdio && !listen.isEmpty { throw ValidationError("--stdio and --listen exclude each other") }
+        for address in listen where ListenAddress(parsing: address) == nil {
+            throw ValidationError("--listen '\(address)' is not unix:PATH, HOST:PORT or [V6HOST]:PORT")
+        }
+        if let socketMode, UInt16(socketMode, radix: 8).map({ $0 <= 0o777 }) != true {
+            throw ValidationError("--socket-mode '\(socketMode)' is not an octal mode such as 660")
+        }
+        _ = try ByteCount.parse(maxMessageSize)
+        if maxConnections < 1 || maxConnections > 10_000 { throw ValidationError("--max-connections must be between 1 and 10000") }
+        if maxRecipients < 1 || maxRecipients > 10_000 { throw ValidationError("--max-recipients must be between 1 and 10000") }
+        if timeout < 1 || timeout > 3600 { throw ValidationError("--timeout must be between 1 and 3600 seconds") }
+        if let lockTimeout, !DeliveryOptions.isValidLockTimeout(lockTimeout) {
+            throw ValidationError("--lock-timeout must be between 0 and \(Int(DeliveryOptions.maximumLockTimeout)) seconds")
+        }
+    }
+
+    func run() throws {
+        DeliveryLog.bootstrap(verbose: verbose, logFile: log)
+        // A virtual mailbox is its own home; libnotmuch wants one set
+        // before any thread starts (setenv is not thread-safe).
+        if mailRoot != nil, getenv("HOME") == nil { setenv("HOME", "/", 1) }
+        var options = DeliveryOptions()
+        notmuch.apply(to: &options)
+        options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
+        options.mailRootTemplate = mailRoot
+        options.lockTimeout = lockTimeout
+        options.quota = quota
+        options.quotaPermanent = quotaPermanent
+        // A server's post-insert hook runs once per commit, not per message.
+        options.runHooks = true
+        let deliverer = Deliverer(options, server: true)
+        let spoolDirectory: String
+        do {
+            spoolDirectory = try deliverer.spoolDirectory()
+        } catch {
+            complain(error.message)
+            throw ExitCode(error.exitStatus.rawValue)
+        }
+        var configuration = LMTPServerConfiguration(hostname: Self.hostname())
+        configuration.listen = listen.compactMap(ListenAddress.init(parsing:))
+        configuration.socketMode = socketMode.flatMap { mode_t($0, radix: 8) }
+        configuration.stdio = stdio
+        configuration.maxConnections = maxConnections
+        configuration.maxRecipients = maxRecipients
+        configuration.maxMessageSize = try ByteCount.parse(maxMessageSize)
+        configuration.timeout = Int64(timeout)
+        configuration.commitWait = lockTimeout ?? 5
+        configuration.recipientDelimiters = recipientDelimiter
+        do {
+            try LMTPServer(configuration: configuration, deliverer: deliverer, spoolDirectory: spoolDirectory).run()
+        } catch {
+            complain(error.description)
+            throw ExitCode(ExitStatus.temporaryFailure.rawValue)
+        }
+    }
+
+    static func hostname() -> String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+    }
+}
