@@ -20,11 +20,19 @@ public final class Deliverer: Sendable {
     private let rules = RulesCache()
     /// A server's: deliveries are staged and committed in groups.
     private let groupCommits: GroupCommits?
+    /// A server's: settings read at most once a second per mailbox.
+    private let settingsCache: SettingsCache?
 
     /// `server`: made for many deliveries at once (`stage`, `finish`).
     public init(_ options: DeliveryOptions, server: Bool = false) {
         self.options = options
         groupCommits = server ? GroupCommits() : nil
+        settingsCache = server ? SettingsCache() : nil
+    }
+
+    private func loadSettings(_ options: DeliveryOptions) throws(DeliveryError) -> DeliverySettings {
+        if let settingsCache { return try settingsCache.settings(for: options, rulesCache: rules) }
+        return try DeliverySettings(options: options, rulesCache: rules)
     }
 
     /// Delivers the message read from `input`. `envelope`, when given,
@@ -70,7 +78,7 @@ public final class Deliverer: Sendable {
                        timer: inout PhaseTimer) throws(DeliveryError) -> Written {
         var options = requested
         try VirtualMailbox.select(&options)
-        let settings = try DeliverySettings(options: options, rulesCache: rules)
+        let settings = try loadSettings(options)
         timer.mark("config")
         let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
                                              create: options.createFolder, worldReadable: options.worldReadable)
@@ -232,7 +240,7 @@ public final class Deliverer: Sendable {
         }
         do {
             try VirtualMailbox.select(&options)
-            let settings = try DeliverySettings(options: options, rulesCache: rules)
+            let settings = try loadSettings(options)
             return settings.quota.precheck(mailbox: MaildirQuota(root: FilePath(settings.mailRoot)), size: Int64(size))
         } catch {
             // The delivery will say what is wrong, or defer; the data may come.
@@ -248,7 +256,7 @@ public final class Deliverer: Sendable {
             // Any address shows the template's fixed part.
             return try VirtualMailbox.expand(template: template, recipient: "spool@spool").base
         }
-        let settings = try DeliverySettings(options: options, rulesCache: rules)
+        let settings = try loadSettings(options)
         let tmp = FilePath(settings.mailRoot).appending("tmp")
         return FileSystem.kind(of: tmp) == .directory ? tmp.string : settings.mailRoot
     }

@@ -29,16 +29,18 @@ final class GroupCommitter: @unchecked Sendable {
     private var applier: QueueApplier
     /// Records handed over and not yet seen applied, with their rules'
     /// pre-evaluated conditions.
-    private var pending: [String: PreevaluatedLeaves?] = [:]
+    fileprivate var pending: [String: PreevaluatedLeaves?] = [:]
     /// How each record ended, until its delivery takes the report.
     private var results: [String: DeliveryReport] = [:]
     /// Records whose delivery stopped waiting: their result is not kept.
     private var abandoned: Set<String> = []
-    fileprivate var running = false
+    private var running = false
 
     /// How long the committer sleeps when the lock or the flusher turn is
     /// taken before it looks again.
     static let busyPause: useconds_t = 20_000
+    /// How long an idle committer waits for more before its thread ends.
+    static let linger = 2.0
 
     init(applier: QueueApplier) {
         self.applier = applier
@@ -49,7 +51,11 @@ final class GroupCommitter: @unchecked Sendable {
         let start: Bool = monitor.locked {
             self.applier = applier
             pending[name] = .some(preevaluated)
-            guard !running else { return false }
+            guard !running else {
+                // The committer may be lingering for work.
+                monitor.broadcast()
+                return false
+            }
             running = true
             return true
         }
@@ -100,6 +106,11 @@ final class GroupCommitter: @unchecked Sendable {
                 // ours to apply too; not after a failure (the next delivery
                 // tries again) or while another holds the turn (it applies them).
                 if case .committed = round, !applier.queue.names().isEmpty { return false }
+                // Lingers a while: under a steady stream of mail the next
+                // message comes soon, and finds the thread awake.
+                let lingerEnd = Monotonic.seconds + Self.linger
+                while pending.isEmpty, Monotonic.seconds < lingerEnd { monitor.wait(until: lingerEnd) }
+                guard pending.isEmpty else { return false }
                 running = false
                 return true
             }
@@ -157,7 +168,8 @@ final class GroupCommitter: @unchecked Sendable {
 }
 
 extension GroupCommitter {
-    var isIdle: Bool { monitor.locked { !running } }
+    /// Nothing handed over is waiting for a commit (the thread may linger).
+    var isIdle: Bool { monitor.locked { pending.isEmpty } }
 }
 
 /// The committers of a server, one per database, made on first use.

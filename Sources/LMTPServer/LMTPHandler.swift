@@ -27,9 +27,21 @@ final class LMTPHandler: ChannelInboundHandler {
     private var waiting = false
     /// The client shut its sending side (it may still read our replies).
     private var inputClosed = false
+    /// Between 354 and the final dot (or the abort of a message too big).
+    private var inMessage = false
 
-    init(engine: LMTPEngine, delivery: TransactionDelivery, pool: NIOThreadPool, spoolDirectory: String, session: String) {
+    /// The client's time for one command, from the moment it may send it
+    /// to its end of line: trickling bytes does not extend it (no slowloris).
+    private let commandTime: TimeAmount
+    /// The client's time for a whole message, 354 to the final dot.
+    private let dataTime: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(engine: LMTPEngine, delivery: TransactionDelivery, pool: NIOThreadPool, spoolDirectory: String,
+         session: String, timeout: TimeAmount) {
         self.engine = engine
+        commandTime = timeout
+        dataTime = timeout * 4
         self.delivery = delivery
         self.pool = pool
         self.spoolDirectory = spoolDirectory
@@ -37,6 +49,7 @@ final class LMTPHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        arm(commandTime, context: context)
         handle(engine.start(), context: context)
         context.flush()
         context.read()
@@ -56,17 +69,14 @@ final class LMTPHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if !closed { handle(engine.endOfInput(), context: context) }
         closed = true
+        deadline?.cancel()
         // A delivery in flight keeps its spool until it is done.
         if !waiting { discardSpool() }
         context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            // Silence while a delivery runs is the server's, not the client's.
-            if !waiting && !closed { handle(engine.timedOut(), context: context) }
-            context.flush()
-        } else if let event = event as? ChannelEvent, event == .inputClosed {
+        if let event = event as? ChannelEvent, event == .inputClosed {
             // A client may pipeline its last commands, QUIT included, and
             // shut its side at once: they are still answered.
             inputClosed = true
@@ -83,6 +93,25 @@ final class LMTPHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
+    }
+
+    /// The client has `time` to do its part; the engine times it out after.
+    private func arm(_ time: TimeAmount, context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: time) {
+            let (handler, context) = bound.value
+            handler.deadline = nil
+            guard !handler.closed, !handler.waiting else { return }
+            handler.handle(handler.engine.timedOut(), context: context)
+            context.flush()
+        }
+    }
+
+    /// The server's turn (a check, the deliveries): no client deadline runs.
+    private func disarm() {
+        deadline?.cancel()
+        deadline = nil
     }
 
     private func readIfWanted(_ context: ChannelHandlerContext) {
@@ -102,9 +131,13 @@ final class LMTPHandler: ChannelInboundHandler {
             switch output {
             case .send(let bytes):
                 context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                // A command was answered: the next one's time starts.
+                if !inMessage { arm(commandTime, context: context) }
             case .checkRecipient(let recipient):
                 check(recipient, context: context)
             case .beginMessage(let envelope):
+                inMessage = true
+                arm(dataTime, context: context)
                 discardSpool()
                 do {
                     spool = try Spool(in: spoolDirectory)
@@ -117,8 +150,13 @@ final class LMTPHandler: ChannelInboundHandler {
             case .messageBytes(let bytes):
                 spool?.append(bytes)
             case .endMessage(let envelope):
+                inMessage = false
+                disarm()
                 deliver(envelope, context: context)
             case .abortMessage:
+                // Too big: the rest is read and dropped, still within the
+                // message's time; the replies after its dot start the next.
+                inMessage = false
                 discardSpool()
             case .close:
                 closed = true
@@ -131,6 +169,7 @@ final class LMTPHandler: ChannelInboundHandler {
     /// RCPT: whether the recipient can have mail at all, and room for it.
     private func check(_ recipient: LMTPRecipient, context: ChannelHandlerContext) {
         context.flush()
+        disarm()
         waiting = true
         let deliverer = delivery.deliverer
         let size = engine.declaredSize ?? 0
@@ -142,6 +181,7 @@ final class LMTPHandler: ChannelInboundHandler {
             let (handler, context) = bound.value
             handler.waiting = false
             guard !handler.closed else { return }
+            handler.arm(handler.commandTime, context: context)
             let verdict: RecipientVerdict
             switch result {
             case .success(let value): verdict = value
@@ -183,6 +223,7 @@ final class LMTPHandler: ChannelInboundHandler {
                 replies = envelope.recipients.map { LMTPReply(451, "4.3.0", "<\($0.address)> server busy, try again later") }
             }
             guard !handler.closed else { return }
+            handler.arm(handler.commandTime, context: context)
             handler.handle(handler.engine.resume(delivered: replies), context: context)
             context.flush()
             handler.readIfWanted(context)

@@ -168,11 +168,9 @@ public final class LMTPServer: Sendable {
             maxRecipients: configuration.maxRecipients))
         let delivery = TransactionDelivery(deliverer: deliverer, commitWait: configuration.commitWait,
                                            recipientDelimiters: configuration.recipientDelimiters)
-        try channel.pipeline.syncOperations.addHandlers([
-            IdleStateHandler(readTimeout: .seconds(configuration.timeout)),
+        try channel.pipeline.syncOperations.addHandler(
             LMTPHandler(engine: engine, delivery: delivery, pool: pool, spoolDirectory: spoolDirectory,
-                        session: Self.sessionID()),
-        ])
+                        session: Self.sessionID(), timeout: .seconds(configuration.timeout)))
     }
 
     /// Short, random, and the same in every log line of one connection.

@@ -1,0 +1,39 @@
+import Notmuch
+import MaildirKit
+import Synchronization
+
+/// A server's settings per mailbox, read again at most a second after the
+/// last reading: loading the notmuch configuration opens the database
+/// (twice, in libnotmuch 5.6), which cost a delivery more than its fsyncs.
+/// An edit to the configuration or the rules applies within the second.
+final class SettingsCache: Sendable {
+    static let maximumAge = 1.0
+
+    private struct Entry {
+        let settings: DeliverySettings
+        let loaded: Double
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+
+    func settings(for options: DeliveryOptions, rulesCache: RulesCache) throws(DeliveryError) -> DeliverySettings {
+        let key = Self.key(options)
+        let now = Monotonic.seconds
+        if let entry = entries.withLock({ $0[key] }), now - entry.loaded < Self.maximumAge { return entry.settings }
+        let settings = try DeliverySettings(options: options, rulesCache: rulesCache)
+        entries.withLock { $0[key] = Entry(settings: settings, loaded: now) }
+        return settings
+    }
+
+    /// What, besides the envelope, a server's deliveries differ by: the
+    /// mailbox a virtual recipient selected.
+    private static func key(_ options: DeliveryOptions) -> String {
+        let config: String
+        switch options.config {
+        case .search: config = "search"
+        case .file(let path): config = "file:" + path
+        case .none: config = "none"
+        }
+        return config + "\0" + (options.profile ?? "") + "\0" + (options.databasePath ?? "")
+    }
+}
