@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Rules", targets: ["Rules"]),
         .library(name: "Mbox", targets: ["Mbox"]),
         .library(name: "MailParsing", targets: ["MailParsing"]),
+        .library(name: "LMTP", targets: ["LMTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,6 +61,11 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
+        // LMTP (RFC 2033), the server side, as a pure engine: bytes in,
+        // replies and delivery requests out. No I/O and no other target, so
+        // that the network server and the tests drive it the same way.
+        .target(name: "LMTP"),
+
         .executableTarget(name: "notmuch-deliver", dependencies: [
             "DeliveryKit", "MaildirKit", "Rules", "Mbox",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -69,6 +75,7 @@ let package = Package(
         .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
+        .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
         // The executable's quick command-line reader against ArgumentParser.
         .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),
         // Runs the built executable against real maildirs and the real notmuch CLI.
