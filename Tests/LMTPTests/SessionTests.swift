@@ -167,4 +167,21 @@ import Testing
         #expect(client.engine.shuttingDown() == [])
         #expect(!client.engine.wantsInput)
     }
+
+    @Test func inputBeforeStartGetsTheGreetingFirst() {
+        var engine = LMTPEngine(configuration: LMTPConfiguration(hostname: "h"))
+        #expect(engine.wantsInput && !engine.isPaused)
+        #expect(engine.receive(Array("NOOP\r\n".utf8)) == [.send(Array("220 h LMTP ready\r\n250 2.0.0 OK\r\n".utf8))])
+        #expect(engine.start() == [])
+    }
+
+    @Test func aTimeoutWhileTheServerDeliversLeavesTheMessageToIt() {
+        var engine = LMTPEngine(configuration: LMTPConfiguration(hostname: "h"))
+        _ = engine.receive(Array((lhlo + "MAIL FROM:<>\r\nRCPT TO:<a@b>\r\n").utf8))
+        _ = engine.resume(recipient: .accept)
+        let outputs = engine.receive(Array("DATA\r\nx\r\n.\r\n".utf8))
+        #expect(outputs.last == .endMessage(LMTPEnvelope(sender: "", recipients: [LMTPRecipient(address: "a@b", index: 0)])))
+        #expect(engine.timedOut() == [.send(Array("421 4.4.2 h timeout\r\n".utf8)), .close])
+        #expect(engine.resume(delivered: [LMTPReply(250, "2.0.0", "ok")]) == [])
+    }
 }
