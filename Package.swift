@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Rules", targets: ["Rules"]),
         .library(name: "Mbox", targets: ["Mbox"]),
         .library(name: "MailParsing", targets: ["MailParsing"]),
+        .library(name: "LMTP", targets: ["LMTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -61,8 +62,9 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
-        // LMTP (RFC 2033) as a pure protocol engine: bytes in, replies and
-        // message bytes out; no I/O, so every path is testable and fuzzable.
+        // LMTP (RFC 2033), the server side, as a pure engine: bytes in,
+        // replies and delivery requests out. No I/O and no other target, so
+        // that the network server and the tests drive it the same way.
         .target(name: "LMTP"),
 
         // The LMTP server: SwiftNIO sockets around the engine, deliveries
@@ -83,6 +85,7 @@ let package = Package(
         .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
+        .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
         // The executable's quick command-line reader against ArgumentParser.
         .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),
         // Runs the built executable against real maildirs and the real notmuch CLI.

@@ -37,5 +37,7 @@ let package = Package(
         fuzzTarget("FuzzHeaders", ["MailParsing"], support: true),
         // Queue records: refused or read back the same; cut short, refused.
         fuzzTarget("FuzzRecord", ["DeliveryKit"]),
+        // The LMTP engine, fed in random chunks, the server's answers seeded.
+        fuzzTarget("FuzzLMTP", ["LMTP"]),
     ]
 )
