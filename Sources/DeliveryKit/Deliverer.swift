@@ -261,6 +261,17 @@ public final class Deliverer: Sendable {
         return FileSystem.kind(of: tmp) == .directory ? tmp.string : settings.mailRoot
     }
 
+    /// A server starting: the deliveries a killed server queued and never
+    /// committed are applied now, not at the next message. (Virtual
+    /// mailboxes' queues are applied with their next message.)
+    public func applyLeftoverQueue() {
+        guard let groupCommits, options.mailRootTemplate == nil,
+              let settings = try? loadSettings(options) else { return }
+        let session = DeliverySession(settings: settings, options: options)
+        guard !session.queue.names().isEmpty else { return }
+        groupCommits.committer(for: session.applier).kick(applier: session.applier)
+    }
+
     /// Waits, up to `deadline` (Monotonic seconds), until no group commit
     /// is running: a server that stops lets its last commits finish.
     public func waitForCommits(until deadline: Double) {

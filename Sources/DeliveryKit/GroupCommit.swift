@@ -67,6 +67,18 @@ final class GroupCommitter: @unchecked Sendable {
         }
     }
 
+    /// Applies what is queued already (a server killed before its last
+    /// commit left records behind), without waiting for a delivery.
+    func kick(applier: QueueApplier) {
+        let start: Bool = monitor.locked {
+            self.applier = applier
+            guard !running else { return false }
+            running = true
+            return true
+        }
+        if start, !DetachedThread.start({ self.run() }) { monitor.locked { running = false } }
+    }
+
     /// The record's report once its transaction is committed; nil when
     /// `deadline` (Monotonic seconds) comes first: the message stays queued
     /// and is committed later.

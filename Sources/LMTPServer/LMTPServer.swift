@@ -133,6 +133,7 @@ public final class LMTPServer: Sendable {
             for listener in listeners { try? listener.close().wait() }
             throw LMTPServerError(description: "cannot listen: \(error)")
         }
+        deliverer.applyLeftoverQueue()
         DeliveryLog.notice("LMTP server listening on \(listeners.compactMap { $0.localAddress.map { "\($0)" } })")
 
         let stop = DispatchSemaphore(value: 0)
