@@ -38,6 +38,9 @@ public struct DeliveryOptions: Sendable {
     var databasePath: String?
     /// `--quota`, as written (checked with the configuration).
     public var quota: String?
+    /// `--quota-warn`, as written: thresholds in percent (`80,95`), for
+    /// mailboxes with no configuration of their own (virtual ones).
+    public var quotaWarn: String?
     /// `--quota-permanent`: an over-quota refusal bounces.
     public var quotaPermanent = false
     /// A quota warning: counted, never refused, and warns of nothing itself.
@@ -168,6 +171,7 @@ struct DeliverySettings {
         self.quota = try QuotaPolicy(options: options) { database.configValues($0).first }
         // Lists: notmuch splits `80;95` into its items already.
         self.quotaWarnings = try QuotaWarnings { key in
+            if key == QuotaWarnings.thresholdsKey, let thresholds = options.quotaWarn { return thresholds }
             let items = database.configValues(key)
             return items.isEmpty ? nil : items.joined(separator: ";")
         }

@@ -28,6 +28,10 @@ struct Deliver: ParsableCommand {
                                + "else the first line of the mailbox's maildirsize).", valueName: "limit"))
     var quota: String?
 
+    @Option(help: ArgumentHelp("Warn the mailbox's owner when its usage crosses these percentages, e.g. 80,95 "
+                               + "(default: deliver.quota_warn).", valueName: "percentages"))
+    var quotaWarn: String?
+
     @Flag(help: "Refuse a message over the quota permanently (exit 77, a bounce) instead of deferring it (75).")
     var quotaPermanent = false
 
@@ -39,6 +43,7 @@ struct Deliver: ParsableCommand {
         request.verbose = verbose
         request.log = log
         request.quota = quota
+        request.quotaWarn = quotaWarn
         request.quotaPermanent = quotaPermanent
         return request
     }

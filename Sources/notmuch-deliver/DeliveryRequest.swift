@@ -49,6 +49,7 @@ struct DeliveryRequest: Equatable {
     var verbose = false
     var log: String?
     var quota: String?
+    var quotaWarn: String?
     var quotaPermanent = false
 
     func options() throws(DeliveryError) -> DeliveryOptions {
@@ -75,6 +76,7 @@ struct DeliveryRequest: Equatable {
         options.runHooks = !noHooks
         options.worldReadable = worldReadable
         options.quota = quota
+        options.quotaWarn = quotaWarn
         options.quotaPermanent = quotaPermanent
         return options
     }

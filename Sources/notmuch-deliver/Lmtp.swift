@@ -58,6 +58,10 @@ struct Lmtp: ParsableCommand {
     @Option(help: ArgumentHelp("The mailbox's quota, e.g. 2G or 500M,100000C.", valueName: "limit"))
     var quota: String?
 
+    @Option(help: ArgumentHelp("Warn a mailbox's owner when its usage crosses these percentages, e.g. 80,95 "
+                               + "(default: deliver.quota_warn).", valueName: "percentages"))
+    var quotaWarn: String?
+
     @Flag(help: "Refuse a message over the quota permanently (552 5.2.2) instead of deferring it (452 4.2.2).")
     var quotaPermanent = false
 
@@ -99,6 +103,7 @@ struct Lmtp: ParsableCommand {
         options.lockTimeout = lockTimeout
         options.quota = quota
         options.quotaPermanent = quotaPermanent
+        options.quotaWarn = quotaWarn
         // A server's post-insert hook runs once per commit, not per message.
         options.runHooks = true
         let deliverer = Deliverer(options, server: true)

@@ -67,6 +67,7 @@ enum QuickCommandLine {
             case .mailRoot: request.mailRoot = text
             case .log: request.log = text
             case .quota: request.quota = text
+            case .quotaWarn: request.quotaWarn = text
             case .decrypt:
                 guard let policy = DecryptPolicy(rawValue: text) else { return nil }
                 request.decrypt = policy
@@ -80,7 +81,7 @@ enum QuickCommandLine {
 
     enum Flag { case createFolder, noRules, keep, noHooks, worldReadable, verbose, quotaPermanent }
     enum Option { case folder, tag, removeTag, config, profile, rules, recipient, sender, mailRoot, log, decrypt, lockTimeout,
-                  quota }
+                  quota, quotaWarn }
 
     /// Every name of every `Deliver` option and flag, as ArgumentParser
     /// declares them: a test holds the two to the same names, and taking
@@ -95,6 +96,6 @@ enum QuickCommandLine {
         "--folder": .folder, "--tag": .tag, "--remove-tag": .removeTag, "--config": .config,
         "--profile": .profile, "--rules": .rules, "--recipient": .recipient, "--sender": .sender,
         "--mail-root": .mailRoot, "--log": .log, "--decrypt": .decrypt, "--lock-timeout": .lockTimeout,
-        "--quota": .quota,
+        "--quota": .quota, "--quota-warn": .quotaWarn,
     ]
 }

@@ -16,6 +16,7 @@ struct QuickCommandLineTests {
         ["--tag", "a", "--remove-tag", "b", "--tag", "c"],
         ["--quota", "2G,100000C", "--quota-permanent"],
         ["--quota=500M"],
+        ["--quota", "1G", "--quota-warn", "80,95"],
     ]
 
     @Test("same request as ArgumentParser", arguments: accepted)

@@ -99,6 +99,22 @@ final class MailFixture: @unchecked Sendable {
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Runs the notmuch CLI on another mailbox (a virtual one): its stdout.
+    func notmuchIn(_ mailbox: URL, _ arguments: String...) throws -> String {
+        let config = directory.appendingPathComponent("view-\(mailbox.lastPathComponent).conf")
+        try "[database]\npath=\(mailbox.path)\n".write(to: config, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/notmuch")
+        process.arguments = arguments
+        process.environment = ["NOTMUCH_CONFIG": config.path, "HOME": directory.path]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// Tags of the messages matching `query`, sorted.
     func tags(_ query: String) throws -> [String] {
         try notmuch("search", "--output=tags", query).split(separator: "\n").map(String.init).sorted()

@@ -187,6 +187,28 @@ import Testing
         #expect(try mail.count("tag:quota-warning") == 2)
     }
 
+    /// A virtual mailbox has no configuration of its own: the thresholds
+    /// come from the command line (as for the LMTP server), and the warning
+    /// lands in that mailbox's own database.
+    @Test func aVirtualMailboxIsWarnedFromTheCommandLine() throws {
+        let mail = try MailFixture(createDatabase: false)
+        let vmail = mail.directory.appendingPathComponent("vmail")
+        try FileManager.default.createDirectory(at: vmail, withIntermediateDirectories: true)
+        mail.extraEnvironment = ["NOTMUCH_CONFIG": "/nonexistent/config"]
+        let arguments = ["--mail-root", vmail.path + "/%d/%u", "--recipient", "dana@example.org",
+                         "--quota", "1000", "--quota-warn", "40"]
+        #expect(try mail.deliver(message(0), arguments).status == 0)
+        let mailbox = vmail.appendingPathComponent("example.org/dana")
+        func count(_ query: String) throws -> String {
+            try mail.notmuchIn(mailbox, "count", query).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try count("tag:quota-warning") == "0")
+        #expect(try mail.deliver(message(1), arguments).status == 0)
+        #expect(try count("tag:quota-warning") == "1")
+        #expect(try count("*") == "3")
+        #expect(try mail.deliver(message(2), Array(arguments.dropLast()) + ["40,x"]).status == 75)
+    }
+
     /// The administrator's template, with its placeholders filled in, and
     /// the configured tags.
     @Test func aTemplateAndTagsAreUsed() throws {
