@@ -75,7 +75,7 @@ public final class Deliverer: Sendable {
     /// refused message never reaches new/ and nothing of it is left.
     /// `planning`: the command line plans its database work meanwhile.
     private func write(_ input: FileDescriptor, options requested: DeliveryOptions, planning: Bool,
-                       timer: inout PhaseTimer) throws(DeliveryError) -> Written {
+                       sameAs: FilePath? = nil, timer: inout PhaseTimer) throws(DeliveryError) -> Written {
         var options = requested
         try VirtualMailbox.select(&options)
         let settings = try loadSettings(options)
@@ -93,7 +93,7 @@ public final class Deliverer: Sendable {
         let file: Maildir.Delivered
         do {
             file = try Delivery.write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
-                                      beforeSync: { temporary in
+                                      sameAs: sameAs, beforeSync: { temporary in
                 if let rejection = Delivery.emailRejection(temporary) {
                     guard options.keep, rejection.kind == .notAMessage else { return rejection }
                     keptNotMail = rejection
@@ -205,13 +205,15 @@ public final class Deliverer: Sendable {
     /// Writes the message for `envelope`'s recipient and queues it durably
     /// for a group commit (see `GroupCommitter`). Throws only when nothing
     /// is stored: the message must be refused or retried. Needs a Deliverer
-    /// made with `groupCommits`.
-    public func stage(_ input: FileDescriptor, envelope: Envelope) throws(DeliveryError) -> Staged {
+    /// made with `groupCommits`. `sameAs`: the same message staged for
+    /// another recipient, hard-linked rather than written again if it can be.
+    public func stage(_ input: FileDescriptor, envelope: Envelope, sameAs: Staged? = nil) throws(DeliveryError) -> Staged {
         guard let groupCommits else { preconditionFailure("stage needs a Deliverer made for a server") }
         var requested = options
         requested.envelope = envelope
         var timer = PhaseTimer(path: nil)
-        var written = try write(input, options: requested, planning: false, timer: &timer)
+        var written = try write(input, options: requested, planning: false, sameAs: sameAs?.written.file.path,
+                                timer: &timer)
         if let keptNotMail = written.keptNotMail { _ = try keepOrDiscard(keptNotMail, &written) }
         let session = DeliverySession(settings: written.settings, options: written.options)
         let record: String

@@ -60,12 +60,12 @@ public enum Delivery {
     }
 
     static func write(_ input: FileDescriptor, to maildir: Maildir, worldReadable: Bool,
-                      scratch: Bool = false, syncingDirectory: Bool = true,
+                      scratch: Bool = false, syncingDirectory: Bool = true, sameAs: FilePath? = nil,
                       beforeSync: (FilePath) -> DeliveryError? = { _ in nil }) throws(DeliveryError) -> Maildir.Delivered {
         let permissions: FilePermissions = worldReadable ? [.ownerReadWrite, .groupRead, .otherRead] : .ownerReadWrite
         do {
             return try maildir.deliver(from: input, permissions: permissions, scratch: scratch,
-                                       syncingDirectory: syncingDirectory, beforeSync: beforeSync)
+                                       syncingDirectory: syncingDirectory, sameAs: sameAs, beforeSync: beforeSync)
         } catch {
             switch error {
             case .rejected(let error):

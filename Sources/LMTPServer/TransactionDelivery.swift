@@ -23,12 +23,16 @@ struct TransactionDelivery: Sendable {
             return envelope.recipients.map { refusal(error, recipient: $0, session: session, started: started) }
         }
         var staged: [Result<Deliverer.Staged, DeliveryError>] = []
+        // Written once, then hard-linked for the other recipients.
+        var first: Deliverer.Staged?
         for recipient in envelope.recipients {
             do throws(DeliveryError) {
                 do { try spool.rewind() } catch {
                     throw DeliveryError(.temporary, "cannot read the spooled message back: \(error)")
                 }
-                staged.append(.success(try deliverer.stage(spool.descriptor, envelope: self.envelope(envelope, recipient))))
+                let done = try deliverer.stage(spool.descriptor, envelope: self.envelope(envelope, recipient), sameAs: first)
+                if first == nil { first = done }
+                staged.append(.success(done))
             } catch {
                 staged.append(.failure(error))
             }

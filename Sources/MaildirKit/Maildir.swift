@@ -116,14 +116,27 @@ package struct Maildir: Sendable {
     /// `beforeSync` runs once the whole input is written, before the fsyncs,
     /// with the temporary file's path; an error it returns rejects the
     /// content before it ever reaches new/.
+    ///
+    /// `sameAs`: a file delivered from the same input into another maildir
+    /// (another recipient of one LMTP transaction). When it can be
+    /// hard-linked, as Dovecot does, the bytes are not written again; when
+    /// it cannot (another file system, or it moved meanwhile), they are.
     package func deliver(from input: FileDescriptor, permissions: FilePermissions,
-                        scratch: Bool = false, syncingDirectory: Bool = true,
+                        scratch: Bool = false, syncingDirectory: Bool = true, sameAs: FilePath? = nil,
                         beforeSync: (FilePath) -> DeliveryError? = { _ in nil }) throws(WriteError) -> Delivered {
         let directories = try subdirectories()
         // Its deinit closes the descriptors: alive until every call below is done.
         defer { withExtendedLifetime(directories) {} }
         let tmpName = MaildirName.unique()
         let tmpPath = tmp.appending(tmpName)
+        if let sameAs, let digest = MaildirName.digest(of: sameAs),
+           sameAs.withPlatformString({ linkat(AT_FDCWD, $0, directories.tmp.rawValue, tmpName, 0) }) == 0 {
+            if let rejection = beforeSync(tmpPath) {
+                unlinkat(directories.tmp.rawValue, tmpName, 0)
+                throw .rejected(rejection)
+            }
+            return try place(tmpName, digest: digest, directories: directories, syncingDirectory: syncingDirectory)
+        }
         let raw = openat(directories.tmp.rawValue, tmpName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                          permissions.rawValue)
         guard raw >= 0 else { throw .write(Errno(rawValue: errno), tmpPath) }
@@ -146,7 +159,13 @@ package struct Maildir: Sendable {
             fatalError("unreachable: \(error)")
         }
         if scratch { return Delivered(path: tmpPath, adopted: false) }
+        return try place(tmpName, digest: digest, directories: directories, syncingDirectory: syncingDirectory)
+    }
 
+    /// Links a synced file of tmp/ into new/ under the name its content
+    /// gives it (or adopts the file already there), and removes it from tmp/.
+    private func place(_ tmpName: String, digest: String, directories: Subdirectories,
+                       syncingDirectory: Bool) throws(WriteError) -> Delivered {
         let newName = MaildirName.forContent(digest)
         let newPath = new.appending(newName)
         defer { unlinkat(directories.tmp.rawValue, tmpName, 0) }
@@ -291,6 +310,16 @@ package enum MaildirName {
     /// A name for a file with this content (its SHA-1): the same bytes get
     /// the same name, so a second copy cannot be made by accident.
     package static func forContent(_ sha1: String) -> String { "\(sha1).\(host)" }
+
+    /// The content's SHA-1 in a name `forContent` gave (flags and all);
+    /// nil for any other name.
+    package static func digest(of path: FilePath) -> String? {
+        guard let name = path.lastComponent?.string, let dot = name.firstIndex(of: ".") else { return nil }
+        let digest = name[..<dot]
+        guard digest.utf8.count == 40, digest.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) })
+        else { return nil }
+        return String(digest)
+    }
 
     /// Whether a name has the shape `unique()` gives.
     package static func isOurs(_ name: String) -> Bool {
