@@ -114,8 +114,16 @@ final class LMTPHandler: ChannelInboundHandler {
         deadline = nil
     }
 
+    /// Reads on while the engine wants input and the client takes its
+    /// replies: one that pipelines commands without reading the answers
+    /// must not make them pile up here.
     private func readIfWanted(_ context: ChannelHandlerContext) {
-        if !closed && !waiting && engine.wantsInput { context.read() }
+        if !closed && !waiting && engine.wantsInput && context.channel.isWritable { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        readIfWanted(context)
+        context.fireChannelWritabilityChanged()
     }
 
     /// Input has ended and everything sent before is answered: the
