@@ -128,8 +128,12 @@ struct Lmtp: ParsableCommand {
             try LMTPServer(configuration: configuration, deliverer: deliverer, spoolDirectory: spoolDirectory).run()
         } catch {
             complain(error.description)
-            throw ExitCode(ExitStatus.temporaryFailure.rawValue)
+            _exit(ExitStatus.temporaryFailure.rawValue)
         }
+        // Every reply is sent and every record durable; a committer may
+        // still wait in libnotmuch for a lock another writer holds, under
+        // whose feet exit handlers (Xapian's among them) must not run.
+        _exit(0)
     }
 
     static func hostname() -> String {
