@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "DeliveryKit", targets: ["DeliveryKit"]),
         .library(name: "MaildirKit", targets: ["MaildirKit"]),
         .library(name: "Rules", targets: ["Rules"]),
+        .library(name: "Sieve", targets: ["Sieve"]),
         .library(name: "Mbox", targets: ["Mbox"]),
         .library(name: "MailParsing", targets: ["MailParsing"]),
     ],
@@ -44,6 +45,11 @@ let package = Package(
         // The rules language: parsing and evaluation, independent of notmuch.
         .target(name: "Rules", dependencies: ["CGLib"]),
 
+        // Sieve scripts (RFC 5228 and extensions): parsing, checking and
+        // running them over the rules' message facts, independent of
+        // notmuch; the outcome becomes the rules' effects.
+        .target(name: "Sieve", dependencies: ["Rules"]),
+
         // Maildirs and the file system, knowing nothing of notmuch: writing
         // and naming messages, folders contained in the mail root, the
         // From_ line, content checksums, the syscalls swift-system lacks,
@@ -68,6 +74,7 @@ let package = Package(
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
         .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
+        .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
         // The executable's quick command-line reader against ArgumentParser.
         .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),
