@@ -61,13 +61,13 @@ let package = Package(
         // The delivery pipeline: settings, rules on messages, the queue,
         // indexing through libnotmuch, import; what every front door uses.
         .target(name: "DeliveryKit", dependencies: [
-            "MaildirKit", "Notmuch", "Rules", "MailParsing", "Mbox", "CGLib", "CPosix",
+            "MaildirKit", "Notmuch", "Rules", "Sieve", "MailParsing", "Mbox", "CGLib", "CPosix",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         .executableTarget(name: "notmuch-deliver", dependencies: [
-            "DeliveryKit", "MaildirKit", "Rules", "Mbox",
+            "DeliveryKit", "MaildirKit", "Rules", "Sieve", "Mbox",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

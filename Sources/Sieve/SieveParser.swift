@@ -24,5 +24,10 @@ public enum SieveParser {
 /// The mistakes of a script that does not compile.
 public struct SieveErrors: Error, Sendable, CustomStringConvertible {
     public let errors: [SieveError]
+
+    public init(errors: [SieveError]) {
+        self.errors = errors
+    }
+
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
