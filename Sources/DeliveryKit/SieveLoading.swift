@@ -21,7 +21,7 @@ public enum SieveLoader {
         do {
             text = try RulesLoader.readFile(path)
         } catch {
-            return .failure(SieveErrors(errors: [SieveError(file: path, location: SourceLocation(line: 1, column: 1),
+            return .failure(SieveErrors(errors: [SieveError(file: path, location: SieveLocation(line: 1, column: 1),
                                                             message: "cannot read the Sieve script: \(error)")]))
         }
         return SieveParser.parse(text, origin: path)

@@ -6,7 +6,7 @@ struct ArgumentReader {
 
     private let arguments: [ArgumentNode]
     private let owner: String
-    private let location: SourceLocation
+    private let location: SieveLocation
     private var handlers: [String: Handler] = [:]
     /// Where a handler reads its parameter from, while tags are read.
     private var cursor = 0
@@ -15,14 +15,14 @@ struct ArgumentReader {
     private var nextPositional = 0
     private(set) var problems: [LocatedProblem] = []
 
-    init(_ arguments: [ArgumentNode], owner: String, location: SourceLocation) {
+    init(_ arguments: [ArgumentNode], owner: String, location: SieveLocation) {
         self.arguments = arguments
         self.owner = owner
         self.location = location
     }
 
     /// The place of the argument being read, or of the command.
-    private var here: SourceLocation {
+    private var here: SieveLocation {
         if !tagsRead, cursor > 0, cursor - 1 < arguments.count { return arguments[cursor - 1].location }
         if tagsRead, nextPositional < positional.count { return positional[nextPositional].location }
         return location

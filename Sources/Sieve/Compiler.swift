@@ -16,13 +16,13 @@ struct Compiler {
 
     private var variables: Bool { capabilities.contains("variables") }
 
-    private mutating func fail(_ message: String, at location: SourceLocation) {
+    private mutating func fail(_ message: String, at location: SieveLocation) {
         errors.append(LocatedProblem(location: location, message: message))
     }
 
     /// Whether `capability` was required; reports it when not.
     @discardableResult
-    private mutating func need(_ capability: String, for what: String, at location: SourceLocation) -> Bool {
+    private mutating func need(_ capability: String, for what: String, at location: SieveLocation) -> Bool {
         if capabilities.contains(capability) { return true }
         fail("\(what) needs require \"\(capability)\"", at: location)
         return false

@@ -1,6 +1,6 @@
 /// A place in a Sieve script: line and column, both from 1; columns count
 /// characters, not bytes.
-public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
+public struct SieveLocation: Sendable, Equatable, CustomStringConvertible {
     public let line: Int
     public let column: Int
 
@@ -16,10 +16,10 @@ public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
 /// `FILE:LINE:COLUMN: message`, as `check-rules` reports the rules format's.
 public struct SieveError: Error, Sendable, Equatable, CustomStringConvertible {
     public let file: String
-    public let location: SourceLocation
+    public let location: SieveLocation
     public let message: String
 
-    public init(file: String, location: SourceLocation, message: String) {
+    public init(file: String, location: SieveLocation, message: String) {
         self.file = file
         self.location = location
         self.message = message
@@ -30,6 +30,6 @@ public struct SieveError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// What the lexer, the parser and the compiler throw before the file name is known.
 struct LocatedProblem: Error {
-    let location: SourceLocation
+    let location: SieveLocation
     let message: String
 }

@@ -38,7 +38,7 @@ private struct Machine {
     var implicitKeep = true
     var actions = 0
     var outcome = SieveOutcome()
-    var currentLocation = SourceLocation(line: 1, column: 1)
+    var currentLocation = SieveLocation(line: 1, column: 1)
 
     init(facts: MessageFacts, script: SieveScript, clock: ScriptClock) {
         self.facts = facts
@@ -103,7 +103,7 @@ private struct Machine {
         return false
     }
 
-    private func timeCheck(_ location: SourceLocation) throws {
+    private func timeCheck(_ location: SieveLocation) throws {
         do { try clock.check() } catch {
             throw LocatedProblem(location: location, message: "the script's time budget of \(SieveScript.timeBudget) is spent")
         }

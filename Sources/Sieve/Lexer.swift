@@ -16,7 +16,7 @@ struct Lexer {
     /// far beyond any message size, and safe from overflow when compared.
     static let maximumNumber = 1 << 53
 
-    private var location: SourceLocation { SourceLocation(line: line, column: column) }
+    private var location: SieveLocation { SieveLocation(line: line, column: column) }
 
     private func peek(_ offset: Int = 0) -> UInt8? {
         index + offset < bytes.count ? bytes[index + offset] : nil
@@ -33,7 +33,7 @@ struct Lexer {
         index += 1
     }
 
-    private func problem(_ message: String, at location: SourceLocation) -> LocatedProblem {
+    private func problem(_ message: String, at location: SieveLocation) -> LocatedProblem {
         LocatedProblem(location: location, message: message)
     }
 
@@ -84,7 +84,7 @@ struct Lexer {
         return String(decoding: bytes[start..<index], as: UTF8.self)
     }
 
-    private mutating func number(_ start: SourceLocation) throws(LocatedProblem) -> Int {
+    private mutating func number(_ start: SieveLocation) throws(LocatedProblem) -> Int {
         var value = 0
         while let byte = peek(), Self.isDigit(byte) {
             value = value * 10 + Int(byte - UInt8(ascii: "0"))
@@ -106,7 +106,7 @@ struct Lexer {
 
     /// `"…"`: `\"` and `\\` are the quote and the backslash; any other
     /// backslash is dropped (RFC 5228 2.4.2).
-    private mutating func quotedString(_ start: SourceLocation) throws(LocatedProblem) -> String {
+    private mutating func quotedString(_ start: SieveLocation) throws(LocatedProblem) -> String {
         advance()
         var value: [UInt8] = []
         while true {
@@ -127,7 +127,7 @@ struct Lexer {
     /// `text:` up to a line holding only `.`; a line starting `..` loses
     /// one dot. After `text:` only blanks and a `#` comment may follow on
     /// its line.
-    private mutating func multilineString(_ start: SourceLocation) throws(LocatedProblem) -> String {
+    private mutating func multilineString(_ start: SieveLocation) throws(LocatedProblem) -> String {
         while let byte = peek(), byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { advance() }
         if peek() == UInt8(ascii: "#") {
             while let byte = peek(), byte != UInt8(ascii: "\n") { advance() }

@@ -18,13 +18,13 @@ struct Parser {
 
     private init(_ text: String) throws(LocatedProblem) {
         lexer = Lexer(text)
-        current = LocatedToken(token: .end, location: SourceLocation(line: 1, column: 1))
+        current = LocatedToken(token: .end, location: SieveLocation(line: 1, column: 1))
         current = try lexer.next()
     }
 
     static func parse(_ text: String) throws(LocatedProblem) -> [CommandNode] {
         guard text.utf8.count <= maximumScriptLength else {
-            throw LocatedProblem(location: SourceLocation(line: 1, column: 1),
+            throw LocatedProblem(location: SieveLocation(line: 1, column: 1),
                                  message: "script longer than \(maximumScriptLength) bytes")
         }
         var parser = try Parser(text)
@@ -45,7 +45,7 @@ struct Parser {
         LocatedProblem(location: current.location, message: "expected \(expected), found \(current.token.spelling)")
     }
 
-    private mutating func enter(_ location: SourceLocation) throws(LocatedProblem) {
+    private mutating func enter(_ location: SieveLocation) throws(LocatedProblem) {
         depth += 1
         if depth > Self.maximumDepth {
             throw LocatedProblem(location: location, message: "blocks and tests nested more than \(Self.maximumDepth) deep")

@@ -63,7 +63,7 @@ struct Condition: Sendable {
     }
 
     let kind: Kind
-    let location: SourceLocation
+    let location: SieveLocation
     let name: String
 }
 
@@ -108,7 +108,7 @@ struct Statement: Sendable {
     }
 
     let kind: Kind
-    let location: SourceLocation
+    let location: SieveLocation
 }
 
 /// A Sieve script, checked. Immutable and safe to share between deliveries.

@@ -2,7 +2,7 @@
 /// anything knows what the commands mean.
 struct CommandNode {
     let name: String
-    let location: SourceLocation
+    let location: SieveLocation
     let arguments: [ArgumentNode]
     let tests: [TestNode]
     /// nil for a command ended by `;`.
@@ -11,7 +11,7 @@ struct CommandNode {
 
 struct TestNode {
     let name: String
-    let location: SourceLocation
+    let location: SieveLocation
     let arguments: [ArgumentNode]
     let tests: [TestNode]
     /// Whether the tests were written as a parenthesised list.
@@ -20,11 +20,11 @@ struct TestNode {
 
 enum ArgumentNode {
     /// `isList`: written in brackets, even with one element.
-    case strings([String], isList: Bool, SourceLocation)
-    case number(Int, SourceLocation)
-    case tag(String, SourceLocation)
+    case strings([String], isList: Bool, SieveLocation)
+    case number(Int, SieveLocation)
+    case tag(String, SieveLocation)
 
-    var location: SourceLocation {
+    var location: SieveLocation {
         switch self {
         case .strings(_, _, let location), .number(_, let location), .tag(_, let location): return location
         }

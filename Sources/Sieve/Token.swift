@@ -31,5 +31,5 @@ enum Token: Equatable {
 
 struct LocatedToken {
     let token: Token
-    let location: SourceLocation
+    let location: SieveLocation
 }
