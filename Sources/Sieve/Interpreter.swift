@@ -64,8 +64,9 @@ private struct Machine {
                 }
                 if let block = taken ?? otherwise, try execute(block) { return true }
             case .keep(let flags):
-                try store(nil, flags: flags.map(flagList) ?? internalFlags, create: false, line: line)
-                implicitKeep = false
+                if try store(nil, flags: flags.map(flagList) ?? internalFlags, create: false, line: line) {
+                    implicitKeep = false
+                }
                 outcome.trace.append("line \(line): keep")
             case .discard:
                 implicitKeep = false
@@ -76,8 +77,10 @@ private struct Machine {
                 return true
             case .fileinto(let mailbox, let create, let copy, let flags):
                 let name = expand(mailbox)
-                try store(name, flags: flags.map(flagList) ?? internalFlags, create: create, line: line)
-                if !copy { implicitKeep = false }
+                // A duplicate of an earlier store changes nothing, the implicit keep included (as in Pigeonhole).
+                if try store(name, flags: flags.map(flagList) ?? internalFlags, create: create, line: line), !copy {
+                    implicitKeep = false
+                }
                 outcome.trace.append("line \(line): fileinto \"\(name)\"")
             case .flags(let operation, let variable, let flags):
                 let given = flagList(flags)
@@ -116,18 +119,21 @@ private struct Machine {
         outcome.implicitKeep = SieveStore(mailbox: nil, flags: internalFlags, create: false, line: 0)
     }
 
-    /// One store per mailbox, as Pigeonhole merges duplicates; `INBOX` is the default mailbox.
-    private mutating func store(_ mailbox: String?, flags: [String], create: Bool, line: Int) throws {
+    /// One store per mailbox, as Pigeonhole merges duplicates: the later
+    /// one's flags replace the earlier's. `INBOX` is the default mailbox.
+    /// False for a duplicate.
+    private mutating func store(_ mailbox: String?, flags: [String], create: Bool, line: Int) throws -> Bool {
         let mailbox = mailbox.flatMap { $0.uppercased() == "INBOX" ? nil : $0 }
         if let index = outcome.stores.firstIndex(where: { $0.mailbox == mailbox }) {
-            outcome.stores[index].flags = Self.unique(outcome.stores[index].flags + flags)
-            return
+            outcome.stores[index].flags = flags
+            return false
         }
         actions += 1
         if actions > SieveScript.maximumActions {
             throw LocatedProblem(location: currentLocation, message: "more than \(SieveScript.maximumActions) actions")
         }
         outcome.stores.append(SieveStore(mailbox: mailbox, flags: flags, create: create, line: line))
+        return true
     }
 
     // MARK: Flags

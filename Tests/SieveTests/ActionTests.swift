@@ -12,6 +12,9 @@ import Testing
         #expect(try actions(#"require "fileinto"; fileinto "a"; keep;"#) == ["store INBOX", "store a"])
         #expect(try actions(#"require "fileinto"; fileinto "a"; discard;"#) == ["store a"])
         #expect(try actions(#"require "fileinto"; fileinto "a"; fileinto "a"; fileinto "INBOX";"#) == ["store INBOX", "store a"])
+        // As Pigeonhole: a duplicate store is one store with the later flags, and cancels nothing.
+        #expect(try actions(#"require ["fileinto", "copy", "imap4flags"]; fileinto :copy :flags "a" "x"; fileinto :flags "b" "x";"#)
+                == ["store INBOX", "store x b"])
     }
 
     @Test func stopEndsTheScript() throws {
