@@ -228,7 +228,7 @@ struct IndexJob {
             maildir = try MailFolder.resolve(root: settings.mailRoot, name: folder, create: create)
         } catch where !create {
             // As Pigeonhole without :create: the implicit keep.
-            DeliveryLog.logger.notice("Sieve fileinto '\(folder)' not used (\(error.message); :create makes it); the message stays in the default folder")
+            DeliveryLog.logger.notice("Sieve fileinto '\(folder)' without :create not used (\(error.message)); the message stays in the default folder")
             return nil
         } catch {
             DeliveryLog.logger.error("rule folder '\(folder)' not used: \(error.message)")

@@ -34,8 +34,12 @@ struct CheckRules: ParsableCommand {
     var sender: String?
 
     func validate() throws {
-        if mailRoot != nil, recipient == nil {
-            throw ValidationError("--mail-root needs --recipient")
+        // --recipient alone is the envelope of --sieve-actions.
+        if mailRoot != nil ? recipient == nil : (recipient != nil && sieveActions == nil) {
+            throw ValidationError("--mail-root and --recipient go together")
+        }
+        if sender != nil, sieveActions == nil {
+            throw ValidationError("--sender goes with --sieve-actions")
         }
     }
 
