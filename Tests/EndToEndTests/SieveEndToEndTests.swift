@@ -133,6 +133,22 @@ struct SieveEndToEndTests {
         #expect(archived.count == 1)
     }
 
+    @Test func aQueuedDeliveryKeepsItsScript() throws {
+        let fixture = try MailFixture()
+        let path = fixture.directory.appendingPathComponent("queued.sieve")
+        try #"require ["fileinto", "mailbox", "imap4flags"]; addflag "$Junk"; fileinto :create "Junk";"#
+            .write(to: path, atomically: true, encoding: .utf8)
+        let holder = try LockHolder(fixture)
+        #expect(try fixture.deliver(sampleMessage(id: "queued@example.org"), ["--sieve", path.path, "--lock-timeout", "0.2"]).status == 0)
+        #expect(try fixture.count() == 0, "queued, not indexed")
+        holder.release()
+        // flush has no --sieve: the record names the script.
+        #expect(try fixture.command(["flush"]).status == 0)
+        #expect(try fixture.tags("id:queued@example.org") == ["inbox", "spam", "unread"])
+        #expect(try fixture.count("folder:Junk") == 1)
+        try fixture.expectNothingNew()
+    }
+
     @Test func explainShowsTheScriptsSteps() throws {
         let fixture = try MailFixture()
         _ = try useSieve(fixture)
