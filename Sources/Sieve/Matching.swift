@@ -24,6 +24,9 @@ struct Comparison {
     let comparator: Comparator
     let clock: ScriptClock
 
+    /// i;ascii-casemap folds ASCII letters. RFC 4790 maps them to upper
+    /// case; Pigeonhole maps them to lower case, which orders `[\]^_``
+    /// before letters for :value, and the differential test follows it.
     private func fold(_ scalar: Unicode.Scalar) -> Unicode.Scalar {
         guard comparator == .asciiCasemap, scalar.value >= 0x41, scalar.value <= 0x5A else { return scalar }
         return Unicode.Scalar(scalar.value + 0x20)!
