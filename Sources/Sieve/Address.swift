@@ -5,6 +5,9 @@
 enum AddressList {
     /// Each address as `local@domain` (or just `local` when it has no domain).
     static func addresses(in value: String) -> [String] {
+        /// Separates the words of a mailbox outside quotes; a quoted
+        /// string's spaces are its own (`"john doe"@example.com`).
+        let wordBreak: Character = "\u{0}"
         var addresses: [String] = []
         var current = ""          // text of the mailbox being read, outside <>
         var angle: String?        // text inside <>, which wins when present
@@ -13,9 +16,10 @@ enum AddressList {
         var commentDepth = 0
         var escaped = false
         func flush() {
-            let chosen = (angle ?? current).trimmingSpaces
-            // A group's display name ends at ':'; its members follow.
-            if !chosen.isEmpty { addresses.append(chosen) }
+            let chosen = angle ?? current
+            // Without <>, a mailbox is one word: `Name a@b` is not valid; take the last word.
+            let words = chosen.split(separator: wordBreak)
+            if let last = words.last, !last.isEmpty { addresses.append(String(last)) }
             current = ""
             angle = nil
         }
@@ -37,28 +41,21 @@ enum AddressList {
             }
             switch character {
             case "\"": inQuote = true
-            case "(": commentDepth = 1
+            case "(": commentDepth = 1; current.append(wordBreak)
             case "<": inAngle = true; angle = ""
             case ">": inAngle = false
             case ",", ";": if !inAngle { flush() }
             case ":":
-                // A group name, unless inside <> (a source route).
+                // A group's display name ends at ':' (its members follow), unless inside <> (a source route).
                 if inAngle { angle?.append(character) } else { current = "" }
             case " ", "\t", "\r", "\n":
-                // Spaces only separate a display name's words; the address has none.
-                if inAngle { continue }
-                current.append(" ")
+                if !inAngle { current.append(wordBreak) }
             default:
                 if inAngle { angle?.append(character) } else { current.append(character) }
             }
         }
         flush()
-        // Without <>, a mailbox is one word: `a@b (c)` was handled by the
-        // comment rule; `Name a@b` is not valid, take the last word.
         return addresses.map { address in
-            let words = address.split(separator: " ")
-            return words.count > 1 ? String(words.last!) : address
-        }.map { address in
             // A source route `@a,@b:x@y` keeps only the mailbox.
             guard address.hasPrefix("@"), let colon = address.firstIndex(of: ":") else { return address }
             return String(address[address.index(after: colon)...])
@@ -79,14 +76,5 @@ enum AddressList {
         case .detail:
             return local.firstIndex(of: separator).map { String(local[local.index(after: $0)...]) }
         }
-    }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        var text = Substring(self)
-        while let first = text.first, first == " " || first == "\t" { text = text.dropFirst() }
-        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
-        return String(text)
     }
 }

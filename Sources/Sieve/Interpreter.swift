@@ -176,6 +176,8 @@ private struct Machine {
             let values = headers.flatMap { facts.headerValues(expand($0)) }
                 .flatMap(AddressList.addresses(in:))
                 .compactMap { AddressList.part(part, of: $0) }
+            // As Pigeonhole: with no address at all, even :count "eq" "0" is false.
+            if values.isEmpty, case .count = match.type { return false }
             return try compare(values, keys, match, condition)
         case .envelope(let part, let fields, let keys, let match):
             let values = fields.compactMap { field -> String? in
