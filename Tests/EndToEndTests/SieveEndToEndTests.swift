@@ -149,6 +149,23 @@ struct SieveEndToEndTests {
         try fixture.expectNothingNew()
     }
 
+    @Test func importRunsTheScriptOnEveryMessage() throws {
+        let fixture = try MailFixture()
+        let script = fixture.directory.appendingPathComponent("import.sieve")
+        try #"""
+            require ["fileinto", "mailbox", "imap4flags", "variables"];
+            if header :matches "Subject" "message *" { addflag "n${1}"; }
+            if header :is "Subject" "message 3" { fileinto :create "Three"; }
+            """#.write(to: script, atomically: true, encoding: .utf8)
+        let archive = fixture.directory.appendingPathComponent("archive.mbox")
+        try ImportTests.archive(5).mbox.write(to: archive, atomically: true, encoding: .utf8)
+        let result = try fixture.command(["import", "--sieve", script.path, archive.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try fixture.count("tag:n2 and id:imp-2@example.org") == 1)
+        #expect(try fixture.count("folder:Three and tag:n3") == 1)
+        try fixture.expectNothingNew()
+    }
+
     @Test func explainShowsTheScriptsSteps() throws {
         let fixture = try MailFixture()
         _ = try useSieve(fixture)
