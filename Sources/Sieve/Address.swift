@@ -15,7 +15,15 @@ enum AddressList {
         var inQuote = false
         var commentDepth = 0
         var escaped = false
-        func flush() {
+        /// `atComma`: a comma ended the mailbox. Headers arrive decoded, so
+        /// `=?UTF-8?Q?M=C3=BCller=2C_Hans?= <h@x>` reads `Müller, Hans <h@x>`:
+        /// a piece with neither `<>` nor `@` before a comma is taken for part
+        /// of a display name, and reading goes on.
+        func flush(atComma: Bool = false) {
+            if atComma, angle == nil, !current.contains("@"), !current.allSatisfy({ $0 == wordBreak }) {
+                current.append(wordBreak)
+                return
+            }
             let chosen = angle ?? current
             // Without <>, a mailbox is one word: `Name a@b` is not valid; take the last word.
             let words = chosen.split(separator: wordBreak)
@@ -44,7 +52,8 @@ enum AddressList {
             case "(": commentDepth = 1; current.append(wordBreak)
             case "<": inAngle = true; angle = ""
             case ">": inAngle = false
-            case ",", ";": if !inAngle { flush() }
+            case ",": if !inAngle { flush(atComma: true) }
+            case ";": if !inAngle { flush() }
             case ":":
                 // A group's display name ends at ':' (its members follow), unless inside <> (a source route).
                 if inAngle { angle?.append(character) } else { current = "" }

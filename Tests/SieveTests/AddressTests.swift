@@ -11,6 +11,9 @@ import Testing
         #expect(AddressList.addresses(in: "team: a@x.org, b@x.org;, c@y.org") == ["a@x.org", "b@x.org", "c@y.org"])
         #expect(AddressList.addresses(in: "<@relay.example:user@example.com>") == ["user@example.com"])
         #expect(AddressList.addresses(in: "") == [])
+        // A display name whose comma was encoded, as headers arrive decoded.
+        #expect(AddressList.addresses(in: "Müller, Hans <hans@example.de>, eve@example.org") == ["hans@example.de", "eve@example.org"])
+        #expect(AddressList.addresses(in: "bob") == ["bob"])
     }
 
     @Test func partsOfAnAddress() {
