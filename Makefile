@@ -14,7 +14,7 @@ DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev lib
 DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
 # bash-completion for the installed package's test (root only).
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core man-db bash-completion
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -58,13 +58,14 @@ deps-e2e:
 
 # Real postfix (mailbox_command, pipe to virtual mailboxes) and fetchmail
 # against dovecot, on loopback; our maildirsize read and recounted by
-# dovecot's doveadm (quota.sh); and the Debian package installed, used and
-# purged. They need root: without it each script says why and exits 77, and
-# is counted as skipped, not passed.
+# dovecot's doveadm (quota.sh); our Sieve interpreter against Pigeonhole's
+# sieve-test on a corpus of scripts and messages (sieve.sh); and the Debian
+# package installed, used and purged. They need root: without it each
+# script says why and exits 77, and is counted as skipped, not passed.
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota deb; do \
+	for test in postfix fetchmail quota sieve deb; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  bash Tests/Integration/$$test.sh $$subject; status=$$?; \
 	  case $$status in \

@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "DeliveryKit", targets: ["DeliveryKit"]),
         .library(name: "MaildirKit", targets: ["MaildirKit"]),
         .library(name: "Rules", targets: ["Rules"]),
+        .library(name: "Sieve", targets: ["Sieve"]),
         .library(name: "Mbox", targets: ["Mbox"]),
         .library(name: "MailParsing", targets: ["MailParsing"]),
         .library(name: "LMTP", targets: ["LMTP"]),
@@ -46,6 +47,11 @@ let package = Package(
         // The rules language: parsing and evaluation, independent of notmuch.
         .target(name: "Rules", dependencies: ["CGLib"]),
 
+        // Sieve scripts (RFC 5228 and extensions): parsing, checking and
+        // running them over the rules' message facts, independent of
+        // notmuch; the outcome becomes the rules' effects.
+        .target(name: "Sieve", dependencies: ["Rules"]),
+
         // Maildirs and the file system, knowing nothing of notmuch: writing
         // and naming messages, folders contained in the mail root, the
         // From_ line, content checksums, the syscalls swift-system lacks,
@@ -57,7 +63,7 @@ let package = Package(
         // The delivery pipeline: settings, rules on messages, the queue,
         // indexing through libnotmuch, import; what every front door uses.
         .target(name: "DeliveryKit", dependencies: [
-            "MaildirKit", "Notmuch", "Rules", "MailParsing", "Mbox", "CGLib", "CPosix",
+            "MaildirKit", "Notmuch", "Rules", "Sieve", "MailParsing", "Mbox", "CGLib", "CPosix",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -77,13 +83,14 @@ let package = Package(
         ]),
 
         .executableTarget(name: "notmuch-deliver", dependencies: [
-            "DeliveryKit", "MaildirKit", "Rules", "Mbox", "LMTPServer",
+            "DeliveryKit", "MaildirKit", "Rules", "Sieve", "Mbox", "LMTPServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
         .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
+        .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
         .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
         // The executable's quick command-line reader against ArgumentParser.

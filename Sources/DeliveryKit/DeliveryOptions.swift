@@ -1,6 +1,7 @@
 import Logging
 import Notmuch
 import Rules
+import Sieve
 import SystemPackage
 import MaildirKit
 
@@ -26,6 +27,9 @@ public struct DeliveryOptions: Sendable {
     public var config: ConfigSource = .search
     public var profile: String?
     public var rules: RulesSource = .configured
+    /// Where the Sieve script comes from (`deliver.sieve`, `--sieve`);
+    /// it runs before the rules.
+    public var sieve: RulesSource = .configured
     public var envelope = Envelope()
     public var home: String?
     /// NOTMUCH_DELIVER_TIMINGS: where to append this delivery's phase times.
@@ -123,6 +127,10 @@ struct DeliverySettings {
     var rules: RuleSet
     /// Where `rules` came from (nil: none), to find them again for a queued record.
     var rulesPath: String?
+    /// Where the Sieve script in `rules` came from (nil: none), likewise.
+    var sievePath: String?
+    /// `deliver.sieve_separator`, for a queued record's script.
+    var sieveSeparator: Character = SieveRules.defaultSeparator
     let quota: QuotaPolicy
     let quotaWarnings: QuotaWarnings
 
@@ -179,6 +187,15 @@ struct DeliverySettings {
         let rulesPath = try RulesLoader.path(for: options) { database.configValues(RulesLoader.configKey).first }
         self.rulesPath = rulesPath
         self.rules = rulesPath.map { rulesCache.rules(at: $0) } ?? .empty
+        // The Sieve script runs first and feeds the same tags (see Docs/sieve.md).
+        // A quota warning, which applies no rules, runs no script either.
+        let sievePath = options.quotaExempt ? nil
+            : try SieveLoader.path(for: options) { database.configValues(SieveLoader.configKey).first }
+        self.sievePath = sievePath
+        self.sieveSeparator = try SieveLoader.separator(database.configValues(SieveLoader.separatorKey).first)
+        if let sievePath {
+            rules = rules.with(prelude: rulesCache.sieve(at: sievePath, separator: sieveSeparator))
+        }
     }
 }
 

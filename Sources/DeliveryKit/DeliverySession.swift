@@ -234,7 +234,7 @@ struct DeliverySession {
                                    rulesFile: settings.rulesPath ?? "", recipient: options.envelope.recipient,
                                    sender: options.envelope.sender,
                                    recipientExtension: options.envelope.recipientExtension,
-                                   decrypt: options.decrypt?.rawValue)
+                                   decrypt: options.decrypt?.rawValue, sieveFile: settings.sievePath)
         do {
             return try queue.enqueue(record, message: file, linking: queueLinksAreSafe)
         } catch {

@@ -125,6 +125,8 @@ struct IndexJob {
         }
 
         var folder: String?
+        // A Sieve fileinto without :create: the folder is used only if it exists.
+        var folderMustExist = false
         var traces: [RuleTrace] = []
         if hasRules {
             var discard = false
@@ -133,7 +135,8 @@ struct IndexJob {
                 switch effect {
                 case .addTag(let tag): try apply(.add(tag), to: message)
                 case .removeTag(let tag): try apply(.remove(tag), to: message)
-                case .folder(let name): folder = name
+                case .folder(let name): folder = name; folderMustExist = false
+                case .existingFolder(let name): folder = name; folderMustExist = true
                 case .discard: discard = true
                 }
             }
@@ -149,7 +152,7 @@ struct IndexJob {
             try message.withTagsFrozen { try applyCommandLineAndMark(message) }
         }
         // `explain` only reports the folder; it creates and moves nothing.
-        if commit, let folder, let maildir = movingTarget(folder, for: location) {
+        if commit, let folder, let maildir = movingTarget(folder, for: location, create: !folderMustExist) {
             let source = location
             let target: FilePath
             do {
@@ -219,10 +222,14 @@ struct IndexJob {
     /// already, or if the folder cannot be used (say, a symlink out of the
     /// mail root): the mail then stays where it is, and the reason is
     /// logged; a rule's folder must not bounce mail.
-    private func movingTarget(_ folder: String, for file: FilePath) -> Maildir? {
+    private func movingTarget(_ folder: String, for file: FilePath, create: Bool) -> Maildir? {
         let maildir: Maildir
         do {
-            maildir = try MailFolder.resolve(root: settings.mailRoot, name: folder, create: true)
+            maildir = try MailFolder.resolve(root: settings.mailRoot, name: folder, create: create)
+        } catch where !create {
+            // As Pigeonhole without :create: the implicit keep.
+            DeliveryLog.logger.notice("Sieve fileinto '\(folder)' without :create not used (\(error.message)); the message stays in the default folder")
+            return nil
         } catch {
             DeliveryLog.logger.error("rule folder '\(folder)' not used: \(error.message)")
             return nil

@@ -23,6 +23,8 @@ public struct PendingRecord: Decodable, Sendable, Equatable {
     var sender: String?
     var recipientExtension: String?
     var decrypt: String?
+    /// The Sieve script the delivery used; "" or nil: none.
+    var sieveFile: String? = nil
 }
 
 extension PendingRecord {
@@ -42,12 +44,13 @@ extension PendingRecord {
     /// A record's fields: their names in a record file, and in a queue
     /// entry's name.
     enum Field: String, CaseIterable {
-        case tag, rules, recipient, sender, `extension`, decrypt, path
+        case tag, rules, sieve, recipient, sender, `extension`, decrypt, path
 
         var short: String {
             switch self {
             case .tag: "t"
             case .rules: "r"
+            case .sieve: "S"
             case .recipient: "R"
             case .sender: "s"
             case .extension: "e"
@@ -61,7 +64,7 @@ extension PendingRecord {
     /// in order, the others when set, and `path` last.
     var fields: [(Field, String)] {
         var fields = tagOperations.map { (Field.tag, $0) }
-        let optional: [(Field, String?)] = [(.rules, rulesFile), (.recipient, recipient), (.sender, sender),
+        let optional: [(Field, String?)] = [(.rules, rulesFile), (.sieve, sieveFile), (.recipient, recipient), (.sender, sender),
                                             (.extension, recipientExtension), (.decrypt, decrypt)]
         for (field, value) in optional { if let value { fields.append((field, value)) } }
         return fields + [(.path, path)]
@@ -74,7 +77,7 @@ extension PendingRecord {
         func value(_ field: Field) -> String? { fields.first { $0.0 == field }?.1 }
         self.init(path: path, tagOperations: fields.filter { $0.0 == .tag }.map(\.1), rulesFile: value(.rules),
                   recipient: value(.recipient), sender: value(.sender), recipientExtension: value(.extension),
-                  decrypt: value(.decrypt))
+                  decrypt: value(.decrypt), sieveFile: value(.sieve))
     }
 
     /// The first line of a record file.

@@ -223,11 +223,12 @@ struct QueueApplier {
     /// The rules a record names: this delivery's, or another file's, read
     /// once per transaction (at apply time, as documented).
     private func rules(of record: PendingRecord, cache: inout [String: RuleSet]) -> RuleSet {
-        let path = record.rulesFile ?? ""
-        if path == settings.rulesPath ?? "" { return settings.rules }
-        if let known = cache[path] { return known }
-        let loaded = path.isEmpty ? RuleSet.empty : RulesLoader.loadLogging(path: path)
-        cache[path] = loaded
+        let path = record.rulesFile ?? "", sieve = record.sieveFile ?? ""
+        if path == settings.rulesPath ?? "", sieve == settings.sievePath ?? "" { return settings.rules }
+        let key = sieve.isEmpty ? path : path + "\u{0}" + sieve
+        if let known = cache[key] { return known }
+        let loaded = RulesLoader.loadLogging(rules: path, sieve: sieve, separator: settings.sieveSeparator)
+        cache[key] = loaded
         return loaded
     }
 

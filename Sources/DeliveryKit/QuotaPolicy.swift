@@ -155,6 +155,7 @@ extension Delivery {
         options.config = .none
         options.databasePath = path
         options.rules = .none
+        options.sieve = .none
         return try quotaStatus(options, recalculate: recalculate)
     }
 

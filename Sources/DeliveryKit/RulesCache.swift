@@ -1,4 +1,5 @@
 import Rules
+import Sieve
 import Synchronization
 import SystemPackage
 
@@ -33,6 +34,26 @@ final class RulesCache: Sendable {
     }
 
     private let entries = Mutex<[String: Entry]>([:])
+
+    private struct SieveEntry {
+        let signature: Signature
+        let separator: Character
+        let script: SieveRules?
+    }
+
+    private let scripts = Mutex<[String: SieveEntry]>([:])
+
+    /// The Sieve script at `path`, compiled again if the file changed; nil
+    /// (its errors logged) when it does not compile.
+    func sieve(at path: String, separator: Character) -> SieveRules? {
+        guard let signature = Signature(path) else { return SieveLoader.loadLogging(path: path, separator: separator) }
+        if let known = scripts.withLock({ $0[path] }), known.signature == signature, known.separator == separator {
+            return known.script
+        }
+        let script = SieveLoader.loadLogging(path: path, separator: separator)
+        scripts.withLock { $0[path] = SieveEntry(signature: signature, separator: separator, script: script) }
+        return script
+    }
 
     /// The rules at `path`, parsed again if the file changed. A file that
     /// cannot be looked at is not kept: its errors are logged each time.

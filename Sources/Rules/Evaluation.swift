@@ -25,6 +25,9 @@ public enum Effect: Sendable, Equatable, CustomStringConvertible {
     case addTag(String)
     case removeTag(String)
     case folder(String)
+    /// The folder, only if it exists already (Sieve's fileinto without
+    /// :create); otherwise the message stays where it was delivered.
+    case existingFolder(String)
     case discard
 
     public var description: String {
@@ -32,6 +35,7 @@ public enum Effect: Sendable, Equatable, CustomStringConvertible {
         case .addTag(let tag): return "+\(tag)"
         case .removeTag(let tag): return "-\(tag)"
         case .folder(let folder): return "folder:\(folder)"
+        case .existingFolder(let folder): return "folder:\(folder) (if it exists)"
         case .discard: return "discard"
         }
     }
@@ -59,6 +63,8 @@ public struct PreevaluatedLeaves: Sendable {
     let results: [[LeafResult?]]
     /// Per rule, the limits it ran into.
     let notes: [[String]]
+    /// The prelude's run, when it needs no database.
+    var prelude: PreludeResult?
 }
 
 struct LeafResult: Sendable {
@@ -110,7 +116,9 @@ extension RuleSet {
             })
             notes.append(evaluation.notes)
         }
-        return PreevaluatedLeaves(results: results, notes: notes)
+        var preluded: PreludeResult?
+        if let prelude, !prelude.needsDatabase { preluded = prelude.run(facts, budget: budget.allowed) }
+        return PreevaluatedLeaves(results: results, notes: notes, prelude: preluded)
     }
 
     /// Applies the rules in order, handing each effect to `apply` at once so
@@ -124,8 +132,15 @@ extension RuleSet {
     public func evaluate(_ facts: MessageFacts, preevaluated: PreevaluatedLeaves? = nil,
                          budget: Duration = RuleSet.timeBudget,
                          apply: (Effect) throws -> Void) throws -> [RuleTrace] {
-        let budget = TimeBudget(budget)
         var traces: [RuleTrace] = []
+        if let prelude {
+            // The prelude first; its discard ends everything, as a rule's does.
+            let result = preevaluated?.prelude ?? prelude.run(facts, budget: budget)
+            traces.append(preludeTrace(prelude, result))
+            for effect in result.effects { try apply(effect) }
+            if result.effects.contains(.discard) { return traces }
+        }
+        let budget = TimeBudget(budget)
         for (index, rule) in rules.enumerated() {
             var evaluation = Evaluation(facts: facts, rule: rule, origin: origin, budget: budget)
             if let preevaluated, index < preevaluated.results.count,
@@ -428,6 +443,10 @@ extension Template {
         while end > 0, end < utf8.count, utf8[end] & 0xC0 == 0x80 { end -= 1 }
         return end == 0 ? nil : String(decoding: utf8[..<end], as: UTF8.self)
     }
+
+    /// A name cleaned as substitutions are (lower case, only letters,
+    /// digits and `._-+@`, bounded); nil when nothing is left.
+    public static func cleanedName(_ text: String) -> String? { sanitise(text) }
 
     static func sanitise(_ text: String) -> String? {
         var safe = ""

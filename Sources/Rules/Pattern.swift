@@ -55,6 +55,12 @@ public final class Pattern: @unchecked Sendable, CustomStringConvertible {
     /// Throws when PCRE gives up (the match limit), so that a caller can say
     /// so rather than take it for a plain non-match.
     func match(_ value: String) throws(MatchError) -> [String]? {
+        try groups(value, includingWhole: false)
+    }
+
+    /// `includingWhole`: the whole match first, then the groups.
+    private func groups(_ value: String, includingWhole: Bool) throws(MatchError) -> [String]? {
+        let first: Int32 = includingWhole ? 0 : 1
         var value = value
         // withUTF8 only rethrows untyped errors: the outcome comes out as a Result.
         let outcome = value.withUTF8 { whole -> Result<[String]?, MatchError> in
@@ -76,8 +82,8 @@ public final class Pattern: @unchecked Sendable, CustomStringConvertible {
                 }
                 guard matched else { return .success(nil) }
                 let count = g_match_info_get_match_count(info)
-                guard count > 1 else { return .success([]) }
-                return .success((1..<count).map { group in
+                guard count > first else { return .success([]) }
+                return .success((first..<count).map { group in
                     guard let text = g_match_info_fetch(info, group) else { return "" }
                     defer { g_free(text) }
                     return String(cString: text)
@@ -88,6 +94,20 @@ public final class Pattern: @unchecked Sendable, CustomStringConvertible {
     }
 
     public var description: String { "/\(source)/" + (caseSensitive ? "c" : "") }
+}
+
+extension Pattern {
+    /// A pattern for another module (Sieve's `:regex`), with the same
+    /// limits as the rules'; throws a description of what is wrong.
+    public static func compile(_ source: String, caseSensitive: Bool) throws -> Pattern {
+        try Pattern(source: source, caseSensitive: caseSensitive)
+    }
+
+    /// The whole first match and then its groups, nil for no match; throws
+    /// when PCRE gives up (the match limit).
+    public func wholeMatchAndGroups(_ value: String) throws -> [String]? {
+        try groups(value, includingWhole: true)
+    }
 }
 
 extension Pattern {

@@ -3,6 +3,8 @@ public struct RuleSet: Sendable {
     public let rules: [Rule]
     /// Where the rules came from, for messages.
     public let origin: String
+    /// Runs before the rules, feeding the same tags (a Sieve script).
+    public internal(set) var prelude: (any RulePrelude)?
 
     public init(rules: [Rule], origin: String) {
         self.rules = rules
@@ -11,7 +13,7 @@ public struct RuleSet: Sendable {
 
     public static let empty = RuleSet(rules: [], origin: "")
 
-    public var isEmpty: Bool { rules.isEmpty }
+    public var isEmpty: Bool { rules.isEmpty && prelude == nil }
 }
 
 /// One rule: `ACTIONS -- CONDITION`.

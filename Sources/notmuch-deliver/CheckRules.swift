@@ -1,49 +1,71 @@
 import ArgumentParser
 import DeliveryKit
 import Rules
+import Sieve
 
 struct CheckRules: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-rules",
-        abstract: "Check a rules file; exit 1 if it has errors.")
+        abstract: "Check a rules file or a Sieve script; exit 1 if it has errors.",
+        discussion: "A file whose name ends in .sieve, or any file with --sieve, is checked as a Sieve script.")
 
-    @Argument(help: "The rules file (default: deliver.rules from the notmuch config).")
+    @Argument(help: "The rules file or Sieve script (default: deliver.rules, or with --sieve deliver.sieve, from the notmuch config).")
     var file: String?
 
     @OptionGroup var notmuch: NotmuchConfigArguments
 
     @Option(help: ArgumentHelp("With --recipient: check the virtual mailbox's own rules, which a delivery "
-                               + "with this --mail-root reads (its .notmuch/deliver.rules).",
+                               + "with this --mail-root reads (its .notmuch/deliver.rules or deliver.sieve).",
                                valueName: "template"))
     var mailRoot: String?
 
-    @Option(help: "With --mail-root: the address whose mailbox it is.")
+    @Option(help: "With --mail-root: the address whose mailbox it is. With --sieve-actions: the envelope recipient.")
     var recipient: String?
 
+    @Flag(help: "Check a Sieve script, whatever its name.")
+    var sieve = false
+
+    @Option(help: ArgumentHelp("Run the Sieve script on this message (no database: notmuch tests are false) and print "
+                               + "its actions, one per line: 'store MAILBOX FLAGS…' or 'discard'.",
+                               valueName: "message"))
+    var sieveActions: String?
+
+    @Option(help: "With --sieve-actions: the envelope sender.")
+    var sender: String?
+
     func validate() throws {
-        if (mailRoot == nil) != (recipient == nil) {
+        // --recipient alone is the envelope of --sieve-actions.
+        if mailRoot != nil ? recipient == nil : (recipient != nil && sieveActions == nil) {
             throw ValidationError("--mail-root and --recipient go together")
         }
+        if sender != nil, sieveActions == nil {
+            throw ValidationError("--sender goes with --sieve-actions")
+        }
     }
+
+    private var checksSieve: Bool { sieve || sieveActions != nil || (file?.hasSuffix(".sieve") ?? false) }
 
     func run() throws {
         // Found as a delivery finds it, so that what is checked is what is applied.
         var options = DeliveryOptions()
         notmuch.apply(to: &options)
         options.rules = file.map { .file($0) } ?? .configured
+        options.sieve = file.map { .file($0) } ?? .configured
         options.mailRootTemplate = mailRoot
-        options.envelope = Envelope(recipient: recipient)
+        options.envelope = Envelope(recipient: mailRoot == nil ? nil : recipient)
         let found: String?
-        do { found = try RulesLoader.path(for: options) } catch {
+        do { found = try checksSieve ? SieveLoader.path(for: options) : RulesLoader.path(for: options) } catch {
             complain(error.message)
             throw ExitCode(1)
         }
         guard let path = found else {
+            let (key, name) = checksSieve ? (SieveLoader.configKey, "Sieve script") : (RulesLoader.configKey, "rules file")
             complain(mailRoot == nil
-                     ? "no rules file: give one, or set \(RulesLoader.configKey) in the notmuch config"
-                     : "no rules file: give one, or write deliver.rules in the mailbox's .notmuch folder")
+                     ? "no \(name): give one, or set \(key) in the notmuch config"
+                     : "no \(name): give one, or write \(key) in the mailbox's .notmuch folder")
             throw ExitCode(1)
         }
+        if checksSieve { try checkSieve(path); return }
         let text: String
         do { text = try RulesLoader.readFile(path) } catch {
             complain("\(path): cannot read: \(error)")
@@ -54,5 +76,26 @@ struct CheckRules: ParsableCommand {
         for warning in rules.warnings { diagnostic("\(warning)") }
         guard errors.isEmpty else { throw ExitCode(1) }
         print("\(path): \(rules.rules.count) rules, no errors")
+    }
+
+    private func checkSieve(_ path: String) throws {
+        let script: SieveScript
+        switch SieveLoader.compile(path: path) {
+        case .success(let compiled): script = compiled
+        case .failure(let errors):
+            for error in errors.errors { diagnostic("\(error)") }
+            throw ExitCode(1)
+        }
+        guard let message = sieveActions else {
+            print("\(path): Sieve script, no errors")
+            return
+        }
+        do {
+            let outcome = try SieveLoader.run(script, onMessageAt: message, envelope: Envelope(recipient: recipient, sender: sender))
+            for line in outcome.normalised { print(line) }
+        } catch {
+            complain("\(error)")
+            throw ExitCode(1)
+        }
     }
 }

@@ -16,6 +16,7 @@ struct FilingValues: Equatable {
     var config: String?
     var profile: String?
     var rules: String?
+    var sieve: String?
     var noRules = false
 
     /// These values, onto delivery options.
@@ -25,6 +26,7 @@ struct FilingValues: Equatable {
         options.config = config.map { .file($0) } ?? .search
         options.profile = profile
         options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
+        options.sieve = noRules ? .none : sieve.map { .file($0) } ?? .configured
         options.home = ProcessEnvironment.value("HOME")
         for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
         for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }

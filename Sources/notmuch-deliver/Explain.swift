@@ -27,6 +27,14 @@ enum ExplainFormatter {
         lines.append("message: \(LogText.oneLine(report.messageID ?? "(none)"))")
         if report.traces.isEmpty { lines.append("rules: none apply") }
         for trace in report.traces {
+            if trace.rule.line == 0 {
+                // A Sieve script: its steps, as they ran.
+                lines.append(trace.rule.text + ":")
+                for check in trace.checks { lines.append("    \(check.condition)") }
+                if !trace.effects.isEmpty { lines.append("    => " + trace.effects.map(\.description).joined(separator: " ")) }
+                for note in trace.notes { lines.append("    note: \(note)") }
+                continue
+            }
             let verdict = trace.matched ? "matches" : "no match"
             lines.append("line \(trace.rule.line): \(verdict): \(trace.rule.text)")
             for check in trace.checks {
@@ -44,7 +52,11 @@ enum ExplainFormatter {
         } else {
             lines.append("tags: \(report.tags.joined(separator: " "))")
             let folder = report.traces.flatMap(\.effects).compactMap { effect -> String? in
-                if case .folder(let name) = effect { return name } else { return nil }
+                switch effect {
+                case .folder(let name): return name
+                case .existingFolder(let name): return name + " (if it exists; otherwise the default)"
+                default: return nil
+                }
             }.last
             lines.append("folder: \(folder ?? "(default)")")
         }

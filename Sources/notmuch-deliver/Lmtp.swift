@@ -33,7 +33,10 @@ struct Lmtp: ParsableCommand {
     @Option(help: "The rules file (default: deliver.rules in the notmuch config).")
     var rules: String?
 
-    @Flag(help: "Apply no rules.")
+    @Option(help: "A Sieve script, run before the rules (default: deliver.sieve in the notmuch config).")
+    var sieve: String?
+
+    @Flag(help: "Apply no rules and no Sieve script.")
     var noRules = false
 
     @Option(help: ArgumentHelp("The largest message taken, in bytes (K, M, G allowed).", valueName: "size"))
@@ -99,6 +102,7 @@ struct Lmtp: ParsableCommand {
         var options = DeliveryOptions()
         notmuch.apply(to: &options)
         options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
+        options.sieve = noRules ? .none : sieve.map { .file($0) } ?? .configured
         options.mailRootTemplate = mailRoot
         options.lockTimeout = lockTimeout
         options.quota = quota

@@ -44,12 +44,15 @@ struct FilingArguments: ParsableArguments {
     @Option(help: "The rules file (default: deliver.rules in the notmuch config).")
     var rules: String?
 
-    @Flag(help: "Apply no rules.")
+    @Option(help: "The Sieve script, run before the rules (default: deliver.sieve in the notmuch config).")
+    var sieve: String?
+
+    @Flag(help: "Apply no rules and no Sieve script.")
     var noRules = false
 
     var values: FilingValues {
         FilingValues(folder: folder, createFolder: createFolder, addTags: addTags, removeTags: removeTags,
-                     config: notmuch.config, profile: notmuch.profile, rules: rules, noRules: noRules)
+                     config: notmuch.config, profile: notmuch.profile, rules: rules, sieve: sieve, noRules: noRules)
     }
 }
 

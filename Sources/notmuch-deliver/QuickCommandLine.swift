@@ -62,6 +62,7 @@ enum QuickCommandLine {
             case .config: request.filing.config = text
             case .profile: request.filing.profile = text
             case .rules: request.filing.rules = text
+            case .sieve: request.filing.sieve = text
             case .recipient: request.recipient = text
             case .sender: request.sender = text
             case .mailRoot: request.mailRoot = text
@@ -80,7 +81,7 @@ enum QuickCommandLine {
     }
 
     enum Flag { case createFolder, noRules, keep, noHooks, worldReadable, verbose, quotaPermanent }
-    enum Option { case folder, tag, removeTag, config, profile, rules, recipient, sender, mailRoot, log, decrypt, lockTimeout,
+    enum Option { case folder, tag, removeTag, config, profile, rules, sieve, recipient, sender, mailRoot, log, decrypt, lockTimeout,
                   quota, quotaWarn }
 
     /// Every name of every `Deliver` option and flag, as ArgumentParser
@@ -94,7 +95,7 @@ enum QuickCommandLine {
     ]
     static let options: [String: Option] = [
         "--folder": .folder, "--tag": .tag, "--remove-tag": .removeTag, "--config": .config,
-        "--profile": .profile, "--rules": .rules, "--recipient": .recipient, "--sender": .sender,
+        "--profile": .profile, "--rules": .rules, "--sieve": .sieve, "--recipient": .recipient, "--sender": .sender,
         "--mail-root": .mailRoot, "--log": .log, "--decrypt": .decrypt, "--lock-timeout": .lockTimeout,
         "--quota": .quota, "--quota-warn": .quotaWarn,
     ]

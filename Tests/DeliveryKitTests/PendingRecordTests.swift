@@ -15,6 +15,16 @@ import MaildirKit
         #expect(PendingRecord(encoded: bare.encoded) == bare)
     }
 
+    @Test func theSieveScriptComesBackInBothForms() throws {
+        var record = hostile
+        record.sieveFile = "/home/u/.dovecot.sieve"
+        #expect(PendingRecord(encoded: record.encoded) == record)
+        #expect(record.encoded.contains("\nsieve /home/u/.dovecot.sieve\n"))
+        let name = try #require(record.fileName)
+        #expect(name.contains("~S=%2Fhome%2Fu%2F.dovecot.sieve~"))
+        #expect(PendingRecord(fileName: name) == record)
+    }
+
     @Test func oneLinePerFieldAndNoRawLineBreakInAValue() {
         let lines = hostile.encoded.split(separator: "\n")
         #expect(lines.count == 1 + 4 + 5 + 1)

@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "FuzzSupport", swiftSettings: fuzzing),
         // The rules language: RuleParser, then evaluation against fixed facts.
         fuzzTarget("FuzzRules", ["Rules"]),
+        // Sieve scripts: parsing, checking, running against fixed facts.
+        fuzzTarget("FuzzSieve", ["Sieve", "Rules"]),
         // The From_ line stripper of a delivery, fed in random chunks.
         fuzzTarget("FuzzEnvelope", ["MaildirKit"]),
         // mbox splitting in every format, from memory; compressed input through a file.

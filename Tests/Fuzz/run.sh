@@ -14,7 +14,7 @@ set -u
 
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-FuzzRules FuzzEnvelope FuzzMbox FuzzHeaders FuzzRecord FuzzLMTP}
+targets=${*:-FuzzRules FuzzSieve FuzzEnvelope FuzzMbox FuzzHeaders FuzzRecord FuzzLMTP}
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)

@@ -62,7 +62,7 @@ private func checkName(_ effect: Effect) {
     switch effect {
     case .addTag(let name), .removeTag(let name):
         if name.isEmpty || name.utf8.count > 200 { fatalError("a tag libnotmuch refuses: \(effect)") }
-    case .folder(let name):
+    case .folder(let name), .existingFolder(let name):
         let tooLongComponent = name.split(separator: "/").contains { $0.utf8.count > 255 }
         if name.isEmpty || name.utf8.count > 1024 || tooLongComponent { fatalError("a folder that cannot be: \(effect)") }
     case .discard: break

@@ -1,0 +1,3 @@
+require ["fileinto", "copy", "mailbox"];
+if header :contains "Subject" "" { fileinto :copy :create "Archive"; }
+if header :contains "From" "boss" { fileinto :copy "Boss"; fileinto "Boss"; }
