@@ -131,8 +131,9 @@ class Server:
         self.socket = os.path.join(environment.dir, f"{name}.sock")
         self.log = os.path.join(environment.dir, f"{name}.log")
         self.stderr_path = os.path.join(environment.dir, f"{name}.stderr")
-        argv = [environment.binary, "lmtp", "--listen", f"unix:{self.socket}", "--log", self.log,
-                "--timeout", "30"] + options
+        argv = [environment.binary, "lmtp", "--listen", f"unix:{self.socket}", "--log", self.log] + options
+        if "--timeout" not in options:
+            argv += ["--timeout", "30"]
         self.stderr = open(self.stderr_path, "wb")
         self.process = subprocess.Popen(environment.prefix() + argv, env=environment.env(),
                                         stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr)
@@ -655,6 +656,109 @@ def test_sigterm(env, personal, virtual):
     return "SIGTERM: idle connection 421, no new connections, the transaction in flight finishes (250), then exit 0"
 
 
+def test_quoted_local_part(env, personal, virtual):
+    # postfix keeps addresses unquoted and quotes a local part on the wire
+    # when it must: `.dot@virt.example` reaches pipe(8) as that, and an LMTP
+    # server as `".dot"@virt.example`. Both must name the same mailbox (the
+    # pipe mode refuses `.dot`, 64, so LMTP refuses it at RCPT, 550 5.1.1),
+    # and the quotes of a needlessly quoted local part are no part of it.
+    with virtual.lmtp() as client:
+        client.mail(SENDER)
+        code, text = client.rcpt('".dot"@virt.example')
+        check(code == 550 and decode(text).startswith("5.1.1 "),
+              f'RCPT TO:<".dot"@virt.example>: got {code} {decode(text)}, want 550 5.1.1 as for .dot@ in pipe mode')
+        client.rset()
+        refused = client.sendmail(SENDER, ['"quoted"@virt.example'], message("quoted@remote.example", "quoted", "quoted@virt.example"))
+        check(refused == {}, f"refused: {refused}")
+    made = sorted(os.listdir(os.path.join(env.dir, "vmail", "virt.example")))
+    check('".dot"' not in made, f'a mailbox named ".dot" with its quotes was created: {made}')
+    box = env.vmailbox("quoted@virt.example")
+    check(os.path.isdir(box) and env.count("id:quoted@remote.example", mailbox=box) == 1,
+          f'"quoted"@virt.example is not in the mailbox of quoted@virt.example; mailboxes: {made}')
+    return 'RCPT TO:<".dot"@...> 550 5.1.1 as in pipe mode; "quoted"@... delivered to the mailbox quoted'
+
+
+def test_lock_held(env, personal, virtual):
+    # `notmuch tag --batch` opens the database for writing before it reads
+    # its input: it holds the write lock until its input ends.
+    holder = subprocess.Popen(env.prefix() + ["notmuch", "tag", "--batch"], env=env.env(), stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        flintlock = os.path.join(env.mail, ".notmuch", "xapian", "flintlock")
+        time.sleep(0.5)
+        if holder.poll() is not None:
+            raise Failure(f"notmuch tag --batch exited: {holder.stderr.read()!r}")
+        started = time.monotonic()
+        with personal.lmtp() as client:
+            client.mail(SENDER)
+            client.rcpt("t@example.org")
+            code, text = client.data(message("locked@remote.example", "while locked"))
+        took = time.monotonic() - started
+        check(code == 250 and "queued" in decode(text), f"with the lock held: {code} {decode(text)}")
+        check(took < 8, f"the reply took {took:.1f} s with --lock-timeout 1")
+        stored = [f for f in files_under(env.mail) if f.startswith(("new/", "cur/"))]
+        check(any(b"<locked@remote.example>" in open(os.path.join(env.mail, f), "rb").read() for f in stored),
+              "250 given, but the message is not in new/ or cur/")
+        check(os.path.exists(flintlock), "no flintlock")
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    with personal.lmtp() as client:
+        check(client.sendmail(SENDER, ["t@example.org"], message("unlocked@remote.example", "after the lock")) == {}, "refused")
+    check(wait_until(lambda: env.count("id:locked@remote.example") == 1, 10),
+          "the queued message was not indexed by the next delivery")
+    tags = env.notmuch("search", "--output=tags", "id:locked@remote.example").split()
+    check(tags == ["fromtest", "inbox", "unread"], f"queued message's tags: {tags}")
+    return "write lock held by notmuch tag --batch: 250 (queued) within --lock-timeout 1; indexed with its tags once the lock is free"
+
+
+def test_concurrent_clients(env, personal, virtual):
+    import threading
+    results = []
+
+    def client(n):
+        try:
+            with personal.lmtp() as c:
+                for m in range(5):
+                    c.mail(SENDER)
+                    c.rcpt("t@example.org")
+                    results.append(c.data(message(f"conc-{n}-{m}@remote.example", f"concurrent {n} {m}"))[0])
+        except Exception as error:  # reported below as a missing reply
+            results.append(repr(error))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    check(results == [250] * 30, f"replies: {[r for r in results if r != 250]} among {len(results)}")
+    check(env.count("subject:concurrent") == 30, f"indexed: {env.count('subject:concurrent')} of 30")
+    files = env.notmuch("search", "--output=files", "subject:concurrent").splitlines()
+    check(len(files) == 30, f"{len(files)} files for 30 messages")
+    return "6 connections x 5 messages at once: 30 replies 250, 30 messages indexed, one file each"
+
+
+def test_timeouts(env, personal, virtual):
+    server = env.start("timeout", "--timeout", "2")
+    before = files_under(env.mail)
+    idle = server.raw()
+    data = server.raw()
+    data.send(b"LHLO x\r\nMAIL FROM:<sender@remote.example>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n")
+    check([r[0] for r in data.replies(4)] == [250, 250, 250, 354], "commands")
+    data.send(message("slow@remote.example", "slowloris").encode())
+    started = time.monotonic()
+    for c, what in ((idle, "idle"), (data, "silent in DATA")):
+        code, text = c.reply()
+        check(code == 421 and text.startswith("4.4.2 "), f"{what} client: {code} {text}")
+        check(c.closed_by_server(), f"{what} client not closed")
+        c.close()
+    check(time.monotonic() - started < 6, "timed out too late")
+    server.stop()
+    check(files_under(env.mail) == before, f"files left: {sorted(files_under(env.mail) - before)}")
+    check(env.count("id:slow@remote.example") == 0, "the timed-out message is indexed")
+    return "--timeout 2: an idle client and one silent in DATA get 421 4.4.2 and are closed; nothing stored"
+
+
 def test_root_refused(env, personal, virtual):
     if not env.root_user:
         return None
@@ -673,8 +777,8 @@ def test_no_new_mail(env, personal, virtual):
 
 TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_recipient, test_rset, test_pipelining,
          test_dot_stuffing_and_bare_lf, test_bad_commands, test_disconnect_mid_data, test_not_mail, test_too_big,
-         test_max_recipients, test_extension, test_max_connections, test_quota, test_sigterm, test_root_refused,
-         test_no_new_mail]
+         test_max_recipients, test_extension, test_max_connections, test_quota, test_quoted_local_part,
+         test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
 
 
 def main():
@@ -693,7 +797,8 @@ def main():
     env = Environment(binary)
     failed = []
     try:
-        personal = env.start("personal", "--max-message-size", "64K", "--max-recipients", "5")
+        personal = env.start("personal", "--max-message-size", "64K", "--max-recipients", "5",
+                             "--lock-timeout", "1")
         virtual = env.start("virtual", "--mail-root", os.path.join(env.dir, "vmail", "%d", "%u"))
         for test in TESTS:
             name = test.__name__[len("test_"):]
