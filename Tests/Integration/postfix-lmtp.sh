@@ -39,6 +39,7 @@ cleanup() {
   fi
   rm -f /etc/postfix/nd-lmtp-transport /etc/postfix/nd-lmtp-transport.db
   rm -f /var/spool/postfix/private/notmuch-deliver-ndtest /var/spool/postfix/private/notmuch-deliver-vmail
+  rm -rf /run/notmuch-deliver-lmtp
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -73,7 +74,10 @@ fi
 
 # The socket as the units make it.
 unit_value() { sed -n "s/^$1=//p" "$units/notmuch-deliver-lmtp@.socket"; }
-listen_template=$(unit_value ListenStream)
+listen_templates=$(unit_value ListenStream)
+listen_template=$(echo "$listen_templates" | head -1)
+user_socket_template=$(echo "$listen_templates" | sed -n 2p)
+[ "$user_socket_template" = "/run/notmuch-deliver-lmtp/%i" ] || fail "the socket unit's second ListenStream is $user_socket_template"
 socket_group=$(unit_value SocketGroup)
 socket_mode=$(unit_value SocketMode)
 [ "$(unit_value SocketUser)" = %i ] && [ "$(unit_value Accept)" = no ] || fail "the socket unit's SocketUser or Accept changed"
@@ -113,15 +117,17 @@ start_server() {
   local name=$1 user=$2; shift 2
   local log=$scratch/$name.log
   install -o "$user" -m 0600 /dev/null "$log"
-  local socket=""
-  case " $* " in *" --listen "*) ;; *) socket=${listen_template//%i/$user} ;; esac
-  python3 - "$socket" "$user" "$socket_group" "$socket_mode" "$bin" lmtp --log "$log" "$@" \
+  local sockets=""
+  case " $* " in *" --listen "*) ;; *) sockets="${listen_template//%i/$user} ${user_socket_template//%i/$user}" ;; esac
+  python3 - "$sockets" "$user" "$socket_group" "$socket_mode" "$bin" lmtp --log "$log" "$@" \
     2>"$scratch/$name.stderr" <<'PY' &
 import grp, os, pwd, socket, sys
-path, user, group, mode = sys.argv[1:5]
+paths, user, group, mode = sys.argv[1:5]
 account = pwd.getpwnam(user)
 env = {"PATH": "/usr/bin:/bin", "HOME": account.pw_dir, "USER": user, "LOGNAME": user}
-if path:
+listeners = []
+for path in paths.split():
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)   # systemd's DirectoryMode
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -131,11 +137,14 @@ if path:
     os.chown(path, account.pw_uid, grp.getgrnam(group).gr_gid)
     os.chmod(path, int(mode, 8))
     listener.listen(128)
-    if listener.fileno() == 3:
-        os.set_inheritable(3, True)
-    else:
-        os.dup2(listener.fileno(), 3)
-    env.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+    listeners.append(listener)
+if listeners:
+    # fds 3, 4, ... as systemd passes them: out of the way first, then in place.
+    moved = [os.dup2(l.fileno(), 100 + i, inheritable=False) for i, l in enumerate(listeners)]
+    for i, fd in enumerate(moved):
+        os.dup2(fd, 3 + i)
+        os.close(fd)
+    env.update(LISTEN_FDS=str(len(listeners)), LISTEN_PID=str(os.getpid()))
 os.execve("/usr/bin/setpriv", ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}",
           "--init-groups"] + sys.argv[5:], env)
 PY
@@ -217,7 +226,11 @@ grep -q 'to=<ndtest@test.example>, relay=[^,]*\[private/notmuch-deliver-ndtest\]
   || fail "postfix did not log the LMTP delivery: $(grep status= /var/log/postfix-lmtp-test.log)"
 grep -q 'session=[a-z0-9]* rcpt=<ndtest@test.example> delivered id=<plain@remote.example>' "$scratch/personal.log" \
   || fail "no delivery line in the server's log: $(cat "$scratch/personal.log")"
-pass "mailbox_transport over LMTP: indexed, tagged by the rules, LF line ends, Return-Path and Delivered-To, logged by both"
+# The unit's second socket: the user's own programs (fetchmail) reach the same server.
+su ndtest -c "python3 -c \"import smtplib; smtplib.LMTP('/run/notmuch-deliver-lmtp/ndtest', timeout=30).sendmail('sender@remote.example', ['ndtest@localhost'], 'From: x@remote.example\\r\\nSubject: own\\r\\nMessage-ID: <own@remote.example>\\r\\n\\r\\nHi.\\r\\n')\"" \
+  || fail "ndtest cannot deliver through /run/notmuch-deliver-lmtp/ndtest"
+[ "$(as_user notmuch count id:own@remote.example)" = 1 ] || fail "the message through the user's socket is not indexed"
+pass "mailbox_transport over LMTP: indexed, tagged by the rules, LF line ends, Return-Path and Delivered-To, logged by both; the unit's /run socket serves the user"
 
 send sender@remote.example shop@remote.example "order" ndtest+shop@test.example
 wait_for "as_user notmuch count id:shop@remote.example and folder:shop and tag:shopping" 1 \
