@@ -678,6 +678,26 @@ def test_quoted_local_part(env, personal, virtual):
     return 'RCPT TO:<".dot"@...> 550 5.1.1 as in pipe mode; "quoted"@... delivered to the mailbox quoted'
 
 
+def test_rules_reread(env, personal, virtual):
+    with open(env.rules, "a") as f:
+        f.write("+reloaded -- subject:reread\n")
+    time.sleep(1.1)   # a later modification time, whatever the file system's resolution
+    with personal.lmtp() as client:
+        check(client.sendmail(SENDER, ["t@example.org"], message("reread@remote.example", "reread")) == {}, "refused")
+    tags = env.notmuch("search", "--output=tags", "id:reread@remote.example").split()
+    check("reloaded" in tags, f"a rule added while the server runs was not applied: tags {tags}")
+    with open(env.rules, "a") as f:
+        f.write("+broken -- header:(((\n")
+    time.sleep(1.1)
+    with personal.lmtp() as client:
+        check(client.sendmail(SENDER, ["t@example.org"], message("broken@remote.example", "broken rules")) == {},
+              "a broken rules file cost a message")
+    check(env.count("id:broken@remote.example") == 1, "with a broken rules file the message was not indexed")
+    with open(env.rules, "w") as f:
+        f.write("+fromtest -- from:sender@remote.example\n+shopping folder:shop -- extension:shop\n")
+    return "a rule added while the server runs applies to the next message; a broken rules file costs no mail"
+
+
 def test_lock_held(env, personal, virtual):
     # `notmuch tag --batch` opens the database for writing before it reads
     # its input: it holds the write lock until its input ends.
@@ -778,7 +798,7 @@ def test_no_new_mail(env, personal, virtual):
 TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_recipient, test_rset, test_pipelining,
          test_dot_stuffing_and_bare_lf, test_bad_commands, test_disconnect_mid_data, test_not_mail, test_too_big,
          test_max_recipients, test_extension, test_max_connections, test_quota, test_quoted_local_part,
-         test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
+         test_rules_reread, test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
 
 
 def main():
