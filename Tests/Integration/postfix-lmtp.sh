@@ -39,7 +39,8 @@ cleanup() {
   fi
   rm -f /etc/postfix/nd-lmtp-transport /etc/postfix/nd-lmtp-transport.db
   rm -f /var/spool/postfix/private/notmuch-deliver-ndtest /var/spool/postfix/private/notmuch-deliver-vmail
-  rm -rf /run/notmuch-deliver-lmtp
+  rm -f /run/notmuch-deliver-lmtp/ndtest /run/notmuch-deliver-lmtp/vmail
+  rmdir /run/notmuch-deliver-lmtp 2>/dev/null || true
   rm -rf "$scratch"
 }
 trap cleanup EXIT
