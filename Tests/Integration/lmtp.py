@@ -698,6 +698,53 @@ def test_rules_reread(env, personal, virtual):
     return "a rule added while the server runs applies to the next message; a broken rules file costs no mail"
 
 
+def test_null_sender(env, personal, virtual):
+    c = personal.raw()
+    c.send(b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n")
+    check([r[0] for r in c.replies(4)] == [250, 250, 250, 354], "a bounce's commands")
+    c.send(b"From: MAILER-DAEMON@remote.example\r\nSubject: Undelivered Mail\r\nMessage-ID: <bounce@remote.example>\r\n\r\n"
+           b"8-bit \xc3\xa9 and a NUL \x00 kept\r\n.\r\n")
+    c.expect(250, "2.0.0", "a bounce (null sender)")
+    c.close()
+    with open(env.notmuch("search", "--output=files", "id:bounce@remote.example"), "rb") as f:
+        stored = f.read()
+    check(stored.startswith(b"Return-Path: <>\n"), f"a bounce's Return-Path: {stored[:40]!r}")
+    check(stored.endswith(b"\n\n8-bit \xc3\xa9 and a NUL \x00 kept\n"), f"8-bit body: {stored[-40:]!r}")
+    return "MAIL FROM:<> (a bounce): delivered with Return-Path: <>; 8-bit bytes and a NUL in the body kept as sent"
+
+
+def test_garbage(env, personal, virtual):
+    import random
+    rng = random.Random(2033)
+    tokens = [b"LHLO x\r\n", b"MAIL FROM:<a@remote.example>\r\n", b"RCPT TO:<t@example.org>\r\n", b"DATA\r\n",
+              b".\r\n", b"\r\n", b"\n", b"\r", b"..", b"RSET\r\n", b"MAIL FROM:<>\r\n", b"\x00", b"\xff\xfe",
+              b"RCPT TO:<" + b"x" * 300 + b"@example.org>\r\n", b"MAIL FROM:<a@b> SIZE=99999999999999999999\r\n",
+              b"BDAT 10 LAST\r\n", b"STARTTLS\r\n", b"x" * 5000]
+    before = files_under(env.mail)
+    for n in range(150):
+        c = personal.raw()
+        data = b"".join(rng.choice(tokens) if rng.random() < 0.7 else bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+                        for _ in range(rng.randrange(1, 30)))
+        try:
+            while data:
+                cut = rng.randrange(1, len(data) + 1)
+                c.send(data[:cut])
+                data = data[cut:]
+            if n % 2:
+                c.sock.shutdown(socket.SHUT_WR)
+                c.closed_by_server(5)
+        except OSError:
+            pass   # the server may close a session of errors early
+        c.close()
+    time.sleep(0.5)
+    check(personal.process.poll() is None, f"the server died: {personal.errors()}")
+    with personal.lmtp() as client:
+        check(client.noop()[0] == 250, "the server does not answer after the garbage")
+    after = files_under(env.mail)
+    check(after == before, f"garbage (none of it mail) left files: {sorted(after - before)[:5]}")
+    return "150 connections of random commands and bytes in random chunks: the server lives on, stores nothing"
+
+
 def test_lock_held(env, personal, virtual):
     # `notmuch tag --batch` opens the database for writing before it reads
     # its input: it holds the write lock until its input ends.
@@ -798,7 +845,8 @@ def test_no_new_mail(env, personal, virtual):
 TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_recipient, test_rset, test_pipelining,
          test_dot_stuffing_and_bare_lf, test_bad_commands, test_disconnect_mid_data, test_not_mail, test_too_big,
          test_max_recipients, test_extension, test_max_connections, test_quota, test_quoted_local_part,
-         test_rules_reread, test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
+         test_rules_reread, test_null_sender, test_garbage,
+         test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
 
 
 def main():
