@@ -39,9 +39,9 @@ grep -qx 'ExecStart=/usr/bin/notmuch-deliver lmtp $LMTP_OPTIONS' /usr/lib/system
   || fail "the packaged service does not run /usr/bin/notmuch-deliver lmtp"
 if command -v systemd-analyze >/dev/null; then
   mkdir "$work/units"
-  ln -s /usr/lib/systemd/system/notmuch-deliver-lmtp@.socket "$work/units/notmuch-deliver-lmtp@nobody.socket"
-  ln -s /usr/lib/systemd/system/notmuch-deliver-lmtp@.service "$work/units/notmuch-deliver-lmtp@nobody.service"
-  out=$(systemd-analyze verify --man=no "$work/units/notmuch-deliver-lmtp@nobody.socket" "$work/units/notmuch-deliver-lmtp@nobody.service" 2>&1) \
+  ln -s /usr/lib/systemd/system/notmuch-deliver-lmtp@.socket "$work/units/notmuch-deliver-lmtp@alice.socket"
+  ln -s /usr/lib/systemd/system/notmuch-deliver-lmtp@.service "$work/units/notmuch-deliver-lmtp@alice.service"
+  out=$(systemd-analyze verify --man=no "$work/units/notmuch-deliver-lmtp@alice.socket" "$work/units/notmuch-deliver-lmtp@alice.service" 2>&1) \
     && [ -z "$out" ] || fail "systemd-analyze verify on the packaged units: $out"
 fi
 pass "systemd templates in /usr/lib/systemd/system, ExecStart=/usr/bin/notmuch-deliver lmtp"
