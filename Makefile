@@ -7,14 +7,19 @@ MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
 BASHCOMPDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR = $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
 FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+# The LMTP server's socket and service templates (Docs/systemd/), with
+# ExecStart naming the installed binary.
+SYSTEMDDIR = $(DESTDIR)$(PREFIX)/lib/systemd/system
+SYSTEMD_UNITS = notmuch-deliver-lmtp@.socket notmuch-deliver-lmtp@.service
 
 # Debian packages the build and the tests need.
 DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev liblzma-dev libbz2-dev
 # What `make deb` needs: dpkg-shlibdeps and dpkg-gencontrol, and lintian.
 DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
-# bash-completion for the installed package's test (root only).
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion
+# bash-completion for the installed package's test, systemd-analyze for
+# the LMTP units (root only).
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -59,15 +64,20 @@ deps-e2e:
 # Real postfix (mailbox_command, pipe to virtual mailboxes) and fetchmail
 # against dovecot, on loopback; our maildirsize read and recounted by
 # dovecot's doveadm (quota.sh); our Sieve interpreter against Pigeonhole's
-# sieve-test on a corpus of scripts and messages (sieve.sh); and the Debian
-# package installed, used and purged. They need root: without it each
-# script says why and exits 77, and is counted as skipped, not passed.
+# sieve-test on a corpus of scripts and messages (sieve.sh); the Debian
+# package installed, used and purged; the LMTP server against Python's
+# smtplib and raw sockets (lmtp.py, which also runs without root), and real
+# postfix delivering through it (postfix-lmtp.sh). Those needing root say
+# why without it and exit 77, and are counted as skipped, not passed.
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota sieve deb; do \
+	for test in postfix fetchmail quota sieve deb lmtp postfix-lmtp; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
-	  bash Tests/Integration/$$test.sh $$subject; status=$$?; \
+	  case $$test in \
+	    lmtp) python3 Tests/Integration/lmtp.py $$subject ;; \
+	    *) bash Tests/Integration/$$test.sh $$subject ;; \
+	  esac; status=$$?; \
 	  case $$status in \
 	    0) passed="$$passed $$test" ;; \
 	    77) skipped="$$skipped $$test" ;; \
@@ -83,25 +93,31 @@ build: deps
 # built command, so they always match its options (bash's without the #!
 # line: it is sourced, never run).
 install: build
-	install -d $(BINDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR)
+	install -d $(BINDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR) $(SYSTEMDDIR)
 	install -m 0755 $(RELEASE_BIN) $(BINDIR)/notmuch-deliver
 	install -m 0644 Docs/notmuch-deliver.1 $(MANDIR)/notmuch-deliver.1
 	$(RELEASE_BIN) --generate-completion-script bash | sed '1{/^#!/d}' > $(BASHCOMPDIR)/notmuch-deliver
 	$(RELEASE_BIN) --generate-completion-script zsh > $(ZSHCOMPDIR)/_notmuch-deliver
 	$(RELEASE_BIN) --generate-completion-script fish > $(FISHCOMPDIR)/notmuch-deliver.fish
 	chmod 0644 $(BASHCOMPDIR)/notmuch-deliver $(ZSHCOMPDIR)/_notmuch-deliver $(FISHCOMPDIR)/notmuch-deliver.fish
+	for unit in $(SYSTEMD_UNITS); do \
+	  sed 's|/usr/local/bin/notmuch-deliver|$(PREFIX)/bin/notmuch-deliver|' Docs/systemd/$$unit > $(SYSTEMDDIR)/$$unit && \
+	  chmod 0644 $(SYSTEMDDIR)/$$unit || exit 1; \
+	done
 
 uninstall:
 	rm -f $(BINDIR)/notmuch-deliver $(MANDIR)/notmuch-deliver.1
 	rm -f $(BASHCOMPDIR)/notmuch-deliver $(ZSHCOMPDIR)/_notmuch-deliver $(FISHCOMPDIR)/notmuch-deliver.fish
+	for unit in $(SYSTEMD_UNITS); do rm -f $(SYSTEMDDIR)/$$unit; done
 
 # A Debian binary package of `make install PREFIX=/usr`: the man page
 # gzipped, README.md and the guides in /usr/share/doc/notmuch-deliver/ (the
 # guides in Docs/, so that their links work), the copyright file and the
 # changelog and lintian's overrides from Docs/debian/, Depends computed from the binary by
-# dpkg-shlibdeps. It is built in a scratch debian/ tree under .build/deb,
-# then checked by lintian, which fails on errors. (The example systemd units
-# will join it with the LMTP server, which does not exist yet.)
+# dpkg-shlibdeps, and the LMTP server's systemd templates in
+# /usr/lib/systemd/system (not enabled: an instance names its user). It is
+# built in a scratch debian/ tree under .build/deb, then checked by lintian,
+# which fails on errors.
 VERSION := $(shell sed -n 's/^let notmuchDeliverVersion = "\(.*\)"$$/\1/p' Sources/notmuch-deliver/Version.swift)
 DEB = notmuch-deliver_$(VERSION)_$(shell dpkg --print-architecture).deb
 DEB_SCRATCH = .build/deb

@@ -26,7 +26,7 @@ struct MailPath: Equatable {
 
     /// Reads `<[@route,@route:]local@domain>` (or `<>` when `allowsNull`)
     /// from the start of `text`. The local part is a dot-string or a quoted
-    /// string kept as written; there must be exactly one `@` outside quotes,
+    /// string (given back unquoted); there must be exactly one `@` outside quotes,
     /// with a domain after it, except for `<postmaster>`, which RFC 5321
     /// 4.5.1 requires to be accepted without one.
     static func parse(_ text: ArraySlice<UInt8>, allowsNull: Bool) throws(PathError) -> MailPath {
@@ -47,7 +47,27 @@ struct MailPath: Equatable {
         }
         guard mailbox.count <= maximumLength else { throw .tooLong }
         try checkMailbox(mailbox)
-        return MailPath(address: String(decoding: mailbox, as: UTF8.self), rest: rest)
+        return MailPath(address: String(decoding: unquoted(mailbox), as: UTF8.self), rest: rest)
+    }
+
+    /// The mailbox as the MTA means it: a quoted local part without its
+    /// quotes and backslashes. postfix quotes `.dot@example.org` as
+    /// `".dot"@example.org` on the wire and passes `.dot@example.org` to
+    /// pipe(8): the server must see the same recipient as the pipe mode,
+    /// never a mailbox whose name holds the quotes.
+    private static func unquoted(_ mailbox: ArraySlice<UInt8>) -> [UInt8] {
+        guard mailbox.first == ASCII.quote, let end = try? closingQuote(in: mailbox) else { return Array(mailbox) }
+        var local: [UInt8] = []
+        var escaped = false
+        for byte in mailbox[(mailbox.startIndex + 1)..<end] {
+            if !escaped && byte == ASCII.backslash {
+                escaped = true
+                continue
+            }
+            escaped = false
+            local.append(byte)
+        }
+        return local + mailbox[(end + 1)...]
     }
 
     /// The `>` that closes the path: the first one outside a quoted string.

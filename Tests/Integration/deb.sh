@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian package as a user gets it: `apt-get install ./notmuch-deliver_*.deb`,
-# then `--version`, the man page, bash completion loaded by bash-completion
-# from where the package put it, a delivery with the installed
+# then `--version`, the LMTP server's systemd templates, the man page, bash
+# completion loaded by bash-completion from where the package put it, a
+# delivery with the installed
 # /usr/bin/notmuch-deliver into a throwaway notmuch database; then
 # `apt-get purge` leaves none of the package's files behind.
 # Needs root (apt-get) and `make deb deps-e2e` (man-db, bash-completion).
@@ -28,6 +29,22 @@ bin=/usr/bin/notmuch-deliver
 version=$(dpkg-deb -f "$deb" Version)
 [ "$("$bin" --version)" = "$version" ] || fail "$bin --version printed '$("$bin" --version)', the package is $version"
 pass "apt-get install: $bin --version prints $version; $(wc -l < "$work/files") paths"
+
+# The LMTP server's systemd templates, naming the packaged binary, and sound
+# for an instance (when systemd-analyze is there).
+for unit in notmuch-deliver-lmtp@.socket notmuch-deliver-lmtp@.service; do
+  grep -qx "/usr/lib/systemd/system/$unit" "$work/files" || fail "the package has no /usr/lib/systemd/system/$unit"
+done
+grep -qx 'ExecStart=/usr/bin/notmuch-deliver lmtp $LMTP_OPTIONS' /usr/lib/systemd/system/notmuch-deliver-lmtp@.service \
+  || fail "the packaged service does not run /usr/bin/notmuch-deliver lmtp"
+if command -v systemd-analyze >/dev/null; then
+  mkdir "$work/units"
+  ln -s /usr/lib/systemd/system/notmuch-deliver-lmtp@.socket "$work/units/notmuch-deliver-lmtp@alice.socket"
+  ln -s /usr/lib/systemd/system/notmuch-deliver-lmtp@.service "$work/units/notmuch-deliver-lmtp@alice.service"
+  out=$(systemd-analyze verify --man=no "$work/units/notmuch-deliver-lmtp@alice.socket" "$work/units/notmuch-deliver-lmtp@alice.service" 2>&1) \
+    && [ -z "$out" ] || fail "systemd-analyze verify on the packaged units: $out"
+fi
+pass "systemd templates in /usr/lib/systemd/system, ExecStart=/usr/bin/notmuch-deliver lmtp"
 
 man=$(man -w notmuch-deliver) || fail "man -w notmuch-deliver finds no page"
 [ "$man" = /usr/share/man/man1/notmuch-deliver.1.gz ] || fail "man -w notmuch-deliver gives $man"

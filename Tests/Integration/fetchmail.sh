@@ -3,6 +3,8 @@
 # loopback, one passwd-file user) holds a few messages; fetchmail's mda is
 # notmuch-deliver; they must be indexed with the mda's tag, and a message
 # whose delivery tempfails (exit 75) must stay on the server until it works.
+# Then the same with fetchmail's lmtp option, handing the mail to the user's
+# `notmuch-deliver lmtp` server on a unix socket (a 451 keeps it on the server).
 # Needs root (useradd, dovecot) and `make deps-e2e`. Stops the dovecot it starts.
 # Exit status 77 (automake's "skipped"): it could not run here, which is not a pass.
 set -euo pipefail
@@ -21,7 +23,8 @@ id ndfetch >/dev/null 2>&1 || useradd -m -s /bin/sh ndfetch
 home=/home/ndfetch
 work=$(mktemp -d /tmp/nd-fetch.XXXXXX)
 chmod 0755 "$work"
-trap 'kill $(cat "$work/run/master.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+lmtp_pid=""
+trap 'kill $(cat "$work/run/master.pid" 2>/dev/null) $lmtp_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # The POP3 side: a maildir of three messages for user "remote".
 spool="$work/spool"
@@ -98,4 +101,44 @@ chmod 0700 "$home/mail/tmp"
 su ndfetch -c "fetchmail -f $work/fetchmailrc --nosslcertck" > "$work/fetchmail3.log" 2>&1 || true
 [ "$(count 'id:later@pop.example')" = 1 ] || { cat "$work/fetchmail3.log"; fail "the message did not arrive after the fix"; }
 pass "a tempfailed message stayed on the server and arrived on the next run"
+
+# fetchmail's lmtp option, against the user's LMTP server.
+install -d -o ndfetch -m 0700 "$work/lmtp"
+setpriv --reuid=ndfetch --regid=ndfetch --init-groups env HOME="$home" \
+  "$bin" lmtp --listen "unix:$work/lmtp/socket" --log "$work/lmtp/log" 2>"$work/lmtp.err" &
+lmtp_pid=$!
+for _ in $(seq 1 50); do [ -S "$work/lmtp/socket" ] && break; sleep 0.1; done
+[ -S "$work/lmtp/socket" ] || fail "the LMTP server did not start: $(cat "$work/lmtp.err")"
+cat > "$work/fetchmailrc-lmtp" <<RC
+set no syslog
+poll 127.0.0.1 service 11110 protocol pop3 auth password:
+  user "remote" password "secret" is ndfetch here
+  smtphost "$work/lmtp/socket"
+  lmtp
+  no keep
+RC
+chown ndfetch "$work/fetchmailrc-lmtp"; chmod 0600 "$work/fetchmailrc-lmtp"
+for n in 1 2; do
+  printf 'From: Remote <r@pop.example>\nTo: ndfetch@example.org\nSubject: over lmtp %s\nMessage-ID: <lmtp-%s@pop.example>\n\nbody\n' \
+    "$n" "$n" > "$spool/new/102$n.pop"
+done
+chown ndfetch "$spool"/new/102?.pop
+su ndfetch -c "fetchmail -f $work/fetchmailrc-lmtp --nosslcertck -v" > "$work/fetchmail4.log" 2>&1 || true
+[ "$(count 'id:lmtp-1@pop.example or id:lmtp-2@pop.example')" = 2 ] || { cat "$work/fetchmail4.log"; fail "messages fetched over LMTP not indexed"; }
+grep -q 'session=.* delivered id=<lmtp-1@pop.example>' "$work/lmtp/log" || fail "the LMTP server did not log the delivery"
+! ls "$spool/new" "$spool/cur" | grep -q '102[12]' || fail "messages delivered over LMTP left on the server"
+pass "fetchmail lmtp: 2 messages delivered through the LMTP server, removed from the POP server"
+
+printf 'From: Remote <r@pop.example>\nSubject: lmtp later\nMessage-ID: <lmtp-later@pop.example>\n\nbody\n' > "$spool/new/1030.pop"
+chown ndfetch "$spool/new/1030.pop"
+chmod 0500 "$home/mail/new"
+su ndfetch -c "fetchmail -f $work/fetchmailrc-lmtp --nosslcertck -v" > "$work/fetchmail5.log" 2>&1 || true
+chmod 0700 "$home/mail/new"
+grep -q '451 4' "$work/fetchmail5.log" || { cat "$work/fetchmail5.log"; fail "fetchmail was not told 451"; }
+ls "$spool/new" "$spool/cur" | grep -q 1030 || fail "a message the LMTP server deferred was removed from the POP server"
+su ndfetch -c "fetchmail -f $work/fetchmailrc-lmtp --nosslcertck" > "$work/fetchmail6.log" 2>&1 || true
+[ "$(count 'id:lmtp-later@pop.example')" = 1 ] || { cat "$work/fetchmail6.log"; fail "the deferred message did not arrive after the fix"; }
+pass "fetchmail lmtp: a 451 (unwritable maildir) kept the message on the server; it arrived on the next run"
+kill -TERM "$lmtp_pid"; status=0; wait "$lmtp_pid" || status=$?; lmtp_pid=""
+[ "$status" = 0 ] || fail "the LMTP server exited $status after SIGTERM"
 echo "fetchmail end-to-end: all passed"

@@ -48,7 +48,8 @@ postfix stop >/dev/null 2>&1 || true
 postsuper -d ALL >/dev/null 2>&1 || true   # no mail left queued by an earlier run
 postconf -e "inet_interfaces = loopback-only" "inet_protocols = ipv4" "myhostname = mx.test.example" \
   "mydestination = test.example, localhost" "mynetworks = 127.0.0.0/8" "recipient_delimiter = +" \
-  "mailbox_command = $bin" "virtual_mailbox_domains = virt.example" "virtual_transport = notmuchd" \
+  "mailbox_command = $bin" "mailbox_transport =" "transport_maps =" \
+  "virtual_mailbox_domains = virt.example" "virtual_transport = notmuchd" \
   "notmuchd_destination_recipient_limit = 1" "smtputf8_enable = no" "maillog_file = /var/log/postfix-test.log" \
   "compatibility_level = 3.6" "alias_maps = hash:/etc/aliases" "alias_database = hash:/etc/aliases"
 postconf -M -e "notmuchd/unix=notmuchd unix - n n - - pipe flags=DRhu user=vmail argv=$bin --mail-root /srv/vmail/%d/%u --recipient \${recipient}"

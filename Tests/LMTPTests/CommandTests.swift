@@ -96,9 +96,12 @@ import Testing
             "< a@b>": nil,
             "<@relay.test,@other.test:user@dom.test>": "user@dom.test",
             "<@relay.test:user@dom.test>": "user@dom.test",
-            "<\"a b\"@x.test>": "\"a b\"@x.test",
-            "<\"a\\\"b@c\"@x.test>": "\"a\\\"b@c\"@x.test",
-            "<\"a>b\"@x.test>": "\"a>b\"@x.test",
+            // Quoted local parts given back as the MTA means them (postfix
+            // quotes `.dot@` on the wire, and passes `.dot@` to pipe(8)).
+            "<\".dot\"@x.test>": ".dot@x.test",
+            "<\"a b\"@x.test>": "a b@x.test",
+            "<\"a\\\"b@c\"@x.test>": "a\"b@c@x.test",
+            "<\"a>b\"@x.test>": "a>b@x.test",
             "<postmaster>": "postmaster",
             "<PostMaster>": "PostMaster",
             "<user@[192.0.2.1]>": "user@[192.0.2.1]",
