@@ -33,9 +33,12 @@ final class LMTPHandler: ChannelInboundHandler {
     /// The client's time for one command, from the moment it may send it
     /// to its end of line: trickling bytes does not extend it (no slowloris).
     private let commandTime: TimeAmount
-    /// The client's time for a whole message, 354 to the final dot.
+    /// The client's time for a whole message, 354 to the final dot; and
+    /// within it, no silence longer than `commandTime`.
     private let dataTime: TimeAmount
     private var deadline: Scheduled<Void>?
+    /// Within a message, silence is also limited to `commandTime`.
+    private var silenceDeadline: Scheduled<Void>?
 
     init(engine: LMTPEngine, delivery: TransactionDelivery, pool: NIOThreadPool, spoolDirectory: String,
          session: String, timeout: TimeAmount) {
@@ -57,6 +60,7 @@ final class LMTPHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
+        if inMessage { armSilence(context: context) }
         let buffer = unwrapInboundIn(data)
         handle(engine.receive(buffer.readableBytesView), context: context)
     }
@@ -69,7 +73,7 @@ final class LMTPHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if !closed { handle(engine.endOfInput(), context: context) }
         closed = true
-        deadline?.cancel()
+        disarm()
         // A delivery in flight keeps its spool until it is done.
         if !waiting { discardSpool() }
         context.fireChannelInactive()
@@ -108,10 +112,24 @@ final class LMTPHandler: ChannelInboundHandler {
         }
     }
 
+    private func armSilence(context: ChannelHandlerContext) {
+        silenceDeadline?.cancel()
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        silenceDeadline = context.eventLoop.scheduleTask(in: commandTime) {
+            let (handler, context) = bound.value
+            handler.silenceDeadline = nil
+            guard !handler.closed, !handler.waiting, handler.inMessage else { return }
+            handler.handle(handler.engine.timedOut(), context: context)
+            context.flush()
+        }
+    }
+
     /// The server's turn (a check, the deliveries): no client deadline runs.
     private func disarm() {
         deadline?.cancel()
         deadline = nil
+        silenceDeadline?.cancel()
+        silenceDeadline = nil
     }
 
     /// Reads on while the engine wants input and the client takes its
@@ -146,6 +164,7 @@ final class LMTPHandler: ChannelInboundHandler {
             case .beginMessage(let envelope):
                 inMessage = true
                 arm(dataTime, context: context)
+                armSilence(context: context)
                 discardSpool()
                 do {
                     spool = try Spool(in: spoolDirectory)
@@ -165,6 +184,8 @@ final class LMTPHandler: ChannelInboundHandler {
                 // Too big: the rest is read and dropped, still within the
                 // message's time; the replies after its dot start the next.
                 inMessage = false
+                silenceDeadline?.cancel()
+                silenceDeadline = nil
                 discardSpool()
             case .close:
                 closed = true
