@@ -30,10 +30,11 @@ final class GroupCommitter: @unchecked Sendable {
     /// Records handed over and not yet seen applied, with their rules'
     /// pre-evaluated conditions.
     fileprivate var pending: [String: PreevaluatedLeaves?] = [:]
-    /// How each record ended, until its delivery takes the report.
+    /// How each record ended, until its deliveries take the report.
     private var results: [String: DeliveryReport] = [:]
-    /// Records whose delivery stopped waiting: their result is not kept.
-    private var abandoned: Set<String> = []
+    /// Deliveries still waiting for each record: the same bytes for the
+    /// same recipient make the same record, and each delivery gets its report.
+    private var waiters: [String: Int] = [:]
     private var running = false
 
     /// How long the committer sleeps when the lock or the flusher turn is
@@ -51,6 +52,7 @@ final class GroupCommitter: @unchecked Sendable {
         let start: Bool = monitor.locked {
             self.applier = applier
             pending[name] = .some(preevaluated)
+            waiters[name, default: 0] += 1
             guard !running else {
                 // The committer may be lingering for work.
                 monitor.broadcast()
@@ -87,9 +89,15 @@ final class GroupCommitter: @unchecked Sendable {
             while results[name] == nil, Monotonic.seconds < deadline {
                 monitor.wait(until: deadline)
             }
-            if let report = results.removeValue(forKey: name) { return report }
-            abandoned.insert(name)
-            return nil
+            let report = results[name]
+            let left = (waiters[name] ?? 1) - 1
+            if left > 0 {
+                waiters[name] = left
+            } else {
+                waiters.removeValue(forKey: name)
+                results.removeValue(forKey: name)
+            }
+            return report
         }
     }
 
@@ -135,7 +143,8 @@ final class GroupCommitter: @unchecked Sendable {
     private func settle(_ round: Round, queue: PendingQueue) {
         func finish(_ name: String, _ report: DeliveryReport) {
             pending.removeValue(forKey: name)
-            if abandoned.remove(name) == nil { results[name] = report }
+            // Kept only for deliveries still waiting.
+            if waiters[name] != nil { results[name] = report }
         }
         switch round {
         case .committed(let reports):
