@@ -23,7 +23,21 @@ struct TransactionDelivery: Sendable {
             return envelope.recipients.map { refusal(error, recipient: $0, session: session, started: started) }
         }
         var staged: [Result<Deliverer.Staged, DeliveryError>] = []
+        // A recipient repeated in the transaction is delivered once and
+        // answered as its first occurrence: the same bytes for the same
+        // envelope make the same queue record, and the group committer
+        // reports a record to one waiter only (the other waited the whole
+        // commit wait, then said "queued").
+        var firstOccurrence: [String: Int] = [:]
+        var repeatOf: [Int?] = []
         for recipient in envelope.recipients {
+            if let first = firstOccurrence[recipient.address] {
+                repeatOf.append(first)
+                staged.append(.failure(DeliveryError(.temporary, "repeated recipient")))
+                continue
+            }
+            firstOccurrence[recipient.address] = staged.count
+            repeatOf.append(nil)
             do throws(DeliveryError) {
                 do { try spool.rewind() } catch {
                     throw DeliveryError(.temporary, "cannot read the spooled message back: \(error)")
@@ -35,10 +49,20 @@ struct TransactionDelivery: Sendable {
         }
         let deadline = Monotonic.seconds + commitWait
         var replies: [LMTPReply] = []
-        for (recipient, outcome) in zip(envelope.recipients, staged) {
+        var reports: [Int: DeliveryReport] = [:]
+        for (index, (recipient, outcome)) in zip(envelope.recipients, staged).enumerated() {
+            if let first = repeatOf[index] {
+                if let report = reports[first] {
+                    DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Monotonic.milliseconds - started,
+                                         session: Self.logPrefix(session, recipient))
+                }
+                replies.append(replies[first])
+                continue
+            }
             switch outcome {
             case .success(let staged):
                 let report = deliverer.finish(staged, until: deadline)
+                reports[index] = report
                 DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Monotonic.milliseconds - started,
                                      session: Self.logPrefix(session, recipient))
                 replies.append(LMTPReply(250, "2.0.0", "<\(recipient.address)> \(session) Saved (\(report.outcome.rawValue))"))
