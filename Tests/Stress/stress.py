@@ -594,6 +594,11 @@ def lmtp_main(args):
         print(f"wrong tags: message {i} ({kind(i)}): {got}")
     for line in forged[:5]:
         print(f"unexpected log line: {line.rstrip()[:200]}")
+    if len(on_disk) != len(delivered):
+        named = set(run(["notmuch", "search", "--output=files", "*"]).stdout.split())
+        for path in on_disk:
+            if path not in named:
+                print(f"file not indexed: {path}")
     if args.keep:
         print(f"kept: {root}")
     else:
