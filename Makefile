@@ -155,6 +155,9 @@ test: deps
 	# with its release link flags.
 	$(MAKE) --no-print-directory build
 	python3 Tests/Stress/stress.py --deliver $(RELEASE_BIN) --workers 4 --messages 40
+	# The same through the LMTP server, SIGKILLed and restarted every
+	# 0.2 s on average (under 10 s).
+	python3 Tests/Stress/stress.py --lmtp --deliver $(RELEASE_BIN) --workers 4 --messages 200 --kill-every 0.2
 	$(MAKE) --no-print-directory e2e
 
 # libFuzzer (with AddressSanitizer) on the project's own parsers: rules
@@ -167,15 +170,20 @@ fuzz: deps
 demo: build
 	sh Tests/scripts/demo.sh $(RELEASE_BIN)
 
-# Figures against notmuch insert and notmuch new; never part of `make test`.
+# Figures against notmuch insert and notmuch new, and the LMTP server's
+# (5-8; the postfix one needs root, else it is reported skipped); never part
+# of `make test`. One figure: BENCH_ARGS="--only lmtp-burst".
 bench: build
 	@command -v mdeliver >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mblaze >/dev/null; } || true
 	python3 Tests/Bench/bench.py --deliver $(RELEASE_BIN) $(BENCH_ARGS)
 
 # Nothing lost under load and kill -9: 8 deliverers x 2,000 messages.
 # STRESS_ARGS=--quota=2M fills a quota too: every refusal 75, maildirsize right.
+# Then the LMTP server: 8 clients x 2,000 messages, the server SIGKILLed and
+# restarted, a notmuch tag loop timed (LMTP_STRESS_ARGS, e.g. --kill-every 1).
 stress: build
 	python3 Tests/Stress/stress.py --deliver $(RELEASE_BIN) $(STRESS_ARGS)
+	python3 Tests/Stress/stress.py --lmtp --deliver $(RELEASE_BIN) $(LMTP_STRESS_ARGS)
 
 clean:
 	rm -rf .build .build-bench demo bench-results.json notmuch-deliver_*.deb

@@ -200,6 +200,8 @@ public final class Deliverer: Sendable {
         fileprivate let committer: GroupCommitter
         fileprivate let requested: DeliveryOptions
         public var path: String { written.file.path.string }
+        /// The mailbox's lock timeout: how long its commit is worth waiting for.
+        public var lockTimeout: Double { written.settings.lockTimeout }
     }
 
     /// Writes the message for `envelope`'s recipient and queues it durably

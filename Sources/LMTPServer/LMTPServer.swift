@@ -21,8 +21,9 @@ public struct LMTPServerConfiguration: Sendable {
     public var maxMessageSize = 50 << 20
     /// Seconds a client may stay silent, in a command or in its data.
     public var timeout: Int64 = 300
-    /// How long a reply waits for its commit before saying it is queued.
-    public var commitWait = 5.0
+    /// How long a reply waits for its commit before saying it is queued;
+    /// nil: the mailbox's lock timeout.
+    public var commitWait: Double?
     public var recipientDelimiters = "+"
     public var hostname: String
 
@@ -68,7 +69,7 @@ public final class LMTPServer: Sendable {
             try runListening(group: group, pool: pool)
         }
         // Every reply is sent; the commits still running finish.
-        deliverer.waitForCommits(until: Monotonic.seconds + configuration.commitWait + 5)
+        deliverer.waitForCommits(until: Monotonic.seconds + (configuration.commitWait ?? 5) + 5)
     }
 
     private func runStdio(group: EventLoopGroup, pool: NIOThreadPool) throws(LMTPServerError) {

@@ -17,6 +17,15 @@ final class Spool {
     /// A spool in `directory` (a mail root's tmp/: the same file system as
     /// the maildirs, and a place maildir readers ignore).
     init(in directory: String) throws(Errno) {
+        // An O_TMPFILE file never has a name, so a server killed at any
+        // instant leaves nothing (make stress --lmtp found a named spool
+        // left in a mail root by a SIGKILL between its open and unlink).
+        let unnamed = open(directory, O_RDWR | Self.temporaryFile | O_CLOEXEC, 0o600)
+        if unnamed >= 0 {
+            descriptor = FileDescriptor(rawValue: unnamed)
+            return
+        }
+        // A file system without O_TMPFILE: a name, removed at once.
         var random = SystemRandomNumberGenerator()
         let name = "\(directory)/.lmtp-spool.\(getpid()).\(random.next() as UInt64)"
         let raw = open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -24,6 +33,10 @@ final class Spool {
         unlink(name)
         descriptor = FileDescriptor(rawValue: raw)
     }
+
+    /// Linux's O_TMPFILE (__O_TMPFILE | O_DIRECTORY), which Glibc's
+    /// module does not export.
+    private static let temporaryFile: Int32 = 0o20_000_000 | O_DIRECTORY
 
     func append(_ bytes: [UInt8]) {
         guard failure == nil, !bytes.isEmpty else { return }

@@ -9,8 +9,9 @@ import MaildirKit
 struct TransactionDelivery: Sendable {
     let deliverer: Deliverer
     /// How long a reply waits for its commit; past it the message is
-    /// queued, which is as safe, and the reply goes.
-    let commitWait: Double
+    /// queued, which is as safe, and the reply goes. Nil: the mailbox's
+    /// lock timeout (`deliver.lock_timeout`, else 5 s).
+    let commitWait: Double?
     /// The characters that separate a local part from its extension
     /// (`user+ext@`), as postfix's recipient_delimiter: any one of them.
     let recipientDelimiters: String
@@ -23,26 +24,48 @@ struct TransactionDelivery: Sendable {
             return envelope.recipients.map { refusal(error, recipient: $0, session: session, started: started) }
         }
         var staged: [Result<Deliverer.Staged, DeliveryError>] = []
+        // A recipient repeated in the transaction is delivered once and
+        // answered as its first occurrence.
+        var firstOccurrence: [String: Int] = [:]
+        var repeatOf: [Int?] = []
         // Written once, then hard-linked for the other recipients.
-        var first: Deliverer.Staged?
+        var written: Deliverer.Staged?
         for recipient in envelope.recipients {
+            if let first = firstOccurrence[recipient.address] {
+                repeatOf.append(first)
+                staged.append(.failure(DeliveryError(.temporary, "repeated recipient")))
+                continue
+            }
+            firstOccurrence[recipient.address] = staged.count
+            repeatOf.append(nil)
             do throws(DeliveryError) {
                 do { try spool.rewind() } catch {
                     throw DeliveryError(.temporary, "cannot read the spooled message back: \(error)")
                 }
-                let done = try deliverer.stage(spool.descriptor, envelope: self.envelope(envelope, recipient), sameAs: first)
-                if first == nil { first = done }
+                let done = try deliverer.stage(spool.descriptor, envelope: self.envelope(envelope, recipient), sameAs: written)
+                if written == nil { written = done }
                 staged.append(.success(done))
             } catch {
                 staged.append(.failure(error))
             }
         }
-        let deadline = Monotonic.seconds + commitWait
+        let stagedAt = Monotonic.seconds
         var replies: [LMTPReply] = []
-        for (recipient, outcome) in zip(envelope.recipients, staged) {
+        var reports: [Int: DeliveryReport] = [:]
+        for (index, (recipient, outcome)) in zip(envelope.recipients, staged).enumerated() {
+            if let first = repeatOf[index] {
+                if let report = reports[first] {
+                    DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Monotonic.milliseconds - started,
+                                         session: Self.logPrefix(session, recipient))
+                }
+                replies.append(replies[first])
+                continue
+            }
             switch outcome {
             case .success(let staged):
-                let report = deliverer.finish(staged, until: deadline)
+                // The server's --lock-timeout, else the mailbox's own.
+                let report = deliverer.finish(staged, until: stagedAt + (commitWait ?? staged.lockTimeout))
+                reports[index] = report
                 DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Monotonic.milliseconds - started,
                                      session: Self.logPrefix(session, recipient))
                 replies.append(LMTPReply(250, "2.0.0", "<\(recipient.address)> \(session) Saved (\(report.outcome.rawValue))"))

@@ -126,7 +126,7 @@ struct Lmtp: ParsableCommand {
         configuration.maxRecipients = maxRecipients
         configuration.maxMessageSize = try ByteCount.parse(maxMessageSize)
         configuration.timeout = Int64(timeout)
-        configuration.commitWait = lockTimeout ?? 5
+        configuration.commitWait = lockTimeout
         configuration.recipientDelimiters = recipientDelimiter
         do {
             try LMTPServer(configuration: configuration, deliverer: deliverer, spoolDirectory: spoolDirectory).run()

@@ -9,10 +9,17 @@ Figures (medians over repeated runs, with ratios to each peer):
      turns, medians), `mdeliver -M` + `notmuch new`, a `notmuch insert` loop;
   4. 100 rules (half header, half query) against none; and a Sieve script
      of the same 100 tests (vnd.notmuch for the queries) against none.
+  5. the LMTP server: one message over an open connection, end of DATA to
+     its reply, vs one `notmuch insert`;
+  6. 8 LMTP clients x 250 messages vs the 8-way `notmuch insert` burst;
+  7. postfix end to end (smtp-source, until all is indexed): lmtp: to the
+     server vs a pipe(8) transport running `notmuch insert`;
+  8. the server's RSS after 2,000 and 20,000 messages, and around a 50 MB one.
 Every figure runs on a copy of one database pre-filled with --messages
 messages, so the numbers are steady state, not an empty database.
 """
 import argparse
+import base64
 import concurrent.futures
 import json
 import os
@@ -26,6 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from corpus import Corpus  # noqa: E402
+from lmtp_harness import Client, Server, give_away  # noqa: E402
 
 
 def log(text):
@@ -135,28 +143,34 @@ def figure_single(work, base, deliver, runs):
             "notmuch-deliver cpu ms": median(ours_cpu), "notmuch insert cpu ms": median(peer_cpu)}
 
 
+def cli_burst(work, base, command, corpus_tag, workers, per_worker):
+    """`workers` senders each running `command` once per message, `per_worker` times."""
+    setup = fresh_copy(work, base, f"burst-{corpus_tag}")
+    corpus = Corpus(seed=3, tag=corpus_tag)
+    before = setup.count()
+
+    def worker(w):
+        failures = 0
+        for j in range(per_worker):
+            _, rc, _ = timed(command, corpus.message(w * per_worker + j), setup.env())
+            failures += rc != 0
+        return failures
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        failures = sum(pool.map(worker, range(workers)))
+    wall = time.perf_counter() - started
+    result = {"wall s": wall, "failures": failures, "indexed": setup.count() - before,
+              "messages": workers * per_worker}
+    shutil.rmtree(setup.root, ignore_errors=True)
+    return result
+
+
 def figure_burst(work, base, deliver, workers, per_worker):
     results = {}
     for name, command, corpus_tag in (("notmuch-deliver", [deliver], "burstd"),
                                       ("notmuch insert", ["notmuch", "insert"], "bursti")):
-        setup = fresh_copy(work, base, f"burst-{corpus_tag}")
-        corpus = Corpus(seed=3, tag=corpus_tag)
-        before = setup.count()
-
-        def worker(w):
-            failures = 0
-            for j in range(per_worker):
-                _, rc, _ = timed(command, corpus.message(w * per_worker + j), setup.env())
-                failures += rc != 0
-            return failures
-
-        started = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            failures = sum(pool.map(worker, range(workers)))
-        wall = time.perf_counter() - started
-        results[name] = {"wall s": wall, "failures": failures,
-                         "indexed": setup.count() - before, "messages": workers * per_worker}
-        shutil.rmtree(setup.root, ignore_errors=True)
+        results[name] = cli_burst(work, base, command, corpus_tag, workers, per_worker)
     results["speedup vs notmuch insert"] = results["notmuch insert"]["wall s"] / results["notmuch-deliver"]["wall s"]
     return results
 
@@ -304,6 +318,372 @@ def figure_rules(work, base, deliver, runs, count=100):
             "runs": runs}
 
 
+# --- The LMTP server (figures 5-8) ----------------------------------------
+
+LMTP_RECIPIENT = "me@bench.example"
+
+
+def lmtp_copy(work, base, name):
+    """A copy of the pre-filled database, owned by the server's user."""
+    setup = fresh_copy(work, base, name)
+    os.chmod(setup.root, 0o755)
+    give_away(setup.root)
+    return setup
+
+
+def process_cpu_ms(pid):
+    """User + system CPU of a live process, in ms."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def figure_lmtp_single(work, base, deliver, runs):
+    """5. End of DATA to the reply over an open connection, against one
+    `notmuch insert` (process start to exit), taking turns."""
+    ours_setup = lmtp_copy(work, base, "lmtp-single")
+    peer = fresh_copy(work, base, "lmtp-single-insert")
+    corpus = Corpus(seed=5, tag="lmtps")
+    server = Server(deliver, ours_setup.root, ours_setup.env()).start()
+    try:
+        client = Client(server.socket)
+        ours, peer_ms, peer_cpu, queued, failures = [], [], [], 0, 0
+        cpu_before = process_cpu_ms(server.pid)
+        for i in range(runs):
+            replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT], corpus.message(2 * i))
+            code, text = replies[0]
+            failures += code != 250
+            queued += "(queued)" in text
+            ours.append(seconds * 1000)
+            before = children_cpu_ms()
+            ms, rc, err = timed(["notmuch", "insert"], corpus.message(2 * i + 1), peer.env())
+            assert rc == 0, err
+            peer_ms.append(ms)
+            peer_cpu.append(children_cpu_ms() - before)
+        server_cpu = (process_cpu_ms(server.pid) - cpu_before) / runs
+        client.close()
+        rss = server.status("VmRSS")
+    finally:
+        server.stop()
+    indexed = ours_setup.count() - base.count()
+    for setup in (ours_setup, peer):
+        shutil.rmtree(setup.root, ignore_errors=True)
+    return {"lmtp ms": median(ours), "notmuch insert ms": median(peer_ms), "ratio": median(ours) / median(peer_ms),
+            "runs": runs, "lmtp quartiles ms": statistics.quantiles(ours, n=4),
+            "notmuch insert quartiles ms": statistics.quantiles(peer_ms, n=4),
+            "server cpu ms per message": server_cpu, "notmuch insert cpu ms": median(peer_cpu),
+            "failures": failures, "replied queued": queued, "indexed": indexed, "server RSS KiB": rss}
+
+
+def lmtp_burst(server, workers, per_worker, corpus):
+    """`workers` clients, one connection each, `per_worker` messages each.
+    Returns (wall s to the last reply, temporary failures, other failures,
+    replies saying queued, end-of-DATA-to-reply seconds, start time)."""
+    def worker(w):
+        client = Client(server.socket)
+        tempfails, others, queued, waits = 0, 0, 0, []
+        for j in range(per_worker):
+            replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT],
+                                           corpus.message(w * per_worker + j))
+            code, text = replies[0]
+            tempfails += 400 <= code < 500
+            others += code >= 500
+            queued += "(queued)" in text
+            waits.append(seconds)
+        client.close()
+        return tempfails, others, queued, waits
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(worker, range(workers)))
+    wall = time.perf_counter() - started
+    return (wall, sum(r[0] for r in results), sum(r[1] for r in results), sum(r[2] for r in results),
+            [w for r in results for w in r[3]], started)
+
+
+def wait_until_indexed(setup, expected, timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if setup.count() >= expected:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def figure_lmtp_burst(work, base, deliver, workers, per_worker, turns):
+    """6. 8 LMTP clients x 250 messages against the 8-way `notmuch insert`
+    burst of figure 2, in turns."""
+    turns_out = []
+    for turn in range(turns):
+        setup = lmtp_copy(work, base, "lmtp-burst")
+        before = setup.count()
+        server = Server(deliver, setup.root, setup.env()).start()
+        cpu_before = process_cpu_ms(server.pid)
+        try:
+            wall, tempfails, others, queued, waits, started = lmtp_burst(server, workers, per_worker,
+                                                                         Corpus(seed=6, tag=f"lmtpb{turn}"))
+            # A reply that says "queued" is safe but not yet indexed: the
+            # figure is then the time until everything is.
+            if queued:
+                wait_until_indexed(setup, before + workers * per_worker)
+                wall = time.perf_counter() - started
+            server_cpu = process_cpu_ms(server.pid) - cpu_before
+        finally:
+            server.stop()
+        indexed = setup.count() - before
+        shutil.rmtree(setup.root, ignore_errors=True)
+        peer = cli_burst(work, base, ["notmuch", "insert"], f"lmtpi{turn}", workers, per_worker)
+        turns_out.append({"lmtp wall s": wall, "lmtp tempfails": tempfails, "lmtp other failures": others,
+                          "lmtp replied queued": queued, "lmtp indexed": indexed,
+                          "lmtp reply median ms": median(waits) * 1000,
+                          "lmtp reply max ms": max(waits) * 1000,
+                          "server cpu s": server_cpu / 1000,
+                          "notmuch insert wall s": peer["wall s"], "notmuch insert failures": peer["failures"],
+                          "notmuch insert indexed": peer["indexed"],
+                          "speedup": peer["wall s"] / wall})
+        log(f"   turn {turn + 1}: LMTP {wall:.1f} s, notmuch insert {peer['wall s']:.1f} s")
+    return {"messages": workers * per_worker, "turns": turns_out,
+            "lmtp wall s": median([t["lmtp wall s"] for t in turns_out]),
+            "notmuch insert wall s": median([t["notmuch insert wall s"] for t in turns_out]),
+            "speedup": median([t["speedup"] for t in turns_out]),
+            "lmtp tempfails": sum(t["lmtp tempfails"] for t in turns_out)}
+
+
+class PostfixInstance:
+    """A postfix of our own (its own configuration and queue directories,
+    SMTP on 127.0.0.1:2525), so that neither the system's postfix nor
+    Tests/Integration/postfix.sh is touched."""
+
+    def __init__(self, work):
+        self.config = os.path.join(work, "postfix-etc")
+        self.queue = "/var/spool/postfix-nd-bench"
+        self.data = "/var/lib/postfix-nd-bench"
+        self.log = "/var/log/postfix-nd-bench.log"
+        self.port = 2525
+
+    def postconf(self, *arguments):
+        subprocess.run(["postconf", "-c", self.config] + list(arguments), check=True, capture_output=True)
+
+    def setup(self, pipe_argv):
+        shutil.rmtree(self.config, ignore_errors=True)
+        os.makedirs(self.config)
+        shutil.copy("/etc/postfix/master.cf", os.path.join(self.config, "master.cf"))
+        with open(os.path.join(self.config, "main.cf"), "w") as f:
+            f.write(f"""compatibility_level = 3.6
+queue_directory = {self.queue}
+data_directory = {self.data}
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+mail_owner = postfix
+setgid_group = postdrop
+syslog_name = postfix-nd-bench
+maillog_file = {self.log}
+myhostname = mx.bench.localhost
+mydomain = bench.localhost
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_recipient_restrictions = permit_mynetworks, reject
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+smtputf8_enable = no
+virtual_mailbox_domains = bench.example
+virtual_transport = error:not set
+ndinsert_destination_recipient_limit = 1
+""")
+        # No chroot (the LMTP socket is outside the queue directory), SMTP
+        # on a port of our own.
+        self.postconf("-F", "*/*/chroot = n")
+        self.postconf("-MX", "smtp/inet")
+        self.postconf("-M", "-e", f"127.0.0.1:{self.port}/inet=127.0.0.1:{self.port} inet n - n - - smtpd")
+        self.postconf("-M", "-e", "ndinsert/unix=ndinsert unix - n n - - pipe flags=DR user=nobody argv="
+                      + " ".join(pipe_argv))
+        self.postconf("-M", "-e", "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd")
+        subprocess.run(["postfix", "-c", self.config, "stop"], capture_output=True)
+        os.makedirs(self.queue, exist_ok=True)
+        os.makedirs(self.data, exist_ok=True)
+        shutil.chown(self.data, "postfix")
+        subprocess.run(["postsuper", "-c", self.config, "-d", "ALL"], capture_output=True)
+        subprocess.run(["postfix", "-c", self.config, "check"], check=True, capture_output=True)
+        open(self.log, "w").close()
+        out = subprocess.run(["postfix", "-c", self.config, "start"], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"postfix would not start: {out.stderr.strip()}")
+
+    def transport(self, value):
+        self.postconf("-e", f"virtual_transport = {value}")
+        subprocess.run(["postfix", "-c", self.config, "reload"], check=True, capture_output=True)
+        time.sleep(1)
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", self.config, "stop"], capture_output=True)
+
+    def log_count(self, *texts):
+        """Lines of the log that have every one of `texts`."""
+        with open(self.log, errors="replace") as f:
+            return sum(all(text in line for text in texts) for line in f)
+
+
+def postfix_unavailable():
+    if os.geteuid() != 0:
+        return "needs root (a postfix instance of its own)"
+    for tool in ("postfix", "postconf", "smtp-source", "postsuper"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            return f"{tool} is not installed (apt-get install postfix)"
+    if not os.path.exists("/usr/lib/postfix/sbin/pipe"):
+        return "postfix's pipe(8) is missing"
+    return None
+
+
+def figure_lmtp_postfix(work, base, deliver, messages, sessions, turns):
+    """7. smtp-source into a local postfix, until all is indexed:
+    virtual_transport = lmtp: to the server against a pipe(8) transport
+    running `notmuch insert`, in turns."""
+    reason = postfix_unavailable()
+    if reason:
+        return {"skipped": reason}
+    postfix = PostfixInstance(work)
+    peer_root = os.path.join(work, "lmtp-postfix-insert")
+    peer_setup = Setup(peer_root)
+    postfix.setup(["/usr/bin/env", f"HOME={peer_root}", f"NOTMUCH_CONFIG={peer_setup.config}",
+                   "/usr/bin/notmuch", "insert"])
+    turns_out = []
+
+    def inject_and_wait(setup, expected):
+        """Seconds until every message is indexed or bounced, seconds the
+        injection took, and the messages bounced (the pipe to `notmuch
+        insert` bounces when insert exits 1, e.g. on a Xapian exception
+        while another insert commits)."""
+        bounced_before = postfix.log_count("to=<me@bench.example>", "status=bounced")
+        started = time.perf_counter()
+        source = subprocess.run(["smtp-source", "-d", "-s", str(sessions), "-m", str(messages), "-l", "2000",
+                                 "-M", "client.bench.localhost", "-f", "sender@client.bench.localhost",
+                                 "-t", "me@bench.example", f"127.0.0.1:{postfix.port}"],
+                                capture_output=True, text=True)
+        injected = time.perf_counter() - started
+        if source.returncode != 0:
+            raise RuntimeError(f"smtp-source failed: {source.stderr.strip()[-500:]}")
+        deadline = time.monotonic() + 1200
+        while time.monotonic() < deadline:
+            bounced = postfix.log_count("to=<me@bench.example>", "status=bounced") - bounced_before
+            if setup.count() + bounced >= expected:
+                break
+            time.sleep(0.1)
+        return time.perf_counter() - started, injected, bounced
+
+    try:
+        for turn in range(turns):
+            ours = lmtp_copy(work, base, "lmtp-postfix")
+            expected = ours.count() + messages
+            server = Server(deliver, ours.root, ours.env()).start()
+            postfix.transport(f"lmtp:unix:{server.socket}")
+            deferred_before = postfix.log_count("status=deferred")
+            cpu_before = process_cpu_ms(server.pid)
+            try:
+                ours_s, ours_injected, ours_bounced = inject_and_wait(ours, expected)
+                server_cpu = process_cpu_ms(server.pid) - cpu_before
+            finally:
+                server.stop()
+            ours_deferred = postfix.log_count("status=deferred") - deferred_before
+            ours_indexed = ours.count() - base.count()
+            shutil.rmtree(ours.root, ignore_errors=True)
+
+            peer = fresh_copy(work, base, "lmtp-postfix-insert")
+            os.chmod(peer.root, 0o755)
+            give_away(peer.root)
+            expected = peer.count() + messages
+            postfix.transport("ndinsert:")
+            deferred_before = postfix.log_count("status=deferred")
+            peer_s, peer_injected, peer_bounced = inject_and_wait(peer, expected)
+            peer_deferred = postfix.log_count("status=deferred") - deferred_before
+            peer_indexed = peer.count() - base.count()
+            shutil.rmtree(peer.root, ignore_errors=True)
+            turns_out.append({"lmtp s": ours_s, "lmtp injected s": ours_injected, "lmtp bounced": ours_bounced,
+                              "lmtp indexed": ours_indexed, "lmtp deferred": ours_deferred,
+                              "server cpu s": server_cpu / 1000,
+                              "pipe insert s": peer_s, "pipe injected s": peer_injected,
+                              "pipe bounced": peer_bounced, "pipe indexed": peer_indexed,
+                              "pipe deferred": peer_deferred, "speedup": peer_s / ours_s})
+            log(f"   turn {turn + 1}: LMTP {ours_s:.1f} s, pipe to notmuch insert {peer_s:.1f} s")
+    finally:
+        postfix.stop()
+    return {"messages": messages, "sessions": sessions, "turns": turns_out,
+            "lmtp s": median([t["lmtp s"] for t in turns_out]),
+            "pipe insert s": median([t["pipe insert s"] for t in turns_out]),
+            "speedup": median([t["speedup"] for t in turns_out])}
+
+
+def big_message(size):
+    """A message of about `size` bytes: a text part and a base64 attachment."""
+    raw = os.urandom(size * 3 // 4)
+    encoded = base64.encodebytes(raw)
+    return (b"From: Big <big@bench.example>\nTo: me@bench.example\nSubject: a large attachment\n"
+            b"Message-ID: <big." + str(size).encode() + b"@bench.example>\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nSee attached.\n"
+            b"--b\nContent-Type: application/octet-stream; name=\"big.bin\"\nContent-Transfer-Encoding: base64\n\n"
+            + encoded + b"--b--\n")
+
+
+def figure_lmtp_rss(work, deliver, workers, small, large, big_size):
+    """8. The server's RSS after `small` and after `large` messages (8
+    clients), then around one message of `big_size` bytes."""
+    setup = empty_setup(work, "lmtp-rss")
+    os.chmod(setup.root, 0o755)
+    give_away(setup.root)
+    server = Server(deliver, setup.root, setup.env(),
+                    extra=["--max-message-size", str(big_size + (16 << 20))]).start()
+    corpus = Corpus(seed=8, tag="rss")
+    results = {"RSS KiB": {}, "HWM KiB": {}}
+    try:
+        results["RSS KiB"]["0"] = server.status("VmRSS")
+        sent = 0
+        for target in (small, large):
+            count = target - sent
+            per = count // workers
+
+            def worker(w, offset=sent, per=per):
+                client = Client(server.socket)
+                failures = 0
+                for j in range(per):
+                    replies, _ = client.send("sender@bench.example", [LMTP_RECIPIENT],
+                                             corpus.message(offset + w * per + j))
+                    failures += replies[0][0] != 250
+                client.close()
+                return failures
+
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                failures = sum(pool.map(worker, range(workers)))
+            sent += per * workers
+            assert failures == 0, f"{failures} failures"
+            time.sleep(1)
+            results["RSS KiB"][str(sent)] = server.status("VmRSS")
+            results["HWM KiB"][str(sent)] = server.status("VmHWM")
+            log(f"   after {sent} messages: RSS {results['RSS KiB'][str(sent)] / 1024:.1f} MiB")
+        results["growth"] = results["RSS KiB"][str(sent)] / results["RSS KiB"][str(small)] - 1
+        before, hwm_before = server.status("VmRSS"), server.status("VmHWM")
+        data = big_message(big_size)
+        client = Client(server.socket, timeout=600)
+        replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT], data)
+        client.close()
+        time.sleep(1)
+        results["big message bytes"] = len(data)
+        results["big message reply"] = replies[0][0]
+        results["big message s"] = seconds
+        results["big RSS before KiB"], results["big HWM before KiB"] = before, hwm_before
+        results["big RSS after KiB"], results["big HWM after KiB"] = server.status("VmRSS"), server.status("VmHWM")
+        results["big RSS added KiB"] = results["big RSS after KiB"] - before
+        results["big HWM added KiB"] = results["big HWM after KiB"] - hwm_before
+        results["threads"] = server.threads()
+    finally:
+        server.stop()
+    results["indexed"] = setup.count()
+    shutil.rmtree(setup.root, ignore_errors=True)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deliver", default=".build/release/notmuch-deliver")
@@ -313,12 +693,20 @@ def main():
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--per-worker", type=int, default=250)
     parser.add_argument("--out", default="bench-results.json")
-    parser.add_argument("--only", choices=["single", "burst", "import", "rules"], help="run one figure")
+    parser.add_argument("--only", choices=["single", "burst", "import", "rules", "lmtp-single", "lmtp-burst",
+                                           "lmtp-postfix", "lmtp-rss"], help="run one figure")
     parser.add_argument("--import-messages", type=int, default=10_000)
     parser.add_argument("--import-large", type=int, default=50_000, help="archive size for the RSS check (0: skip)")
     parser.add_argument("--insert-sample", type=int, default=200)
     parser.add_argument("--import-runs", type=int, default=3,
                         help="turns of the import and notmuch new, for medians")
+    parser.add_argument("--lmtp-turns", type=int, default=1,
+                        help="turns of figures 6 and 7 (each against its peer), for medians")
+    parser.add_argument("--postfix-messages", type=int, default=2000)
+    parser.add_argument("--postfix-sessions", type=int, default=8, help="smtp-source's parallel sessions")
+    parser.add_argument("--rss-small", type=int, default=2000)
+    parser.add_argument("--rss-large", type=int, default=20_000)
+    parser.add_argument("--rss-big-message", type=int, default=50_000_000, help="bytes of the large message")
     args = parser.parse_args()
     deliver = os.path.abspath(args.deliver)
     os.makedirs(args.work, exist_ok=True)
@@ -342,8 +730,25 @@ def main():
     if args.only in (None, "rules"):
         log("4. rules ...")
         results["rules"] = figure_rules(work, base, deliver, args.runs)
+    if args.only in (None, "lmtp-single"):
+        log("5. LMTP, one message ...")
+        results["lmtp-single"] = figure_lmtp_single(work, base, deliver, args.runs)
+    if args.only in (None, "lmtp-burst"):
+        log("6. LMTP burst ...")
+        results["lmtp-burst"] = figure_lmtp_burst(work, base, deliver, args.workers, args.per_worker,
+                                                  args.lmtp_turns)
+    if args.only in (None, "lmtp-postfix"):
+        log("7. postfix end to end ...")
+        results["lmtp-postfix"] = figure_lmtp_postfix(work, base, deliver, args.postfix_messages,
+                                                      args.postfix_sessions, args.lmtp_turns)
+    if args.only in (None, "lmtp-rss"):
+        log("8. LMTP server RSS ...")
+        results["lmtp-rss"] = figure_lmtp_rss(work, deliver, args.workers, args.rss_small, args.rss_large,
+                                              args.rss_big_message)
     if args.only:
         print(json.dumps(results[args.only], indent=2))
+        if args.only.startswith("lmtp-"):
+            print_lmtp(results, args)
         return
 
     with open(args.out, "w") as f:
@@ -378,10 +783,47 @@ def main():
           f"{1 + r['added']:8.2f} {'<= 1.20':>10}")
     print(f"{'   a 100-test Sieve script vs none (median ms)':44} {r['with sieve ms']:16.1f} {r['without ms']:16.1f} "
           f"{1 + r['sieve added']:8.2f} {'<= 1.20':>10}")
+    print_lmtp(results, args)
     print("where one delivery's time goes (median ms):")
     for phase, ms in s["breakdown ms"].items():
         print(f"   {phase:40} {ms:8.2f}")
     print(f"(machine-readable: {args.out})")
+
+
+def print_lmtp(results, args):
+    """The LMTP figures' lines of the table (those that ran)."""
+    if "lmtp-single" in results:
+        x = results["lmtp-single"]
+        print(f"{'5. LMTP, end of DATA to reply (median ms)':44} {x['lmtp ms']:16.1f} "
+              f"{x['notmuch insert ms']:16.1f} {x['ratio']:8.2f} {'<= 0.7':>10}")
+        print(f"{'   CPU per message (server / insert, ms)':44} {x['server cpu ms per message']:16.1f} "
+              f"{x['notmuch insert cpu ms']:16.1f}")
+    if "lmtp-burst" in results:
+        x = results["lmtp-burst"]
+        label = f"6. LMTP {args.workers}x{args.per_worker} vs insert burst (wall s)"
+        print(f"{label:44} {x['lmtp wall s']:16.1f} {x['notmuch insert wall s']:16.1f} "
+              f"{1 / x['speedup']:8.2f} {'<= 0.167':>10}  ({x['speedup']:.1f}x faster)")
+        print(f"{'   LMTP temporary failures':44} {x['lmtp tempfails']:16d} {'':16} {'':8} {'0':>10}")
+    if "lmtp-postfix" in results:
+        x = results["lmtp-postfix"]
+        if "skipped" in x:
+            print(f"{'7. postfix end to end':44} skipped: {x['skipped']}")
+        else:
+            label = f"7. postfix, {x['messages']} msgs until indexed (s)"
+            print(f"{label:44} {x['lmtp s']:16.1f} {x['pipe insert s']:16.1f} {1 / x['speedup']:8.2f} "
+                  f"{'<= 0.25':>10}  ({x['speedup']:.1f}x faster)")
+            for key in ("deferred", "bounced"):
+                print(f"{'   ' + key + ' (LMTP / pipe to notmuch insert)':44} "
+                      f"{sum(t['lmtp ' + key] for t in x['turns']):16d} "
+                      f"{sum(t['pipe ' + key] for t in x['turns']):16d}")
+    if "lmtp-rss" in results:
+        x = results["lmtp-rss"]
+        rss = x["RSS KiB"]
+        print(f"{f'8. server RSS after {args.rss_small} / {args.rss_large} (MiB)':44} "
+              f"{rss[str(args.rss_small)] / 1024:8.1f} / {rss[str(args.rss_large)] / 1024:5.1f} "
+              f"{x['growth'] * 100:+15.1f}% {'<= +10%':>10}")
+        print(f"{'   a ' + str(x['big message bytes'] // 1_000_000) + ' MB message adds (RSS / peak, MiB)':44} "
+              f"{x['big RSS added KiB'] / 1024:8.1f} / {x['big HWM added KiB'] / 1024:5.1f}")
 
 
 if __name__ == "__main__":

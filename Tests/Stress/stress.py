@@ -16,6 +16,8 @@ never 0, and leave no file; only a killed delivery may leave one, in tmp/,
 as any maildir writer may), a Subject whose encoded words decode to a
 forged log line, and a header that makes a rule's regex backtrack
 catastrophically. A lock holder keeps the database busy part of the time.
+With --lmtp the same messages go through `notmuch-deliver lmtp` instead
+(see lmtp_main below).
 Exit status 1 when any figure printed with "must be" is not what it must be:
 anything lost, duplicated, wrongly tagged or stuck, a delivery failing in
 another way than 75, more or fewer files than messages delivered, more
@@ -35,6 +37,7 @@ import struct
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,7 +106,12 @@ def main():
     parser.add_argument("--quota", help="deliver.quota for the mailbox (e.g. 2M): refusals must all be 75, "
                         "and maildirsize must agree with a recount")
     parser.add_argument("--keep", action="store_true", help="keep the maildir and database for inspection")
+    parser.add_argument("--lmtp", action="store_true", help="deliver through the LMTP server, killed and restarted")
+    parser.add_argument("--kill-every", type=float, default=2.0,
+                        help="--lmtp: mean seconds between SIGKILLs of the server (0: never)")
     args = parser.parse_args()
+    if args.lmtp:
+        return lmtp_main(args)
     deliver = os.path.abspath(args.deliver)
     random.seed(args.seed)
 
@@ -279,6 +287,318 @@ def main():
         got = subprocess.run(["notmuch", "search", "--output=tags", f"id:stress-{i}@example.org"], env=env,
                              capture_output=True, text=True).stdout.split()
         print(f"wrong tags: message {i} ({kind(i)}): {sorted(got)}")
+    if args.keep:
+        print(f"kept: {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    sys.exit(1 if failures else 0)
+
+
+# --- LMTP mode -------------------------------------------------------------
+#
+# The same messages through `notmuch-deliver lmtp`, from --workers
+# concurrent clients (Python's smtplib.LMTP, one connection each, kept open
+# as postfix caches its connections), one to three recipients per
+# transaction (sometimes the same one twice). The server is SIGKILLed at
+# random instants and restarted; a client whose connection breaks
+# reconnects and sends again, as postfix would, every recipient that had no
+# final reply (250 or 5xx). A user's `notmuch tag` loop runs all along, each
+# call timed: the server must never keep the write lock longer than a
+# commit. Then the server is stopped with SIGTERM (it must exit 0), one
+# `notmuch-deliver flush`, and the same message-by-message check as the
+# CLI mode's, over the messages that got a 250.
+
+LMTP_RULES = RULES + "+stress -- extension:stress\n"
+LMTP_RECIPIENTS = ["me+stress@example.org", "you+stress@example.org"]
+
+
+def lmtp_recipients(rng):
+    roll = rng.random()
+    if roll < 0.7:
+        return [rng.choice(LMTP_RECIPIENTS)]
+    if roll < 0.9:
+        return list(LMTP_RECIPIENTS)
+    return [LMTP_RECIPIENTS[0], LMTP_RECIPIENTS[0]]   # a repeated recipient
+
+
+def lmtp_main(args):
+    import smtplib
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Bench"))
+    from lmtp_harness import Server, as_user, give_away, user_name
+
+    deliver = os.path.abspath(args.deliver)
+    random.seed(args.seed)
+    root = tempfile.mkdtemp(prefix="nd-stress-lmtp-")
+    os.chmod(root, 0o755)
+    mail = os.path.join(root, "mail")
+    config = os.path.join(root, "config")
+    rules = os.path.join(root, "rules")
+    log_file = os.path.join(root, "deliver.log")
+    os.makedirs(mail)
+    with open(rules, "w") as f:
+        f.write(LMTP_RULES)
+    with open(config, "w") as f:
+        f.write(f"[database]\npath={mail}\n[new]\ntags=unread;inbox;\n[maildir]\nsynchronize_flags=true\n"
+                f"[deliver]\nrules={rules}\nlock_timeout=2\n")
+    give_away(root)
+    env = dict(os.environ, NOTMUCH_CONFIG=config, HOME=root)
+    user = as_user()
+
+    def run(command, **kwargs):
+        return subprocess.run(user + command, env=env, capture_output=True, text=True, **kwargs)
+
+    run(["notmuch", "new", "--quiet"], check=True)
+    # One `notmuch tag` with nothing else running: what a commit of its own costs.
+    alone = []
+    for _ in range(5):
+        started = time.monotonic()
+        run(["notmuch", "tag", f"+{CLIENT_TAG}", "--", "tag:inbox"])
+        alone.append(time.monotonic() - started)
+
+    server = Server(deliver, root, env, log=log_file).start()
+    print(f"LMTP stress: {args.workers} clients x {args.messages} messages, server as {user_name()}, "
+          f"SIGKILL every {args.kill_every} s on average", flush=True)
+
+    stop = threading.Event()
+    clients_done = threading.Event()
+    lock = threading.Lock()
+    server_lock = threading.Lock()
+    counters = {"transactions": 0, "broken": 0, "server kills": 0, "restarts failed": 0, "tempfails": 0,
+                "queued": 0, "refused": 0, "accepted-not-mail": 0, "other": 0, "connects": 0, "tag calls": 0,
+                "tag failures": 0}
+    delivered = set()
+    unanswered_retries = set()
+    waits, tag_waits = [], []
+    # Replies that waited for a commit (not told "queued"): the longest is
+    # at least one commit.
+    committed_waits = []
+
+    def killer():
+        rng = random.Random(args.seed * 7919)
+        while not clients_done.is_set() and args.kill_every > 0:
+            if clients_done.wait(min(max(rng.expovariate(1 / args.kill_every), 0.05), 4 * args.kill_every)):
+                break
+            with server_lock:
+                server.kill()
+                counters["server kills"] += 1
+                # Down for a moment, as a crashed service is before systemd restarts it.
+                time.sleep(rng.uniform(0, 0.3))
+                try:
+                    server.start()
+                except RuntimeError as error:
+                    print(f"restart failed: {error}", flush=True)
+                    counters["restarts failed"] += 1
+                    return
+
+    def tagger():
+        while not stop.is_set():
+            started = time.monotonic()
+            result = run(["notmuch", "tag", f"+{CLIENT_TAG}", "--", "tag:inbox"])
+            with lock:
+                tag_waits.append(time.monotonic() - started)
+                counters["tag calls"] += 1
+                counters["tag failures"] += result.returncode != 0
+            time.sleep(0.1)
+
+    def connect():
+        while True:
+            try:
+                client = smtplib.LMTP(server.socket, timeout=60)
+                code, _ = client.ehlo("stress.example")
+                with lock:
+                    counters["connects"] += 1
+                if code == 250:
+                    return client
+                client.close()
+            except (OSError, smtplib.SMTPException):
+                pass
+            time.sleep(0.05)
+
+    def worker(w):
+        rng = random.Random(args.seed * 1000 + w)
+        client = None
+        for n in range(args.messages):
+            i = w * args.messages + n
+            data = message(i)
+            recipients = lmtp_recipients(rng)
+            pending = list(range(len(recipients)))   # no final reply yet
+            acked = False
+            broken_before = False
+            while pending:
+                if client is None:
+                    client = connect()
+                try:
+                    with lock:
+                        counters["transactions"] += 1
+                    code, _ = client.mail("stress@stress.example")
+                    if code != 250:
+                        raise smtplib.SMTPServerDisconnected(f"MAIL {code}")
+                    accepted = []
+                    for k in pending:
+                        code, text = client.rcpt(recipients[k])
+                        if code == 250:
+                            accepted.append(k)
+                        elif code >= 500:
+                            with lock:
+                                counters["other"] += 1
+                            pending.remove(k)
+                    if not accepted:
+                        client.rset()
+                        time.sleep(0.1)
+                        continue
+                    started = time.monotonic()
+                    replies = [client.data(data)]
+                    replies += [client.getreply() for _ in accepted[1:]]
+                    wait = time.monotonic() - started
+                except (OSError, smtplib.SMTPException):
+                    # The server died under us: whatever had no reply goes again.
+                    try:
+                        client.close()
+                    except Exception:
+                        pass
+                    client = None
+                    broken_before = True
+                    with lock:
+                        counters["broken"] += 1
+                    continue
+                with lock:
+                    waits.append(wait)
+                    if all(code == 250 and "(queued)" not in (text.decode(errors="replace") if isinstance(text, bytes)
+                                                               else text) for code, text in replies):
+                        committed_waits.append(wait)
+                    for k, (code, text) in zip(accepted, replies):
+                        text = text.decode(errors="replace") if isinstance(text, bytes) else text
+                        if code == 250:
+                            pending.remove(k)
+                            acked = True
+                            counters["queued"] += "(queued)" in text
+                            if "(queued)" in text and args.keep:
+                                print(f"queued: message {i} ({kind(i)}) to {recipients[k]} (#{k} of "
+                                      f"{len(recipients)}), after a broken transaction: {broken_before}, "
+                                      f"{wait * 1000:.0f} ms", flush=True)
+                            if kind(i) == "not-mail":
+                                counters["accepted-not-mail"] += 1
+                        elif code == 554 and kind(i) == "not-mail":
+                            pending.remove(k)
+                            counters["refused"] += 1
+                        elif 400 <= code < 500:
+                            counters["tempfails"] += 1
+                        else:
+                            pending.remove(k)
+                            counters["other"] += 1
+                            print(f"message {i} ({kind(i)}): {code} {text}", flush=True)
+            if acked and kind(i) != "not-mail":
+                with lock:
+                    delivered.add(i)
+                    if broken_before:
+                        unanswered_retries.add(i)
+        if client is not None:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+
+    started = time.monotonic()
+    loops = [threading.Thread(target=killer), threading.Thread(target=tagger)]
+    for loop in loops:
+        loop.start()
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(args.workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    clients_done.set()
+    elapsed = time.monotonic() - started
+    loops[0].join()
+    stop.set()
+    loops[1].join()
+    with server_lock:
+        stopped = server.stop()
+    flush = run([deliver, "flush"])
+
+    out = run(["notmuch", "search", "--output=messages", "--format=text", "from:stress.example"]).stdout.split()
+    indexed = {int(m.split("stress-")[1].split("@")[0]) for m in out}
+    duplicates = run(["notmuch", "search", "--output=files", "--duplicate=2", "from:stress.example"]).stdout.split()
+    lost = [i for i in sorted(delivered) if i not in indexed]
+    wrong = []
+    for i in sorted(indexed):
+        got = run(["notmuch", "search", "--output=tags", f"id:stress-{i}@example.org"]).stdout.split()
+        if not tags_are_right(i, got):
+            wrong.append((i, sorted(got)))
+    on_disk = [os.path.join(d, f) for d, _, fs in os.walk(mail) if "/.notmuch" not in d and not d.endswith("/tmp")
+               for f in fs]
+    in_tmp = [os.path.join(d, f) for d, _, fs in os.walk(mail) if "/.notmuch" not in d and d.endswith("/tmp")
+              for f in fs]
+    not_mail_files = sum(1 for path in on_disk if b"Cc: c" in open(path, "rb").read(200))
+    new = run(["notmuch", "new"]).stdout.strip().splitlines()
+    queue = os.path.join(mail, ".notmuch", "notmuch-deliver-queue")
+    stuck = [n for d in (queue, os.path.join(queue, "set-aside")) if os.path.isdir(d) for n in os.listdir(d)
+             if n.startswith("Q1~") or n.endswith(".record")]
+    with open(log_file, errors="replace") as log:
+        record = r"^\d{4}-\d\d-\d\dT\S+Z notmuch-deliver\[\d+\] \w+: "
+        forged = [line for line in log if not re.match(record, line)
+                  or re.match(record + rf"(session=\S+ rcpt=<[^>]*> )?delivered id=<{FORGED}>", line)
+                  or line.startswith("2026-01-01T00:00:00Z")]
+
+    failures = []
+
+    def must(name, value, expected, at_most=False):
+        if (value > expected) if at_most else (value != expected):
+            failures.append(name)
+        shown = (repr(value), repr(expected)) if isinstance(value, str) else (value, expected)
+        if isinstance(value, float):
+            shown = (f"{value:.2f}", f"{expected:.2f}")
+        return f"{name} {shown[0]} (must be {'at most ' if at_most else ''}{shown[1]})"
+
+    def quantile(values, q):
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+    total = args.workers * args.messages
+    print(f"messages {len(delivered)} acknowledged of {total} "
+          f"({sum(kind(i) != 'not-mail' for i in range(total))} are mail), "
+          f"transactions {counters['transactions']}, server kills {counters['server kills']}, "
+          f"broken transactions {counters['broken']} (retried), connections {counters['connects']}, "
+          f"tempfails {counters['tempfails']}, 250 queued {counters['queued']}, "
+          f"{must('other failures', counters['other'], 0)}, "
+          f"{must('failed restarts', counters['restarts failed'], 0)}, {elapsed:.1f} s")
+    print(f"{must('lost', len(lost), 0)}, {must('duplicated', len(duplicates), 0)}, "
+          f"{must('wrong tags', len(wrong), 0)}, {must('stuck records', len(stuck), 0)}, "
+          f"{must('files', len(on_disk), len(delivered))}, "
+          f"{must('files in tmp/', len(in_tmp), counters['server kills'] * args.workers, at_most=True)}, "
+          f"{must('notmuch new afterwards', new[-1] if new else '?', 'No new mail.')}, "
+          f"{must('flush exit', flush.returncode, 0)}, {must('SIGTERM exit', stopped, 0)}")
+    print(f"hostile: not-mail refused (554) {counters['refused']} times, "
+          f"{must('accepted', counters['accepted-not-mail'], 0)}, {must('stored', not_mail_files, 0)}; "
+          f"{must('forged log lines', len(forged), 0)}; retried after a kill without a reply: "
+          f"{len(unanswered_retries)} messages, stored once each")
+    longest_reply = max(waits) if waits else 0.0
+    longest_commit = max(committed_waits) if committed_waits else 0.0
+    print(f"end of DATA to the last reply: median {statistics.median(waits) * 1000:.0f} ms, "
+          f"99% {quantile(waits, 0.99) * 1000:.0f} ms, longest {longest_reply * 1000:.0f} ms; "
+          f"longest among replies that waited for their commit {longest_commit * 1000:.0f} ms")
+    print(f"notmuch tag: {counters['tag calls']} calls, {must('failed', counters['tag failures'], 0)}, "
+          f"alone {statistics.median(alone) * 1000:.0f} ms, under load median "
+          f"{statistics.median(tag_waits) * 1000:.0f} ms, 99% {quantile(tag_waits, 0.99) * 1000:.0f} ms, "
+          + must("longest (s)", max(tag_waits) if tag_waits else 0.0,
+                 longest_commit + 1.0 + statistics.median(alone), at_most=True)
+          + " (the bound: one commit, as the longest reply that waited for its commit, plus 1 s, "
+          "plus a tag's own time alone)")
+    if failures:
+        print(f"FAILED: {', '.join(failures)}")
+    if lost:
+        print(f"lost: {lost[:20]}")
+    for path in duplicates[:10]:
+        print(f"duplicate file: {path}")
+    for i, got in wrong[:5]:
+        print(f"wrong tags: message {i} ({kind(i)}): {got}")
+    for line in forged[:5]:
+        print(f"unexpected log line: {line.rstrip()[:200]}")
+    if len(on_disk) != len(delivered):
+        named = set(run(["notmuch", "search", "--output=files", "*"]).stdout.split())
+        for path in on_disk:
+            if path not in named:
+                print(f"file not indexed: {path}")
     if args.keep:
         print(f"kept: {root}")
     else:
