@@ -283,13 +283,18 @@ public final class Deliverer: Sendable {
     }
 
     /// Waits until `deadline` (Monotonic seconds) for the staged message's
-    /// commit. The message is safe either way: past the deadline it stays
-    /// queued and is committed later, and the report says `queued`.
-    public func finish(_ staged: Staged, until deadline: Double) -> DeliveryReport {
+    /// commit. The message is safe either way: past the deadline its record
+    /// is made durable, it is committed later, and the report says
+    /// `queued`. Throws only when that record cannot be made durable: the
+    /// file stays, and the MTA's retry adopts it.
+    public func finish(_ staged: Staged, until deadline: Double) throws(DeliveryError) -> DeliveryReport {
         var written = staged.written
         let path = written.file.path
         var report = staged.committer.wait(for: staged.record, until: deadline)
             ?? DeliveryReport.queuedReport(path, abandoned: false)
+        if report.outcome == .queued {
+            try DeliverySession(settings: written.settings, options: written.options).makeRecordDurable(staged.record)
+        }
         // Applied by another process, or left queued: known by its file.
         if report.path.isEmpty || report.outcome == .queued {
             report = DeliveryReport(path: path.string, messageID: report.messageID, tags: report.tags,

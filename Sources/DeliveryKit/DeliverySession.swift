@@ -185,13 +185,27 @@ struct DeliverySession {
         return report ?? appliedElsewhere(file)
     }
 
-    /// A server's delivery: the message is queued and its record made
-    /// durable with its name in new/; a group commit applies it. Returns
-    /// the record's name.
+    /// A server's delivery: the message's name in new/ is made durable and
+    /// the message queued; a group commit applies it. The record is not
+    /// synced: the reply waits for the commit, and a record only has to be
+    /// durable when the reply goes before it (`makeRecordDurable`); a crash
+    /// before the reply leaves the MTA to retry, and the retry adopts the
+    /// file. Returns the record's name.
     func stage(_ file: Maildir.Delivered) throws(DeliveryError) -> String {
         let name = try enqueue(file.path)
-        try syncDelivery(file.path, record: name)
+        try syncDelivery(file.path, record: name, recordDurable: false)
         return name
+    }
+
+    /// A staged record whose commit did not come in time: durable before
+    /// the reply says the message is queued.
+    func makeRecordDurable(_ name: String) throws(DeliveryError) {
+        do { try queue.makeDurable(name) } catch {
+            var failure = DeliveryError(.temporary, "cannot sync the queue '\(queue.directory)': \(error)")
+            // Its file is named in the queue (and perhaps applied by now): it stays.
+            failure.fileIsNamedElsewhere = true
+            throw failure
+        }
     }
 
     /// Queues a message late (the open failed or timed out) and makes the
@@ -210,11 +224,11 @@ struct DeliverySession {
     /// that on ext4 the first fsync's journal commit carries both. Until
     /// this returns the delivery has not succeeded, so a crash before is
     /// the MTA's to retry.
-    private func syncDelivery(_ file: FilePath, record: String?) throws(DeliveryError) {
+    private func syncDelivery(_ file: FilePath, record: String?, recordDurable: Bool = true) throws(DeliveryError) {
         let directory = file.directory
         do {
             try FileSystem.fsyncDirectory(directory)
-            if let record { try queue.makeDurable(record) }
+            if let record, recordDurable { try queue.makeDurable(record) }
         } catch {
             var failure = DeliveryError(.temporary, "cannot sync the delivered message ('\(directory)'): \(error)")
             if let record {

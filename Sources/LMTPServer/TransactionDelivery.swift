@@ -64,7 +64,13 @@ struct TransactionDelivery: Sendable {
             switch outcome {
             case .success(let staged):
                 // The server's --lock-timeout, else the mailbox's own.
-                let report = deliverer.finish(staged, until: stagedAt + (commitWait ?? staged.lockTimeout))
+                let report: DeliveryReport
+                do throws(DeliveryError) {
+                    report = try deliverer.finish(staged, until: stagedAt + (commitWait ?? staged.lockTimeout))
+                } catch {
+                    replies.append(refusal(error, recipient: recipient, session: session, started: started))
+                    continue
+                }
                 reports[index] = report
                 DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Monotonic.milliseconds - started,
                                      session: Self.logPrefix(session, recipient))
