@@ -127,6 +127,8 @@ struct IndexJob {
         var folder: String?
         // A Sieve fileinto without :create: the folder is used only if it exists.
         var folderMustExist = false
+        // More files of the message, in these folders ("" the top level).
+        var copies: [(folder: String, mustExist: Bool)] = []
         var traces: [RuleTrace] = []
         if hasRules {
             var discard = false
@@ -137,6 +139,7 @@ struct IndexJob {
                 case .removeTag(let tag): try apply(.remove(tag), to: message)
                 case .folder(let name): folder = name; folderMustExist = false
                 case .existingFolder(let name): folder = name; folderMustExist = true
+                case .copy(let name, let mustExist): copies.append((name, mustExist))
                 case .discard: discard = true
                 }
             }
@@ -175,8 +178,38 @@ struct IndexJob {
             guard let moved = try database.findMessage(id: message.id) else { throw NotmuchError(.fileError) }
             message = moved
         }
+        if commit, !copies.isEmpty {
+            try addCopies(copies, of: location, in: database, moves: &moves)
+            guard let copied = try database.findMessage(id: message.id) else { throw NotmuchError(.fileError) }
+            message = copied
+        }
         if commit && settings.synchronizeFlags { try syncFlags(message, &location, &moves) }
         return report(message, at: location, duplicate: false, traces: traces)
+    }
+
+    /// Hard-links the stored file into each folder's new/ and indexes the
+    /// link as another file of the message (one message, one set of tags,
+    /// as notmuch keeps them). A folder that cannot take it is logged and
+    /// skipped: the message is stored already.
+    private func addCopies(_ copies: [(folder: String, mustExist: Bool)], of file: FilePath, in database: Database,
+                           moves: inout [FilePath]) throws {
+        for copy in copies {
+            let maildir: Maildir
+            do {
+                maildir = try MailFolder.resolve(root: settings.mailRoot, name: copy.folder.isEmpty ? nil : copy.folder,
+                                                 create: !copy.mustExist)
+            } catch {
+                DeliveryLog.logger.notice("copy into '\(copy.folder)' not made (\(error.message))")
+                continue
+            }
+            let target: FilePath
+            do { target = try maildir.linkIntoNew(file) } catch {
+                DeliveryLog.logger.error("copy of \(file.string) into '\(copy.folder)' not made: \(error)")
+                continue
+            }
+            moves.append(target.directory)
+            _ = try database.indexFile(target.string, decrypt: options.decrypt)
+        }
     }
 
     /// The command line's tag operations, last, then the marker that the

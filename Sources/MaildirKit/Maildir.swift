@@ -212,6 +212,24 @@ package struct Maildir: Sendable {
         return new.appending(name)
     }
 
+    /// Links `source` into this maildir's new/ under its own name (one more
+    /// file of a message), through the new/ opened when the maildir was
+    /// resolved. The caller syncs the directory.
+    package func linkIntoNew(_ source: FilePath) throws(Errno) -> FilePath {
+        guard let name = source.lastComponent?.string else { throw Errno.invalidArgument }
+        let directories: Subdirectories
+        do { directories = try subdirectories() } catch {
+            if case .write(let errno, _) = error { throw errno }
+            throw Errno.ioError
+        }
+        defer { withExtendedLifetime(directories) {} }
+        let target = new.appending(name)
+        if target == source { throw Errno.fileExists }
+        let linked = source.withPlatformString { linkat(AT_FDCWD, $0, directories.new.rawValue, name, 0) }
+        if linked != 0 { throw Errno(rawValue: errno) }
+        return target
+    }
+
     /// The name `NAME:2,FLAGS` in cur/ that a copy delivered as new/NAME has
     /// after a reader changed its flags, among the likely flag sets.
     private static func flaggedName(_ name: String, in cur: FileDescriptor) -> String? {

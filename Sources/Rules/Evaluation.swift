@@ -28,6 +28,10 @@ public enum Effect: Sendable, Equatable, CustomStringConvertible {
     /// The folder, only if it exists already (Sieve's fileinto without
     /// :create); otherwise the message stays where it was delivered.
     case existingFolder(String)
+    /// One more file of the message in this folder ("" the top level),
+    /// besides the one where it is stored (Sieve's further fileinto and
+    /// keep); `mustExist` as for `existingFolder`.
+    case copy(String, mustExist: Bool)
     case discard
 
     public var description: String {
@@ -36,6 +40,8 @@ public enum Effect: Sendable, Equatable, CustomStringConvertible {
         case .removeTag(let tag): return "-\(tag)"
         case .folder(let folder): return "folder:\(folder)"
         case .existingFolder(let folder): return "folder:\(folder) (if it exists)"
+        case .copy(let folder, let mustExist):
+            return "copy:\(folder.isEmpty ? "(default)" : folder)" + (mustExist ? " (if it exists)" : "")
         case .discard: return "discard"
         }
     }

@@ -58,9 +58,18 @@ public struct SieveRules: RulePrelude {
         for flag in Self.uniqueIgnoringCase(flags) {
             if let effect = Self.tagEffect(forFlag: flag) { effects.append(effect) }
         }
-        let first = outcome.allStores[0]
-        if let mailbox = first.mailbox, let folder = folder(for: mailbox) {
-            effects.append(first.create ? .folder(folder) : .existingFolder(folder))
+        let stores = outcome.allStores
+        let first = stores[0]
+        let firstFolder = first.mailbox.flatMap { folder(for: $0) }
+        if let firstFolder {
+            effects.append(first.create ? .folder(firstFolder) : .existingFolder(firstFolder))
+        }
+        // The other stores: more files of the one message.
+        var copied: Set<String> = [firstFolder ?? ""]
+        for store in stores.dropFirst() {
+            let target = store.mailbox.flatMap { folder(for: $0) } ?? ""
+            guard copied.insert(target).inserted else { continue }
+            effects.append(.copy(target, mustExist: !store.create && !target.isEmpty))
         }
         return effects
     }

@@ -59,6 +59,11 @@ enum ExplainFormatter {
                 }
             }.last
             lines.append("folder: \(folder ?? "(default)")")
+            let copies = report.traces.flatMap(\.effects).compactMap { effect -> String? in
+                guard case .copy(let name, let mustExist) = effect else { return nil }
+                return (name.isEmpty ? "(default)" : name) + (mustExist ? " (if it exists)" : "")
+            }
+            if !copies.isEmpty { lines.append("copies: \(copies.joined(separator: ", "))") }
         }
         return lines.joined(separator: "\n")
     }

@@ -66,6 +66,27 @@ struct SieveEndToEndTests {
         #expect(try fixture.count("folder:shop and id:shop2@example.org") == 1)
     }
 
+    /// Several stores are several files of one message: a `fileinto :copy`
+    /// keeps the implicit keep, so the message is in both folders, with one
+    /// set of tags; a store into a folder that does not exist (no :create)
+    /// is skipped.
+    @Test func severalStoresAreSeveralFilesOfOneMessage() throws {
+        let fixture = try MailFixture()
+        _ = try useSieve(fixture, #"""
+            require ["fileinto", "copy", "mailbox", "imap4flags"];
+            fileinto :copy :create :flags "\Flagged" "lists/dev";
+            fileinto :copy "missing";
+            """#)
+        #expect(try fixture.deliver(sampleMessage(id: "copies@example.org")).status == 0)
+        let files = try fixture.notmuch("search", "--output=files", "id:copies@example.org").split(separator: "\n")
+        #expect(files.count == 2, "\(files)")
+        #expect(files.contains { $0.contains("/lists/dev/") } && files.contains { !$0.contains("/lists/") }, "\(files)")
+        #expect(try fixture.count("*") == 1)
+        #expect(try fixture.tags("id:copies@example.org") == ["flagged", "inbox", "unread"])
+        #expect(!fixture.files().contains { $0.hasPrefix("missing/") })
+        try fixture.expectNothingNew()
+    }
+
     @Test func discardStoresNothing() throws {
         let fixture = try MailFixture()
         _ = try useSieve(fixture)

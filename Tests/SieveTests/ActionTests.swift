@@ -124,7 +124,14 @@ import Testing
             fileinto "Other";
             """#)!)
         let result = rules.run(Message(), budget: .seconds(2))
-        #expect(result.effects == [.addTag("spam"), .removeTag("unread"), .folder("Junk")])
+        // The second store is one more file of the message.
+        #expect(result.effects == [.addTag("spam"), .removeTag("unread"), .folder("Junk"), .copy("Other", mustExist: true)])
+        // A store kept beside a fileinto :copy: a copy at the top level,
+        // which always exists; the same folder twice is one file.
+        let both = SieveRules(script: compile(#"require ["fileinto", "copy"]; fileinto :copy "A";"#)!)
+        #expect(both.run(Message(), budget: .seconds(2)).effects == [.existingFolder("A"), .copy("", mustExist: false)])
+        let twice = SieveRules(script: compile(#"require ["fileinto", "copy"]; fileinto :copy "A"; fileinto :copy "A";"#)!)
+        #expect(twice.run(Message(), budget: .seconds(2)).effects == [.existingFolder("A"), .copy("", mustExist: false)])
         let plain = SieveRules(script: compile(#"require "fileinto"; fileinto "Lists/dev";"#)!)
         #expect(plain.run(Message(), budget: .seconds(2)).effects == [.existingFolder("Lists/dev")])
         let gone = SieveRules(script: compile("discard;")!)

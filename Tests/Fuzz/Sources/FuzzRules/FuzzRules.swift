@@ -65,6 +65,8 @@ private func checkName(_ effect: Effect) {
     case .folder(let name), .existingFolder(let name):
         let tooLongComponent = name.split(separator: "/").contains { $0.utf8.count > 255 }
         if name.isEmpty || name.utf8.count > 1024 || tooLongComponent { fatalError("a folder that cannot be: \(effect)") }
+    case .copy:
+        fatalError("a rule cannot make a copy: \(effect)")
     case .discard: break
     }
 }

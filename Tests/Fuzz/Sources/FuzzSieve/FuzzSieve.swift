@@ -46,6 +46,9 @@ private func checkName(_ effect: Effect) {
         guard !name.isEmpty, name.utf8.count <= 200 else { fatalError("tag '\(name)'") }
     case .folder(let name), .existingFolder(let name):
         guard !name.isEmpty else { fatalError("empty folder") }
+    case .copy(let name, let mustExist):
+        // The top level is "", and always exists.
+        guard !(name.isEmpty && mustExist) else { fatalError("a copy to the top level that must exist") }
     case .discard:
         break
     }
