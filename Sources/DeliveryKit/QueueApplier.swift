@@ -35,7 +35,7 @@ struct QueueApplier {
             try Delivery.makeDurable(moves)
         }
         try database.close()
-        queue.remove(drained.applied)
+        queue.remove(drained.applied, syncing: false)
         timer.mark("commit")
         return drained
     }
