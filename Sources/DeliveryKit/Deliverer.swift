@@ -276,6 +276,13 @@ public final class Deliverer: Sendable {
         groupCommits.committer(for: session.applier).kick(applier: session.applier)
     }
 
+    /// Reads the configuration and the rules again from the next delivery
+    /// on (a server's SIGHUP); without it they are read again within a
+    /// second of a change.
+    public func reload() {
+        settingsCache?.clear()
+    }
+
     /// Waits, up to `deadline` (Monotonic seconds), until no group commit
     /// is running: a server that stops lets its last commits finish.
     public func waitForCommits(until deadline: Double) {

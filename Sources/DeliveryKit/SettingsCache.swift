@@ -25,6 +25,11 @@ final class SettingsCache: Sendable {
         return settings
     }
 
+    /// Forgets every mailbox's settings (SIGHUP): the next delivery reads them.
+    func clear() {
+        entries.withLock { $0.removeAll() }
+    }
+
     /// What, besides the envelope, a server's deliveries differ by: the
     /// mailbox a virtual recipient selected.
     private static func key(_ options: DeliveryOptions) -> String {

@@ -146,11 +146,15 @@ public final class LMTPServer: Sendable {
             source.resume()
             sources.append(source)
         }
-        // The rules and the notmuch configuration are read again when they
-        // change; SIGHUP is accepted (and logged) for administrators used to it.
+        // The rules and the notmuch configuration are read again within a
+        // second of a change; SIGHUP has them read at the next delivery.
         signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        hangup.setEventHandler { DeliveryLog.notice("SIGHUP: rules and configuration are read again as they change") }
+        let deliverer = deliverer
+        hangup.setEventHandler {
+            deliverer.reload()
+            DeliveryLog.notice("SIGHUP: the configuration and the rules are read again from the next delivery")
+        }
         hangup.resume()
         stop.wait()
 
