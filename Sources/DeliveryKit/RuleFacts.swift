@@ -191,8 +191,36 @@ extension RulesLoader {
     /// if it has one; else `deliver.rules` from the notmuch config. Creates
     /// nothing, so that `check-rules` can ask before the first delivery.
     public static func path(for options: DeliveryOptions) throws(DeliveryError) -> String? {
+        try ScriptLocation.rules.path(for: options)
+    }
+
+    /// The resolution, for a delivery that has loaded its config already:
+    /// `configured` gives `deliver.rules` from it, and is asked only when
+    /// neither the options nor a virtual mailbox decide.
+    static func path(for options: DeliveryOptions,
+                     configured: () throws(DeliveryError) -> String?) throws(DeliveryError) -> String? {
+        try ScriptLocation.rules.path(for: options, configured: configured)
+    }
+}
+
+/// Where a delivery's rules file or Sieve script is found, the same way
+/// for both: the file given; else a virtual mailbox's own file in its
+/// `.notmuch` folder, if it has one (`mailRootTemplate` and the envelope's
+/// recipient name the mailbox); else the notmuch config's key. Creates
+/// nothing, so that `check-rules` can ask before the first delivery.
+enum ScriptLocation {
+    case rules, sieve
+
+    private func source(_ options: DeliveryOptions) -> RulesSource {
+        self == .rules ? options.rules : options.sieve
+    }
+
+    private var configKey: String { self == .rules ? RulesLoader.configKey : SieveLoader.configKey }
+    private var mailboxFileName: String { self == .rules ? "deliver.rules" : SieveLoader.mailboxFileName }
+
+    func path(for options: DeliveryOptions) throws(DeliveryError) -> String? {
         var options = options
-        if options.rules == .configured, let template = options.mailRootTemplate {
+        if source(options) == .configured, let template = options.mailRootTemplate {
             guard let recipient = options.envelope.recipient else {
                 throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR")
             }
@@ -213,20 +241,19 @@ extension RulesLoader {
     }
 
     /// The resolution, for a delivery that has loaded its config already:
-    /// `configured` gives `deliver.rules` from it, and is asked only when
+    /// `configured` gives the config key's value, and is asked only when
     /// neither the options nor a virtual mailbox decide.
-    static func path(for options: DeliveryOptions,
-                     configured: () throws(DeliveryError) -> String?) throws(DeliveryError) -> String? {
-        switch options.rules {
+    func path(for options: DeliveryOptions,
+              configured: () throws(DeliveryError) -> String?) throws(DeliveryError) -> String? {
+        switch source(options) {
         case .none: return nil
         case .file(let path): return path
         case .configured:
             if let mailbox = options.databasePath {
-                // A virtual mailbox has no config: its own rules, when it has some.
-                let own = FilePath(mailbox).appending(".notmuch").appending("deliver.rules")
+                let own = FilePath(mailbox).appending(".notmuch").appending(mailboxFileName)
                 return FileSystem.kind(of: own) == .notADirectory ? own.string : nil
             }
-            return try configured().map { expand($0, home: options.home) }
+            return try configured().map { RulesLoader.expand($0, home: options.home) }
         }
     }
 }

@@ -49,41 +49,15 @@ public enum SieveLoader {
         return character
     }
 
-    /// The script a delivery with `options` runs, nil for none: the file
-    /// given; else a virtual mailbox's own `.notmuch/deliver.sieve`, if it
-    /// has one; else `deliver.sieve` from the notmuch config. Found as
-    /// `RulesLoader.path(for:)` finds the rules file.
+    /// The script a delivery with `options` runs, nil for none: found as
+    /// the rules file is (`ScriptLocation`).
     public static func path(for options: DeliveryOptions) throws(DeliveryError) -> String? {
-        var options = options
-        if options.sieve == .configured, let template = options.mailRootTemplate {
-            guard let recipient = options.envelope.recipient else {
-                throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR")
-            }
-            options.databasePath = try VirtualMailbox.path(template: template, recipient: recipient)
-        }
-        return try path(for: options) { () throws(DeliveryError) -> String? in
-            let loaded: Database.LoadedConfig
-            do {
-                loaded = try Database.loadConfig(config: options.config, profile: options.profile)
-            } catch {
-                throw DeliveryError(.temporary, "cannot load the notmuch configuration: \(error)")
-            }
-            return loaded.database.configValues(configKey).first
-        }
+        try ScriptLocation.sieve.path(for: options)
     }
 
     static func path(for options: DeliveryOptions,
                      configured: () throws(DeliveryError) -> String?) throws(DeliveryError) -> String? {
-        switch options.sieve {
-        case .none: return nil
-        case .file(let path): return path
-        case .configured:
-            if let mailbox = options.databasePath {
-                let own = FilePath(mailbox).appending(".notmuch").appending(mailboxFileName)
-                return FileSystem.kind(of: own) == .notADirectory ? own.string : nil
-            }
-            return try configured().map { RulesLoader.expand($0, home: options.home) }
-        }
+        try ScriptLocation.sieve.path(for: options, configured: configured)
     }
 }
 

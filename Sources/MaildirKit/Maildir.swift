@@ -200,22 +200,18 @@ package struct Maildir: Sendable {
     /// resolved, so a symlink put in place since cannot take it elsewhere.
     /// Returns the new path; the caller syncs both directories.
     package func moveIntoNew(_ source: FilePath) throws(Errno) -> FilePath {
-        guard let name = source.lastComponent?.string else { throw Errno.invalidArgument }
-        let directories: Subdirectories
-        do { directories = try subdirectories() } catch {
-            if case .write(let errno, _) = error { throw errno }
-            throw Errno.ioError
-        }
-        defer { withExtendedLifetime(directories) {} }
-        let moved = source.withPlatformString { renameat(AT_FDCWD, $0, directories.new.rawValue, name) }
-        if moved != 0 { throw Errno(rawValue: errno) }
-        return new.appending(name)
+        try intoNew(source) { source, new, name in renameat(AT_FDCWD, source, new, name) }
     }
 
     /// Links `source` into this maildir's new/ under its own name (one more
-    /// file of a message), through the new/ opened when the maildir was
-    /// resolved. The caller syncs the directory.
+    /// file of a message), in the same way. The caller syncs the directory.
     package func linkIntoNew(_ source: FilePath) throws(Errno) -> FilePath {
+        guard new.appending(source.lastComponent?.string ?? "") != source else { throw Errno.fileExists }
+        return try intoNew(source) { source, new, name in linkat(AT_FDCWD, source, new, name, 0) }
+    }
+
+    private func intoNew(_ source: FilePath,
+                         _ call: (UnsafePointer<CChar>, Int32, String) -> Int32) throws(Errno) -> FilePath {
         guard let name = source.lastComponent?.string else { throw Errno.invalidArgument }
         let directories: Subdirectories
         do { directories = try subdirectories() } catch {
@@ -223,11 +219,8 @@ package struct Maildir: Sendable {
             throw Errno.ioError
         }
         defer { withExtendedLifetime(directories) {} }
-        let target = new.appending(name)
-        if target == source { throw Errno.fileExists }
-        let linked = source.withPlatformString { linkat(AT_FDCWD, $0, directories.new.rawValue, name, 0) }
-        if linked != 0 { throw Errno(rawValue: errno) }
-        return target
+        if source.withPlatformString({ call($0, directories.new.rawValue, name) }) != 0 { throw Errno(rawValue: errno) }
+        return new.appending(name)
     }
 
     /// The name `NAME:2,FLAGS` in cur/ that a copy delivered as new/NAME has
