@@ -266,14 +266,26 @@ public final class Deliverer: Sendable {
     }
 
     /// A server starting: the deliveries a killed server queued and never
-    /// committed are applied now, not at the next message. (Virtual
-    /// mailboxes' queues are applied with their next message.)
+    /// committed are applied now, not at the next message: the mailbox's,
+    /// or every virtual mailbox's the template has made so far.
     public func applyLeftoverQueue() {
-        guard let groupCommits, options.mailRootTemplate == nil,
-              let settings = try? loadSettings(options) else { return }
-        let session = DeliverySession(settings: settings, options: options)
-        guard !session.queue.names().isEmpty else { return }
-        groupCommits.committer(for: session.applier).kick(applier: session.applier)
+        guard let groupCommits else { return }
+        var mailboxes = [options]
+        if let template = options.mailRootTemplate {
+            mailboxes = VirtualMailbox.existing(template: template).map { root in
+                var mailbox = options
+                mailbox.config = .none
+                mailbox.profile = nil
+                mailbox.databasePath = root
+                return mailbox
+            }
+        }
+        for mailbox in mailboxes {
+            guard let settings = try? loadSettings(mailbox) else { continue }
+            let session = DeliverySession(settings: settings, options: mailbox)
+            guard !session.queue.names().isEmpty else { continue }
+            groupCommits.committer(for: session.applier).kick(applier: session.applier)
+        }
     }
 
     /// Reads the configuration and the rules again from the next delivery

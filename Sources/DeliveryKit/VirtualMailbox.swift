@@ -143,6 +143,33 @@ enum VirtualMailbox {
         }
     }
 
+    /// The mailboxes `template` has made so far: every directory its `%d`
+    /// and `%u` can name that holds a notmuch database.
+    static func existing(template: String) -> [String] {
+        var pattern = ""
+        var escaped = false
+        for character in template {
+            if escaped {
+                pattern += character == "%" ? "%" : "*"
+                escaped = false
+            } else if character == "%" {
+                escaped = true
+            } else {
+                if "*?[\\".contains(character) { pattern += "\\" }
+                pattern.append(character)
+            }
+        }
+        var found = glob_t()
+        defer { globfree(&found) }
+        guard glob(pattern, GLOB_ONLYDIR, nil, &found) == 0 else { return [] }
+        var roots: [String] = []
+        for index in 0..<Int(found.gl_pathc) {
+            guard let path = found.gl_pathv[index].map({ String(cString: $0) }) else { continue }
+            if Database.exists(databasePath: path) { roots.append(path) }
+        }
+        return roots
+    }
+
     /// Points the options at the recipient's mailbox, creating it if needed.
     static func select(_ options: inout DeliveryOptions) throws(DeliveryError) {
         guard let template = options.mailRootTemplate else { return }

@@ -73,6 +73,7 @@ public final class LMTPServer: Sendable {
     }
 
     private func runStdio(group: EventLoopGroup, pool: NIOThreadPool) throws(LMTPServerError) {
+        if let problem = Self.stdioProblem() { throw LMTPServerError(description: problem) }
         do {
             let channel = try NIOPipeBootstrap(group: group)
                 .channelOption(.autoRead, value: false)
@@ -177,6 +178,24 @@ public final class LMTPServer: Sendable {
         try channel.pipeline.syncOperations.addHandler(
             LMTPHandler(engine: engine, delivery: delivery, pool: pool, spoolDirectory: spoolDirectory,
                         session: Self.sessionID(), timeout: .seconds(configuration.timeout)))
+    }
+
+    /// Why standard input and output cannot carry a session, if they
+    /// cannot: NIO polls them, and a regular file or /dev/null cannot be
+    /// polled (NIO would stop the process rather than give an error).
+    public static func stdioProblem() -> String? {
+        for (descriptor, name) in [(STDIN_FILENO, "input"), (STDOUT_FILENO, "output")] where !isPollable(descriptor) {
+            return "--stdio needs its standard \(name) to be a socket, a pipe or a terminal "
+                + "(as inetd or systemd's Accept=yes give it), not a file"
+        }
+        return nil
+    }
+
+    private static func isPollable(_ descriptor: Int32) -> Bool {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return false }
+        let type = info.st_mode & S_IFMT
+        return type == S_IFSOCK || type == S_IFIFO || isatty(descriptor) == 1
     }
 
     /// Short, random, and the same in every log line of one connection.

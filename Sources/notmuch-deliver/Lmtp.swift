@@ -79,6 +79,7 @@ struct Lmtp: ParsableCommand {
             throw ValidationError("refusing to run as root: run the server as the mailbox owner (a user, or vmail)")
         }
         if stdio && !listen.isEmpty { throw ValidationError("--stdio and --listen exclude each other") }
+        if stdio, let problem = LMTPServer.stdioProblem() { throw ValidationError(problem) }
         for address in listen where ListenAddress(parsing: address) == nil {
             throw ValidationError("--listen '\(address)' is not unix:PATH, HOST:PORT or [V6HOST]:PORT")
         }

@@ -61,7 +61,7 @@ class Environment:
         self.config = os.path.join(self.dir, "notmuch-config")
         self.rules = os.path.join(self.dir, "rules")
         os.mkdir(self.mail)
-        for sub in ("vmail", "vquota"):
+        for sub in ("vmail", "vquota", "vleft"):
             os.mkdir(os.path.join(self.dir, sub))
         with open(self.config, "w") as f:
             f.write(f"[database]\npath={self.mail}\n[new]\ntags=unread;inbox;\n[deliver]\nrules={self.rules}\n")
@@ -325,7 +325,13 @@ def test_stdio(env, personal, virtual):
     codes = re.findall(r"^(\d{3}) ", out, re.M)
     check(codes == ["220", "250", "250", "250", "354", "250", "221"], f"--stdio replies: {out!r}")
     check(env.count("id:stdio@remote.example") == 1, "the --stdio message is not indexed")
-    return "a whole session on stdin/stdout: replies in order, indexed, exit 0"
+    # A file (or /dev/null) cannot be polled: refused with a reason, no crash.
+    with open(os.devnull, "wb") as null:
+        refused = subprocess.run(env.prefix() + [env.binary, "lmtp", "--stdio"], env=env.env(), input=session,
+                                 stdout=null, stderr=subprocess.PIPE, timeout=60)
+    check(refused.returncode == 64 and b"--stdio needs" in refused.stderr and b"crashed" not in refused.stderr,
+          f"--stdio with stdout on /dev/null: exit {refused.returncode}, {refused.stderr[:300]!r}")
+    return "a whole session on stdin/stdout: replies in order, indexed, exit 0; onto /dev/null: refused, 64"
 
 
 def test_mixed_outcomes(env, personal, virtual):
@@ -779,6 +785,47 @@ def test_lock_held(env, personal, virtual):
     return "write lock held by notmuch tag --batch: 250 (queued) within --lock-timeout 1; indexed with its tags once the lock is free"
 
 
+def test_leftovers(env, personal, virtual):
+    """A server killed after replying "queued" (the lock was held) leaves a
+    record; the next server applies it when it starts, without waiting for
+    another message to that mailbox."""
+    template = os.path.join(env.dir, "vleft", "%d", "%u")
+    first = env.start("left-1", "--mail-root", template, "--lock-timeout", "1")
+    with first.lmtp() as client:
+        check(client.sendmail(SENDER, ["dora@left.example"], message("left-1@remote.example", "first")) == {}, "refused")
+    mailbox = env.vmailbox("dora@left.example", base="vleft")
+    # `notmuch tag --batch` holds the mailbox's write lock until its input ends.
+    holder = subprocess.Popen(env.prefix() + ["notmuch", "tag", "--batch"], env=env.env(write_view(env, "left.conf", mailbox)),
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        with first.lmtp() as client:
+            client.mail(SENDER)
+            client.rcpt("dora@left.example")
+            code, text = client.data(message("left-2@remote.example", "queued, then killed"))
+        check(code == 250 and "queued" in decode(text), f"with the lock held: {code} {decode(text)}")
+        first.process.kill()
+        first.process.wait(timeout=30)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    check(env.count("id:left-2@remote.example", mailbox=mailbox) == 0, "indexed before any server ran again")
+    second = env.start("left-2", "--mail-root", template)
+    check(wait_until(lambda: env.count("id:left-2@remote.example", mailbox=mailbox) == 1, 10),
+          "the killed server's queued message was not applied when the next one started")
+    second.stop()
+    return "a server killed after a 'queued' reply: the next server applies the record when it starts"
+
+
+def write_view(env, name, mailbox):
+    """A notmuch config naming a virtual mailbox, readable by the servers' user."""
+    path = os.path.join(env.dir, name)
+    with open(path, "w") as f:
+        f.write(f"[database]\npath={mailbox}\n")
+    os.chmod(path, 0o644)
+    return path
+
+
 def test_concurrent_clients(env, personal, virtual):
     import threading
     results = []
@@ -845,7 +892,7 @@ def test_no_new_mail(env, personal, virtual):
 TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_recipient, test_rset, test_pipelining,
          test_dot_stuffing_and_bare_lf, test_bad_commands, test_disconnect_mid_data, test_not_mail, test_too_big,
          test_max_recipients, test_extension, test_max_connections, test_quota, test_quoted_local_part,
-         test_rules_reread, test_null_sender, test_garbage,
+         test_rules_reread, test_null_sender, test_garbage, test_leftovers,
          test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
 
 
