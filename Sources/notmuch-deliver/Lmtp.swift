@@ -58,21 +58,9 @@ struct Lmtp: ParsableCommand {
     @Option(help: ArgumentHelp("The characters that start a recipient's extension (user+ext@).", valueName: "chars"))
     var recipientDelimiter = "+"
 
-    @Option(help: ArgumentHelp("The mailbox's quota, e.g. 2G or 500M,100000C.", valueName: "limit"))
-    var quota: String?
+    @OptionGroup var quotas: QuotaArguments
 
-    @Option(help: ArgumentHelp("Warn a mailbox's owner when its usage crosses these percentages, e.g. 80,95 "
-                               + "(default: deliver.quota_warn).", valueName: "percentages"))
-    var quotaWarn: String?
-
-    @Flag(help: "Refuse a message over the quota permanently (552 5.2.2) instead of deferring it (452 4.2.2).")
-    var quotaPermanent = false
-
-    @Option(help: ArgumentHelp("Log to this file instead of syslog.", valueName: "file"))
-    var log: String?
-
-    @Flag(name: [.short, .long], help: "Also log to standard error.")
-    var verbose = false
+    @OptionGroup var logging: LogArguments
 
     func validate() throws {
         if getuid() == 0 || geteuid() == 0 {
@@ -96,7 +84,7 @@ struct Lmtp: ParsableCommand {
     }
 
     func run() throws {
-        DeliveryLog.bootstrap(verbose: verbose, logFile: log)
+        DeliveryLog.bootstrap(verbose: logging.verbose, logFile: logging.log)
         // A virtual mailbox is its own home; libnotmuch wants one set
         // before any thread starts (setenv is not thread-safe).
         if mailRoot != nil, getenv("HOME") == nil { setenv("HOME", "/", 1) }
@@ -106,9 +94,9 @@ struct Lmtp: ParsableCommand {
         options.sieve = noRules ? .none : sieve.map { .file($0) } ?? .configured
         options.mailRootTemplate = mailRoot
         options.lockTimeout = lockTimeout
-        options.quota = quota
-        options.quotaPermanent = quotaPermanent
-        options.quotaWarn = quotaWarn
+        options.quota = quotas.quota
+        options.quotaPermanent = quotas.quotaPermanent
+        options.quotaWarn = quotas.quotaWarn
         // A server's post-insert hook runs once per commit, not per message.
         options.runHooks = true
         let deliverer = Deliverer(options, server: true)

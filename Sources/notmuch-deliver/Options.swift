@@ -87,3 +87,27 @@ struct DeliveryArguments: ParsableArguments {
                         decrypt: decrypt, lockTimeout: lockTimeout, tagOperations: tagOperations)
     }
 }
+
+/// A mailbox's quota: what a delivery and the LMTP server take alike.
+struct QuotaArguments: ParsableArguments {
+    @Option(help: ArgumentHelp("The mailbox's quota, e.g. 2G, 500M,100000C or 1000C (default: deliver.quota, "
+                               + "else the first line of the mailbox's maildirsize).", valueName: "limit"))
+    var quota: String?
+
+    @Option(help: ArgumentHelp("Warn the mailbox's owner when its usage crosses these percentages, e.g. 80,95 "
+                               + "(default: deliver.quota_warn).", valueName: "percentages"))
+    var quotaWarn: String?
+
+    @Flag(help: ArgumentHelp("Refuse a message over the quota permanently (a bounce: exit 77, or 552 5.2.2 "
+                             + "over LMTP) instead of deferring it (75, or 452 4.2.2)."))
+    var quotaPermanent = false
+}
+
+/// Where the log goes: a delivery's and the LMTP server's.
+struct LogArguments: ParsableArguments {
+    @Flag(name: [.short, .long], help: "Also log to standard error.")
+    var verbose = false
+
+    @Option(help: ArgumentHelp("Log to this file instead of syslog.", valueName: "file"))
+    var log: String?
+}
