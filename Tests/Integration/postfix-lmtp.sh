@@ -85,22 +85,7 @@ socket_mode=$(unit_value SocketMode)
 case $listen_template in /var/spool/postfix/private/*%i) ;; *) fail "ListenStream=$listen_template is not in postfix's private/" ;; esac
 
 # A local user with notmuch set up as a notmuch user would.
-id ndtest >/dev/null 2>&1 || useradd -m -s /bin/sh ndtest
-home=$(getent passwd ndtest | cut -d: -f6)
-rm -rf "$home/mail" "$home/.notmuch-config" "$home/rules"
-su ndtest -c "mkdir -p $home/mail && cat > $home/.notmuch-config" <<CONF
-[database]
-path=$home/mail
-[new]
-tags=unread;inbox;
-[deliver]
-rules=$home/rules
-CONF
-su ndtest -c "cat > $home/rules" <<'RULES'
-+shopping folder:shop -- extension:shop
-+fromtest -- from:sender@remote.example
-RULES
-su ndtest -c "notmuch new --quiet"
+. "$(dirname "$0")/notmuch-user.sh"
 
 # Virtual mailboxes owned by vmail: two mail roots, for two instances.
 id vmail >/dev/null 2>&1 || useradd -r -s /usr/sbin/nologin -d /srv/vmail vmail

@@ -23,22 +23,7 @@ install -m 0755 "$deliver_built" /usr/local/libexec/notmuch-deliver-test/notmuch
 bin=/usr/local/libexec/notmuch-deliver-test/notmuch-deliver
 
 # A local user with notmuch set up as a notmuch user would.
-id ndtest >/dev/null 2>&1 || useradd -m -s /bin/sh ndtest
-home=/home/ndtest
-rm -rf "$home/mail" "$home/.notmuch-config" "$home/rules"
-su ndtest -c "mkdir -p $home/mail && cat > $home/.notmuch-config" <<CONF
-[database]
-path=$home/mail
-[new]
-tags=unread;inbox;
-[deliver]
-rules=$home/rules
-CONF
-su ndtest -c "cat > $home/rules" <<'RULES'
-+shopping folder:shop -- extension:shop
-+fromtest -- from:sender@remote.example
-RULES
-su ndtest -c "notmuch new --quiet"
+. "$(dirname "$0")/notmuch-user.sh"
 
 # Virtual mailboxes owned by vmail.
 id vmail >/dev/null 2>&1 || useradd -r -s /usr/sbin/nologin -d /srv/vmail vmail
