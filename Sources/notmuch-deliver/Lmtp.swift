@@ -30,14 +30,7 @@ struct Lmtp: ParsableCommand {
 
     @OptionGroup var notmuch: NotmuchConfigArguments
 
-    @Option(help: "The rules file (default: deliver.rules in the notmuch config).")
-    var rules: String?
-
-    @Option(help: "A Sieve script, run before the rules (default: deliver.sieve in the notmuch config).")
-    var sieve: String?
-
-    @Flag(help: "Apply no rules and no Sieve script.")
-    var noRules = false
+    @OptionGroup var rules: RulesArguments
 
     @Option(help: ArgumentHelp("The largest message taken, in bytes (K, M, G allowed).", valueName: "size"))
     var maxMessageSize: String = "50M"
@@ -89,16 +82,14 @@ struct Lmtp: ParsableCommand {
         // before any thread starts (setenv is not thread-safe).
         if mailRoot != nil, getenv("HOME") == nil { setenv("HOME", "/", 1) }
         var options = DeliveryOptions()
-        notmuch.apply(to: &options)
-        options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
-        options.sieve = noRules ? .none : sieve.map { .file($0) } ?? .configured
+        // No folder and no tags: where mail goes is the rules' business.
+        try FilingValues(config: notmuch.config, profile: notmuch.profile, rules: rules.rules, sieve: rules.sieve,
+                         noRules: rules.noRules).apply(to: &options)
         options.mailRootTemplate = mailRoot
         options.lockTimeout = lockTimeout
         options.quota = quotas.quota
         options.quotaPermanent = quotas.quotaPermanent
         options.quotaWarn = quotas.quotaWarn
-        // A server's post-insert hook runs once per commit, not per message.
-        options.runHooks = true
         let deliverer = Deliverer(options, server: true)
         let spoolDirectory: String
         do {

@@ -41,6 +41,17 @@ struct FilingArguments: ParsableArguments {
 
     @OptionGroup var notmuch: NotmuchConfigArguments
 
+    @OptionGroup var rules: RulesArguments
+
+    var values: FilingValues {
+        FilingValues(folder: folder, createFolder: createFolder, addTags: addTags, removeTags: removeTags,
+                     config: notmuch.config, profile: notmuch.profile, rules: rules.rules, sieve: rules.sieve,
+                     noRules: rules.noRules)
+    }
+}
+
+/// Which rules apply: a delivery's, `explain`'s, `import`'s and the LMTP server's.
+struct RulesArguments: ParsableArguments {
     @Option(help: "The rules file (default: deliver.rules in the notmuch config).")
     var rules: String?
 
@@ -49,11 +60,6 @@ struct FilingArguments: ParsableArguments {
 
     @Flag(help: "Apply no rules and no Sieve script.")
     var noRules = false
-
-    var values: FilingValues {
-        FilingValues(folder: folder, createFolder: createFolder, addTags: addTags, removeTags: removeTags,
-                     config: notmuch.config, profile: notmuch.profile, rules: rules, sieve: sieve, noRules: noRules)
-    }
 }
 
 /// The options a delivery and `explain` share.
