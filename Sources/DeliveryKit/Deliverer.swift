@@ -188,9 +188,9 @@ public final class Deliverer: Sendable {
 
     // MARK: - A server's deliveries
 
-    /// A message durable in its maildir and queued for its database: a
-    /// server may tell the client so now (the promise of exit 0), and tells
-    /// it better once `finish` has seen it committed.
+    /// A message durable in its maildir and queued for its database (its
+    /// record not synced yet): `finish` waits for its commit, or syncs the
+    /// record, before the server may promise anything.
     /// Sendable by hand: it goes from thread to thread, used by one at a
     /// time, and its parts that are not (a plan's background call) are
     /// never set for a server.
@@ -204,8 +204,8 @@ public final class Deliverer: Sendable {
         public var lockTimeout: Double { written.settings.lockTimeout }
     }
 
-    /// Writes the message for `envelope`'s recipient and queues it durably
-    /// for a group commit (see `GroupCommitter`). Throws only when nothing
+    /// Writes and syncs the message for `envelope`'s recipient and queues
+    /// it for a group commit (see `GroupCommitter`). Throws only when nothing
     /// is stored: the message must be refused or retried. Needs a Deliverer
     /// made with `groupCommits`. `sameAs`: the same message staged for
     /// another recipient, hard-linked rather than written again if it can be.

@@ -8,8 +8,10 @@ import Glibc
 #endif
 
 /// A server's deliveries into one database, committed together. Each
-/// delivery queues its message durably, exactly as a command-line delivery
-/// does when the write lock is taken, hands the record here and waits. One
+/// delivery syncs its message and queues it, as a command-line delivery
+/// does when the write lock is taken (its record synced only if the
+/// commit comes too late: `Deliverer.finish`), hands the record here and
+/// waits. One
 /// thread per database applies everything queued in one transaction,
 /// commits, lets go of the write lock, and tells each waiting delivery how
 /// its message ended; messages that arrive during a commit go together into
@@ -47,7 +49,7 @@ final class GroupCommitter: @unchecked Sendable {
         self.applier = applier
     }
 
-    /// Hands over a durable queue record; `wait` then tells its outcome.
+    /// Hands over a queue record; `wait` then tells its outcome.
     func submit(_ name: String, preevaluated: PreevaluatedLeaves?, applier: QueueApplier) {
         let start: Bool = monitor.locked {
             self.applier = applier
