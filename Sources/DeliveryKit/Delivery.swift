@@ -39,7 +39,7 @@ public enum Delivery {
         try VirtualMailbox.select(&options)
         let settings = try DeliverySettings(options: options)
         let scratch = try MailFolder.resolve(root: settings.mailRoot, name: nil, create: false)
-        let file = try write(input, to: scratch, worldReadable: false, scratch: true).path
+        let file = try write(input, to: scratch, worldReadable: false, scratch: true, beforeSync: emailRejection).path
         defer { Maildir.discard(file) }
         let database: Database
         do {
@@ -90,9 +90,19 @@ public enum Delivery {
             return nil
         case .notEmail:
             return DeliveryError(.notAMessage, "the input is not an email message (no From, Subject or To header)")
+        case .overLimit(let excess):
+            return tooBig(excess)
         case .unreadable(let code):
             return DeliveryError(.temporary, "cannot read back '\(file)': \(Errno(rawValue: code))")
         }
+    }
+
+    /// A permanent refusal (exit 65, LMTP 552 5.3.4): the same message
+    /// would be refused again.
+    static func tooBig(_ excess: HeaderBlockLimit.Excess) -> DeliveryError {
+        var error = DeliveryError(.notAMessage, "\(excess) (a limit that bounds the memory a message may cost)")
+        error.isTooBig = true
+        return error
     }
 
     static func classify(_ error: Error, file: FilePath) -> DeliveryError {

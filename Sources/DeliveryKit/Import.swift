@@ -266,6 +266,13 @@ public final class Importer {
     private func indexOne(_ entry: Entry) throws(DeliveryError) {
         guard let database else { return }
         let (message, inPlace, duplicate, indexedBefore) = (entry.message, entry.inPlace, entry.duplicate, entry.indexedBefore)
+        // Refused before GMime reads it, as a delivery refuses it; the
+        // archive's other messages go on.
+        if !indexedBefore, let excess = HeaderBlockLimit.excess(ofFile: entry.path.string) {
+            fail(message, "\(excess)")
+            Maildir.discard(entry.path)
+            return
+        }
         // The job marks the message delivered, as a delivery's does: without
         // the mark a re-run cannot tell a message this import finished from
         // one `notmuch new` indexed from a file an interrupted run left.

@@ -170,6 +170,10 @@ struct QueueApplier {
                 try setAside(name, "\(path.string) is not an email message (no From, Subject or To header); the file is kept")
                 reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
                 continue
+            case .overLimit(let excess):
+                try setAside(name, "\(path.string): \(excess); the file is kept")
+                reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
+                continue
             case .unreadable(let code):
                 try setAside(name, "cannot read \(path.string): \(Errno(rawValue: code))")
                 reports[name] = DeliveryReport.queuedReport(path, abandoned: false)

@@ -107,7 +107,7 @@ struct TransactionDelivery: Sendable {
     static func reply(for error: DeliveryError, recipient: String) -> LMTPReply {
         let text = "<\(recipient)> \(error.message)"
         switch error.kind {
-        case .notAMessage: return LMTPReply(554, "5.6.0", text)
+        case .notAMessage: return error.isTooBig ? LMTPReply(552, "5.3.4", text) : LMTPReply(554, "5.6.0", text)
         case .noSuchMailbox, .usage: return LMTPReply(550, "5.1.1", text)
         case .overQuota: return LMTPReply(552, "5.2.2", text)
         case .temporary: return error.isOverQuota ? LMTPReply(452, "4.2.2", text) : LMTPReply(451, "4.3.0", text)

@@ -1,0 +1,99 @@
+import SystemPackage
+
+/// How large a message's header block (everything before its first empty
+/// line) may be. GMime keeps every header field as objects of a few hundred
+/// bytes and libnotmuch indexes the addresses and the subject word by word,
+/// so a header block of many short lines, or of many distinct words, costs
+/// far more memory than its size (measured with libnotmuch 5.6 and GMime
+/// 3.2: about 480 bytes a line, 500 MB for a million `X-H: v` lines; about
+/// 180 MB for a 1 MB subject of distinct words). Counted while reading,
+/// before GMime sees the message.
+///
+/// Real mail stays far below both: its header block is a few hundred lines
+/// and some tens of kilobytes (a long Received chain, DKIM and ARC
+/// signatures, a Cc list of a thousand addresses).
+public enum HeaderBlockLimit {
+    /// Lines, folded continuation lines included, and a leading mbox
+    /// `From ` line. At most about 5 MB of GMime's and libnotmuch's memory.
+    public static let maxLines = 10_000
+    /// Bytes, line ends included: postfix's header_size_limit (100 KiB for
+    /// one header field) a few times over.
+    public static let maxBytes = 256 << 10
+
+    /// What a header block goes over (the first limit it crossed).
+    public enum Excess: Equatable, Sendable, CustomStringConvertible {
+        case lines
+        case bytes
+
+        public var description: String {
+            switch self {
+            case .lines: return "the message's header has more than \(HeaderBlockLimit.maxLines) lines"
+            case .bytes: return "the message's header is larger than \(HeaderBlockLimit.maxBytes / 1024) KiB"
+            }
+        }
+    }
+
+    /// The header block of the file at `path`: nil when within both
+    /// limits, or when the file cannot be read (its reader says why).
+    public static func excess(ofFile path: String) -> Excess? {
+        guard let file = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) else { return nil }
+        defer { try? file.close() }
+        return try? excess(in: file)
+    }
+
+    /// Reads the header block of `file` from its current offset; nil when
+    /// it is within both limits. Streams: at most one 64 KiB chunk past
+    /// the limit is read, whatever the file's size.
+    static func excess(in file: FileDescriptor) throws -> Excess? {
+        var counter = Counter()
+        var verdict: Excess?
+        try file.readChunks { chunk in
+            switch counter.consume(chunk) {
+            case .needMore: return true
+            case .ended: return false
+            case .over(let excess):
+                verdict = excess
+                return false
+            }
+        }
+        return verdict
+    }
+
+    /// Counts lines and bytes up to the first empty line (LF LF, or
+    /// CRLF CRLF and the mixed forms): GMime reads header fields up to
+    /// there, skipping lines that are not fields, so every line before it
+    /// is counted.
+    struct Counter {
+        enum Step: Equatable {
+            case needMore
+            /// The empty line came within the limits.
+            case ended
+            case over(Excess)
+        }
+
+        private var lines = 0
+        private var bytes = 0
+        /// Bytes of the current line before its LF.
+        private var lineLength = 0
+        private var lineStartsWithCR = false
+
+        mutating func consume(_ chunk: ArraySlice<UInt8>) -> Step {
+            for byte in chunk {
+                bytes += 1
+                if byte == 10 {
+                    // An empty line (LF alone, or CR LF) ends the block.
+                    if lineLength == 0 || (lineLength == 1 && lineStartsWithCR) { return .ended }
+                    lines += 1
+                    if lines > HeaderBlockLimit.maxLines { return .over(.lines) }
+                    lineLength = 0
+                    lineStartsWithCR = false
+                } else {
+                    if lineLength == 0 { lineStartsWithCR = byte == 13 }
+                    lineLength += 1
+                }
+                if bytes > HeaderBlockLimit.maxBytes { return .over(.bytes) }
+            }
+            return .needMore
+        }
+    }
+}
