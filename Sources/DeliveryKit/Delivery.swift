@@ -85,7 +85,7 @@ public enum Delivery {
     /// free (a queued non-email would otherwise get 0, and the same message
     /// 65 a moment later).
     static func emailRejection(_ file: FilePath) -> DeliveryError? {
-        switch EmailCheck.verdict(forFile: file.string) {
+        switch emailVerdict(file) {
         case .email:
             return nil
         case .notEmail:
@@ -95,6 +95,11 @@ public enum Delivery {
         case .unreadable(let code):
             return DeliveryError(.temporary, "cannot read back '\(file)': \(Errno(rawValue: code))")
         }
+    }
+
+    /// GMime's verdict; parsing a large message waits its turn.
+    static func emailVerdict(_ file: FilePath) -> EmailCheck.Verdict {
+        LargeMessageGate.shared.admitting(file) { EmailCheck.verdict(forFile: file.string) }
     }
 
     /// A permanent refusal (exit 65, LMTP 552 5.3.4): the same message

@@ -116,6 +116,7 @@ final class GroupCommitter: @unchecked Sendable {
                 (self.applier, pending.compactMapValues { $0 })
             }
             let round = commitOnce(applier, known: known)
+            LargeMessageGate.shared.trimIfOwed()
             if case .committed(let reports) = round, !reports.isEmpty, applier.options.runHooks,
                let hooks = applier.settings.hookDirectory {
                 Hook.run("post-insert", in: hooks)

@@ -75,6 +75,13 @@ struct IndexJob {
     /// whose entries changed are added to `moves`, for the caller to sync
     /// before the commit.
     func run(in database: Database, location: inout FilePath, moves: inout [FilePath]) throws -> DeliveryReport {
+        // Indexing a large message is where libnotmuch's memory goes.
+        try LargeMessageGate.shared.admitting(location) {
+            try runAdmitted(in: database, location: &location, moves: &moves)
+        }
+    }
+
+    private func runAdmitted(in database: Database, location: inout FilePath, moves: inout [FilePath]) throws -> DeliveryReport {
         let original = location
         let path = original.string
         var message: Message

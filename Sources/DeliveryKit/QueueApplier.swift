@@ -163,7 +163,7 @@ struct QueueApplier {
                 reports[name] = DeliveryReport.queuedReport(recorded, abandoned: false)
                 continue
             }
-            switch EmailCheck.verdict(forFile: path.string) {
+            switch Delivery.emailVerdict(path) {
             case .email:
                 break
             case .notEmail:

@@ -16,9 +16,9 @@ public enum HeaderBlockLimit {
     /// Lines, folded continuation lines included, and a leading mbox
     /// `From ` line. At most about 5 MB of GMime's and libnotmuch's memory.
     public static let maxLines = 10_000
-    /// Bytes, line ends included: postfix's header_size_limit (100 KiB for
-    /// one header field) a few times over.
-    public static let maxBytes = 256 << 10
+    /// Bytes, line ends included: ten times postfix's header_size_limit
+    /// (100 KiB for one header field), and as far as the rules read.
+    public static let maxBytes = MessageHeaders.readLimit
 
     /// What a header block goes over (the first limit it crossed).
     public enum Excess: Equatable, Sendable, CustomStringConvertible {
@@ -28,7 +28,7 @@ public enum HeaderBlockLimit {
         public var description: String {
             switch self {
             case .lines: return "the message's header has more than \(HeaderBlockLimit.maxLines) lines"
-            case .bytes: return "the message's header is larger than \(HeaderBlockLimit.maxBytes / 1024) KiB"
+            case .bytes: return "the message's header is larger than \(HeaderBlockLimit.maxBytes >> 20) MiB"
             }
         }
     }
