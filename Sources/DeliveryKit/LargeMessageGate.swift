@@ -54,9 +54,10 @@ final class LargeMessageGate: @unchecked Sendable {
 
     /// Gives back what a large message's transaction freed on closing the
     /// database (Xapian keeps a document's postings until its commit).
-    func trimIfOwed() {
+    /// `keepOwing`: more is freed later (a committer's thread, when it ends).
+    func trimIfOwed(keepOwing: Bool = false) {
         let owed: Bool = monitor.locked {
-            defer { trimOwed = false }
+            defer { if !keepOwing { trimOwed = false } }
             return trimOwed
         }
         if owed { cposix_malloc_trim() }

@@ -81,12 +81,6 @@ struct Lmtp: ParsableCommand {
         // A virtual mailbox is its own home; libnotmuch wants one set
         // before any thread starts (setenv is not thread-safe).
         if mailRoot != nil, getenv("HOME") == nil { setenv("HOME", "/", 1) }
-        // GLib's slice allocator (GLib before 2.76) keeps every GObject's
-        // memory for reuse, for good: a message of many header fields or
-        // MIME parts left the server hundreds of megabytes larger. Plain
-        // malloc gives it back (see LargeMessageGate). Read by GLib at its
-        // first allocation, so set before GMime or libnotmuch starts.
-        setenv("G_SLICE", "always-malloc", 0)
         var options = DeliveryOptions()
         // No folder and no tags: where mail goes is the rules' business.
         try FilingValues(config: notmuch.config, profile: notmuch.profile, rules: rules.rules, sieve: rules.sieve,
