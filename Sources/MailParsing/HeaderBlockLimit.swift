@@ -14,21 +14,33 @@ import SystemPackage
 /// signatures, a Cc list of a thousand addresses).
 public enum HeaderBlockLimit {
     /// Lines, folded continuation lines included, and a leading mbox
-    /// `From ` line. At most about 5 MB of GMime's and libnotmuch's memory.
+    /// `From ` line; the lines of MIME parts' headers count too. At most
+    /// about 5 MB of GMime's and libnotmuch's memory.
     public static let maxLines = 10_000
     /// Bytes, line ends included: ten times postfix's header_size_limit
     /// (100 KiB for one header field), and as far as the rules read.
     public static let maxBytes = MessageHeaders.readLimit
 
-    /// What a header block goes over (the first limit it crossed).
+    /// Lines that start with `--` anywhere in the message: each MIME part
+    /// starts with one (its boundary), and GMime spends about 2 KB on a
+    /// part (240 MB for a 1 MiB message of 175,000 empty parts). Counting
+    /// every such line, not only real boundaries, errs on the safe side;
+    /// no real message comes near (a digest of a thousand messages has a
+    /// thousand). At most about 100 MB of GMime's memory.
+    public static let maxBoundaryLines = 50_000
+
+    /// What a message goes over (the first limit it crossed).
     public enum Excess: Equatable, Sendable, CustomStringConvertible {
         case lines
         case bytes
+        case boundaryLines
 
         public var description: String {
             switch self {
             case .lines: return "the message's header has more than \(HeaderBlockLimit.maxLines) lines"
             case .bytes: return "the message's header is larger than \(HeaderBlockLimit.maxBytes >> 20) MiB"
+            case .boundaryLines:
+                return "the message has more than \(HeaderBlockLimit.maxBoundaryLines) lines starting with '--' (MIME parts)"
             }
         }
     }
@@ -41,16 +53,14 @@ public enum HeaderBlockLimit {
         return try? excess(in: file)
     }
 
-    /// Reads the header block of `file` from its current offset; nil when
-    /// it is within both limits. Streams: at most one 64 KiB chunk past
-    /// the limit is read, whatever the file's size.
+    /// Reads `file` from its current offset; nil when it is within the
+    /// limits. Streams, 64 KiB at a time, whatever the file's size.
     static func excess(in file: FileDescriptor) throws -> Excess? {
         var counter = Counter()
         var verdict: Excess?
         try file.readChunks { chunk in
             switch counter.consume(chunk) {
             case .needMore: return true
-            case .ended: return false
             case .over(let excess):
                 verdict = excess
                 return false
@@ -62,36 +72,61 @@ public enum HeaderBlockLimit {
     /// Counts lines and bytes up to the first empty line (LF LF, or
     /// CRLF CRLF and the mixed forms): GMime reads header fields up to
     /// there, skipping lines that are not fields, so every line before it
-    /// is counted.
+    /// is counted. Then, to the end, the lines that start with `--`.
     struct Counter {
         enum Step: Equatable {
             case needMore
-            /// The empty line came within the limits.
-            case ended
             case over(Excess)
         }
 
+        private var inHeader = true
+        /// After a line starting with `--`, up to the next empty line.
+        private var inPartHeader = false
         private var lines = 0
         private var bytes = 0
+        private var boundaryLines = 0
         /// Bytes of the current line before its LF.
         private var lineLength = 0
         private var lineStartsWithCR = false
+        private var lineStartsWithDashes = false
+        private var previous: UInt8 = 0
 
         mutating func consume(_ chunk: ArraySlice<UInt8>) -> Step {
             for byte in chunk {
-                bytes += 1
+                if inHeader { bytes += 1 }
                 if byte == 10 {
-                    // An empty line (LF alone, or CR LF) ends the block.
-                    if lineLength == 0 || (lineLength == 1 && lineStartsWithCR) { return .ended }
-                    lines += 1
-                    if lines > HeaderBlockLimit.maxLines { return .over(.lines) }
+                    if inHeader {
+                        // An empty line (LF alone, or CR LF) ends the block.
+                        if lineLength == 0 || (lineLength == 1 && lineStartsWithCR) {
+                            inHeader = false
+                        } else {
+                            lines += 1
+                            if lines > HeaderBlockLimit.maxLines { return .over(.lines) }
+                        }
+                    } else if lineStartsWithDashes {
+                        boundaryLines += 1
+                        if boundaryLines > HeaderBlockLimit.maxBoundaryLines { return .over(.boundaryLines) }
+                        inPartHeader = true
+                    } else if inPartHeader {
+                        // A MIME part's header fields cost GMime as the
+                        // message's do: they count towards the same limit.
+                        if lineLength == 0 || (lineLength == 1 && lineStartsWithCR) {
+                            inPartHeader = false
+                        } else {
+                            lines += 1
+                            if lines > HeaderBlockLimit.maxLines { return .over(.lines) }
+                        }
+                    }
                     lineLength = 0
                     lineStartsWithCR = false
+                    lineStartsWithDashes = false
                 } else {
                     if lineLength == 0 { lineStartsWithCR = byte == 13 }
+                    if lineLength == 1 { lineStartsWithDashes = previous == 45 && byte == 45 }
                     lineLength += 1
                 }
-                if bytes > HeaderBlockLimit.maxBytes { return .over(.bytes) }
+                previous = byte
+                if inHeader && bytes > HeaderBlockLimit.maxBytes { return .over(.bytes) }
             }
             return .needMore
         }
