@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 NOBODY = 65534
@@ -883,6 +884,96 @@ def test_root_refused(env, personal, virtual):
     return "run as root: refused, exit 64"
 
 
+def memory_of(server):
+    """(VmRSS, VmHWM) of a server process, in MiB."""
+    with open(f"/proc/{server.process.pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) // 1024, int(fields["VmHWM"].split()[0]) // 1024
+
+
+# What Docs/setup-lmtp.md promises: at the defaults, the server stays below
+# this whatever senders do; and returns near its resting size after.
+MEMORY_BOUND_MIB = 400
+RESTING_SLACK_MIB = 64
+
+
+def header_flood(msgid, lines):
+    """A message whose header block has `lines` lines in all."""
+    head = f"From: <{SENDER}>\r\nTo: <t@example.org>\r\nSubject: flood\r\nMessage-ID: <{msgid}>\r\n"
+    return (head + "X-H: v\r\n" * (lines - 4) + "\r\nbody\r\n").encode()
+
+
+def part_flood(msgid, parts):
+    """A multipart message of `parts` empty parts."""
+    head = (f"From: <{SENDER}>\r\nTo: <t@example.org>\r\nSubject: parts\r\nMessage-ID: <{msgid}>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n")
+    return (head + "--b\r\n\r\n\r\n" * parts + "--b--\r\n").encode()
+
+
+def test_memory(env, personal, virtual):
+    """Issue 22, class 7: header and MIME part floods, one after another
+    and several at once, against a server at the defaults. The old server
+    took about 1 GB per 10 MB flood and kept it (3.8 GB after four at once)."""
+    server = env.start("memory")
+    answers = []
+    lock = threading.Lock()
+
+    def send(data, to="t@example.org"):
+        client = server.lmtp()
+        try:
+            client.sendmail(SENDER, [to], data)
+            answer = (250, "")
+        except smtplib.SMTPRecipientsRefused as error:
+            code, text = error.recipients[to]
+            answer = (code, decode(text))
+        except smtplib.SMTPDataError as error:
+            answer = (error.smtp_code, decode(error.smtp_error))
+        client.quit()
+        with lock:
+            answers.append(answer)
+        return answer
+
+    send(message("memory-warm@remote.example", "warm up").encode())
+    resting, _ = memory_of(server)
+    under = header_flood("under@remote.example", 9_990)
+    got = send(under)
+    check(got[0] == 250, f"a header of 9,990 lines (under the limit): {got}")
+    big = header_flood("flood@remote.example", 1_500_000)  # 10 MB of `X-H: v`
+    for n in range(6):
+        got = send(big)
+        check(got[0] == 552 and got[1].startswith("5.3.4 "), f"flood {n}: expected 552 5.3.4, got {got}")
+    got = send(header_flood("over@remote.example", 10_001))
+    check(got[0] == 552 and "10000 lines" in got[1], f"a header of 10,001 lines: {got}")
+    got = send(part_flood("parts@remote.example", 60_000))
+    check(got[0] == 552 and "'--'" in got[1], f"60,000 MIME parts: {got}")
+    # Under every limit, and large: 45,000 parts of 3 header-free lines
+    # (GMime's costliest kind, about 90 MB), gated and trimmed after.
+    got = send(part_flood("parts-under@remote.example", 45_000))
+    check(got[0] == 250, f"45,000 MIME parts (under the limits): {got}")
+    # Four floods and four messages just under the limit at once.
+    answers.clear()
+    threads = [threading.Thread(target=send, args=(big,)) for _ in range(4)]
+    threads += [threading.Thread(target=send, args=(header_flood(f"under-{n}@remote.example", 9_990),))
+                for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    check(sorted(code for code, _ in answers) == [250] * 4 + [552] * 4, f"four floods and four under at once: {answers}")
+    check(env.count("id:under@remote.example or id:parts-under@remote.example") == 2,
+          "the messages under the limits were indexed")
+    check(env.count("id:flood@remote.example or id:over@remote.example or id:parts@remote.example") == 0,
+          "a refused flood was indexed")
+    # Memory: the highest point stays under the bound, and the server gives
+    # back what it took once its commits are done.
+    settled = wait_until(lambda: memory_of(server)[0] <= resting + RESTING_SLACK_MIB, seconds=20)
+    rss, hwm = memory_of(server)
+    check(hwm <= MEMORY_BOUND_MIB, f"the server's memory reached {hwm} MiB (bound {MEMORY_BOUND_MIB})")
+    check(settled, f"resident {rss} MiB after the series, resting {resting} MiB")
+    server.stop()
+    return f"floods refused with 552 5.3.4; resident {resting} MiB at rest, {hwm} MiB at most, {rss} MiB after"
+
+
 def test_no_new_mail(env, personal, virtual):
     new = env.notmuch("new")
     check(new == "No new mail.", f"notmuch new after all the deliveries: {new!r}")
@@ -893,7 +984,8 @@ TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_reci
          test_dot_stuffing_and_bare_lf, test_bad_commands, test_disconnect_mid_data, test_not_mail, test_too_big,
          test_max_recipients, test_extension, test_max_connections, test_quota, test_quoted_local_part,
          test_rules_reread, test_null_sender, test_garbage, test_leftovers,
-         test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
+         test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_memory,
+         test_no_new_mail]
 
 
 def main():
