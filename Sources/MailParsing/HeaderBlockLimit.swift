@@ -17,9 +17,11 @@ public enum HeaderBlockLimit {
     /// `From ` line; the lines of MIME parts' headers count too. At most
     /// about 5 MB of GMime's and libnotmuch's memory.
     public static let maxLines = 10_000
-    /// Bytes, line ends included: ten times postfix's header_size_limit
-    /// (100 KiB for one header field), and as far as the rules read.
-    public static let maxBytes = MessageHeaders.readLimit
+    /// Bytes, line ends included: twenty times postfix's
+    /// header_size_limit (100 KiB for one header field), and room for a
+    /// header field of a whole MiB, which earlier versions took (the rules
+    /// read the first MiB).
+    public static let maxBytes = 2 * MessageHeaders.readLimit
 
     /// Lines that start with `--` anywhere in the message: each MIME part
     /// starts with one (its boundary), and GMime spends about 2 KB on a
