@@ -97,14 +97,19 @@ public enum Delivery {
         }
     }
 
-    /// GMime's verdict; parsing a large message waits its turn.
+    /// GMime's verdict, once the message is known to be within
+    /// `MessageLimits`; parsing a costly one waits its turn.
     static func emailVerdict(_ file: FilePath) -> EmailCheck.Verdict {
-        LargeMessageGate.shared.admitting(file) { EmailCheck.verdict(forFile: file.string) }
+        guard let scan = MessageLimits.scan(ofFile: file.string) else { return EmailCheck.verdict(forFile: file.string) }
+        if let excess = scan.excess { return .overLimit(excess) }
+        return LargeMessageGate.shared.admitting(cost: scan.estimatedCost) {
+            EmailCheck.verdict(forFile: file.string, checkingLimits: false)
+        }
     }
 
     /// A permanent refusal (exit 65, LMTP 552 5.3.4): the same message
     /// would be refused again.
-    static func tooBig(_ excess: HeaderBlockLimit.Excess) -> DeliveryError {
+    static func tooBig(_ excess: MessageLimits.Excess) -> DeliveryError {
         var error = DeliveryError(.notAMessage, "\(excess) (a limit that bounds the memory a message may cost)")
         error.isTooBig = true
         return error

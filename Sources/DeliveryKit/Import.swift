@@ -268,7 +268,7 @@ public final class Importer {
         let (message, inPlace, duplicate, indexedBefore) = (entry.message, entry.inPlace, entry.duplicate, entry.indexedBefore)
         // Refused before GMime reads it, as a delivery refuses it; the
         // archive's other messages go on.
-        if !indexedBefore, let excess = HeaderBlockLimit.excess(ofFile: entry.path.string) {
+        if !indexedBefore, let excess = MessageLimits.scan(ofFile: entry.path.string)?.excess {
             fail(message, "\(excess)")
             Maildir.discard(entry.path)
             return

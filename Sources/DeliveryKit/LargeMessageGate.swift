@@ -1,26 +1,29 @@
 internal import CPosix
+import MailParsing
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// How many large messages a process parses (GMime, for the email check)
+/// How many costly messages a process parses (GMime, for the email check)
 /// and indexes (libnotmuch) at once. Both cost memory in proportion to the
-/// message, up to tens of times its size for a pathological one (many MIME
-/// parts, a body of distinct words), and a server runs one delivery per
-/// connection and one commit per database in parallel: without a bound,
-/// four 10 MB messages at once took 3.8 GB. Large messages share a budget
-/// of bytes; one larger than the whole budget runs alone. Small messages
-/// never wait, so a large one does not hold up ordinary mail.
+/// message, up to hundreds of times its size for a pathological one (many
+/// header fields or MIME parts, a body of distinct words), and a server
+/// runs one delivery per connection and one commit per database in
+/// parallel: without a bound, four 10 MB messages at once took 3.8 GB.
+/// Costly messages share a budget of their estimated cost
+/// (`MessageLimits.Scan.estimatedCost`); one over the whole budget runs
+/// alone. Cheap messages never wait, so a costly one does not hold up
+/// ordinary mail.
 ///
-/// After a large message, the memory glibc's allocator keeps free is given
-/// back to the system (`malloc_trim`): otherwise the server's resident size
-/// stays at its highest point, arena by arena, for good.
+/// After a costly message, the memory glibc's allocator keeps free is given
+/// back to the system (`malloc_trim`).
 final class LargeMessageGate: @unchecked Sendable {
-    /// A message of at least this many bytes is large.
-    static let largeFrom: Int64 = 1 << 20
-    /// The bytes of large messages being parsed or indexed at once.
-    static let budget: Int64 = 32 << 20
+    /// A message estimated to cost this much is costly: a message of
+    /// 1 MiB, or of 8,000 header fields, or of 2,000 MIME parts.
+    static let costlyFrom: Int64 = 4 << 20
+    /// The estimated cost of the costly messages parsed or indexed at once.
+    static let budget: Int64 = 256 << 20
 
     static let shared = LargeMessageGate()
 
@@ -28,12 +31,19 @@ final class LargeMessageGate: @unchecked Sendable {
     /// Guarded by `monitor`.
     private var admitted: Int64 = 0
 
-    /// Runs `body`, which parses or indexes the message file at `path`,
-    /// once the file's share of the budget is free.
+    /// Runs `body`, which indexes the message file at `path`, once its
+    /// share of the budget is free.
     func admitting<T>(_ path: FilePath, _ body: () throws -> T) rethrows -> T {
-        let size = (try? Stat(path))?.size ?? 0
-        guard size >= Self.largeFrom else { return try body() }
-        let share = min(size, Self.budget)
+        // Cheap to read again: the file was just written or checked.
+        let cost = MessageLimits.scan(ofFile: path.string)?.estimatedCost ?? 0
+        return try admitting(cost: cost, body)
+    }
+
+    /// Runs `body`, which parses or indexes a message estimated to cost
+    /// `cost` bytes, once that share of the budget is free.
+    func admitting<T>(cost: Int64, _ body: () throws -> T) rethrows -> T {
+        guard cost >= Self.costlyFrom else { return try body() }
+        let share = min(cost, Self.budget)
         monitor.locked {
             while admitted + share > Self.budget { monitor.wait(until: Monotonic.seconds + 1) }
             admitted += share

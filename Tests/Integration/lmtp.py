@@ -946,10 +946,14 @@ def test_memory(env, personal, virtual):
     check(got[0] == 552 and "10000 lines" in got[1], f"a header of 10,001 lines: {got}")
     got = send(part_flood("parts@remote.example", 60_000))
     check(got[0] == 552 and "'--'" in got[1], f"60,000 MIME parts: {got}")
-    # Under every limit, and large: 45,000 parts of 3 header-free lines
-    # (GMime's costliest kind, about 90 MB), gated and trimmed after.
-    got = send(part_flood("parts-under@remote.example", 45_000))
-    check(got[0] == 250, f"45,000 MIME parts (under the limits): {got}")
+    embedded = (f"From: <{SENDER}>\r\nTo: <t@example.org>\r\nSubject: embedded\r\nMessage-ID: <embedded@remote.example>\r\n"
+                "MIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n").encode() + big
+    got = send(embedded)
+    check(got[0] == 552 and got[1].startswith("5.3.4 "), f"a flood in an embedded message: {got}")
+    # Under every limit: 19,000 parts of 3 header-free lines (GMime's
+    # costliest kind, about 40 MB), gated and trimmed after.
+    got = send(part_flood("parts-under@remote.example", 19_000))
+    check(got[0] == 250, f"19,000 MIME parts (under the limits): {got}")
     # Four floods and four messages just under the limit at once.
     answers.clear()
     threads = [threading.Thread(target=send, args=(big,)) for _ in range(4)]
@@ -962,7 +966,8 @@ def test_memory(env, personal, virtual):
     check(sorted(code for code, _ in answers) == [250] * 4 + [552] * 4, f"four floods and four under at once: {answers}")
     check(env.count("id:under@remote.example or id:parts-under@remote.example") == 2,
           "the messages under the limits were indexed")
-    check(env.count("id:flood@remote.example or id:over@remote.example or id:parts@remote.example") == 0,
+    check(env.count("id:flood@remote.example or id:over@remote.example or id:parts@remote.example "
+                    "or id:embedded@remote.example") == 0,
           "a refused flood was indexed")
     # Memory: the highest point stays under the bound, and the server gives
     # back what it took once its commits are done.
