@@ -102,7 +102,7 @@ public enum Delivery {
     static func emailVerdict(_ file: FilePath) -> EmailCheck.Verdict {
         guard let scan = MessageLimits.scan(ofFile: file.string) else { return EmailCheck.verdict(forFile: file.string) }
         if let excess = scan.excess { return .overLimit(excess) }
-        return LargeMessageGate.shared.admitting(cost: scan.estimatedCost) {
+        return CostlyMessageGate.shared.admitting(cost: scan.parsingCost) {
             EmailCheck.verdict(forFile: file.string, checkingLimits: false)
         }
     }

@@ -116,7 +116,7 @@ final class GroupCommitter: @unchecked Sendable {
                 (self.applier, pending.compactMapValues { $0 })
             }
             let round = commitOnce(applier, known: known)
-            LargeMessageGate.shared.trimAfterCommit()
+            CostlyMessageGate.shared.trimAfterCommit()
             if case .committed(let reports) = round, !reports.isEmpty, applier.options.runHooks,
                let hooks = applier.settings.hookDirectory {
                 Hook.run("post-insert", in: hooks)
@@ -139,7 +139,7 @@ final class GroupCommitter: @unchecked Sendable {
             }
             if stop {
                 // What the thread's last rounds freed since their trim.
-                LargeMessageGate.shared.trimAfterCommit()
+                CostlyMessageGate.shared.trimAfterCommit()
                 return
             }
             if case .busy = round { usleep(Self.busyPause) }

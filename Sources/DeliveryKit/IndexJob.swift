@@ -76,7 +76,7 @@ struct IndexJob {
     /// before the commit.
     func run(in database: Database, location: inout FilePath, moves: inout [FilePath]) throws -> DeliveryReport {
         // Indexing a large message is where libnotmuch's memory goes.
-        try LargeMessageGate.shared.admitting(location) {
+        try CostlyMessageGate.shared.admitting(location) {
             try runAdmitted(in: database, location: &location, moves: &moves)
         }
     }

@@ -8,7 +8,7 @@ import SystemPackage
 /// for a million `X-H: v` lines; about 2 KB a part, 240 MB for a 1 MiB
 /// message of 175,000 empty parts). Counted in one streaming pass, before
 /// GMime sees the message; the count also gives an estimate of what parsing
-/// and indexing it will cost (`Scan.estimatedCost`).
+/// and indexing it may cost (`Scan.parsingCost`, `Scan.indexingCost`).
 ///
 /// Real mail stays far below: a header block of a few hundred lines and
 /// some tens of kilobytes (a long Received chain, DKIM and ARC signatures,
@@ -55,10 +55,17 @@ public enum MessageLimits {
     public struct Scan: Equatable, Sendable {
         /// Nil: within every limit.
         public let excess: Excess?
-        /// About what GMime and libnotmuch will take to parse and index it,
-        /// in bytes: a few times its size (ordinary text, indexed), plus its
-        /// header lines and parts at what each costs.
-        public let estimatedCost: Int64
+        /// At most about what GMime takes to parse it, in bytes: its size,
+        /// and its header fields and parts at what each costs.
+        public let parsingCost: Int64
+        /// At most about what libnotmuch takes to index it: parsing it,
+        /// and about 1 KB a distinct word of text (Xapian's terms and
+        /// positions; 5 GB for 39 MB of distinct words), counted as if the
+        /// whole message were such text. Ordinary text costs a few times
+        /// its size.
+        public var indexingCost: Int64 { parsingCost + 128 * bytes }
+        /// The message's size, as far as it was read.
+        public let bytes: Int64
     }
 
     /// Reads the file at `path`; nil when it cannot be read (its reader
@@ -78,7 +85,7 @@ public enum MessageLimits {
             excess = counter.consume(chunk)
             return excess == nil
         }
-        return Scan(excess: excess, estimatedCost: counter.estimatedCost)
+        return Scan(excess: excess, parsingCost: counter.parsingCost, bytes: counter.bytes)
     }
 
     /// A line-by-line reading of the message as GMime's parser shapes it:
@@ -98,7 +105,7 @@ public enum MessageLimits {
         private var place = Place.header
         /// In the message's own header block, the first one read.
         private var topLevel = true
-        private var bytes: Int64 = 0
+        private(set) var bytes: Int64 = 0
         private var headerLines = 0
         private var boundaryLines = 0
         /// Of the message's own header block.
@@ -119,8 +126,8 @@ public enum MessageLimits {
         private var messageMatch = WordMatch(Array("message".utf8))
         private var digestMatch = WordMatch(Array("digest".utf8))
 
-        var estimatedCost: Int64 {
-            4 * bytes + Int64(headerLines) * 512 + Int64(boundaryLines) * 2048
+        var parsingCost: Int64 {
+            bytes + Int64(headerLines) * 512 + Int64(boundaryLines) * 2048
         }
 
         mutating func consume(_ chunk: ArraySlice<UInt8>) -> Excess? {

@@ -12,20 +12,22 @@ import Glibc
 /// runs one delivery per connection and one commit per database in
 /// parallel: without a bound, four 10 MB messages at once took 3.8 GB.
 /// Costly messages share a budget of their estimated cost
-/// (`MessageLimits.Scan.estimatedCost`); one over the whole budget runs
+/// (`MessageLimits.Scan`'s `parsingCost` and `indexingCost`: what they may
+/// cost at worst, not what they usually do); one over the whole budget runs
 /// alone. Cheap messages never wait, so a costly one does not hold up
 /// ordinary mail.
 ///
 /// After a costly message, the memory glibc's allocator keeps free is given
 /// back to the system (`malloc_trim`).
-final class LargeMessageGate: @unchecked Sendable {
-    /// A message estimated to cost this much is costly: a message of
-    /// 1 MiB, or of 8,000 header fields, or of 2,000 MIME parts.
+final class CostlyMessageGate: @unchecked Sendable {
+    /// A message estimated to cost this much is costly: to index, one of
+    /// 32 KiB; to parse, one of 4 MiB, or of 8,000 header fields, or of
+    /// 2,000 MIME parts.
     static let costlyFrom: Int64 = 4 << 20
     /// The estimated cost of the costly messages parsed or indexed at once.
     static let budget: Int64 = 256 << 20
 
-    static let shared = LargeMessageGate()
+    static let shared = CostlyMessageGate()
 
     private let monitor = Monitor()
     /// Guarded by `monitor`.
@@ -35,7 +37,7 @@ final class LargeMessageGate: @unchecked Sendable {
     /// share of the budget is free.
     func admitting<T>(_ path: FilePath, _ body: () throws -> T) rethrows -> T {
         // Cheap to read again: the file was just written or checked.
-        let cost = MessageLimits.scan(ofFile: path.string)?.estimatedCost ?? 0
+        let cost = MessageLimits.scan(ofFile: path.string)?.indexingCost ?? 0
         return try admitting(cost: cost, body)
     }
 
