@@ -1,4 +1,7 @@
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How much of what GMime parses as header fields and MIME parts a message
 /// may hold. GMime keeps every header field and every part as objects of a
@@ -131,7 +134,26 @@ public enum MessageLimits {
         }
 
         mutating func consume(_ chunk: ArraySlice<UInt8>) -> Excess? {
-            for byte in chunk {
+            chunk.withUnsafeBufferPointer { consume($0) }
+        }
+
+        private mutating func consume(_ buffer: UnsafeBufferPointer<UInt8>) -> Excess? {
+            guard let base = buffer.baseAddress else { return nil }
+            var index = 0
+            while index < buffer.count {
+                // In a body only a line's first two bytes matter: the rest
+                // is skipped at memchr's speed (a message is read twice).
+                if place == .body && lineLength >= 2 {
+                    let rest = buffer.count - index
+                    let start = UnsafeRawPointer(base + index)
+                    let skipped = memchr(start, 10, rest).map { UnsafeRawPointer($0) - start } ?? rest
+                    bytes += Int64(skipped)
+                    lineLength += skipped
+                    index += skipped
+                    if index == buffer.count { break }
+                }
+                let byte = base[index]
+                index += 1
                 bytes += 1
                 if byte == 10 {
                     if let excess = endLine() { return excess }
