@@ -170,8 +170,13 @@ enum VirtualMailbox {
         return roots
     }
 
-    /// Points the options at the recipient's mailbox, creating it if needed.
-    static func select(_ options: inout DeliveryOptions) throws(DeliveryError) {
+    /// What `select` does about a virtual mailbox that does not exist yet:
+    /// a delivery makes it; looking at one (`quota`, `explain`, `flush`)
+    /// finds none and makes nothing.
+    enum Absent { case create, refuse }
+
+    /// Points the options at the recipient's mailbox.
+    static func select(_ options: inout DeliveryOptions, ifAbsent: Absent) throws(DeliveryError) {
         guard let template = options.mailRootTemplate else { return }
         guard let recipient = options.envelope.recipient else {
             throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR (pipe's ${recipient}) or set RECIPIENT")
@@ -180,7 +185,15 @@ enum VirtualMailbox {
         // pipe(8) passes no HOME, and libnotmuch derives default paths from
         // it even with no config file; the mailbox is the natural home.
         if getenv("HOME") == nil { setenv("HOME", root, 1) }
-        try prepare(root: root, base: base)
+        switch ifAbsent {
+        case .create:
+            try prepare(root: root, base: base)
+        case .refuse:
+            guard FileSystem.kind(of: FilePath(root)) == .directory, Database.exists(databasePath: root) else {
+                throw DeliveryError(.noSuchMailbox, "recipient '\(shortened(recipient))' has no mailbox yet "
+                                    + "('\(root)'): its first delivery makes it")
+            }
+        }
         options.config = .none
         options.profile = nil
         options.databasePath = root

@@ -625,6 +625,33 @@ def test_quota(env, personal, virtual):
     return "--quota 2C, mailbox holding 2: RCPT 452 4.2.2 (others still 250); --quota-permanent: 552 5.2.2"
 
 
+def test_quota_warning(env, personal, virtual):
+    """The warning a delivery triggers is not tagged by the rules the
+    server was given: the server caches settings per mailbox, and the
+    warning's "no rules" must not be served the mailbox's."""
+    rules = os.path.join(env.dir, "rules-everything")
+    with open(rules, "w") as f:
+        f.write("+ruled -- *\n")
+    if env.root_user:
+        os.chown(rules, NOBODY, NOBODY)
+    base = os.path.join(env.dir, "vwarn")
+    os.mkdir(base)
+    if env.root_user:
+        os.chown(base, NOBODY, NOBODY)
+    server = env.start("warn", "--mail-root", os.path.join(base, "%d", "%u"), "--quota", "4000",
+                       "--quota-warn", "1", "--rules", rules)
+    box = os.path.join(base, "virt.example", "wendy")
+    with server.lmtp() as client:
+        for n in (1, 2):
+            check(client.sendmail(SENDER, ["wendy@virt.example"], message(f"w{n}@remote.example", f"w{n}")) == {},
+                  f"message {n} refused")
+    server.stop()
+    check(env.count("tag:quota-warning", mailbox=box) == 1, "no quota warning delivered")
+    check(env.count("tag:ruled and not tag:quota-warning", mailbox=box) == 2, "the rules did not tag the mail")
+    check(env.count("tag:quota-warning and tag:ruled", mailbox=box) == 0, "the quota warning was tagged by the rules")
+    return "--quota-warn 1 with a rule tagging everything: the warning is not tagged, the mail is"
+
+
 def test_sigterm(env, personal, virtual):
     server = env.start("sigterm")
     busy = server.raw()
@@ -891,7 +918,8 @@ def test_no_new_mail(env, personal, virtual):
 
 TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_recipient, test_rset, test_pipelining,
          test_dot_stuffing_and_bare_lf, test_bad_commands, test_disconnect_mid_data, test_not_mail, test_too_big,
-         test_max_recipients, test_extension, test_max_connections, test_quota, test_quoted_local_part,
+         test_max_recipients, test_extension, test_max_connections, test_quota, test_quota_warning,
+         test_quoted_local_part,
          test_rules_reread, test_null_sender, test_garbage, test_leftovers,
          test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
 
