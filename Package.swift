@@ -63,7 +63,7 @@ let package = Package(
         // The delivery pipeline: settings, rules on messages, the queue,
         // indexing through libnotmuch, import; what every front door uses.
         .target(name: "DeliveryKit", dependencies: [
-            "MaildirKit", "Notmuch", "Rules", "Sieve", "MailParsing", "Mbox", "CGLib", "CPosix",
+            "MaildirKit", "Notmuch", "Rules", "Sieve", "MailParsing", "Mbox", "CPosix",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -76,15 +76,16 @@ let package = Package(
         // The LMTP server: SwiftNIO sockets around the engine, deliveries
         // through DeliveryKit's group commits. The only target that knows NIO.
         .target(name: "LMTPServer", dependencies: [
-            "LMTP", "DeliveryKit", "MaildirKit", "CPosix",
+            "LMTP", "DeliveryKit", "MaildirKit",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         .executableTarget(name: "notmuch-deliver", dependencies: [
-            "DeliveryKit", "MaildirKit", "Rules", "Sieve", "Mbox", "LMTPServer",
+            "DeliveryKit", "MaildirKit", "Notmuch", "Rules", "Sieve", "Mbox", "LMTPServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
