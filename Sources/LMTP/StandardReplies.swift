@@ -20,6 +20,7 @@ extension LMTPReply {
     static let unknownCommand = LMTPReply(500, "5.5.1", "command not recognized")
     static let notLMTP = LMTPReply(500, "5.5.1", "this is LMTP: greet with LHLO")
     static let lineTooLong = LMTPReply(500, "5.5.2", "line too long")
+    static let bareLineFeed = LMTPReply(500, "5.5.2", "bare LF in command: lines end in CRLF")
     static let controlCharacter = LMTPReply(500, "5.5.2", "control character in command")
     static let emptyCommand = LMTPReply(500, "5.5.2", "empty command")
 
