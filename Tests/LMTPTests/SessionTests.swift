@@ -12,6 +12,7 @@ import Testing
             250-PIPELINING\r
             250-ENHANCEDSTATUSCODES\r
             250-8BITMIME\r
+            250-SMTPUTF8\r
             250 SIZE 1000\r
 
             """)
