@@ -14,7 +14,7 @@ public enum AddressText {
             if value < 0x20 || (0x7F...0x9F).contains(value) || value == 0x2028 || value == 0x2029 {
                 return "holds a control character"
             }
-            if value == 0xFFFD { return "is not valid UTF-8" }
+            if value == 0xFFFD { return "is not valid UTF-8 (it holds U+FFFD)" }
         }
         return nil
     }

@@ -45,8 +45,9 @@ struct FramingCheck {
         }
         let expected = bodies.map(Self.asDelivered)
         if delivered != expected {
+            let first = zip(delivered, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
             fatalError("LMTP framing: \(bodies.count) bodies sent, \(delivered.count) messages delivered; "
-                       + "first difference at message \(zip(delivered, expected).firstIndex { $0 != $1 } ?? min(delivered.count, expected.count))")
+                       + "first difference at message \(first ?? min(delivered.count, expected.count))")
         }
         let text = String(decoding: sent, as: UTF8.self)
         let errors = text.split(separator: "\r\n").filter { $0.first == "4" || $0.first == "5" }
