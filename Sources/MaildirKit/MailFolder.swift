@@ -3,12 +3,53 @@ import SystemPackage
 import Glibc
 #endif
 
-/// Turns a `--folder` argument into a maildir under the mail root, and
-/// refuses anything that would put mail elsewhere.
+/// Turns a folder name into a maildir under the mail root, and refuses
+/// anything that would put mail elsewhere. The one gate for every folder a
+/// delivery writes to, whatever named it: the command line, a rule, a
+/// Sieve script, an import.
 package enum MailFolder {
-    /// Checks the name alone: relative, no `..`, no empty or NUL parts.
+    /// Names that are never a folder at any level: the database's own
+    /// directory (which `notmuch new` skips, and where the queue and the
+    /// quota warning's state live), and a maildir's own subdirectories
+    /// (mail under tmp/ is invisible, and a maildir inside new/ or cur/
+    /// would be read as messages). The quota skips the same names, so what
+    /// it counts is what a delivery may write.
+    package static let reservedNames: Set<String> = [".notmuch", "tmp", "new", "cur"]
+
+    /// Checks the name alone: relative, no `..`, no empty or NUL parts, no
+    /// reserved part, and not the database's folder (`database`: its path
+    /// relative to the mail root, as components, when it is inside it).
     /// Returns the normalised components ("" or nil: the root itself).
-    package static func components(of name: String?) throws(DeliveryError) -> [String] {
+    package static func components(of name: String?, database: [String] = []) throws(DeliveryError) -> [String] {
+        let parts = try checkedComponents(of: name)
+        if let reserved = parts.first(where: { reservedNames.contains($0) }) {
+            throw DeliveryError(.usage, "folder '\(name ?? "")' has a part '\(reserved)', which is reserved "
+                                + "(the database's .notmuch, or a maildir's tmp, new or cur); choose another folder")
+        }
+        if !database.isEmpty, parts.starts(with: database) {
+            throw DeliveryError(.usage, "folder '\(name ?? "")' is inside the notmuch database's folder "
+                                + "'\(database.joined(separator: "/"))'; choose another folder")
+        }
+        return parts
+    }
+
+    /// The database's folder relative to the mail root, as components, when
+    /// it is inside it (e.g. `database.path = ~/mail/db` with the mail root
+    /// `~/mail`: `["db"]`); empty otherwise. Compared after resolving
+    /// symlinks, as the file system would.
+    package static func databaseComponents(root: String, databaseFolder: String) -> [String] {
+        func real(_ path: String) -> String? {
+            guard let resolved = realpath(path, nil) else { return nil }
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+        guard let root = real(root), let folder = real(databaseFolder) else { return [] }
+        let prefix = root.hasSuffix("/") ? root : root + "/"
+        guard folder.hasPrefix(prefix) else { return [] }
+        return folder.dropFirst(prefix.count).split(separator: "/").map(String.init)
+    }
+
+    private static func checkedComponents(of name: String?) throws(DeliveryError) -> [String] {
         guard let name, !name.isEmpty else { return [] }
         if name.hasPrefix("/") {
             throw DeliveryError(.usage, "folder '\(name)' is absolute; give a folder relative to the mail root")
@@ -41,9 +82,12 @@ package enum MailFolder {
     /// The root itself may be a symlink.
     /// `worldReadable`: directories it creates are 0755 (less the umask)
     /// instead of 0700, as with `notmuch insert --world-readable`.
-    package static func resolve(root: String, name: String?, create: Bool,
+    /// `databaseFolder`: the database's own folder (where `xapian/` is), which
+    /// no folder may be or be inside; nil when it is not known.
+    package static func resolve(root: String, name: String?, create: Bool, databaseFolder: String?,
                                 worldReadable: Bool = false) throws(DeliveryError) -> Maildir {
-        let parts = try components(of: name)
+        let database = databaseFolder.map { databaseComponents(root: root, databaseFolder: $0) } ?? []
+        let parts = try components(of: name, database: database)
         let rootPath = FilePath(root)
         var contained: ContainedDirectories
         do { contained = try ContainedDirectories(root: rootPath) } catch {

@@ -245,8 +245,11 @@ package struct MaildirQuota: Sendable {
         return FileSystem.append("\(bytes) \(messages)\n", to: fd)
     }
 
-    /// Folders that never count.
-    static let skipped: Set<String> = [".notmuch", "Trash", ".Trash", "tmp", "new", "cur"]
+    /// Folders that never count: exactly those no delivery may write to
+    /// (the folder gate's reserved names), so that no folder a rule or a
+    /// Sieve script can name holds mail the quota does not see. Trash
+    /// counts, unlike Maildir++'s convention: mail can be filed there.
+    static var skipped: Set<String> { MailFolder.reservedNames }
 
     /// Sums the messages of the maildir at `directory` and of every maildir below it.
     package static func count(_ directory: FilePath) -> QuotaUsage {
