@@ -134,9 +134,10 @@ struct DeliverySettings {
     let quota: QuotaPolicy
     let quotaWarnings: QuotaWarnings
 
-    /// The database's own folder (where xapian/ is), which no delivery
-    /// folder may be or be inside.
-    var databaseFolder: String { Database.folder(databasePath: databasePath) }
+    /// `database.path`, which no delivery folder may be or be inside: the
+    /// database's own folder, or the folder of its `.notmuch` (the mail
+    /// root itself, then, which reserves nothing more than `.notmuch`).
+    var databaseFolder: String { databasePath }
 
     /// The maildir for a folder name from any source, through the one gate
     /// (MailFolder) that refuses names that are not folders.

@@ -43,7 +43,19 @@ package enum MailFolder {
             defer { free(resolved) }
             return String(cString: resolved)
         }
-        guard let root = real(root), let folder = real(databaseFolder) else { return [] }
+        // A database not made yet: its nearest existing parent, resolved, and the rest as written.
+        func realOrNearest(_ path: String) -> String? {
+            var head = FilePath(path).lexicallyNormalized()
+            var tail: [String] = []
+            while true {
+                if let resolved = real(head.string) {
+                    return ([resolved == "/" ? "" : resolved] + tail.reversed()).joined(separator: "/")
+                }
+                guard let last = head.lastComponent, head.removeLastComponent() else { return nil }
+                tail.append(last.string)
+            }
+        }
+        guard let root = real(root), let folder = realOrNearest(databaseFolder) else { return [] }
         let prefix = root.hasSuffix("/") ? root : root + "/"
         guard folder.hasPrefix(prefix) else { return [] }
         return folder.dropFirst(prefix.count).split(separator: "/").map(String.init)
@@ -82,8 +94,9 @@ package enum MailFolder {
     /// The root itself may be a symlink.
     /// `worldReadable`: directories it creates are 0755 (less the umask)
     /// instead of 0700, as with `notmuch insert --world-readable`.
-    /// `databaseFolder`: the database's own folder (where `xapian/` is), which
-    /// no folder may be or be inside; nil when it is not known.
+    /// `databaseFolder`: `database.path` (the database's own folder, or the
+    /// one holding its `.notmuch`), which no folder may be or be inside
+    /// unless it is the root itself; nil when it is not known.
     package static func resolve(root: String, name: String?, create: Bool, databaseFolder: String?,
                                 worldReadable: Bool = false) throws(DeliveryError) -> Maildir {
         let database = databaseFolder.map { databaseComponents(root: root, databaseFolder: $0) } ?? []

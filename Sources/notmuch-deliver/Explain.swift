@@ -65,6 +65,8 @@ enum ExplainFormatter {
             }
             if !copies.isEmpty { lines.append("copies: \(copies.joined(separator: ", "))") }
         }
-        return lines.joined(separator: "\n")
+        // Every line, not only the values known to come from the message:
+        // a Sieve step, a note or a folder may hold header text too.
+        return lines.map(LogText.oneLine).joined(separator: "\n")
     }
 }
