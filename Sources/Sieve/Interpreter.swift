@@ -215,7 +215,8 @@ private struct Machine {
             if case .count = match.type { values.removeAll { $0.isEmpty } }
             return try compare(values, keys, match, condition)
         case .notmuch(let query):
-            return try facts.matches(query: expand(query))
+            // Text from the message is one phrase of the query, never an operator.
+            return try facts.matches(query: expandMarked(query).notmuchQuery)
         }
     }
 

@@ -80,6 +80,24 @@ public struct SieveText: Sendable, Equatable, CustomStringConvertible {
         return words
     }
 
+    /// The text as a notmuch query (vnd.notmuch's `notmuch` test), where a
+    /// value from the message is one phrase and never query syntax: it
+    /// keeps letters, digits, `@._+-'` and spaces (anything else becomes a
+    /// space: no quote, colon, brace or parenthesis survives), and is put
+    /// in double quotes unless the script already wrote them around it.
+    /// `from:${1}` with `x or tag:inbox` is `from:"x or tag inbox"`.
+    public var notmuchQuery: String {
+        var query = ""
+        for (index, piece) in pieces.enumerated() {
+            guard piece.fromMessage else { query += piece.text; continue }
+            let words = String(piece.text.map { $0.isLetter || $0.isNumber || "@._+-' ".contains($0) ? $0 : " " })
+            let quotedBefore = index > 0 && pieces[index - 1].text.hasSuffix("\"")
+            let quotedAfter = index + 1 < pieces.count && pieces[index + 1].text.hasPrefix("\"")
+            query += quotedBefore && quotedAfter ? words : "\"" + words + "\""
+        }
+        return query
+    }
+
     /// At most `bytes` bytes of UTF-8, never half a character.
     func bounded(_ bytes: Int) -> SieveText {
         guard plain.utf8.count > bytes else { return self }

@@ -58,6 +58,19 @@ struct MessageValuesTests {
         try fixture.expectNothingNew()
     }
 
+    /// vnd.notmuch's test: a value from the message is one phrase of the query.
+    @Test func aSieveQueryFromTheMessageIsOnePhrase() throws {
+        let fixture = try MailFixture()
+        _ = try useSieve(fixture, #"""
+            require ["variables", "vnd.notmuch"];
+            if header :matches "X-Who" "*" { if notmuch "from:${1}" { tag "+known"; } }
+            """#)
+        #expect(try fixture.deliver("X-Who: nobody or tag:inbox\n" + sampleMessage(id: "q1@example.org")).status == 0)
+        #expect(try fixture.tags("id:q1@example.org") == ["inbox", "unread"])
+        #expect(try fixture.deliver("X-Who: alice@example.org\n" + sampleMessage(id: "q2@example.org")).status == 0)
+        #expect(try fixture.tags("id:q2@example.org") == ["inbox", "known", "unread"])
+    }
+
     /// explain shows each step on one line, whatever the header holds.
     @Test func explainKeepsHeaderTextOnItsLine() throws {
         let fixture = try MailFixture()

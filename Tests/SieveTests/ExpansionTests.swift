@@ -121,3 +121,34 @@ import Testing
         #expect(problems.first?.hasPrefix("test.sieve:2: fileinto \"/tmp/abs\": ") == true, "\(problems)")
     }
 }
+
+/// The vnd.notmuch test: a value from the message is one phrase of the query.
+@Suite struct SieveQueryExpansionTests {
+    struct Recorder: MessageFacts {
+        let headers: [(String, String)]
+        let seen: Seen
+        final class Seen: @unchecked Sendable { var queries: [String] = [] }
+        func headerValues(_ name: String) -> [String] { headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1) }
+        var recipient: String? { nil }
+        var sender: String? { nil }
+        var recipientExtension: String? { nil }
+        var size: Int { 100 }
+        func matches(query: String) throws -> Bool { seen.queries.append(query); return false }
+    }
+
+    @Test func aValueFromTheMessageIsOnePhrase() throws {
+        let script = compile(#"""
+            require ["variables", "vnd.notmuch"];
+            if header :matches "X-Who" "*" {
+                if notmuch "from:${1}" { keep; }
+                if notmuch "thread:{from:\"${1}\"}" { keep; }
+                set "mine" "tag:inbox or tag:flagged";
+                if notmuch "${mine}" { keep; }
+            }
+            """#)!
+        let seen = Recorder.Seen()
+        _ = try script.run(Recorder(headers: [("X-Who", "x\" or tag:inbox} (y)")], seen: seen))
+        #expect(seen.queries == [#"from:"x  or tag inbox   y ""#, #"thread:{from:"x  or tag inbox   y "}"#,
+                                 "tag:inbox or tag:flagged"])
+    }
+}
