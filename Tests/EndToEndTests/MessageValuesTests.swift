@@ -190,6 +190,9 @@ struct MessageValuesTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("absolute"), "\(result.stderr)")
         #expect(fixture.files().count == 1 && fixture.files()[0].hasPrefix("new/"), "\(fixture.files())")
+        let explained = try fixture.command(["explain"], input: sampleMessage(id: "abs2@example.org"))
+        #expect(explained.stdout.contains("folder: (default): '/tmp/abs' is not used: folder '/tmp/abs' is absolute"),
+                "\(explained.stdout)")
         let check = try fixture.command(["check-rules", "--sieve", script.path])
         #expect(check.status == 1)
         #expect(check.stderr.contains("\(script.path):2: fileinto \"/tmp/abs\""), "\(check.stderr)")
