@@ -16,6 +16,10 @@ package enum MailFolder {
     /// it counts is what a delivery may write.
     package static let reservedNames: Set<String> = [".notmuch", "tmp", "new", "cur"]
 
+    /// The most levels a folder may have: as deep as the quota counts
+    /// (MaildirQuota), so that no folder holds mail it does not see.
+    package static let maximumDepth = 63
+
     /// Checks the name alone: relative, no `..`, no empty or NUL parts, no
     /// reserved part, and not the database's folder (`database`: its path
     /// relative to the mail root, as components, when it is inside it).
@@ -38,11 +42,7 @@ package enum MailFolder {
     /// `~/mail`: `["db"]`); empty otherwise. Compared after resolving
     /// symlinks, as the file system would.
     package static func databaseComponents(root: String, databaseFolder: String) -> [String] {
-        func real(_ path: String) -> String? {
-            guard let resolved = realpath(path, nil) else { return nil }
-            defer { free(resolved) }
-            return String(cString: resolved)
-        }
+        func real(_ path: String) -> String? { FileSystem.realPath(FilePath(path))?.string }
         // A database not made yet: its nearest existing parent, resolved, and the rest as written.
         func realOrNearest(_ path: String) -> String? {
             var head = FilePath(path).lexicallyNormalized()
@@ -81,7 +81,25 @@ package enum MailFolder {
             }
             parts.append(String(part))
         }
+        if parts.count > maximumDepth {
+            throw DeliveryError(.usage, "folder '\(name.prefix(64))…' has \(parts.count) levels, more than \(maximumDepth)")
+        }
         return parts
+    }
+
+    /// Where the folder really is, once the symlinks inside the root that
+    /// the opening followed are resolved, through the same check: a link
+    /// (`box` to `.notmuch/x`, say) must not lead a delivery into the
+    /// database or a maildir's tmp/.
+    private static func checkWhereItLeads(_ folder: FileDescriptor, named name: String, root: FilePath,
+                                          database: [String]) throws(DeliveryError) {
+        guard let realRoot = FileSystem.realPath(root),
+              let realFolder = FileSystem.realPath(FilePath("/proc/self/fd/\(folder.rawValue)")),
+              realFolder.starts(with: realRoot), realFolder != realRoot else { return }
+        let relative = realFolder.components.dropFirst(realRoot.components.count).map(\.string).joined(separator: "/")
+        do { _ = try components(of: relative, database: database) } catch {
+            throw DeliveryError(.usage, "folder '\(name)' leads to '\(relative)': \(error.message)")
+        }
     }
 
     /// The maildir for `name` under `root`, created when `create` is set.
@@ -133,6 +151,7 @@ package enum MailFolder {
             }
         }
         defer { if !parts.isEmpty { try? folder.close() } }
+        if !parts.isEmpty { try checkWhereItLeads(folder, named: name ?? "", root: rootPath, database: database) }
         do {
             return try Maildir.open(folder, at: path, within: &contained, create: create || parts.isEmpty)
         } catch {

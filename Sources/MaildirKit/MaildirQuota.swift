@@ -263,8 +263,9 @@ package struct MaildirQuota: Sendable {
     }
 
     /// Deep enough for any real folder tree, shallow enough that a
-    /// pathological one cannot exhaust descriptors.
-    static let deepest = 64
+    /// pathological one cannot exhaust descriptors; and deep enough for
+    /// every folder a delivery may write to (MailFolder.maximumDepth levels).
+    static var deepest: Int { MailFolder.maximumDepth + 1 }
 
     private static func count(_ folder: FileDescriptor, into usage: inout QuotaUsage, depth: Int) {
         guard depth < deepest, let names = try? FileSystem.list(folder) else { return }

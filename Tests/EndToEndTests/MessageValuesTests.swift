@@ -99,6 +99,28 @@ struct MessageValuesTests {
         #expect(try fixture.count() == 0)
     }
 
+    /// A symlink inside the mail root that leads into the database is
+    /// judged where it leads.
+    @Test func aFolderLinkedIntoTheDatabaseIsRefused() throws {
+        let fixture = try MailFixture()
+        try FileManager.default.createSymbolicLink(at: fixture.mailRoot.appendingPathComponent("box"),
+                                                   withDestinationURL: fixture.mailRoot.appendingPathComponent(".notmuch"))
+        let result = try fixture.deliver(sampleMessage(id: "linked@example.org"), ["--folder=box", "--create-folder"])
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr.contains("leads to '.notmuch'"), "\(result.stderr)")
+        #expect(mailInsideTheDatabase(fixture).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: fixture.mailRoot.appendingPathComponent(".notmuch/new").path))
+    }
+
+    @Test func aFolderDeeperThanTheQuotaCountsIsRefused() throws {
+        let fixture = try MailFixture()
+        let deep = Array(repeating: "d", count: 64).joined(separator: "/")
+        let result = try fixture.deliver(sampleMessage(id: "deep@example.org"), ["--folder=\(deep)", "--create-folder"])
+        #expect(result.status == 64, "\(result.stderr)")
+        let fine = Array(repeating: "d", count: 63).joined(separator: "/")
+        #expect(try fixture.deliver(sampleMessage(id: "deep@example.org"), ["--folder=\(fine)", "--create-folder"]).status == 0)
+    }
+
     @Test func importRefusesReservedFolders() throws {
         let fixture = try MailFixture()
         let mbox = fixture.directory.appendingPathComponent("in.mbox")
