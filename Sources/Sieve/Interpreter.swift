@@ -84,6 +84,13 @@ private struct Machine {
                 }
                 outcome.trace.append("line \(line): fileinto \"\(name)\"")
             case .flags(let operation, let variable, let flags):
+                // The message must not choose which of the script's variables a flag list overwrites.
+                if let variable, expandMarked(variable).hasMessageText {
+                    let text = "\(script.origin):\(line): \(operation.rawValue): the variable's name comes from the message; skipped"
+                    outcome.notes.append(text)
+                    facts.report(text)
+                    continue
+                }
                 let given = flagList(flags)
                 var current = variable.map { variables.text(expand($0)).words() } ?? internalFlags
                 switch operation {

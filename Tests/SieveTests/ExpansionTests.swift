@@ -72,6 +72,17 @@ import Testing
         #expect(result.notes.last?.contains("flag '$Junk' comes from the message") == true, "\(result.notes)")
     }
 
+    @Test func theMessageDoesNotChooseWhichVariableAFlagListWrites() {
+        let result = effects(#"""
+            require ["variables", "imap4flags", "vnd.notmuch"];
+            set "ops" "+muted";
+            if header :matches "X-Var" "*" { setflag "${1}" "-inbox"; }
+            tag "${ops}";
+            """#, [("X-Var", "ops")])
+        #expect(result.effects == [.addTag("muted")])
+        #expect(result.notes.first?.contains("test.sieve:3: setflag: the variable's name comes from the message") == true, "\(result.notes)")
+    }
+
     @Test func theScriptsOwnFlagListsStillSplit() {
         let result = effects(#"""
             require ["variables", "imap4flags"];
