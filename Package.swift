@@ -45,12 +45,13 @@ let package = Package(
         .target(name: "Mbox", dependencies: ["MailParsing", "CCompression"]),
 
         // The rules language: parsing and evaluation, independent of notmuch.
-        .target(name: "Rules", dependencies: ["CGLib"]),
+        // Folder names pass MaildirKit's one gate (MailFolder) when a rule is read.
+        .target(name: "Rules", dependencies: ["CGLib", "MaildirKit"]),
 
         // Sieve scripts (RFC 5228 and extensions): parsing, checking and
         // running them over the rules' message facts, independent of
         // notmuch; the outcome becomes the rules' effects.
-        .target(name: "Sieve", dependencies: ["Rules"]),
+        .target(name: "Sieve", dependencies: ["Rules", "MaildirKit"]),
 
         // Maildirs and the file system, knowing nothing of notmuch: writing
         // and naming messages, folders contained in the mail root, the

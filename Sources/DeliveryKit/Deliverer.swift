@@ -80,8 +80,8 @@ public final class Deliverer: Sendable {
         try VirtualMailbox.select(&options, ifAbsent: .create)
         let settings = try loadSettings(options)
         timer.mark("config")
-        let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
-                                             create: options.createFolder, worldReadable: options.worldReadable)
+        let maildir = try settings.maildir(options.folder, create: options.createFolder,
+                                           worldReadable: options.worldReadable)
         // Planned once the input is read: a quiet delivery's database then
         // opens while the file is synced.
         var plan: DeliverySession.Plan?

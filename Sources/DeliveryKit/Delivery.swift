@@ -38,7 +38,7 @@ public enum Delivery {
         var options = options
         try VirtualMailbox.select(&options, ifAbsent: .refuse)
         let settings = try DeliverySettings(options: options)
-        let scratch = try MailFolder.resolve(root: settings.mailRoot, name: nil, create: false)
+        let scratch = try settings.maildir(nil, create: false)
         let file = try write(input, to: scratch, worldReadable: false, scratch: true).path
         defer { Maildir.discard(file) }
         let database: Database
