@@ -86,6 +86,39 @@ import Testing
         #expect(client.messages == [Array(".a\nb\n..c\n.\n.\n".utf8)])
     }
 
+    /// Bodies made of line-end pieces, dots and command-like text, each
+    /// sent dot-stuffed as a correct client does (a dot added at the start
+    /// and after every CRLF) in its own pipelined transaction, in random
+    /// chunks: one message per body, each the body with CRLF as LF, and no
+    /// error reply. (FuzzLMTP checks the same against arbitrary bytes.)
+    @Test func randomBodiesAreOneMessageEach() {
+        let pieces = ["\r", "\n", "\r\n", ".", "..", "a", " ", "MAIL FROM:<ceo@bank.example>", "DATA", "QUIT"]
+        var random = SplitMix(state: 5321)
+        for _ in 0..<400 {
+            let bodies = (0..<(random.below(4) + 1)).map { _ in
+                (0..<random.below(12)).map { _ in pieces[random.below(pieces.count)] }.joined()
+            }
+            var wire = lhlo
+            for body in bodies {
+                wire += "MAIL FROM:<s@test>\r\nRCPT TO:<a@test>\r\nDATA\r\n"
+                var stuffed = body.hasPrefix(".") ? "." + body : body
+                stuffed = stuffed.replacingAll("\r\n.", with: "\r\n..")
+                if !body.isEmpty && !body.hasSuffix("\r\n") { stuffed += "\r\n" }
+                wire += stuffed + ".\r\n"
+            }
+            wire += "QUIT\r\n"
+            let chunks = (0..<6).map { _ in random.below(16) + 1 }
+            var client = Client()
+            client.send(Array(wire.utf8), chunks: chunks)
+            let expected = bodies.map { body in
+                Array((body.isEmpty || body.hasSuffix("\r\n") ? body : body + "\r\n").replacingAll("\r\n", with: "\n").utf8)
+            }
+            #expect(client.messages == expected, "\(bodies.map(\.debugDescription)) in chunks \(chunks)")
+            #expect(!client.afterLHLO.contains { $0.hasPrefix("5") || $0.hasPrefix("4") }, "\(bodies.map(\.debugDescription))")
+            #expect(client.closed)
+        }
+    }
+
     // Command lines.
 
     @Test func aBareLineFeedInACommandIsRefusedAndItsLineSkipped() {
@@ -130,5 +163,25 @@ import Testing
             #expect(client.messages == [Array("x\n".utf8)], "split at \(split)")
             #expect(client.afterLHLO.suffix(3) == ["250 2.0.0", "500 5.5.2", "250 2.1.0"], "split at \(split)")
         }
+    }
+}
+
+private extension String {
+    /// Every occurrence of `target`, left to right, not overlapping; on the
+    /// UTF-8 bytes, so that "\r\n" is never one Character to the search.
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        let bytes = Array(utf8), needle = Array(target.utf8), with = Array(replacement.utf8)
+        var result: [UInt8] = []
+        var index = 0
+        while index < bytes.count {
+            if index + needle.count <= bytes.count, Array(bytes[index..<(index + needle.count)]) == needle {
+                result += with
+                index += needle.count
+            } else {
+                result.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: result, as: UTF8.self)
     }
 }
