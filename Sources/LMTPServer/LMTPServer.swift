@@ -18,7 +18,7 @@ public struct LMTPServerConfiguration: Sendable {
     public var stdio = false
     public var maxConnections = 64
     public var maxRecipients = 50
-    public var maxMessageSize = 50 << 20
+    public var maxMessageSize = 10 << 20
     /// Seconds a client may stay silent, in a command or in its data.
     public var timeout: Int64 = 300
     /// How long a reply waits for its commit before saying it is queued;
