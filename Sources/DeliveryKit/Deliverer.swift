@@ -100,7 +100,7 @@ public final class Deliverer: Sendable {
                     return nil
                 }
                 switch settings.quota.check(mailbox: mailbox, enforcing: !options.quotaExempt,
-                                            size: { (try? Stat(temporary))?.size }) {
+                                            lockWait: settings.lockTimeout, size: { (try? Stat(temporary))?.size }) {
                 case .refused(let refusal): return refusal
                 case .admitted(let figures): measured = figures
                 }
@@ -209,13 +209,23 @@ public final class Deliverer: Sendable {
     /// is stored: the message must be refused or retried. Needs a Deliverer
     /// made with `groupCommits`. `sameAs`: the same message staged for
     /// another recipient, hard-linked rather than written again if it can be.
-    public func stage(_ input: FileDescriptor, envelope: Envelope, sameAs: Staged? = nil) throws(DeliveryError) -> Staged {
+    /// `proceed` is asked once the message is written, before it is queued
+    /// (from then on any process may commit it): false (the server gave up
+    /// waiting and answered 451) removes the file again and throws, so a
+    /// delivery that was stuck never stores a message its sender will retry.
+    public func stage(_ input: FileDescriptor, envelope: Envelope, sameAs: Staged? = nil,
+                      proceed: () -> Bool = { true }) throws(DeliveryError) -> Staged {
         guard let groupCommits else { preconditionFailure("stage needs a Deliverer made for a server") }
         var requested = options
         requested.envelope = envelope
         var timer = PhaseTimer(path: nil)
         var written = try write(input, options: requested, planning: false, sameAs: sameAs?.written.file.path,
                                 timer: &timer)
+        guard proceed() else {
+            if !written.file.adopted { Maildir.discard(written.file.path) }
+            written.takeBackQuota()
+            throw DeliveryError(.temporary, "given up: the delivery did not finish in time")
+        }
         if let keptNotMail = written.keptNotMail { _ = try keepOrDiscard(keptNotMail, &written) }
         let session = DeliverySession(settings: written.settings, options: written.options)
         let record: String
@@ -250,6 +260,13 @@ public final class Deliverer: Sendable {
             // The delivery will say what is wrong, or defer; the data may come.
             return nil
         }
+    }
+
+    /// What a server counts deliveries per mailbox by: a virtual mailbox's
+    /// directory, or "" for the one mailbox a personal server has.
+    public func mailboxKey(recipient: String) -> String {
+        guard let template = options.mailRootTemplate else { return "" }
+        return (try? VirtualMailbox.path(template: template, recipient: recipient)) ?? recipient.lowercased()
     }
 
     /// Where a server spools a message while it arrives: the mail root's
