@@ -262,6 +262,9 @@ public final class Deliverer: Sendable {
         }
     }
 
+    /// Whether each recipient has its own mailbox (a mail-root template).
+    public var servesVirtualMailboxes: Bool { options.mailRootTemplate != nil }
+
     /// What a server counts deliveries per mailbox by: a virtual mailbox's
     /// directory, or "" for the one mailbox a personal server has.
     public func mailboxKey(recipient: String) -> String {
@@ -287,22 +290,29 @@ public final class Deliverer: Sendable {
     /// or every virtual mailbox's the template has made so far.
     public func applyLeftoverQueue() {
         guard let groupCommits else { return }
-        var mailboxes = [options]
-        if let template = options.mailRootTemplate {
-            mailboxes = VirtualMailbox.existing(template: template).map { root in
-                var mailbox = options
-                mailbox.config = .none
-                mailbox.profile = nil
-                mailbox.databasePath = root
-                return mailbox
-            }
-        }
-        for mailbox in mailboxes {
+        for mailbox in mailboxes() {
             guard let settings = try? loadSettings(mailbox) else { continue }
             let session = DeliverySession(settings: settings, options: mailbox)
             guard !session.queue.names().isEmpty else { continue }
             groupCommits.committer(for: session.applier).kick(applier: session.applier)
         }
+    }
+
+    /// The options of each mailbox this Deliverer serves that exists now:
+    /// its one mailbox, or every virtual mailbox the template has made.
+    func mailboxes() -> [DeliveryOptions] {
+        guard let template = options.mailRootTemplate else { return [options] }
+        return VirtualMailbox.existing(template: template).map { root in
+            var mailbox = options
+            mailbox.config = .none
+            mailbox.profile = nil
+            mailbox.databasePath = root
+            return mailbox
+        }
+    }
+
+    func settings(for mailbox: DeliveryOptions) throws(DeliveryError) -> DeliverySettings {
+        try loadSettings(mailbox)
     }
 
     /// Reads the configuration and the rules again from the next delivery
