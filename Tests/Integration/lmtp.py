@@ -595,6 +595,37 @@ def try_rcpt(server, address, wait=8):
         return None, None
 
 
+def test_start_removes_leftovers(env, personal, virtual):
+    """A server starting removes the files killed deliveries left in tmp/
+    (their writer, named in the file's name, is gone from this host), and
+    leaves a live writer's and another host's young ones alone."""
+    tmp = os.path.join(env.mail, "tmp")
+    with personal.lmtp() as client:
+        check(client.sendmail(SENDER, ["t@example.org"], message("before-leftovers@remote.example", "x")) == {},
+              "a delivery before the leftovers refused")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    now = int(time.time())
+    host = socket.gethostname()
+    names = {
+        "dead": f"{now}.M1P{dead.pid}R1Q1.{host}",
+        "live": f"{now + 1}.M1P{os.getpid()}R1Q1.{host}",
+        "other host": f"{now}.M1P{dead.pid}R1Q1.elsewhere.example",
+    }
+    for name in names.values():
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write("From: half-written\n")
+        as_servers_user(env, os.path.join(tmp, name))
+    server = env.start("leftover-start", "--lock-timeout", "1")
+    server.stop()
+    left = set(os.listdir(tmp))
+    check(names["dead"] not in left, f"the dead writer's file is still in tmp/: {sorted(left)}")
+    check(names["live"] in left and names["other host"] in left, f"a live or another host's file was removed: {sorted(left)}")
+    for name in (names["live"], names["other host"]):
+        os.unlink(os.path.join(tmp, name))
+    return "server start: a dead writer's tmp/ file removed; a live writer's and another host's kept"
+
+
 def test_stuck_mailbox(env, personal, virtual):
     """A mailbox whose files hang an open (a FIFO for maildirsize) or whose
     lock another program holds for ever: its recipient gets 451 4.3.0, the
@@ -1011,6 +1042,7 @@ TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_reci
          test_dot_stuffing_and_bare_lf, test_bad_commands, test_disconnect_mid_data, test_not_mail, test_too_big,
          test_max_recipients, test_extension, test_max_connections, test_quota, test_quoted_local_part,
          test_rules_reread, test_null_sender, test_garbage, test_leftovers, test_stuck_mailbox,
+         test_start_removes_leftovers,
          test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
 
 
