@@ -74,8 +74,11 @@ public final class Deliverer: Sendable {
     /// that need no index all happen before the fsyncs and the link, so a
     /// refused message never reaches new/ and nothing of it is left.
     /// `planning`: the command line plans its database work meanwhile.
+    /// `wanted` false, asked before the file is synced and linked into
+    /// new/, drops it there (a server that gave up on this delivery).
     private func write(_ input: FileDescriptor, options requested: DeliveryOptions, planning: Bool,
-                       sameAs: FilePath? = nil, timer: inout PhaseTimer) throws(DeliveryError) -> Written {
+                       sameAs: FilePath? = nil, wanted: () -> Bool = { true },
+                       timer: inout PhaseTimer) throws(DeliveryError) -> Written {
         var options = requested
         try VirtualMailbox.select(&options)
         let settings = try loadSettings(options)
@@ -109,6 +112,7 @@ public final class Deliverer: Sendable {
                                                                             database: nil, messageID: nil))
                 }
                 if planning { plan = DeliverySession(settings: settings, options: options).plan() }
+                if !wanted() { return DeliveryError(.temporary, "given up: the delivery did not finish in time") }
                 return nil
             })
         } catch {
@@ -213,13 +217,16 @@ public final class Deliverer: Sendable {
     /// (from then on any process may commit it): false (the server gave up
     /// waiting and answered 451) removes the file again and throws, so a
     /// delivery that was stuck never stores a message its sender will retry.
+    /// `wanted`, asked earlier (before the file reaches new/), lets a
+    /// delivery given up already stop without making its file visible.
     public func stage(_ input: FileDescriptor, envelope: Envelope, sameAs: Staged? = nil,
-                      proceed: () -> Bool = { true }) throws(DeliveryError) -> Staged {
+                      wanted: () -> Bool = { true }, proceed: () -> Bool = { true }) throws(DeliveryError) -> Staged {
         guard let groupCommits else { preconditionFailure("stage needs a Deliverer made for a server") }
         var requested = options
         requested.envelope = envelope
         var timer = PhaseTimer(path: nil)
         var written = try write(input, options: requested, planning: false, sameAs: sameAs?.written.file.path,
+                                wanted: wanted,
                                 timer: &timer)
         guard proceed() else {
             if !written.file.adopted { Maildir.discard(written.file.path) }

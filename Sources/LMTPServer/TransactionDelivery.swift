@@ -68,7 +68,7 @@ struct TransactionDelivery: Sendable {
                     throw DeliveryError(.temporary, "cannot read the spooled message back: \(error)")
                 }
                 let done = try deliverer.stage(spool.descriptor, envelope: self.envelope(envelope, recipient), sameAs: written,
-                                               proceed: { progress.claim(index) })
+                                               wanted: { !progress.isAbandoned }, proceed: { progress.claim(index) })
                 progress.store(index, .success(done))
                 if written == nil { written = done }
                 staged.append(.success(done))

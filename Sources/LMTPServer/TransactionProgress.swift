@@ -39,6 +39,10 @@ final class TransactionProgress: Sendable {
         state.withLock { $0.current = nil }
     }
 
+    /// Whether the deadline has passed (asked before the message is made
+    /// visible, so that a given-up delivery mostly never shows at all).
+    var isAbandoned: Bool { state.withLock { $0.abandoned } }
+
     /// The worker may queue the message for recipient `index`: false once
     /// the deadline has passed (it then removes what it wrote).
     func claim(_ index: Int) -> Bool {

@@ -700,6 +700,37 @@ def test_stuck_mailbox(env, personal, virtual):
         check(client.sendmail(SENDER, ["alice@stuck.example"], message("later-alice@remote.example", "later")) == {},
               "alice refused once her lock was released")
 
+    # Two recipients, the second one stuck: the first, queued before the
+    # deadline, is answered from its own delivery (250); the second 451.
+    holder = os.open(alice, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        both = server.raw()
+        both.sock.settimeout(20)
+        both.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<bob@stuck.example>\r\n"
+                  f"RCPT TO:<alice@stuck.example>\r\nDATA\r\n".encode())
+        check([r[0] for r in both.replies(5)] == [250, 250, 250, 250, 354], "transaction for bob and alice")
+        both.send(message("both@remote.example", "both").encode() + b".\r\n")
+        try:
+            first, second = both.replies(2)
+        except socket.timeout:
+            raise Failure("no replies for bob and a stuck alice within 20 s")
+        check(first[0] == 250, f"bob, staged before the deadline: {first}")
+        check(second[0] == 451 and "did not finish" in second[1], f"alice, stuck: {second}")
+        both.close()
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    check(wait_until(lambda: not os.listdir(os.path.join(alice, "tmp")), 10), "alice's tmp/ not emptied (2)")
+    check(env.count("id:both@remote.example", mailbox=bob) == 1, "bob's copy of the two-recipient message is not indexed")
+    check(env.count("id:both@remote.example", mailbox=alice) == 0, "alice's given-up copy was indexed")
+    def alice_accepted():
+        reply, client = try_rcpt(server, "alice@stuck.example")
+        if client:
+            client.close()
+        return reply is not None and reply[0] == 250
+    check(wait_until(alice_accepted, 10), "alice still refused after her stuck delivery came back")
+
     # SIGTERM with a delivery stuck for good: the server still stops.
     holder = os.open(alice, os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(holder, fcntl.LOCK_EX)
