@@ -245,6 +245,8 @@ final class LMTPHandler: ChannelInboundHandler {
             guard let refusal = deliverer.precheck(recipient: recipient.address, size: size) else { return .accept }
             return .refuse(TransactionDelivery.reply(for: refusal, recipient: recipient.address))
         }.whenComplete { result in
+            // Not run at all (the pool is stopping): its place is given back here.
+            if case .failure = result { gate.leave(ticket) }
             let (handler, context) = bound.value
             guard handler.endWork(number) else { return }
             let verdict: RecipientVerdict
