@@ -80,11 +80,11 @@ public final class Deliverer: Sendable {
                        sameAs: FilePath? = nil, wanted: () -> Bool = { true },
                        timer: inout PhaseTimer) throws(DeliveryError) -> Written {
         var options = requested
-        try VirtualMailbox.select(&options)
+        try VirtualMailbox.select(&options, ifAbsent: .create)
         let settings = try loadSettings(options)
         timer.mark("config")
-        let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
-                                             create: options.createFolder, worldReadable: options.worldReadable)
+        let maildir = try settings.maildir(options.folder, create: options.createFolder,
+                                           worldReadable: options.worldReadable)
         // Planned once the input is read: a quiet delivery's database then
         // opens while the file is synced.
         var plan: DeliverySession.Plan?
@@ -260,7 +260,7 @@ public final class Deliverer: Sendable {
             guard FileSystem.kind(of: FilePath(root)) == .directory, Database.exists(databasePath: root) else { return nil }
         }
         do {
-            try VirtualMailbox.select(&options)
+            try VirtualMailbox.select(&options, ifAbsent: .refuse)
             let settings = try loadSettings(options)
             return settings.quota.precheck(mailbox: MaildirQuota(root: FilePath(settings.mailRoot)), size: Int64(size))
         } catch {
@@ -375,6 +375,7 @@ public final class Deliverer: Sendable {
         options.folder = nil
         options.createFolder = false
         options.rules = .none
+        options.sieve = .none
         options.tagOperations = settings.quotaWarnings.tags
         options.runHooks = false
         options.keep = false

@@ -17,7 +17,7 @@ public enum Delivery {
     /// post-new hook). Returns how many records were applied.
     public static func flush(_ options: DeliveryOptions) throws(DeliveryError) -> Int {
         var options = options
-        try VirtualMailbox.select(&options)
+        try VirtualMailbox.select(&options, ifAbsent: .refuse)
         let settings = try DeliverySettings(options: options)
         LeftoverRemoval.run(settings: settings)
         let queue = PendingQueue(databasePath: settings.databasePath)
@@ -28,7 +28,7 @@ public enum Delivery {
     /// `--retry` and `--drop`, which act on set-aside records.
     public static func queue(_ options: DeliveryOptions) throws(DeliveryError) -> PendingQueue {
         var options = options
-        try VirtualMailbox.select(&options)
+        try VirtualMailbox.select(&options, ifAbsent: .refuse)
         return PendingQueue(databasePath: try DeliverySettings(options: options).databasePath)
     }
 
@@ -37,9 +37,9 @@ public enum Delivery {
     /// never committed. For `explain`.
     public static func explain(_ options: DeliveryOptions, input: FileDescriptor) throws(DeliveryError) -> DeliveryReport {
         var options = options
-        try VirtualMailbox.select(&options)
+        try VirtualMailbox.select(&options, ifAbsent: .refuse)
         let settings = try DeliverySettings(options: options)
-        let scratch = try MailFolder.resolve(root: settings.mailRoot, name: nil, create: false)
+        let scratch = try settings.maildir(nil, create: false)
         let file = try write(input, to: scratch, worldReadable: false, scratch: true).path
         defer { Maildir.discard(file) }
         let database: Database

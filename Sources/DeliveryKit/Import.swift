@@ -71,11 +71,14 @@ public final class Importer {
         self.options = options
         self.onProgress = onProgress
         settings = try DeliverySettings(options: options.delivery)
-        // A dry run creates nothing, not even the folder.
+        // A dry run creates nothing, not even the folder, but checks its name.
+        if options.dryRun {
+            let database = MailFolder.databaseComponents(root: settings.mailRoot, databaseFolder: settings.databaseFolder)
+            _ = try MailFolder.components(of: options.delivery.folder, database: database)
+        }
         maildir = options.dryRun
             ? Maildir(FilePath(settings.mailRoot))
-            : try MailFolder.resolve(root: settings.mailRoot, name: options.delivery.folder,
-                                     create: options.delivery.createFolder)
+            : try settings.maildir(options.delivery.folder, create: options.delivery.createFolder)
     }
 
     public func run(_ archives: [String]) throws(DeliveryError) -> ImportReport {

@@ -196,8 +196,7 @@ struct IndexJob {
         for copy in copies {
             let maildir: Maildir
             do {
-                maildir = try MailFolder.resolve(root: settings.mailRoot, name: copy.folder.isEmpty ? nil : copy.folder,
-                                                 create: !copy.mustExist)
+                maildir = try settings.maildir(copy.folder.isEmpty ? nil : copy.folder, create: !copy.mustExist)
             } catch {
                 DeliveryLog.logger.notice("copy into '\(copy.folder)' not made (\(error.message))")
                 continue
@@ -258,7 +257,7 @@ struct IndexJob {
     private func movingTarget(_ folder: String, for file: FilePath, create: Bool) -> Maildir? {
         let maildir: Maildir
         do {
-            maildir = try MailFolder.resolve(root: settings.mailRoot, name: folder, create: create)
+            maildir = try settings.maildir(folder, create: create)
         } catch where !create {
             // As Pigeonhole without :create: the implicit keep.
             DeliveryLog.logger.notice("Sieve fileinto '\(folder)' without :create not used (\(error.message)); the message stays in the default folder")

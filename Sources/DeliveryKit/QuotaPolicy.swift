@@ -200,7 +200,7 @@ extension Delivery {
 
     public static func quotaStatus(_ options: DeliveryOptions, recalculate: Bool) throws(DeliveryError) -> QuotaStatus {
         var options = options
-        try VirtualMailbox.select(&options)
+        try VirtualMailbox.select(&options, ifAbsent: .refuse)
         let settings = try DeliverySettings(options: options)
         let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
         let configured = settings.quota.limit

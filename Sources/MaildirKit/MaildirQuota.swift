@@ -275,8 +275,11 @@ package struct MaildirQuota: Sendable {
         return FileSystem.append("\(bytes) \(messages)\n", to: fd)
     }
 
-    /// Folders that never count.
-    static let skipped: Set<String> = [".notmuch", "Trash", ".Trash", "tmp", "new", "cur"]
+    /// Folders that never count: exactly those no delivery may write to
+    /// (the folder gate's reserved names), so that no folder a rule or a
+    /// Sieve script can name holds mail the quota does not see. Trash
+    /// counts, unlike Maildir++'s convention: mail can be filed there.
+    static var skipped: Set<String> { MailFolder.reservedNames }
 
     /// Sums the messages of the maildir at `directory` and of every maildir below it.
     package static func count(_ directory: FilePath) -> QuotaUsage {
@@ -290,8 +293,9 @@ package struct MaildirQuota: Sendable {
     }
 
     /// Deep enough for any real folder tree, shallow enough that a
-    /// pathological one cannot exhaust descriptors.
-    static let deepest = 64
+    /// pathological one cannot exhaust descriptors; and deep enough for
+    /// every folder a delivery may write to (MailFolder.maximumDepth levels).
+    static var deepest: Int { MailFolder.maximumDepth + 1 }
 
     private static func count(_ folder: FileDescriptor, into usage: inout QuotaUsage, depth: Int) {
         guard depth < deepest, let names = try? FileSystem.list(folder) else { return }

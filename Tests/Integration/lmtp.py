@@ -438,23 +438,94 @@ def test_dot_stuffing_and_bare_lf(env, personal, virtual):
     body = b"..starts with a dot\r\n...\r\n..\r\n. \r\nend\r\n"
     c.send(message("dots@remote.example", "dots").encode().replace(b"Hello.\r\n", b"") + body + b".\r\n")
     c.expect(250, "2.0.0", "stuffed message")
-    # Bare LF everywhere: commands and data.
-    c.send(b"MAIL FROM:<sender@remote.example>\nRCPT TO:<t@example.org>\nDATA\n")
-    check([r[0] for r in c.replies(3)] == [250, 250, 354], "bare-LF commands")
-    c.send(b"From: Sender <sender@remote.example>\nSubject: bare lf\nMessage-ID: <lf@remote.example>\n\n"
-           b"line one\n..dot\nline three\n.\n")
-    c.expect(250, "2.0.0", "bare-LF message")
-    c.send(b"QUIT\n")
+    # A bare LF ends no command: 500 at once, its line skipped through the
+    # next CRLF, never run (MAIL here would answer 250).
+    c.send(b"MAIL FROM:<sender@remote.example>\nRCPT TO:<t@example.org>\r\nNOOP\r\n")
+    check([r[0] for r in c.replies(2)] == [500, 250], "a bare-LF command")
+    c.send(b"QUIT\r\n")
     c.expect(221, what="QUIT")
     c.close()
     with open(env.notmuch("search", "--output=files", "id:dots@remote.example"), "rb") as f:
         stored = f.read()
     check(stored.endswith(b"\n\n.starts with a dot\n..\n.\n \nend\n"), f"unstuffed body: {stored[-60:]!r}")
-    with open(env.notmuch("search", "--output=files", "id:lf@remote.example"), "rb") as f:
+    return "dot-stuffed lines unstuffed ('..x', '...', '..', '. '); a bare-LF command refused (500) and not run"
+
+
+# Each near miss of CRLF "." CRLF, as a client that passes bare line ends
+# through would send it, then a forged transaction (issue 22: SMTP smuggling).
+NEAR_MISSES = [b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\r"]
+
+
+def smuggling_session(n, ending, lhlo=True):
+    forged = (b"MAIL FROM:<ceo@bank.example>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n"
+              b"From: CEO <ceo@bank.example>\r\nSubject: forged\r\n"
+              + f"Message-ID: <forged-{n}@bank.example>\r\n\r\nPay now.\r\n".encode())
+    return ((b"LHLO x\r\n" if lhlo else b"")
+            + b"MAIL FROM:<sender@remote.example>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n"
+            + message(f"smuggle-{n}@remote.example", "carrier", body="text").encode()
+            + ending + forged + b".\r\nQUIT\r\n")
+
+
+def check_one_carrier(env, n, ending):
+    check(env.count(f"id:smuggle-{n}@remote.example") == 1, f"{ending!r}: the carrier message is not stored once")
+    check(env.count(f"id:forged-{n}@bank.example") == 0, f"{ending!r}: a forged message was stored")
+    check(env.count("from:ceo@bank.example") == 0, f"{ending!r}: a message from the forged sender was stored")
+    with open(env.notmuch("search", "--output=files", f"id:smuggle-{n}@remote.example"), "rb") as f:
         stored = f.read()
-    check(stored.endswith(b"Message-ID: <lf@remote.example>\n\nline one\n.dot\nline three\n"),
-          f"bare-LF message stored as {stored!r}")
-    return "dot-stuffed lines unstuffed ('..x', '...', '..', '. '), bare-LF commands and data accepted and stored as LF"
+    check(b"MAIL FROM:<ceo@bank.example>" in stored and stored.endswith(b"Pay now.\n"),
+          f"{ending!r}: the would-be commands are not the carrier's content: {stored[-200:]!r}")
+
+
+def test_smuggling(env, personal, virtual):
+    before = env.count("*")
+    for n, ending in enumerate(NEAR_MISSES):
+        c = personal.raw()
+        c.send(smuggling_session(n, ending))
+        codes = [r[0] for r in c.replies(6)]
+        check(codes == [250, 250, 250, 354, 250, 221], f"{ending!r}: replies {codes} (want one transaction)")
+        check(c.closed_by_server(), f"{ending!r}: the connection stays open after QUIT")
+        c.close()
+        check_one_carrier(env, n, ending)
+    # The same bytes through --stdio.
+    n = len(NEAR_MISSES)
+    result = env.run([env.binary, "lmtp", "--stdio"], stdin=smuggling_session(n, b"\n.\n"))
+    codes = re.findall(r"^(\d{3}) ", result.stdout.decode(errors="replace"), re.M)
+    check(result.returncode == 0 and codes == ["220", "250", "250", "250", "354", "250", "221"],
+          f"--stdio: exit {result.returncode}, replies {codes}")
+    check_one_carrier(env, n, b"\n.\n (stdio)")
+    added = env.count("*") - before
+    check(added == n + 1, f"{added} messages stored for {n + 1} carriers")
+    return (f"{len(NEAR_MISSES)} near misses of CRLF.CRLF over a socket and one over --stdio: one message each "
+            "(notmuch: the forged Message-ID absent), the would-be commands in its body")
+
+
+def test_utf8_addresses(env, personal, virtual):
+    c = virtual.raw()
+    c.send(b"LHLO x\r\n")
+    check("SMTPUTF8" in [line[4:] for line in c.reply_lines()], "LHLO does not offer SMTPUTF8")
+    rcpt = "Jörg@Bücher.example"
+    c.send(f"MAIL FROM:<jörg@bücher.example> SMTPUTF8 BODY=8BITMIME\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
+    check([r[0] for r in c.replies(3)] == [250, 250, 354], "MAIL/RCPT/DATA with UTF-8 addresses")
+    c.send(message("utf8@remote.example", "Grüße", to=rcpt).encode() + b".\r\n")
+    c.expect(250, "2.0.0", "UTF-8 recipient delivered")
+    # Without SMTPUTF8: 553 5.6.7; not UTF-8 or a C1 control: 501.
+    c.send("MAIL FROM:<jörg@bücher.example>\r\n".encode())
+    c.expect(553, "5.6.7", "UTF-8 sender without SMTPUTF8")
+    c.send(b"MAIL FROM:<s@remote.example> SMTPUTF8\r\nRCPT TO:<j\xc3rg@example.org>\r\n"
+           + "RCPT TO:<j\u0085rg@example.org>\r\nQUIT\r\n".encode())
+    replies = c.replies(4)
+    check([r[0] for r in replies] == [250, 501, 501, 221]
+          and "not valid UTF-8" in replies[1][1] and "control character" in replies[2][1], f"bad addresses: {replies}")
+    c.close()
+    box = os.path.join(env.dir, "vmail", "bücher.example", "jörg")
+    check(os.path.isdir(box), f"no mailbox {box}: {os.listdir(os.path.join(env.dir, 'vmail'))}")
+    found = env.notmuch("search", "--output=messages", "subject:Grüße", mailbox=box)
+    check(found == "id:utf8@remote.example", f"notmuch search subject:Grüße in {box}: {found!r}")
+    with open(env.notmuch("search", "--output=files", "id:utf8@remote.example", mailbox=box), "rb") as f:
+        stored = f.read()
+    check(stored.startswith(f"Return-Path: <jörg@bücher.example>\nDelivered-To: {rcpt}\n".encode()),
+          f"trace headers: {stored[:120]!r}")
+    return "SMTPUTF8 offered; Jörg@Bücher.example delivered into vmail/bücher.example/jörg (notmuch search finds it); 553 5.6.7 without SMTPUTF8, 501 for bad UTF-8 and C1"
 
 
 def test_bad_commands(env, personal, virtual):
@@ -805,6 +876,33 @@ def test_quota(env, personal, virtual):
     return "--quota 2C, mailbox holding 2: RCPT 452 4.2.2 (others still 250); --quota-permanent: 552 5.2.2"
 
 
+def test_quota_warning(env, personal, virtual):
+    """The warning a delivery triggers is not tagged by the rules the
+    server was given: the server caches settings per mailbox, and the
+    warning's "no rules" must not be served the mailbox's."""
+    rules = os.path.join(env.dir, "rules-everything")
+    with open(rules, "w") as f:
+        f.write("+ruled -- *\n")
+    if env.root_user:
+        os.chown(rules, NOBODY, NOBODY)
+    base = os.path.join(env.dir, "vwarn")
+    os.mkdir(base)
+    if env.root_user:
+        os.chown(base, NOBODY, NOBODY)
+    server = env.start("warn", "--mail-root", os.path.join(base, "%d", "%u"), "--quota", "4000",
+                       "--quota-warn", "1", "--rules", rules)
+    box = os.path.join(base, "virt.example", "wendy")
+    with server.lmtp() as client:
+        for n in (1, 2):
+            check(client.sendmail(SENDER, ["wendy@virt.example"], message(f"w{n}@remote.example", f"w{n}")) == {},
+                  f"message {n} refused")
+    server.stop()
+    check(env.count("tag:quota-warning", mailbox=box) == 1, "no quota warning delivered")
+    check(env.count("tag:ruled and not tag:quota-warning", mailbox=box) == 2, "the rules did not tag the mail")
+    check(env.count("tag:quota-warning and tag:ruled", mailbox=box) == 0, "the quota warning was tagged by the rules")
+    return "--quota-warn 1 with a rule tagging everything: the warning is not tagged, the mail is"
+
+
 def test_sigterm(env, personal, virtual):
     server = env.start("sigterm")
     busy = server.raw()
@@ -1070,8 +1168,10 @@ def test_no_new_mail(env, personal, virtual):
 
 
 TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_recipient, test_rset, test_pipelining,
-         test_dot_stuffing_and_bare_lf, test_bad_commands, test_disconnect_mid_data, test_not_mail, test_too_big,
-         test_max_recipients, test_extension, test_max_connections, test_quota, test_quoted_local_part,
+         test_dot_stuffing_and_bare_lf, test_smuggling, test_utf8_addresses, test_bad_commands,
+         test_disconnect_mid_data, test_not_mail, test_too_big,
+         test_max_recipients, test_extension, test_max_connections, test_quota, test_quota_warning,
+         test_quoted_local_part,
          test_rules_reread, test_null_sender, test_garbage, test_leftovers, test_stuck_mailbox,
          test_start_removes_leftovers,
          test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
