@@ -19,6 +19,7 @@ public enum Delivery {
         var options = options
         try VirtualMailbox.select(&options, ifAbsent: .refuse)
         let settings = try DeliverySettings(options: options)
+        LeftoverRemoval.run(settings: settings)
         let queue = PendingQueue(databasePath: settings.databasePath)
         return try QueueApplier(settings: settings, options: options, queue: queue).flushQueue()
     }

@@ -153,6 +153,9 @@ struct DeliverySettings {
     /// Reads the config without taking the database's write lock.
     init(options: DeliveryOptions, rulesCache: RulesCache = RulesCache()) throws(DeliveryError) {
         let loaded: Database.LoadedConfig
+        if let problem = ConfigFileCheck.problem(options.config, profile: options.profile) {
+            throw DeliveryError.config(problem)
+        }
         do {
             loaded = try Database.loadConfig(config: options.config, profile: options.profile,
                                              databasePath: options.databasePath)

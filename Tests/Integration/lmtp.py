@@ -62,7 +62,7 @@ class Environment:
         self.config = os.path.join(self.dir, "notmuch-config")
         self.rules = os.path.join(self.dir, "rules")
         os.mkdir(self.mail)
-        for sub in ("vmail", "vquota", "vleft"):
+        for sub in ("vmail", "vquota", "vleft", "vstuck"):
             os.mkdir(os.path.join(self.dir, sub))
         with open(self.config, "w") as f:
             f.write(f"[database]\npath={self.mail}\n[new]\ntags=unread;inbox;\n[deliver]\nrules={self.rules}\n")
@@ -647,6 +647,186 @@ def test_extension(env, personal, virtual):
     return "+shop recipient: rule extension:shop filed it in folder shop with tag shopping"
 
 
+def as_servers_user(env, path):
+    """A file made here, owned by the user the servers run as."""
+    if env.root_user:
+        os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+
+
+def try_rcpt(server, address, wait=8):
+    """LHLO, MAIL and RCPT for `address`: its RCPT reply, or None when none
+    came within `wait` seconds (the client then gives up and leaves)."""
+    client = server.raw()
+    client.sock.settimeout(wait)
+    try:
+        client.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<{address}>\r\n".encode())
+        client.replies(2)
+        return client.reply(), client
+    except (socket.timeout, Failure):
+        client.close()
+        return None, None
+
+
+def test_start_removes_leftovers(env, personal, virtual):
+    """A server starting removes the files killed deliveries left in tmp/
+    (their writer, named in the file's name, is gone from this host), and
+    leaves a live writer's and another host's young ones alone."""
+    tmp = os.path.join(env.mail, "tmp")
+    with personal.lmtp() as client:
+        check(client.sendmail(SENDER, ["t@example.org"], message("before-leftovers@remote.example", "x")) == {},
+              "a delivery before the leftovers refused")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    now = int(time.time())
+    host = socket.gethostname()
+    names = {
+        "dead": f"{now}.M1P{dead.pid}R1Q1.{host}",
+        "live": f"{now + 1}.M1P{os.getpid()}R1Q1.{host}",
+        "other host": f"{now}.M1P{dead.pid}R1Q1.elsewhere.example",
+    }
+    for name in names.values():
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write("From: half-written\n")
+        as_servers_user(env, os.path.join(tmp, name))
+    server = env.start("leftover-start", "--lock-timeout", "1")
+    server.stop()
+    left = set(os.listdir(tmp))
+    check(names["dead"] not in left, f"the dead writer's file is still in tmp/: {sorted(left)}")
+    check(names["live"] in left and names["other host"] in left, f"a live or another host's file was removed: {sorted(left)}")
+    for name in (names["live"], names["other host"]):
+        os.unlink(os.path.join(tmp, name))
+    return "server start: a dead writer's tmp/ file removed; a live writer's and another host's kept"
+
+
+def test_stuck_mailbox(env, personal, virtual):
+    """A mailbox whose files hang an open (a FIFO for maildirsize) or whose
+    lock another program holds for ever: its recipient gets 451 4.3.0, the
+    other mailboxes are served, the connection slots are freed, and SIGTERM
+    still ends the server."""
+    template = os.path.join(env.dir, "vstuck", "%d", "%u")
+    server = env.start("stuck", "--mail-root", template, "--max-connections", "3", "--timeout", "3",
+                       "--lock-timeout", "20")
+    with server.lmtp() as client:
+        for user in ("alice", "bob"):
+            check(client.sendmail(SENDER, [f"{user}@stuck.example"], message(f"first-{user}@remote.example", "first")) == {},
+                  f"first message to {user} refused")
+    alice = env.vmailbox("alice@stuck.example", base="vstuck")
+    bob = env.vmailbox("bob@stuck.example", base="vstuck")
+    fifo = os.path.join(alice, "maildirsize")
+    os.mkfifo(fifo, 0o600)
+    as_servers_user(env, fifo)
+    # Three tries for alice with three connections allowed: each is answered
+    # 451 4.3.0 at once, and leaves.
+    for n in range(3):
+        reply, client = try_rcpt(server, "alice@stuck.example")
+        check(reply is not None, f"try {n + 1} for alice (FIFO maildirsize): no RCPT reply within 8 s")
+        check(reply[0] == 451 and reply[1].startswith("4.3.0 ") and "maildirsize" in reply[1],
+              f"try {n + 1} for alice (FIFO maildirsize): {reply}")
+        client.close()
+    with server.lmtp() as client:
+        check(client.sendmail(SENDER, ["bob@stuck.example"], message("second-bob@remote.example", "bob")) == {},
+              "bob refused while alice's maildirsize is a FIFO")
+    check(env.count("id:second-bob@remote.example", mailbox=bob) == 1, "bob's message is not indexed")
+    os.unlink(fifo)
+
+    # A lock held for ever on alice's mailbox, with a quota: her delivery
+    # waits for the lock (up to --lock-timeout 20), past the server's own
+    # deadline (--timeout 3), which answers 451 and frees the connection.
+    with open(fifo, "w") as f:
+        f.write("100000000S\n")
+    as_servers_user(env, fifo)
+    holder = os.open(alice, os.O_RDONLY | os.O_DIRECTORY)
+    import fcntl
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        stuck = server.raw()
+        stuck.sock.settimeout(15)
+        stuck.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<alice@stuck.example>\r\nDATA\r\n".encode())
+        check([r[0] for r in stuck.replies(4)] == [250, 250, 250, 354], "transaction for alice")
+        stuck.send(message("stuck-alice@remote.example", "stuck").encode() + b".\r\n")
+        try:
+            code, text = stuck.reply()
+        except socket.timeout:
+            raise Failure("no reply for alice's stuck delivery within 15 s (--timeout 3)")
+        check(code == 451 and text.startswith("4.3.0 ") and "did not finish within 3 s" in text,
+              f"alice's stuck delivery: {code} {text}")
+        stuck.close()
+        # The mailbox takes nothing more while that delivery is stuck: at once.
+        for n in range(2):
+            reply, client = try_rcpt(server, "alice@stuck.example")
+            check(reply is not None and reply[0] == 451 and "stuck" in reply[1],
+                  f"try {n + 2} for alice while her delivery is stuck: {reply}")
+            client.close()
+        with server.lmtp() as client:
+            check(client.sendmail(SENDER, ["bob@stuck.example"], message("third-bob@remote.example", "bob")) == {},
+                  "bob refused while alice's delivery is stuck")
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    # The stuck thread comes back, finds it was given up, and removes what it wrote.
+    check(wait_until(lambda: not os.listdir(os.path.join(alice, "tmp")), 10), "alice's tmp/ not emptied")
+    check(env.count("id:stuck-alice@remote.example", mailbox=alice) == 0, "the abandoned message was indexed")
+    check(not any(b"<stuck-alice@remote.example>" in open(os.path.join(alice, "new", f), "rb").read()
+                  for f in os.listdir(os.path.join(alice, "new"))), "the abandoned message is in alice's new/")
+    with server.lmtp() as client:
+        check(client.sendmail(SENDER, ["alice@stuck.example"], message("later-alice@remote.example", "later")) == {},
+              "alice refused once her lock was released")
+
+    # Two recipients, the second one stuck: the first, queued before the
+    # deadline, is answered from its own delivery (250); the second 451.
+    holder = os.open(alice, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        both = server.raw()
+        both.sock.settimeout(20)
+        both.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<bob@stuck.example>\r\n"
+                  f"RCPT TO:<alice@stuck.example>\r\nDATA\r\n".encode())
+        check([r[0] for r in both.replies(5)] == [250, 250, 250, 250, 354], "transaction for bob and alice")
+        both.send(message("both@remote.example", "both").encode() + b".\r\n")
+        try:
+            first, second = both.replies(2)
+        except socket.timeout:
+            raise Failure("no replies for bob and a stuck alice within 20 s")
+        check(first[0] == 250, f"bob, staged before the deadline: {first}")
+        check(second[0] == 451 and "did not finish" in second[1], f"alice, stuck: {second}")
+        both.close()
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    check(wait_until(lambda: not os.listdir(os.path.join(alice, "tmp")), 10), "alice's tmp/ not emptied (2)")
+    check(env.count("id:both@remote.example", mailbox=bob) == 1, "bob's copy of the two-recipient message is not indexed")
+    check(env.count("id:both@remote.example", mailbox=alice) == 0, "alice's given-up copy was indexed")
+    def alice_accepted():
+        reply, client = try_rcpt(server, "alice@stuck.example")
+        if client:
+            client.close()
+        return reply is not None and reply[0] == 250
+    check(wait_until(alice_accepted, 10), "alice still refused after her stuck delivery came back")
+
+    # SIGTERM with a delivery stuck for good: the server still stops.
+    holder = os.open(alice, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        stuck = server.raw()
+        stuck.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<alice@stuck.example>\r\nDATA\r\n".encode())
+        stuck.replies(4)
+        stuck.send(message("term-alice@remote.example", "at SIGTERM").encode() + b".\r\n")
+        time.sleep(0.5)
+        server.process.send_signal(signal.SIGTERM)
+        # The bound: --timeout + --lock-timeout + 15 s (3 + 20 + 15 here).
+        try:
+            status = server.process.wait(timeout=38)
+        except subprocess.TimeoutExpired:
+            raise Failure("the server did not exit within 38 s of SIGTERM with a delivery stuck")
+        check(status == 0, f"exit status after SIGTERM: {status}: {server.errors()}")
+        stuck.close()
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    return ("FIFO maildirsize: 451 4.3.0 at RCPT for alice (3 tries, 3 connections), bob 250; a lock held for ever: "
+            "451 after --timeout, alice refused at once while stuck, bob 250, nothing of it stored; SIGTERM exits")
+
+
 def test_max_connections(env, personal, virtual):
     limited = env.start("limited", "--max-connections", "2")
     held = [limited.raw(), limited.raw()]
@@ -1088,7 +1268,8 @@ TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_reci
          test_disconnect_mid_data, test_not_mail, test_too_big,
          test_max_recipients, test_extension, test_max_connections, test_quota, test_quota_warning,
          test_quoted_local_part,
-         test_rules_reread, test_null_sender, test_garbage, test_leftovers,
+         test_rules_reread, test_null_sender, test_garbage, test_leftovers, test_stuck_mailbox,
+         test_start_removes_leftovers,
          test_lock_held, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_memory,
          test_no_new_mail]
 
