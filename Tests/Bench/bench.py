@@ -10,8 +10,9 @@ Figures (medians over repeated runs, with ratios to each peer):
   4. 100 rules (half header, half query) against none; and a Sieve script
      of the same 100 tests (vnd.notmuch for the queries) against none.
   5. the LMTP server: one message over an open connection, end of DATA to
-     its reply, vs one `notmuch insert`;
+     its reply, vs one `notmuch insert`; and to searchable (notmuch search);
   6. 8 LMTP clients x 250 messages vs the 8-way `notmuch insert` burst;
+     then, in a burst of its own, end of DATA to searchable;
   7. postfix end to end (smtp-source, until all is searchable), local(8) as
      a personal server: mailbox_transport = lmtp: to the server, against
      postfix's floor (discard:), Dovecot's LMTP (to files, then notmuch
@@ -26,12 +27,14 @@ import concurrent.futures
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -345,6 +348,94 @@ def process_cpu_ms(pid):
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<([^>]+)>", re.MULTILINE | re.IGNORECASE)
+
+
+def message_id(data):
+    return MESSAGE_ID.search(data).group(1).decode()
+
+
+def searchable(setup, ids):
+    """The ids among `ids` that `notmuch search` finds (one process for
+    up to 50 of them)."""
+    found = set()
+    ids = list(ids)
+    for start in range(0, len(ids), 50):
+        query = " or ".join(f'id:"{i}"' for i in ids[start:start + 50])
+        out = subprocess.run(["notmuch", "search", "--output=messages", "--", query], env=setup.env(),
+                             capture_output=True, text=True)
+        # A read that meets a commit fails now and then ("revision being
+        # read has been discarded"): the next round asks again.
+        if out.returncode == 0:
+            found.update(line[3:] for line in out.stdout.splitlines() if line.startswith("id:"))
+    return found
+
+
+def latency_to_searchable(setup, msgid, data_end, timeout=60):
+    """(seconds from the end of DATA until `notmuch search` finds `msgid`,
+    searches made). Measured when the search that finds it returns: the
+    figure includes one search, reported apart as the probe's cost."""
+    deadline = time.monotonic() + timeout
+    searches = 0
+    while time.monotonic() < deadline:
+        searches += 1
+        if searchable(setup, [msgid]):
+            return time.perf_counter() - data_end, searches
+    return float("inf"), searches
+
+
+class SearchWatcher(threading.Thread):
+    """During a burst: the messages replied to, searched for over and over
+    (every pending one in each round) until found; the latency is from each
+    message's end of DATA to the end of the round that found it."""
+
+    def __init__(self, setup):
+        super().__init__(daemon=True)
+        self.setup = setup
+        self.pending = {}
+        self.latencies = []
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+
+    def add(self, msgid, data_end):
+        with self.lock:
+            self.pending[msgid] = data_end
+
+    def run(self):
+        while True:
+            with self.lock:
+                ids = list(self.pending)
+            if not ids:
+                if self.finished.is_set():
+                    return
+                time.sleep(0.005)
+                continue
+            found = searchable(self.setup, ids)
+            now = time.perf_counter()
+            with self.lock:
+                for msgid in found:
+                    self.latencies.append(now - self.pending.pop(msgid))
+
+    def stop(self, timeout=120):
+        """Waits (at most `timeout`) for the pending messages to be found."""
+        self.finished.set()
+        self.join(timeout)
+        with self.lock:
+            missing = len(self.pending)
+            self.pending.clear()
+        return missing
+
+
+def latency_summary(seconds):
+    """Median and 99th percentile, in ms."""
+    ms = sorted(s * 1000 for s in seconds)
+    if not ms:
+        return {"median ms": float("nan"), "p99 ms": float("nan"), "count": 0}
+    # inclusive: within the samples, not extrapolated past the largest.
+    p99 = statistics.quantiles(ms, n=100, method="inclusive")[98] if len(ms) > 1 else ms[0]
+    return {"median ms": median(ms), "p99 ms": p99, "max ms": ms[-1], "count": len(ms)}
+
+
 def figure_lmtp_single(work, base, deliver, runs):
     """5. End of DATA to the reply over an open connection, against one
     `notmuch insert` (process start to exit), taking turns."""
@@ -356,12 +447,24 @@ def figure_lmtp_single(work, base, deliver, runs):
         client = Client(server.socket)
         ours, peer_ms, peer_cpu, queued, failures = [], [], [], 0, 0
         cpu_before = process_cpu_ms(server.pid)
+        latencies, probe_ms, searches = [], [], []
         for i in range(runs):
-            replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT], corpus.message(2 * i))
+            data = corpus.message(2 * i)
+            replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT], data)
             code, text = replies[0]
             failures += code != 250
             queued += "(queued)" in text
             ours.append(seconds * 1000)
+            # Latency to searchable at idle: searched for right after the
+            # reply, outside the timed window; then one search more, of a
+            # message found already, for what a search itself takes.
+            if code == 250:
+                latency, tries = latency_to_searchable(ours_setup, message_id(data), client.data_end)
+                latencies.append(latency)
+                searches.append(tries)
+                probe_started = time.perf_counter()
+                searchable(ours_setup, [message_id(data)])
+                probe_ms.append((time.perf_counter() - probe_started) * 1000)
             before = children_cpu_ms()
             ms, rc, err = timed(["notmuch", "insert"], corpus.message(2 * i + 1), peer.env())
             assert rc == 0, err
@@ -379,20 +482,25 @@ def figure_lmtp_single(work, base, deliver, runs):
             "runs": runs, "lmtp quartiles ms": statistics.quantiles(ours, n=4),
             "notmuch insert quartiles ms": statistics.quantiles(peer_ms, n=4),
             "server cpu ms per message": server_cpu, "notmuch insert cpu ms": median(peer_cpu),
-            "failures": failures, "replied queued": queued, "indexed": indexed, "server RSS KiB": rss}
+            "failures": failures, "replied queued": queued, "indexed": indexed, "server RSS KiB": rss,
+            "latency to searchable": latency_summary(latencies), "search probe ms": median(probe_ms),
+            "searches until found": {"median": median(searches), "max": max(searches, default=0)}}
 
 
-def lmtp_burst(server, workers, per_worker, corpus):
-    """`workers` clients, one connection each, `per_worker` messages each.
+def lmtp_burst(server, workers, per_worker, corpus, watcher=None):
+    """`workers` clients, one connection each, `per_worker` messages each;
+    each message replied to with 250 is handed to `watcher` if given.
     Returns (wall s to the last reply, temporary failures, other failures,
     replies saying queued, end-of-DATA-to-reply seconds, start time)."""
     def worker(w):
         client = Client(server.socket)
         tempfails, others, queued, waits = 0, 0, 0, []
         for j in range(per_worker):
-            replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT],
-                                           corpus.message(w * per_worker + j))
+            data = corpus.message(w * per_worker + j)
+            replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT], data)
             code, text = replies[0]
+            if watcher and code == 250:
+                watcher.add(message_id(data), client.data_end)
             tempfails += 400 <= code < 500
             others += code >= 500
             queued += "(queued)" in text
@@ -449,11 +557,34 @@ def figure_lmtp_burst(work, base, deliver, workers, per_worker, turns):
                           "notmuch insert indexed": peer["indexed"],
                           "speedup": peer["wall s"] / wall})
         log(f"   turn {turn + 1}: LMTP {wall:.1f} s, notmuch insert {peer['wall s']:.1f} s")
-    return {"messages": workers * per_worker, "turns": turns_out,
+    latency = burst_latency(work, base, deliver, workers, per_worker)
+    return {"messages": workers * per_worker, "turns": turns_out, "latency to searchable": latency,
             "lmtp wall s": median([t["lmtp wall s"] for t in turns_out]),
             "notmuch insert wall s": median([t["notmuch insert wall s"] for t in turns_out]),
             "speedup": median([t["speedup"] for t in turns_out]),
             "lmtp tempfails": sum(t["lmtp tempfails"] for t in turns_out)}
+
+
+def burst_latency(work, base, deliver, workers, per_worker):
+    """Latency to searchable in the burst of figure 6, in a burst of its
+    own after the timed turns: the searches that watch for the messages
+    take a good part of a CPU, which would slow the timed burst."""
+    setup = lmtp_copy(work, base, "lmtp-latency")
+    server = Server(deliver, setup.root, setup.env()).start()
+    watcher = SearchWatcher(setup)
+    watcher.start()
+    try:
+        lmtp_burst(server, workers, per_worker, Corpus(seed=6, tag="lmtpl"), watcher)
+        missing = watcher.stop()
+    finally:
+        watcher.finished.set()
+        server.stop()
+    shutil.rmtree(setup.root, ignore_errors=True)
+    result = latency_summary(watcher.latencies)
+    result["not found"] = missing
+    log(f"   latency to searchable in the burst: median {result['median ms']:.0f} ms, "
+        f"p99 {result['p99 ms']:.0f} ms")
+    return result
 
 
 # --- Figure 7: postfix end to end, the user's view -------------------------
@@ -862,12 +993,21 @@ def print_lmtp(results, args):
               f"{x['notmuch insert ms']:16.1f} {x['ratio']:8.2f} {'<= 0.7':>10}")
         print(f"{'   CPU per message (server / insert, ms)':44} {x['server cpu ms per message']:16.1f} "
               f"{x['notmuch insert cpu ms']:16.1f}")
+        latency = x["latency to searchable"]
+        print(f"{'   end of DATA to searchable, idle (ms)':44} {latency['median ms']:16.0f} "
+              f"{'':16} {'':8} {'<= 100':>10}  (median; p99 {latency['p99 ms']:.0f}; "
+              f"one search {x['search probe ms']:.0f}; searches until found: median "
+              f"{x['searches until found']['median']:.0f}, at most {x['searches until found']['max']})")
     if "lmtp-burst" in results:
         x = results["lmtp-burst"]
         label = f"6. LMTP {args.workers}x{args.per_worker} vs insert burst (wall s)"
         print(f"{label:44} {x['lmtp wall s']:16.1f} {x['notmuch insert wall s']:16.1f} "
               f"{1 / x['speedup']:8.2f} {'<= 0.167':>10}  ({x['speedup']:.1f}x faster)")
         print(f"{'   LMTP temporary failures':44} {x['lmtp tempfails']:16d} {'':16} {'':8} {'0':>10}")
+        latency = x["latency to searchable"]
+        print(f"{'   end of DATA to searchable, burst (ms)':44} {latency['median ms']:16.0f} "
+              f"{'':16} {'':8} {'':>10}  (median; p99 {latency['p99 ms']:.0f}; "
+              f"{latency['not found']} not found)")
     if "lmtp-postfix" in results:
         print_postfix(results["lmtp-postfix"])
     if "lmtp-rss" in results:

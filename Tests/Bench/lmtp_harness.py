@@ -123,6 +123,7 @@ class Client:
         self.sock.settimeout(timeout)
         self.sock.connect(path)
         self.buffer = b""
+        self.data_end = None
         code, _ = self.reply()
         if code != 220:
             raise LMTPError(f"greeting {code}")
@@ -177,6 +178,8 @@ class Client:
             return [(code, text)] * len(recipients), 0.0
         self.sock.sendall(wire if wire is not None else self.stuffed(data))
         started = time.perf_counter()
+        # When the end of DATA went out: the start of the latency to searchable.
+        self.data_end = started
         self.sock.sendall(b".\r\n")
         replies = list(at_rcpt)
         for i in accepted:
