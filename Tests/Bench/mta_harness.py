@@ -54,13 +54,19 @@ def bench_user(home):
     try:
         entry = pwd.getpwnam(BENCH_USER)
     except KeyError:
-        subprocess.run(["useradd", "--home-dir", home, "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        "--user-group", "--comment", "notmuch-deliver bench", BENCH_USER],
-                       check=True, capture_output=True)
+        run_or_explain(["useradd", "--home-dir", home, "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        "--user-group", "--comment", "notmuch-deliver bench", BENCH_USER])
         entry = pwd.getpwnam(BENCH_USER)
     if entry.pw_dir != home:
-        subprocess.run(["usermod", "--home", home, BENCH_USER], check=True, capture_output=True)
+        # Fails while a process of the user runs (another bench's server).
+        run_or_explain(["usermod", "--home", home, BENCH_USER])
     return entry.pw_uid, entry.pw_gid
+
+
+def run_or_explain(command):
+    out = subprocess.run(command, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({out.returncode}): {out.stderr.strip()[-300:]}")
 
 
 class ExclusiveRun:
