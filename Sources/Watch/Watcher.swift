@@ -173,10 +173,12 @@ public final class Watcher {
         }
         if event.name.isEmpty { return }  // the directory itself: its parent reports it
         let tree = reconciler.tree
+        // Even an ignored entry changes the directory's mtime, which is
+        // stored again once the rest of the directory is settled.
+        changedDirectories.insert(directory)
         if tree.ignores(event.name, in: directory) { return }
         let path = tree.join(directory, event.name)
         noteEvent(now)
-        changedDirectories.insert(directory)
         if event.isDirectory {
             if event.has(IN_CREATE) || event.has(IN_MOVED_TO) {
                 goneDirectories[path] = nil
@@ -191,7 +193,9 @@ public final class Watcher {
         touched.insert(path)
         if event.has(IN_CREATE) { created.insert(path) }
         if event.has(IN_MODIFY), created.contains(path) { writing.insert(path) }
+        if event.has(IN_MODIFY), young[path] != nil { young[path] = now + 1 }
         if event.has(IN_CLOSE_WRITE) {
+            young[path] = nil
             created.remove(path)
             writing.remove(path)
         }
@@ -200,6 +204,7 @@ public final class Watcher {
             renamedAway.insert(old)
         }
         if event.has(IN_DELETE) || event.has(IN_MOVED_FROM) {
+            young[path] = nil
             created.remove(path)
             writing.remove(path)
         }
@@ -218,7 +223,30 @@ public final class Watcher {
     /// Events to act on. Not files still being written (their close comes
     /// as an event), nor directories waiting to settle (`settleAt`).
     private var hasWork: Bool {
-        touched.contains { !writing.contains($0) } || !newDirectories.isEmpty || fullScanNeeded
+        touched.contains { !writing.contains($0) && young[$0] == nil } || !newDirectories.isEmpty || fullScanNeeded
+    }
+
+    /// Files a new folder's scan found that were written within the last
+    /// second: written before the folder's watch existed, so no event says
+    /// whether their writer is done. They wait until a second passes with
+    /// no write (or their writer closes them).
+    private var young: [String: Double] = [:]
+
+    private func deferringYoungFiles(_ scanned: Changes, now: Double) -> Changes {
+        var changes = scanned
+        let second = Int(time(nil))
+        var deferredIn = Set<String>()
+        changes.additions.removeAll { path in
+            var info = stat()
+            guard stat(path, &info) == 0, info.st_mtim.tv_sec >= second - 1 else { return false }
+            young[path] = now + 1
+            touched.insert(path)
+            deferredIn.insert(Self.parent(of: path))
+            return true
+        }
+        changes.mtimes.removeAll { deferredIn.contains($0.directory) }
+        changedDirectories.formUnion(deferredIn)
+        return changes
     }
 
     /// Milliseconds until something is due; -1 (wait for events) when
@@ -234,6 +262,7 @@ public final class Watcher {
         if let directory = goneDirectories.values.min() { due.append(directory) }
         if let nextUnwatchedScan { due.append(nextUnwatchedScan) }
         if let settleAt { due.append(settleAt) }
+        if let file = young.values.min() { due.append(file) }
         guard let next = due.min() else { return -1 }
         return Int32(max(0, min((next - Monotonic.seconds) * 1000, 3_600_000)).rounded(.up))
     }
@@ -249,6 +278,7 @@ public final class Watcher {
         if goneDirectories.values.contains(where: { $0 <= now }) { return true }
         if let nextUnwatchedScan, now >= nextUnwatchedScan { return true }
         if let settleAt, now >= settleAt { return true }
+        if young.values.contains(where: { $0 <= now }) { return true }
         return false
     }
 
@@ -264,9 +294,13 @@ public final class Watcher {
             let readAt = Int(time(nil))
             if stat(directory, &info) == 0 { mtimes[directory] = (Int(info.st_mtim.tv_sec), readAt) }
         }
+        var heardLate = Set<String>()
         for event in inotify.read() {
             handle(event)
-            if let directory = watches[event.watch] { mtimes[directory] = nil }
+            if let directory = watches[event.watch] {
+                mtimes[directory] = nil
+                heardLate.insert(directory)
+            }
         }
         var changes = Changes()
         var unsettled = Set<String>()  // directories whose mtime is not stored now
@@ -276,7 +310,7 @@ public final class Watcher {
         } else {
             for directory in newDirectories.sorted() {
                 for watched in watchTree(directory) where watched != directory { newDirectories.remove(watched) }
-                changes.merge(try reconciler.scan(directory))
+                changes.merge(deferringYoungFiles(try reconciler.scan(directory), now: now))
             }
             if let nextUnwatchedScan, now >= nextUnwatchedScan {
                 for directory in unwatched.sorted() { changes.merge(try reconciler.scan(directory)) }
@@ -286,7 +320,7 @@ public final class Watcher {
         var stillWriting = Set<String>()
         for path in touched {
             let parent = Self.parent(of: path)
-            if writing.contains(path) {
+            if writing.contains(path) || (young[path].map { $0 > now } ?? false) {
                 stillWriting.insert(path)
                 unsettled.insert(parent)
                 continue
@@ -332,17 +366,24 @@ public final class Watcher {
         pendingRemovals = pendingRemovals.filter { !due.contains($0.key) }
         goneDirectories = goneDirectories.filter { !changes.removedDirectories.contains($0.key) }
         renamedAway.removeAll()
+        young = young.filter { $0.value > now && stillWriting.contains($0.key) }
         movedFrom.removeAll()
         touched = stillWriting
         newDirectories.removeAll()
-        // Directories not settled now are looked at again with the next
-        // burst; one whose mtime was the current second, in a second.
-        changedDirectories = unsettled.intersection(Set(mtimes.keys)).union(stillWriting.map(Self.parent(of:)))
+        // Directories whose mtime is not stored now are looked at again:
+        // those with events heard after their mtime was read, at once;
+        // those whose mtime was the current second, a second later; those
+        // waiting for a removal or a writer, when that comes.
+        // (Stored now, or equal already; a directory gone is forgotten.)
+        let stored = Set(changes.mtimes.map(\.directory))
+        changedDirectories = changedDirectories.subtracting(stored)
+            .filter { mtimes[$0] != nil || heardLate.contains($0) }
+            .union(stillWriting.map(Self.parent(of:)))
         settleAt = nil
-        for (directory, read) in mtimes where read.seconds == read.readAt {
-            changedDirectories.insert(directory)
+        if mtimes.contains(where: { !stored.contains($0.key) && $0.value.seconds == $0.value.readAt }) {
             settleAt = Monotonic.seconds + 1.05
         }
+        if !heardLate.subtracting(stored).isEmpty { settleAt = Monotonic.seconds + timing.quietWindow }
         if full { fullScanNeeded = false }
         firstEvent = nil
         if !counts.isEmpty { log.info("watch: committed \(counts)") }
