@@ -49,8 +49,9 @@ public final class Watcher {
     private var goneDirectories: [String: Double] = [:]
     /// Removed files waiting out the grace period: path → when due.
     private var pendingRemovals: [String: Double] = [:]
-    /// Old names of renames seen whole: removed without grace.
-    private var renamedAway = Set<String>()
+    /// Renames seen whole, old name to new: the old name goes without
+    /// grace while the new one is there to be added first.
+    private var renamedAway: [String: String] = [:]
     /// Created and being written (a writer in new/ or cur/ instead of tmp/).
     private var created = Set<String>()
     private var writing = Set<String>()
@@ -201,7 +202,7 @@ public final class Watcher {
         }
         if event.has(IN_MOVED_FROM) { movedFrom[event.cookie] = path }
         if event.has(IN_MOVED_TO), let old = movedFrom.removeValue(forKey: event.cookie) {
-            renamedAway.insert(old)
+            renamedAway[old] = path
         }
         if event.has(IN_DELETE) || event.has(IN_MOVED_FROM) {
             young[path] = nil
@@ -328,7 +329,9 @@ public final class Watcher {
             if DirectoryListing.kind(of: path) == .file {
                 pendingRemovals[path] = nil
                 changes.additions.append(path)
-            } else if renamedAway.contains(path) {
+            } else if let target = renamedAway[path], DirectoryListing.kind(of: target) == .file {
+                // (A new name gone already, as when a flag change is
+                // followed by a move, leaves the message to the grace.)
                 changes.removals.append(path)
             } else if pendingRemovals[path] == nil {
                 pendingRemovals[path] = now + timing.grace

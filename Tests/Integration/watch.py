@@ -210,12 +210,7 @@ class Generator:
                 os.rename(os.path.join(self.mail, path), os.path.join(self.mail, new))
                 self.files[mid] = {new}
         elif r < 0.50:
-            mid, path = self.pick("cur")
-            if mid:
-                new = path.split(":2,")[0] + ":2," + self.random.choice(self.FLAGS)
-                if new != path:
-                    os.rename(os.path.join(self.mail, path), os.path.join(self.mail, new))
-                    self.files[mid] = (self.files[mid] - {path}) | {new}
+            self.flag_change(*self.pick("cur"))
         elif r < 0.62:
             self.move(*self.pick())
         elif r < 0.68:
@@ -263,6 +258,15 @@ class Generator:
             self.deliver("ignored-stuff", self.message(f"ignored{self.serial}@example.org"), "S")
         else:
             self.slow_writer()
+
+    def flag_change(self, mid, path):
+        """A flag change: one rename of the ':2,' part."""
+        if not mid or ":2," not in path:
+            return
+        flags = [f for f in self.FLAGS if f != path.split(":2,")[1]]
+        new = path.split(":2,")[0] + ":2," + self.random.choice(flags)
+        os.rename(os.path.join(self.mail, path), os.path.join(self.mail, new))
+        self.files[mid] = (self.files[mid] - {path}) | {new}
 
     def move(self, mid, path):
         """mbsync's move: an expunge here and a download there, in either
@@ -316,10 +320,11 @@ def run_generator(setup, seed, operations):
             moved = 0
             for i in range(operations):
                 generator.step()
-                # The user's tagged messages move now and then.
+                # The user's tagged messages change flags and move now and then.
                 if i % 50 == 25:
                     for mid in sorted(generator.protected):
                         if mid in generator.files:
+                            generator.flag_change(mid, sorted(generator.files[mid])[0])
                             generator.move(mid, sorted(generator.files[mid])[0])
                             moved += 1
                 time.sleep(generator.random.choice([0, 0, 0.001, 0.005, 0.08]))
