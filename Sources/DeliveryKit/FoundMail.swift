@@ -24,6 +24,8 @@ public struct FoundMail {
     public var lockTimeout: Double { settings.lockTimeout }
     public var hookDirectory: String? { settings.hookDirectory }
     public var hasRules: Bool { !settings.rules.isEmpty }
+    /// The rules file and the Sieve script these settings read, if any.
+    public var ruleFiles: [String] { [settings.rulesPath, settings.sievePath].compactMap { $0 } }
 
     /// What became of a file that was not in the database.
     public enum Outcome {
@@ -83,6 +85,9 @@ public struct FoundMail {
             let job = IndexJob(.archiveMessage(statusTags: [], inPlace: true), options: options, settings: settings)
             report = try job.run(in: database, location: &location, moves: &moves)
             if report.outcome != .discarded, let current = try database.findMessage(filename: location.string) {
+                // Not a delivery's: a delivery of these very bytes that
+                // comes after still owes its own tags.
+                try current.removeProperty(IndexJob.deliveredProperty)
                 report = DeliveryReport(path: location.string, messageID: current.id, tags: current.tags,
                                         outcome: .indexed, warning: nil, traces: [])
             }
@@ -113,6 +118,19 @@ public struct FoundMail {
         return operations
     }
 
+    /// The files that queued deliveries name (absolute paths): the queue
+    /// applies them with the tags and envelope of their delivery, which a
+    /// watcher indexing them first would lose.
+    public func queuedFiles() -> Set<String> {
+        let queue = PendingQueue(databasePath: settings.databasePath)
+        var files = Set<String>()
+        for name in queue.names() {
+            guard let record = try? queue.read(name) else { continue }
+            files.insert(FilePath(settings.mailRoot).appending(record.path).string)
+        }
+        return files
+    }
+
     /// Runs `work` in one transaction on a database opened for writing,
     /// with every queued delivery when this process can have the queue's
     /// flusher turn; then commits and closes the database. The directories
@@ -124,7 +142,11 @@ public struct FoundMail {
             let applier = QueueApplier(settings: settings, options: options, queue: queue)
             var timer = PhaseTimer(path: nil)
             let prepared = applier.prepareQueue(until: Monotonic.seconds + 1)
-            _ = try applier.applyQueue(in: database, prepared: prepared, timer: &timer, first: work)
+            let drained = try applier.applyQueue(in: database, prepared: prepared, timer: &timer, first: work)
+            // The queued deliveries' own log lines, as their flusher writes them.
+            for report in drained.reports.values where report.outcome != .queued {
+                DeliveryLog.delivery(report, mailRoot: settings.mailRoot, milliseconds: 0)
+            }
             return
         }
         try database.atomically {

@@ -93,6 +93,11 @@ extension Database {
 }
 
 extension Message {
+    /// Removes every value of a property.
+    public func removeProperty(_ key: String) throws(NotmuchError) {
+        try check(notmuch_message_remove_all_properties(handle, key), databaseHandle)
+    }
+
     /// Sets the five flag tags (draft, flagged, passed, replied, unread)
     /// from the maildir flags of all its files, as `notmuch new` does; a
     /// message none of whose files has a `:2,` part is left alone.

@@ -44,7 +44,10 @@ struct ChangeApplier {
 
     func apply(_ changes: Changes, in database: Database, moves: inout [FilePath]) throws -> Counts {
         var counts = Counts()
-        for path in changes.additions {
+        // A queued delivery's file is the queue's to index, in this same
+        // transaction when this process has its turn, with its delivery's tags.
+        let queued = changes.additions.isEmpty ? [] : found.queuedFiles()
+        for path in changes.additions where !queued.contains(path) {
             try add(path, in: database, counts: &counts, moves: &moves)
         }
         for path in changes.removals {

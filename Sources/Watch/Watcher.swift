@@ -78,6 +78,7 @@ public final class Watcher {
         guard let signals = SignalPipe.install([SIGTERM, SIGINT, SIGHUP]) else {
             throw WatchError("cannot make the signal pipe: \(String(cString: strerror(errno)))")
         }
+        noteRuleFiles()
         // Watches first: what changes during the first scan is heard of.
         watchTree(reconciler.tree.root)
         if let counts = try reconciler.reconcile() {
@@ -104,9 +105,21 @@ public final class Watcher {
         }
     }
 
+    /// The rules files as last read: an edit is read again before the next commit.
+    private var ruleSignatures: [String: FileSignature?] = [:]
+
+    private func noteRuleFiles() {
+        ruleSignatures = Dictionary(uniqueKeysWithValues: reconciler.found.ruleFiles.map { ($0, FileSignature($0)) })
+    }
+
+    private var ruleFilesChanged: Bool {
+        ruleSignatures.contains { FileSignature($0.key) != $0.value }
+    }
+
     private func reload() {
         do {
             reconciler = try Reconciler(options: options, keeping: reconciler)
+            noteRuleFiles()
             log.info("watch: configuration and rules read again")
         } catch {
             log.error("watch: configuration not reloaded, the old one stays: \(error)")
@@ -286,6 +299,7 @@ public final class Watcher {
     /// Turns the burst's events into changes and commits them in one
     /// transaction. Kept for a later try when the lock does not come.
     private func commitBurst() throws {
+        if ruleFilesChanged { reload() }
         let now = Monotonic.seconds
         // Directory mtimes are read before the last events are: whatever
         // the mtime shows has its event in hand by then.
@@ -357,12 +371,15 @@ public final class Watcher {
         var counts = Counts()
         if !filtered.isEmpty {
             guard let done = try reconciler.commit(filtered) else {
-                log.warning("watch: another program held the write lock past the lock timeout; trying again in \(timing.retryAfterLock) s")
+                if retryAt == nil {
+                    log.warning("watch: another program holds the write lock past the lock timeout; trying again every \(timing.retryAfterLock) s")
+                }
                 retryAt = Monotonic.seconds + timing.retryAfterLock
                 return
             }
             counts = done
         }
+        if retryAt != nil { log.info("watch: the write lock was had again") }
         retryAt = nil
         // Committed: what the burst covered is done.
         let due = Set(changes.removals)
