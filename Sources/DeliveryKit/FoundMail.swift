@@ -81,9 +81,23 @@ public struct FoundMail {
                                     warning: nil, traces: [])
         } else {
             // The job finds the file indexed by us, without the delivery's
-            // marker: it owes the rules (and no new.tags, given above).
-            let job = IndexJob(.archiveMessage(statusTags: [], inPlace: true), options: options, settings: settings)
+            // marker: it owes the rules (and no new.tags, given above). It
+            // renames no file for its flags: a sync tool's file keeps its
+            // name unless the rules changed what its flags say (below).
+            var ruleSettings = settings
+            ruleSettings.synchronizeFlags = false
+            let job = IndexJob(.archiveMessage(statusTags: [], inPlace: true), options: options, settings: ruleSettings)
             report = try job.run(in: database, location: &location, moves: &moves)
+            if settings.synchronizeFlags, report.outcome != .discarded,
+               let current = try database.findMessage(filename: location.string),
+               Self.flagsDisagree(location.string, tags: current.tags) {
+                try current.syncTagsToMaildirFlags()
+                let renamed = IndexJob.currentPath(of: location, among: current.filenames)
+                if renamed != location {
+                    moves += [location.directory, renamed.directory]
+                    location = renamed
+                }
+            }
             if report.outcome != .discarded, let current = try database.findMessage(filename: location.string) {
                 // Not a delivery's: a delivery of these very bytes that
                 // comes after still owes its own tags.
@@ -94,6 +108,20 @@ public struct FoundMail {
         }
         DeliveryLog.delivery(report, mailRoot: settings.mailRoot, milliseconds: (Monotonic.seconds - started) * 1000)
         return .indexed(report)
+    }
+
+    /// Whether a file's maildir flags say otherwise than the message's
+    /// tags (a rule set `flagged` or took `unread` away): only then is it
+    /// renamed, as `notmuch tag` would rename it.
+    static func flagsDisagree(_ path: String, tags: [String]) -> Bool {
+        let tags = Set(tags)
+        var implied = Set<String>()
+        for operation in flagTags(path, synchronizing: true) {
+            if case .add(let tag) = operation { implied.insert(tag) }
+        }
+        // No info part: no flags, and unread.
+        if !path.contains(":2,") { implied.insert("unread") }
+        return tags.intersection(["draft", "flagged", "passed", "replied", "unread"]) != implied
     }
 
     /// The tag changes a new file's maildir flags make, as libnotmuch's

@@ -22,6 +22,7 @@ reason after "SKIPPED:"). The watcher refuses to run as root: run as root,
 the watcher, the generator and the notmuch commands run as nobody (65534).
 """
 
+import ctypes
 import json
 import os
 import random
@@ -102,21 +103,62 @@ class Setup:
         return result.stdout.decode()
 
     def state(self, config, mail):
-        """{Message-ID: (tags, relative filenames)} of a database."""
-        out = self.notmuch(config, "show", "--format=json", "--body=false", "--entire-thread=false", "*")
-        found = {}
+        """{Message-ID: (tags, relative filenames)} of a database, read
+        through libnotmuch (notmuch show would open every file, and fail on
+        one a sync tool removed before the watcher did)."""
+        return database_state(config, mail)
 
-        def walk(node):
-            if isinstance(node, dict) and "id" in node:
-                names = node["filename"] if isinstance(node["filename"], list) else [node["filename"]]
-                found[node["id"]] = (frozenset(node["tags"]),
-                                     frozenset(os.path.relpath(n, mail) for n in names))
-            elif isinstance(node, list):
-                for item in node:
-                    walk(item)
 
-        walk(json.loads(out or "[]"))
-        return found
+def database_state(config, mail):
+    lib = ctypes.CDLL("libnotmuch.so.5")
+    pointer, text = ctypes.c_void_p, ctypes.c_char_p
+    lib.notmuch_database_open_with_config.argtypes = [text, ctypes.c_int, text, text, ctypes.POINTER(pointer),
+                                                     ctypes.POINTER(text)]
+    for name, result in [("notmuch_query_create", pointer), ("notmuch_message_get_message_id", text),
+                         ("notmuch_message_get_tags", pointer), ("notmuch_tags_get", text),
+                         ("notmuch_message_get_filenames", pointer), ("notmuch_filenames_get", text),
+                         ("notmuch_messages_get", pointer)]:
+        getattr(lib, name).restype = result
+    for name in ("notmuch_query_create", "notmuch_query_search_messages", "notmuch_messages_valid",
+                 "notmuch_messages_get", "notmuch_messages_move_to_next", "notmuch_message_get_message_id",
+                 "notmuch_message_get_tags", "notmuch_tags_valid", "notmuch_tags_get", "notmuch_tags_move_to_next",
+                 "notmuch_message_get_filenames", "notmuch_filenames_valid", "notmuch_filenames_get",
+                 "notmuch_filenames_move_to_next", "notmuch_message_destroy", "notmuch_database_destroy"):
+        getattr(lib, name).argtypes = None
+    database, error = pointer(), text()
+    status = lib.notmuch_database_open_with_config(None, 0, config.encode(), None, ctypes.byref(database),
+                                                   ctypes.byref(error))
+    check(status == 0, f"cannot open the database of {config}: {error.value}")
+    lib.notmuch_query_create.argtypes = [pointer, text]
+    query = lib.notmuch_query_create(database, b"*")
+    messages = pointer()
+    lib.notmuch_query_search_messages.argtypes = [pointer, ctypes.POINTER(pointer)]
+    check(lib.notmuch_query_search_messages(query, ctypes.byref(messages)) == 0, "search failed")
+    for name in ("notmuch_messages_valid", "notmuch_messages_get", "notmuch_messages_move_to_next"):
+        getattr(lib, name).argtypes = [pointer]
+    for name in ("notmuch_message_get_message_id", "notmuch_message_get_tags", "notmuch_message_get_filenames",
+                 "notmuch_message_destroy", "notmuch_tags_valid", "notmuch_tags_get", "notmuch_tags_move_to_next",
+                 "notmuch_filenames_valid", "notmuch_filenames_get", "notmuch_filenames_move_to_next",
+                 "notmuch_database_destroy"):
+        getattr(lib, name).argtypes = [pointer]
+    found = {}
+    while lib.notmuch_messages_valid(messages):
+        message = lib.notmuch_messages_get(messages)
+        mid = lib.notmuch_message_get_message_id(message).decode()
+        tags, names = set(), set()
+        iterator = lib.notmuch_message_get_tags(message)
+        while lib.notmuch_tags_valid(iterator):
+            tags.add(lib.notmuch_tags_get(iterator).decode())
+            lib.notmuch_tags_move_to_next(iterator)
+        iterator = lib.notmuch_message_get_filenames(message)
+        while lib.notmuch_filenames_valid(iterator):
+            names.add(os.path.relpath(lib.notmuch_filenames_get(iterator).decode(), mail))
+            lib.notmuch_filenames_move_to_next(iterator)
+        found[mid] = (frozenset(tags), frozenset(names))
+        lib.notmuch_message_destroy(message)
+        lib.notmuch_messages_move_to_next(messages)
+    lib.notmuch_database_destroy(database)
+    return found
 
 
 class Generator:
@@ -377,9 +419,13 @@ def prepare(setup, seed):
 
 
 def start_watcher(setup):
+    return start_watcher_with(setup, ["--grace", str(GRACE)])
+
+
+def start_watcher_with(setup, options):
     log = os.path.join(setup.dir, "watch.log")
     errors = open(os.path.join(setup.dir, "watch.stderr"), "wb")
-    process = subprocess.Popen([setup.binary, "watch", "--grace", str(GRACE), "--log", log],
+    process = subprocess.Popen([setup.binary, "watch", "--log", log] + options,
                                env=setup.env(setup.config), preexec_fn=as_nobody,
                                stdout=subprocess.DEVNULL, stderr=errors)
     deadline = time.time() + 30
