@@ -21,8 +21,9 @@ DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev lib
 DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
 # bash-completion for the installed package's test, systemd-analyze for
-# the LMTP units (root only).
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd
+# the LMTP units (root only); isync and dovecot-imapd for the watcher with
+# a real sync tool.
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync dovecot-imapd
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -71,16 +72,17 @@ deps-e2e:
 # package installed, used and purged; the LMTP server against Python's
 # smtplib and raw sockets (lmtp.py, which also runs without root), and real
 # postfix delivering through it (postfix-lmtp.sh); the maildir watcher
-# against notmuch new on a seeded sync tool's operations (watch.py). Those needing root say
+# against notmuch new on a seeded sync tool's operations (watch.py), and
+# with mbsync syncing from dovecot's IMAP (watch-mbsync.py). Those needing root say
 # why without it and exit 77, and are counted as skipped, not passed.
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota sieve deb lmtp postfix-lmtp watch; do \
+	for test in postfix fetchmail quota sieve deb lmtp postfix-lmtp watch watch-mbsync; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  case $$test in \
 	    lmtp) python3 Tests/Integration/lmtp.py $$subject ;; \
-	    watch) python3 Tests/Integration/watch.py $$subject ;; \
+	    watch*) python3 Tests/Integration/$$test.py $$subject ;; \
 	    *) bash Tests/Integration/$$test.sh $$subject ;; \
 	  esac; status=$$?; \
 	  case $$status in \
