@@ -267,7 +267,9 @@ public final class Watcher {
     /// nothing is: an idle watcher does not wake.
     private func nextTimeout() -> Int32 {
         var due: [Double] = []
-        if let retryAt { due.append(retryAt) } else if hasWork, let firstEvent {
+        // Waiting for another writer to let go: everything waits with it.
+        if let retryAt { return Int32(max(0, (retryAt - Monotonic.seconds) * 1000).rounded(.up)) }
+        if hasWork, let firstEvent {
             due.append(min(lastEvent + timing.quietWindow, firstEvent + timing.longestBurst))
         } else if hasWork {
             due.append(Monotonic.seconds)
@@ -389,6 +391,8 @@ public final class Watcher {
         young = young.filter { $0.value > now && stillWriting.contains($0.key) }
         movedFrom.removeAll()
         touched = stillWriting
+        // A file made by link() is created and never closed: forget it once done.
+        created.formIntersection(stillWriting)
         newDirectories.removeAll()
         // Directories whose mtime is not stored now are looked at again:
         // those with events heard after their mtime was read, at once;
