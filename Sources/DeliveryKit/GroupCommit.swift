@@ -116,6 +116,7 @@ final class GroupCommitter: @unchecked Sendable {
                 (self.applier, pending.compactMapValues { $0 })
             }
             let round = commitOnce(applier, known: known)
+            CostlyMessageGate.shared.trimAfterCommit()
             if case .committed(let reports) = round, !reports.isEmpty, applier.options.runHooks,
                let hooks = applier.settings.hookDirectory {
                 Hook.run("post-insert", in: hooks)
@@ -136,7 +137,11 @@ final class GroupCommitter: @unchecked Sendable {
                 running = false
                 return true
             }
-            if stop { return }
+            if stop {
+                // What the thread's last rounds freed since their trim.
+                CostlyMessageGate.shared.trimAfterCommit()
+                return
+            }
             if case .busy = round { usleep(Self.busyPause) }
         }
     }

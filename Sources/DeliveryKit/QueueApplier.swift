@@ -163,11 +163,15 @@ struct QueueApplier {
                 reports[name] = DeliveryReport.queuedReport(recorded, abandoned: false)
                 continue
             }
-            switch EmailCheck.verdict(forFile: path.string) {
+            switch Delivery.emailVerdict(path) {
             case .email:
                 break
             case .notEmail:
                 try setAside(name, "\(path.string) is not an email message (no From, Subject or To header); the file is kept")
+                reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
+                continue
+            case .overLimit(let excess):
+                try setAside(name, "\(path.string): \(excess); the file is kept")
                 reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
                 continue
             case .unreadable(let code):

@@ -1,4 +1,5 @@
 internal import CGMime
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,19 +11,39 @@ import Glibc
 /// From, Subject and To must be present and non-empty once decoded.
 ///
 /// Asked before a delivery reports anything, so that "is this mail?" gets
-/// the same answer whether the database's lock was free or not.
+/// the same answer whether the database's lock was free or not. A message
+/// over `MessageLimits` is refused before GMime reads it: parsing and
+/// indexing it would cost hundreds of times its size in memory.
 public enum EmailCheck {
     public enum Verdict: Equatable, Sendable {
         case email
         case notEmail
+        /// Mail, perhaps, but too costly to parse and index.
+        case overLimit(MessageLimits.Excess)
         /// The file could not be opened or read (errno).
         case unreadable(Int32)
     }
 
-    public static func verdict(forFile path: String) -> Verdict {
+    /// `checkingLimits`: false when the caller has scanned the file already.
+    public static func verdict(forFile path: String, checkingLimits: Bool = true) -> Verdict {
         GMimeLibrary.initialise
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .unreadable(errno) }
+        do {
+            if checkingLimits, let excess = try MessageLimits.scan(FileDescriptor(rawValue: fd)).excess {
+                close(fd)
+                return .overLimit(excess)
+            }
+        } catch {
+            close(fd)
+            return .unreadable((error as? Errno)?.rawValue ?? EIO)
+        }
+        // GMime's stream starts at the descriptor's offset.
+        guard lseek(fd, 0, SEEK_SET) == 0 else {
+            let code = errno
+            close(fd)
+            return .unreadable(code)
+        }
         // The stream owns the descriptor and closes it.
         guard let stream = g_mime_stream_fs_new(fd) else {
             close(fd)
