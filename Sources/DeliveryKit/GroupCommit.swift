@@ -46,6 +46,16 @@ final class GroupCommitter: @unchecked Sendable {
     /// that finds the turn taken is. Without it each group waited the whole
     /// lock timeout again: 8 clients got 40 replies in 15 s.
     private var queueingAtOnce = false
+    /// A commit is under way (the lock was seen free, the turn taken).
+    private var committing = false
+    /// Records handed over while a commit ran. Their deliveries do not
+    /// wait: they are answered once the record is durable (queued, which
+    /// is as safe), and the next commit takes them along. Waiting would
+    /// cost each the rest of the running commit and the whole next one,
+    /// and hold its client back from sending more, so that a group could
+    /// never hold more messages than there are clients (8 clients: groups
+    /// of 8 at most, a commit's open, writes and syncs shared by 8).
+    private var arrivedDuringCommit: Set<String> = []
 
     /// How long the committer sleeps when the lock or the flusher turn is
     /// taken before it looks again.
@@ -63,6 +73,7 @@ final class GroupCommitter: @unchecked Sendable {
             self.applier = applier
             pending[name] = .some(preevaluated)
             waiters[name, default: 0] += 1
+            if committing { arrivedDuringCommit.insert(name) }
             guard !running else {
                 // The committer may be lingering for work.
                 monitor.broadcast()
@@ -96,7 +107,8 @@ final class GroupCommitter: @unchecked Sendable {
     /// and is committed later.
     func wait(for name: String, until deadline: Double) -> DeliveryReport? {
         monitor.locked {
-            while results[name] == nil, !queueingAtOnce, Monotonic.seconds < deadline {
+            while results[name] == nil, !queueingAtOnce, !arrivedDuringCommit.contains(name),
+                  Monotonic.seconds < deadline {
                 monitor.wait(until: deadline)
             }
             let report = results[name]
@@ -111,6 +123,7 @@ final class GroupCommitter: @unchecked Sendable {
             } else {
                 waiters.removeValue(forKey: name)
                 results.removeValue(forKey: name)
+                arrivedDuringCommit.remove(name)
             }
             return report
         }
@@ -160,12 +173,14 @@ final class GroupCommitter: @unchecked Sendable {
         monitor.locked {
             blocked = false
             queueingAtOnce = false
+            committing = true
         }
     }
 
     /// With the monitor held: the results of a round for the records it concerns.
     private func settle(_ round: Round, queue: PendingQueue) {
         if case .busy = round { blocked = true }
+        committing = false
         func finish(_ name: String, _ report: DeliveryReport) {
             pending.removeValue(forKey: name)
             // Kept only for deliveries still waiting.
