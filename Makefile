@@ -19,7 +19,7 @@ DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
 # bash-completion for the installed package's test, systemd-analyze for
 # the LMTP units (root only).
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd strace
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -72,10 +72,11 @@ deps-e2e:
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota sieve deb lmtp postfix-lmtp; do \
+	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  case $$test in \
 	    lmtp) python3 Tests/Integration/lmtp.py $$subject ;; \
+	    lmtp-order) python3 Tests/Integration/lmtp_order.py $$subject ;; \
 	    *) bash Tests/Integration/$$test.sh $$subject ;; \
 	  esac; status=$$?; \
 	  case $$status in \
