@@ -226,7 +226,8 @@ public final class Deliverer: Sendable {
             throw error
         }
         let committer = groupCommits.committer(for: session.applier)
-        committer.submit(record, preevaluated: written.preevaluated, applier: session.applier)
+        committer.submit(record, preevaluated: written.preevaluated, isMail: written.keptNotMail == nil,
+                         applier: session.applier)
         return Staged(written: written, record: record, committer: committer, requested: requested)
     }
 

@@ -32,6 +32,9 @@ final class GroupCommitter: @unchecked Sendable {
     /// Records handed over and not yet seen applied, with their rules'
     /// pre-evaluated conditions.
     fileprivate var pending: [String: PreevaluatedLeaves?] = [:]
+    /// Pending records whose file this server found to be mail when it
+    /// wrote it: the committer does not parse them a second time.
+    private var checkedAsMail: Set<String> = []
     /// How each record ended, until its deliveries take the report.
     private var results: [String: DeliveryReport] = [:]
     /// Deliveries still waiting for each record: the same bytes for the
@@ -68,10 +71,13 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     /// Hands over a queue record; `wait` then tells its outcome.
-    func submit(_ name: String, preevaluated: PreevaluatedLeaves?, applier: QueueApplier) {
+    /// `isMail`: the delivery checked that its file is mail (not a file
+    /// --keep kept although it is not).
+    func submit(_ name: String, preevaluated: PreevaluatedLeaves?, isMail: Bool, applier: QueueApplier) {
         let start: Bool = monitor.locked {
             self.applier = applier
             pending[name] = .some(preevaluated)
+            if isMail { checkedAsMail.insert(name) }
             waiters[name, default: 0] += 1
             if committing { arrivedDuringCommit.insert(name) }
             guard !running else {
@@ -138,10 +144,10 @@ final class GroupCommitter: @unchecked Sendable {
 
     private func run() {
         while true {
-            let (applier, known): (QueueApplier, [String: PreevaluatedLeaves]) = monitor.locked {
-                (self.applier, pending.compactMapValues { $0 })
+            let (applier, known, mail): (QueueApplier, [String: PreevaluatedLeaves], Set<String>) = monitor.locked {
+                (self.applier, pending.compactMapValues { $0 }, checkedAsMail)
             }
-            let round = commitOnce(applier, known: known)
+            let round = commitOnce(applier, known: known, checkedAsMail: mail)
             if case .committed(let reports) = round, !reports.isEmpty, applier.options.runHooks,
                let hooks = applier.settings.hookDirectory {
                 Hook.run("post-insert", in: hooks)
@@ -183,6 +189,7 @@ final class GroupCommitter: @unchecked Sendable {
         committing = false
         func finish(_ name: String, _ report: DeliveryReport) {
             pending.removeValue(forKey: name)
+            checkedAsMail.remove(name)
             // Kept only for deliveries still waiting.
             if waiters[name] != nil { results[name] = report }
         }
@@ -208,12 +215,14 @@ final class GroupCommitter: @unchecked Sendable {
                                                          warning: nil, traces: [])
 
     /// One transaction: the whole queue, if the lock and the turn are free.
-    private func commitOnce(_ applier: QueueApplier, known: [String: PreevaluatedLeaves]) -> Round {
+    private func commitOnce(_ applier: QueueApplier, known: [String: PreevaluatedLeaves],
+                            checkedAsMail: Set<String>) -> Round {
         if Database.isWriteLockHeld(databasePath: applier.settings.databasePath) { return .busy }
         guard let turn = applier.queue.tryBecomeFlusher() else { return .busy }
         defer { try? turn.close() }
         sawLockFree()
-        let prepared = applier.prepareQueue(known: known, until: Monotonic.seconds + applier.settings.lockTimeout / 2)
+        var prepared = applier.prepareQueue(known: known, until: Monotonic.seconds + applier.settings.lockTimeout / 2)
+        prepared.checkedAsMail = checkedAsMail
         let database: Database
         do {
             database = try applier.options.openDatabase()

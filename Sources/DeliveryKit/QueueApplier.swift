@@ -163,7 +163,8 @@ struct QueueApplier {
                 reports[name] = DeliveryReport.queuedReport(recorded, abandoned: false)
                 continue
             }
-            switch EmailCheck.verdict(forFile: path.string) {
+            // The server's own records were checked as they were written.
+            switch prepared.checkedAsMail.contains(name) ? .email : EmailCheck.verdict(forFile: path.string) {
             case .email:
                 break
             case .notEmail:
@@ -200,6 +201,8 @@ struct QueueApplier {
     struct PreparedQueue {
         var rulesByPath: [String: RuleSet] = [:]
         var preevaluated: [String: PreevaluatedLeaves] = [:]
+        /// Records whose file was found to be mail when it was written.
+        var checkedAsMail: Set<String> = []
     }
 
     /// `known`: records whose delivery evaluated them already, against
