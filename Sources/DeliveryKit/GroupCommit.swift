@@ -63,6 +63,12 @@ final class GroupCommitter: @unchecked Sendable {
     /// How long the committer sleeps when the lock or the flusher turn is
     /// taken before it looks again.
     static let busyPause: useconds_t = 20_000
+    /// At most this many records in one transaction: replies no longer
+    /// wait for commits, so a burst can queue faster than one commit
+    /// applies, and the write lock must not be held for a backlog at once
+    /// (a user's `notmuch tag` waits at most one commit). The import found
+    /// batches of 250 the cheapest per message.
+    static let recordsPerCommit = 250
     /// How long an idle committer waits for more before its thread ends.
     static let linger = 2.0
 
@@ -231,7 +237,8 @@ final class GroupCommitter: @unchecked Sendable {
         }
         var timer = PhaseTimer(path: nil)
         do {
-            return .committed(try applier.applyQueue(in: database, prepared: prepared, timer: &timer).reports)
+            return .committed(try applier.applyQueue(in: database, prepared: prepared, timer: &timer,
+                                                     limit: Self.recordsPerCommit).reports)
         } catch {
             return .failed(DeliveryError(.temporary, "cannot commit the queued deliveries: \(error)"))
         }

@@ -20,14 +20,16 @@ struct QueueApplier {
     /// made, and only then the applied records removed (those dropped as
     /// unusable among them). Returns their names, and the reports of those
     /// indexed.
-    func applyQueue(in database: Database, prepared: PreparedQueue, timer: inout PhaseTimer,
-                            first: (inout [FilePath]) throws -> Void = { _ in })
+    /// `limit`: at most this many records (the first in the queue's order);
+    /// the others wait for the next transaction.
+    func applyQueue(in database: Database, prepared: PreparedQueue, timer: inout PhaseTimer, limit: Int? = nil,
+                    first: (inout [FilePath]) throws -> Void = { _ in })
         throws -> (applied: [String], reports: [String: DeliveryReport]) {
         var moves: [FilePath] = []
         var drained: (applied: [String], reports: [String: DeliveryReport]) = ([], [:])
         try database.atomically {
             try first(&moves)
-            drained = try drain(database, prepared: prepared, moves: &moves)
+            drained = try drain(database, prepared: prepared, limit: limit, moves: &moves)
             timer.mark("index")
             // Renamed files' directories reach the disk before the commit
             // that names them; inside the section, so that a failed sync
@@ -130,12 +132,13 @@ struct QueueApplier {
     /// that the others are applied; its file stays where it is. Only a
     /// failure of the database or the disk aborts the whole transaction and
     /// keeps the queue for the next try.
-    private func drain(_ database: Database, prepared: PreparedQueue,
+    private func drain(_ database: Database, prepared: PreparedQueue, limit: Int?,
                        moves: inout [FilePath]) throws -> (applied: [String], reports: [String: DeliveryReport]) {
         var applied: [String] = []
         var reports: [String: DeliveryReport] = [:]
         var rulesByPath = prepared.rulesByPath
-        for name in queue.names() {
+        let names = queue.names()
+        for name in limit.map({ names.prefix($0) }) ?? names[...] {
             let record: PendingRecord
             do { record = try queue.read(name) } catch Errno.noSuchFileOrDirectory {
                 // Applied and removed by another process meanwhile.
