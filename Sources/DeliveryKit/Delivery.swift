@@ -84,8 +84,11 @@ public enum Delivery {
     /// reported: the answer must not depend on whether the database was
     /// free (a queued non-email would otherwise get 0, and the same message
     /// 65 a moment later).
-    static func emailRejection(_ file: FilePath) -> DeliveryError? {
-        switch EmailCheck.verdict(forFile: file.string) {
+    /// `headers`: set to the message's From and Subject, for the log line.
+    static func emailRejection(_ file: FilePath, headers: inout MessageHeaders?) -> DeliveryError? {
+        let (verdict, found) = EmailCheck.verdictAndLogHeaders(forFile: file.string)
+        headers = found
+        switch verdict {
         case .email:
             return nil
         case .notEmail:

@@ -20,6 +20,26 @@ public enum EmailCheck {
     }
 
     public static func verdict(forFile path: String) -> Verdict {
+        inspect(path, logged: false).verdict
+    }
+
+    /// The verdict, and for mail its From and Subject headers (decoded as
+    /// `MessageHeaders` decodes them): what a delivery's log line shows,
+    /// taken from this parse instead of reading the file once more.
+    public static func verdictAndLogHeaders(forFile path: String) -> (verdict: Verdict, headers: MessageHeaders?) {
+        inspect(path, logged: true)
+    }
+
+    private static func inspect(_ path: String, logged: Bool) -> (verdict: Verdict, headers: MessageHeaders?) {
+        let verdict: Verdict
+        var headers: MessageHeaders?
+        verdict = inspect(path) { message in
+            if logged { headers = MessageHeaders(of: message, only: ["from", "subject"]) }
+        }
+        return (verdict, verdict == .email ? headers : nil)
+    }
+
+    private static func inspect(_ path: String, message seen: (UnsafeMutablePointer<GMimeMessage>) -> Void) -> Verdict {
         GMimeLibrary.initialise
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .unreadable(errno) }
@@ -41,6 +61,7 @@ public enum EmailCheck {
         defer { g_object_unref(message) }
         // libnotmuch reads a one-message mbox, and refuses one with more.
         if isMbox && g_mime_parser_eos(parser) == 0 { return .notEmail }
+        seen(message)
 
         let object = cgmime_object(message)
         for name in ["From", "Subject", "To"] {
