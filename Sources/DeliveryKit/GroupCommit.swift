@@ -59,6 +59,16 @@ final class GroupCommitter: @unchecked Sendable {
     /// never hold more messages than there are clients (8 clients: groups
     /// of 8 at most, a commit's open, writes and syncs shared by 8).
     private var arrivedDuringCommit: Set<String> = []
+    /// Records handed over since the running commit began. The first of
+    /// them waits for its commit as before: a lone sender's messages are
+    /// answered once indexed, whatever else the committer was doing; the
+    /// others are answered at once.
+    private var arrivalsDuringThisCommit = 0
+    /// When each pending record was handed over: commits take the oldest
+    /// first, so that a record waits at most for the running commit and
+    /// the next.
+    private var arrival: [String: UInt64] = [:]
+    private var handedOver: UInt64 = 0
 
     /// How long the committer sleeps when the lock or the flusher turn is
     /// taken before it looks again.
@@ -85,7 +95,21 @@ final class GroupCommitter: @unchecked Sendable {
             pending[name] = .some(preevaluated)
             if isMail { checkedAsMail.insert(name) }
             waiters[name, default: 0] += 1
-            if committing { arrivedDuringCommit.insert(name) }
+            if arrival[name] == nil {
+                handedOver += 1
+                arrival[name] = handedOver
+            }
+            // Answered at once only while the next commit can take it:
+            // past that, replying ahead of the index would let a burst run
+            // ever further ahead of what is searchable, so the delivery
+            // waits for its commit (or its deadline), and its client slows
+            // down to the pace of the commits.
+            if committing {
+                if arrivalsDuringThisCommit > 0, pending.count <= 2 * Self.recordsPerCommit {
+                    arrivedDuringCommit.insert(name)
+                }
+                arrivalsDuringThisCommit += 1
+            }
             guard !running else {
                 // The committer may be lingering for work.
                 monitor.broadcast()
@@ -150,10 +174,12 @@ final class GroupCommitter: @unchecked Sendable {
 
     private func run() {
         while true {
-            let (applier, known, mail): (QueueApplier, [String: PreevaluatedLeaves], Set<String>) = monitor.locked {
-                (self.applier, pending.compactMapValues { $0 }, checkedAsMail)
+            let (applier, known, mail, oldestFirst): (QueueApplier, [String: PreevaluatedLeaves], Set<String>, [String])
+                = monitor.locked {
+                (self.applier, pending.compactMapValues { $0 }, checkedAsMail,
+                 pending.keys.sorted { (arrival[$0] ?? 0) < (arrival[$1] ?? 0) })
             }
-            let round = commitOnce(applier, known: known, checkedAsMail: mail)
+            let round = commitOnce(applier, known: known, checkedAsMail: mail, oldestFirst: oldestFirst)
             if case .committed(let reports) = round, !reports.isEmpty, applier.options.runHooks,
                let hooks = applier.settings.hookDirectory {
                 Hook.run("post-insert", in: hooks)
@@ -186,6 +212,7 @@ final class GroupCommitter: @unchecked Sendable {
             blocked = false
             queueingAtOnce = false
             committing = true
+            arrivalsDuringThisCommit = 0
         }
     }
 
@@ -196,6 +223,7 @@ final class GroupCommitter: @unchecked Sendable {
         func finish(_ name: String, _ report: DeliveryReport) {
             pending.removeValue(forKey: name)
             checkedAsMail.remove(name)
+            arrival.removeValue(forKey: name)
             // Kept only for deliveries still waiting.
             if waiters[name] != nil { results[name] = report }
         }
@@ -222,7 +250,7 @@ final class GroupCommitter: @unchecked Sendable {
 
     /// One transaction: the whole queue, if the lock and the turn are free.
     private func commitOnce(_ applier: QueueApplier, known: [String: PreevaluatedLeaves],
-                            checkedAsMail: Set<String>) -> Round {
+                            checkedAsMail: Set<String>, oldestFirst: [String]) -> Round {
         if Database.isWriteLockHeld(databasePath: applier.settings.databasePath) { return .busy }
         guard let turn = applier.queue.tryBecomeFlusher() else { return .busy }
         defer { try? turn.close() }
@@ -238,7 +266,7 @@ final class GroupCommitter: @unchecked Sendable {
         var timer = PhaseTimer(path: nil)
         do {
             return .committed(try applier.applyQueue(in: database, prepared: prepared, timer: &timer,
-                                                     limit: Self.recordsPerCommit).reports)
+                                                     limit: Self.recordsPerCommit, preferred: oldestFirst).reports)
         } catch {
             return .failed(DeliveryError(.temporary, "cannot commit the queued deliveries: \(error)"))
         }

@@ -20,16 +20,17 @@ struct QueueApplier {
     /// made, and only then the applied records removed (those dropped as
     /// unusable among them). Returns their names, and the reports of those
     /// indexed.
-    /// `limit`: at most this many records (the first in the queue's order);
-    /// the others wait for the next transaction.
+    /// `limit`: at most this many records, those named in `preferred`
+    /// first (in its order), then the queue's; the others wait for the
+    /// next transaction.
     func applyQueue(in database: Database, prepared: PreparedQueue, timer: inout PhaseTimer, limit: Int? = nil,
-                    first: (inout [FilePath]) throws -> Void = { _ in })
+                    preferred: [String] = [], first: (inout [FilePath]) throws -> Void = { _ in })
         throws -> (applied: [String], reports: [String: DeliveryReport]) {
         var moves: [FilePath] = []
         var drained: (applied: [String], reports: [String: DeliveryReport]) = ([], [:])
         try database.atomically {
             try first(&moves)
-            drained = try drain(database, prepared: prepared, limit: limit, moves: &moves)
+            drained = try drain(database, prepared: prepared, limit: limit, preferred: preferred, moves: &moves)
             timer.mark("index")
             // Renamed files' directories reach the disk before the commit
             // that names them; inside the section, so that a failed sync
@@ -132,12 +133,18 @@ struct QueueApplier {
     /// that the others are applied; its file stays where it is. Only a
     /// failure of the database or the disk aborts the whole transaction and
     /// keeps the queue for the next try.
-    private func drain(_ database: Database, prepared: PreparedQueue, limit: Int?,
+    private func drain(_ database: Database, prepared: PreparedQueue, limit: Int?, preferred: [String],
                        moves: inout [FilePath]) throws -> (applied: [String], reports: [String: DeliveryReport]) {
         var applied: [String] = []
         var reports: [String: DeliveryReport] = [:]
         var rulesByPath = prepared.rulesByPath
-        let names = queue.names()
+        var names = queue.names()
+        if !preferred.isEmpty {
+            let queued = Set(names)
+            let first = preferred.filter { queued.contains($0) }
+            let taken = Set(first)
+            names = first + names.filter { !taken.contains($0) }
+        }
         for name in limit.map({ names.prefix($0) }) ?? names[...] {
             let record: PendingRecord
             do { record = try queue.read(name) } catch Errno.noSuchFileOrDirectory {
