@@ -96,7 +96,8 @@ build: deps
 install: build
 	install -d $(BINDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR) $(SYSTEMDDIR)
 	install -m 0755 $(RELEASE_BIN) $(BINDIR)/notmuch-deliver
-	install -m 0644 Docs/notmuch-deliver.1 $(MANDIR)/notmuch-deliver.1
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@DATE@/$(RELEASE_DATE)/' Docs/notmuch-deliver.1 > $(MANDIR)/notmuch-deliver.1
+	chmod 0644 $(MANDIR)/notmuch-deliver.1
 	$(RELEASE_BIN) --generate-completion-script bash | sed '1{/^#!/d}' > $(BASHCOMPDIR)/notmuch-deliver
 	$(RELEASE_BIN) --generate-completion-script zsh > $(ZSHCOMPDIR)/_notmuch-deliver
 	$(RELEASE_BIN) --generate-completion-script fish > $(FISHCOMPDIR)/notmuch-deliver.fish
@@ -114,12 +115,15 @@ uninstall:
 # A Debian binary package of `make install PREFIX=/usr`: the man page
 # gzipped, README.md and the guides in /usr/share/doc/notmuch-deliver/ (the
 # guides in Docs/, so that their links work), the copyright file and the
-# changelog and lintian's overrides from Docs/debian/, Depends computed from the binary by
+# changelog made from NEWS.md, lintian's overrides from Docs/debian/, Depends computed from the binary by
 # dpkg-shlibdeps, and the LMTP server's systemd templates in
 # /usr/lib/systemd/system (not enabled: an instance names its user). It is
 # built in a scratch debian/ tree under .build/deb, then checked by lintian,
 # which fails on errors.
 VERSION := $(shell sed -n 's/^let notmuchDeliverVersion = "\(.*\)"$$/\1/p' Sources/notmuch-deliver/Version.swift)
+# The release's date is its heading's in NEWS.md, "## VERSION (DATE)".
+RELEASE_DATE := $(shell sed -n 's/^\#\# $(VERSION) (\(.*\))$$/\1/p' NEWS.md)
+MAINTAINER := $(shell sed -n 's/^Maintainer: //p' Docs/debian/control)
 DEB = notmuch-deliver_$(VERSION)_$(shell dpkg --print-architecture).deb
 DEB_SCRATCH = .build/deb
 DEB_ROOT = $(DEB_SCRATCH)/debian/notmuch-deliver
@@ -127,16 +131,17 @@ DEB_DOC = $(DEB_ROOT)/usr/share/doc/notmuch-deliver
 
 deb: build deps-deb
 	test "$$($(RELEASE_BIN) --version)" = "$(VERSION)"
+	@test -n "$(RELEASE_DATE)" || { echo "NEWS.md has no '## $(VERSION) (DATE)' heading for the version in Version.swift"; exit 1; }
 	rm -rf $(DEB_SCRATCH) && mkdir -p $(DEB_SCRATCH)/debian
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr
 	strip --remove-section=.comment --remove-section=.note --strip-unneeded $(DEB_ROOT)/usr/bin/notmuch-deliver
 	gzip -9n $(DEB_ROOT)/usr/share/man/man1/notmuch-deliver.1
 	install -d $(DEB_DOC)/Docs
-	install -m 0644 README.md $(DEB_DOC)/
+	install -m 0644 README.md NEWS.md $(DEB_DOC)/
 	install -m 0644 Docs/*.md $(DEB_DOC)/Docs/
 	install -m 0644 Docs/debian/copyright $(DEB_DOC)/copyright
 	install -D -m 0644 Docs/debian/lintian-overrides $(DEB_ROOT)/usr/share/lintian/overrides/notmuch-deliver
-	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@DATE@/$$(date -R)/" Docs/debian/changelog > $(DEB_SCRATCH)/debian/changelog
+	awk -v maintainer="$(MAINTAINER)" -f Docs/debian/news-to-changelog.awk NEWS.md > $(DEB_SCRATCH)/debian/changelog
 	gzip -9n < $(DEB_SCRATCH)/debian/changelog > $(DEB_DOC)/changelog.gz
 	chmod 0644 $(DEB_DOC)/changelog.gz
 	install -d -m 0755 $(DEB_ROOT)/DEBIAN
@@ -172,10 +177,12 @@ demo: build
 	sh Tests/scripts/demo.sh $(RELEASE_BIN)
 
 # Figures against notmuch insert and notmuch new, and the LMTP server's
-# (5-8; the postfix one needs root, else it is reported skipped); never part
-# of `make test`. One figure: BENCH_ARGS="--only lmtp-burst".
+# (5-8; the postfix one needs root, else it is reported skipped, and has
+# Dovecot's LMTP as a peer); never part of `make test`. One figure:
+# BENCH_ARGS="--only lmtp-burst".
 bench: build
 	@command -v mdeliver >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mblaze >/dev/null; } || true
+	@[ -x /usr/lib/dovecot/lmtp ] || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-core dovecot-lmtpd >/dev/null; } || true
 	python3 Tests/Bench/bench.py --deliver $(RELEASE_BIN) $(BENCH_ARGS)
 
 # Nothing lost under load and kill -9: 8 deliverers x 2,000 messages.

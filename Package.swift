@@ -45,12 +45,13 @@ let package = Package(
         .target(name: "Mbox", dependencies: ["MailParsing", "CCompression"]),
 
         // The rules language: parsing and evaluation, independent of notmuch.
-        .target(name: "Rules", dependencies: ["CGLib"]),
+        // Folder names pass MaildirKit's one gate (MailFolder) when a rule is read.
+        .target(name: "Rules", dependencies: ["CGLib", "MaildirKit"]),
 
         // Sieve scripts (RFC 5228 and extensions): parsing, checking and
         // running them over the rules' message facts, independent of
         // notmuch; the outcome becomes the rules' effects.
-        .target(name: "Sieve", dependencies: ["Rules"]),
+        .target(name: "Sieve", dependencies: ["Rules", "MaildirKit"]),
 
         // Maildirs and the file system, knowing nothing of notmuch: writing
         // and naming messages, folders contained in the mail root, the
@@ -63,7 +64,7 @@ let package = Package(
         // The delivery pipeline: settings, rules on messages, the queue,
         // indexing through libnotmuch, import; what every front door uses.
         .target(name: "DeliveryKit", dependencies: [
-            "MaildirKit", "Notmuch", "Rules", "Sieve", "MailParsing", "Mbox", "CGLib", "CPosix",
+            "MaildirKit", "Notmuch", "Rules", "Sieve", "MailParsing", "Mbox", "CPosix",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -76,15 +77,16 @@ let package = Package(
         // The LMTP server: SwiftNIO sockets around the engine, deliveries
         // through DeliveryKit's group commits. The only target that knows NIO.
         .target(name: "LMTPServer", dependencies: [
-            "LMTP", "DeliveryKit", "MaildirKit", "CPosix",
+            "LMTP", "DeliveryKit", "MaildirKit",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         .executableTarget(name: "notmuch-deliver", dependencies: [
-            "DeliveryKit", "MaildirKit", "Rules", "Sieve", "Mbox", "LMTPServer",
+            "DeliveryKit", "MaildirKit", "Notmuch", "Rules", "Sieve", "Mbox", "LMTPServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),

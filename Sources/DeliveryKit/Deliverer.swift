@@ -78,14 +78,17 @@ public final class Deliverer: Sendable {
     /// that need no index all happen before the fsyncs and the link, so a
     /// refused message never reaches new/ and nothing of it is left.
     /// `planning`: the command line plans its database work meanwhile.
+    /// `wanted` false, asked before the file is synced and linked into
+    /// new/, drops it there (a server that gave up on this delivery).
     private func write(_ input: FileDescriptor, options requested: DeliveryOptions, planning: Bool,
-                       sameAs: FilePath? = nil, timer: inout PhaseTimer) throws(DeliveryError) -> Written {
+                       sameAs: FilePath? = nil, wanted: () -> Bool = { true },
+                       timer: inout PhaseTimer) throws(DeliveryError) -> Written {
         var options = requested
-        try VirtualMailbox.select(&options)
+        try VirtualMailbox.select(&options, ifAbsent: .create)
         let settings = try loadSettings(options)
         timer.mark("config")
-        let maildir = try MailFolder.resolve(root: settings.mailRoot, name: options.folder,
-                                             create: options.createFolder, worldReadable: options.worldReadable)
+        let maildir = try settings.maildir(options.folder, create: options.createFolder,
+                                           worldReadable: options.worldReadable)
         // Planned once the input is read: a quiet delivery's database then
         // opens while the file is synced.
         var plan: DeliverySession.Plan?
@@ -105,7 +108,7 @@ public final class Deliverer: Sendable {
                     return nil
                 }
                 switch settings.quota.check(mailbox: mailbox, enforcing: !options.quotaExempt,
-                                            size: { (try? Stat(temporary))?.size }) {
+                                            lockWait: settings.lockTimeout, size: { (try? Stat(temporary))?.size }) {
                 case .refused(let refusal): return refusal
                 case .admitted(let figures): measured = figures
                 }
@@ -114,6 +117,7 @@ public final class Deliverer: Sendable {
                                                                             database: nil, messageID: nil))
                 }
                 if planning { plan = DeliverySession(settings: settings, options: options).plan() }
+                if !wanted() { return DeliveryError(.temporary, "given up: the delivery did not finish in time") }
                 return nil
             })
         } catch {
@@ -215,13 +219,26 @@ public final class Deliverer: Sendable {
     /// is stored: the message must be refused or retried. Needs a Deliverer
     /// made with `groupCommits`. `sameAs`: the same message staged for
     /// another recipient, hard-linked rather than written again if it can be.
-    public func stage(_ input: FileDescriptor, envelope: Envelope, sameAs: Staged? = nil) throws(DeliveryError) -> Staged {
+    /// `proceed` is asked once the message is written, before it is queued
+    /// (from then on any process may commit it): false (the server gave up
+    /// waiting and answered 451) removes the file again and throws, so a
+    /// delivery that was stuck never stores a message its sender will retry.
+    /// `wanted`, asked earlier (before the file reaches new/), lets a
+    /// delivery given up already stop without making its file visible.
+    public func stage(_ input: FileDescriptor, envelope: Envelope, sameAs: Staged? = nil,
+                      wanted: () -> Bool = { true }, proceed: () -> Bool = { true }) throws(DeliveryError) -> Staged {
         guard let groupCommits else { preconditionFailure("stage needs a Deliverer made for a server") }
         var requested = options
         requested.envelope = envelope
         var timer = PhaseTimer(path: nil)
         var written = try write(input, options: requested, planning: false, sameAs: sameAs?.written.file.path,
+                                wanted: wanted,
                                 timer: &timer)
+        guard proceed() else {
+            if !written.file.adopted { Maildir.discard(written.file.path) }
+            written.takeBackQuota()
+            throw DeliveryError(.temporary, "given up: the delivery did not finish in time")
+        }
         if let keptNotMail = written.keptNotMail { _ = try keepOrDiscard(keptNotMail, &written) }
         let session = DeliverySession(settings: written.settings, options: written.options)
         let record: String
@@ -250,13 +267,23 @@ public final class Deliverer: Sendable {
             guard FileSystem.kind(of: FilePath(root)) == .directory, Database.exists(databasePath: root) else { return nil }
         }
         do {
-            try VirtualMailbox.select(&options)
+            try VirtualMailbox.select(&options, ifAbsent: .refuse)
             let settings = try loadSettings(options)
             return settings.quota.precheck(mailbox: MaildirQuota(root: FilePath(settings.mailRoot)), size: Int64(size))
         } catch {
             // The delivery will say what is wrong, or defer; the data may come.
             return nil
         }
+    }
+
+    /// Whether each recipient has its own mailbox (a mail-root template).
+    public var servesVirtualMailboxes: Bool { options.mailRootTemplate != nil }
+
+    /// What a server counts deliveries per mailbox by: a virtual mailbox's
+    /// directory, or "" for the one mailbox a personal server has.
+    public func mailboxKey(recipient: String) -> String {
+        guard let template = options.mailRootTemplate else { return "" }
+        return (try? VirtualMailbox.path(template: template, recipient: recipient)) ?? recipient.lowercased()
     }
 
     /// Where a server spools a message while it arrives: the mail root's
@@ -277,22 +304,29 @@ public final class Deliverer: Sendable {
     /// or every virtual mailbox's the template has made so far.
     public func applyLeftoverQueue() {
         guard let groupCommits else { return }
-        var mailboxes = [options]
-        if let template = options.mailRootTemplate {
-            mailboxes = VirtualMailbox.existing(template: template).map { root in
-                var mailbox = options
-                mailbox.config = .none
-                mailbox.profile = nil
-                mailbox.databasePath = root
-                return mailbox
-            }
-        }
-        for mailbox in mailboxes {
+        for mailbox in mailboxes() {
             guard let settings = try? loadSettings(mailbox) else { continue }
             let session = DeliverySession(settings: settings, options: mailbox)
             guard !session.queue.names().isEmpty else { continue }
             groupCommits.committer(for: session.applier).kick(applier: session.applier)
         }
+    }
+
+    /// The options of each mailbox this Deliverer serves that exists now:
+    /// its one mailbox, or every virtual mailbox the template has made.
+    func mailboxes() -> [DeliveryOptions] {
+        guard let template = options.mailRootTemplate else { return [options] }
+        return VirtualMailbox.existing(template: template).map { root in
+            var mailbox = options
+            mailbox.config = .none
+            mailbox.profile = nil
+            mailbox.databasePath = root
+            return mailbox
+        }
+    }
+
+    func settings(for mailbox: DeliveryOptions) throws(DeliveryError) -> DeliverySettings {
+        try loadSettings(mailbox)
     }
 
     /// Reads the configuration and the rules again from the next delivery
@@ -352,6 +386,7 @@ public final class Deliverer: Sendable {
         options.folder = nil
         options.createFolder = false
         options.rules = .none
+        options.sieve = .none
         options.tagOperations = settings.quotaWarnings.tags
         options.runHooks = false
         options.keep = false

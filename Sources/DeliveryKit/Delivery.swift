@@ -17,8 +17,9 @@ public enum Delivery {
     /// post-new hook). Returns how many records were applied.
     public static func flush(_ options: DeliveryOptions) throws(DeliveryError) -> Int {
         var options = options
-        try VirtualMailbox.select(&options)
+        try VirtualMailbox.select(&options, ifAbsent: .refuse)
         let settings = try DeliverySettings(options: options)
+        LeftoverRemoval.run(settings: settings)
         let queue = PendingQueue(databasePath: settings.databasePath)
         return try QueueApplier(settings: settings, options: options, queue: queue).flushQueue()
     }
@@ -27,7 +28,7 @@ public enum Delivery {
     /// `--retry` and `--drop`, which act on set-aside records.
     public static func queue(_ options: DeliveryOptions) throws(DeliveryError) -> PendingQueue {
         var options = options
-        try VirtualMailbox.select(&options)
+        try VirtualMailbox.select(&options, ifAbsent: .refuse)
         return PendingQueue(databasePath: try DeliverySettings(options: options).databasePath)
     }
 
@@ -36,10 +37,10 @@ public enum Delivery {
     /// never committed. For `explain`.
     public static func explain(_ options: DeliveryOptions, input: FileDescriptor) throws(DeliveryError) -> DeliveryReport {
         var options = options
-        try VirtualMailbox.select(&options)
+        try VirtualMailbox.select(&options, ifAbsent: .refuse)
         let settings = try DeliverySettings(options: options)
-        let scratch = try MailFolder.resolve(root: settings.mailRoot, name: nil, create: false)
-        let file = try write(input, to: scratch, worldReadable: false, scratch: true).path
+        let scratch = try settings.maildir(nil, create: false)
+        let file = try write(input, to: scratch, worldReadable: false, scratch: true, beforeSync: emailRejection).path
         defer { Maildir.discard(file) }
         let database: Database
         do {
@@ -84,18 +85,51 @@ public enum Delivery {
     /// reported: the answer must not depend on whether the database was
     /// free (a queued non-email would otherwise get 0, and the same message
     /// 65 a moment later).
+    static func emailRejection(_ file: FilePath) -> DeliveryError? {
+        var unused: MessageHeaders?
+        return emailRejection(file, headers: &unused)
+    }
+
     /// `headers`: set to the message's From and Subject, for the log line.
     static func emailRejection(_ file: FilePath, headers: inout MessageHeaders?) -> DeliveryError? {
-        let (verdict, found) = EmailCheck.verdictAndLogHeaders(forFile: file.string)
+        let (verdict, found) = emailInspection(file, logHeaders: true)
         headers = found
         switch verdict {
         case .email:
             return nil
         case .notEmail:
             return DeliveryError(.notAMessage, "the input is not an email message (no From, Subject or To header)")
+        case .overLimit(let excess):
+            return tooBig(excess)
         case .unreadable(let code):
             return DeliveryError(.temporary, "cannot read back '\(file)': \(Errno(rawValue: code))")
         }
+    }
+
+    /// GMime's verdict, once the message is known to be within
+    /// `MessageLimits`; parsing a costly one waits its turn.
+    static func emailVerdict(_ file: FilePath) -> EmailCheck.Verdict {
+        emailInspection(file, logHeaders: false).verdict
+    }
+
+    /// The same, and for mail, when `logHeaders`, its From and Subject
+    /// for the log line (from the same parse).
+    static func emailInspection(_ file: FilePath, logHeaders: Bool) -> (verdict: EmailCheck.Verdict, headers: MessageHeaders?) {
+        func check(limits: Bool) -> (verdict: EmailCheck.Verdict, headers: MessageHeaders?) {
+            logHeaders ? EmailCheck.verdictAndLogHeaders(forFile: file.string, checkingLimits: limits)
+                : (EmailCheck.verdict(forFile: file.string, checkingLimits: limits), nil)
+        }
+        guard let scan = MessageLimits.scan(ofFile: file.string) else { return check(limits: true) }
+        if let excess = scan.excess { return (.overLimit(excess), nil) }
+        return CostlyMessageGate.shared.admitting(cost: scan.parsingCost) { check(limits: false) }
+    }
+
+    /// A permanent refusal (exit 65, LMTP 552 5.3.4): the same message
+    /// would be refused again.
+    static func tooBig(_ excess: MessageLimits.Excess) -> DeliveryError {
+        var error = DeliveryError(.notAMessage, "\(excess) (a limit that bounds the memory a message may cost)")
+        error.isTooBig = true
+        return error
     }
 
     static func classify(_ error: Error, file: FilePath) -> DeliveryError {

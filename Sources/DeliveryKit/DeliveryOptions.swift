@@ -134,6 +134,18 @@ struct DeliverySettings {
     let quota: QuotaPolicy
     let quotaWarnings: QuotaWarnings
 
+    /// `database.path`, which no delivery folder may be or be inside: the
+    /// database's own folder, or the folder of its `.notmuch` (the mail
+    /// root itself, then, which reserves nothing more than `.notmuch`).
+    var databaseFolder: String { databasePath }
+
+    /// The maildir for a folder name from any source, through the one gate
+    /// (MailFolder) that refuses names that are not folders.
+    func maildir(_ name: String?, create: Bool, worldReadable: Bool = false) throws(DeliveryError) -> Maildir {
+        try MailFolder.resolve(root: mailRoot, name: name, create: create, databaseFolder: databaseFolder,
+                               worldReadable: worldReadable)
+    }
+
     /// A few seconds: long enough for a mail client's tagging, short
     /// enough that an MTA never waits on a `notmuch new` of hours.
     static let defaultLockTimeout = 5.0
@@ -141,6 +153,9 @@ struct DeliverySettings {
     /// Reads the config without taking the database's write lock.
     init(options: DeliveryOptions, rulesCache: RulesCache = RulesCache()) throws(DeliveryError) {
         let loaded: Database.LoadedConfig
+        if let problem = ConfigFileCheck.problem(options.config, profile: options.profile) {
+            throw DeliveryError.config(problem)
+        }
         do {
             loaded = try Database.loadConfig(config: options.config, profile: options.profile,
                                              databasePath: options.databasePath)

@@ -180,6 +180,7 @@ final class GroupCommitter: @unchecked Sendable {
                  pending.keys.sorted { (arrival[$0] ?? 0) < (arrival[$1] ?? 0) })
             }
             let round = commitOnce(applier, known: known, checkedAsMail: mail, oldestFirst: oldestFirst)
+            CostlyMessageGate.shared.trimAfterCommit()
             if case .committed(let reports) = round, !reports.isEmpty, applier.options.runHooks,
                let hooks = applier.settings.hookDirectory {
                 Hook.run("post-insert", in: hooks)
@@ -200,7 +201,11 @@ final class GroupCommitter: @unchecked Sendable {
                 running = false
                 return true
             }
-            if stop { return }
+            if stop {
+                // What the thread's last rounds freed since their trim.
+                CostlyMessageGate.shared.trimAfterCommit()
+                return
+            }
             if case .busy = round { usleep(Self.busyPause) }
         }
     }

@@ -71,11 +71,14 @@ public final class Importer {
         self.options = options
         self.onProgress = onProgress
         settings = try DeliverySettings(options: options.delivery)
-        // A dry run creates nothing, not even the folder.
+        // A dry run creates nothing, not even the folder, but checks its name.
+        if options.dryRun {
+            let database = MailFolder.databaseComponents(root: settings.mailRoot, databaseFolder: settings.databaseFolder)
+            _ = try MailFolder.components(of: options.delivery.folder, database: database)
+        }
         maildir = options.dryRun
             ? Maildir(FilePath(settings.mailRoot))
-            : try MailFolder.resolve(root: settings.mailRoot, name: options.delivery.folder,
-                                     create: options.delivery.createFolder)
+            : try settings.maildir(options.delivery.folder, create: options.delivery.createFolder)
     }
 
     public func run(_ archives: [String]) throws(DeliveryError) -> ImportReport {
@@ -266,6 +269,13 @@ public final class Importer {
     private func indexOne(_ entry: Entry) throws(DeliveryError) {
         guard let database else { return }
         let (message, inPlace, duplicate, indexedBefore) = (entry.message, entry.inPlace, entry.duplicate, entry.indexedBefore)
+        // Refused before GMime reads it, as a delivery refuses it; the
+        // archive's other messages go on.
+        if !indexedBefore, let excess = MessageLimits.scan(ofFile: entry.path.string)?.excess {
+            fail(message, "\(excess)")
+            Maildir.discard(entry.path)
+            return
+        }
         // The job marks the message delivered, as a delivery's does: without
         // the mark a re-run cannot tell a message this import finished from
         // one `notmuch new` indexed from a file an interrupted run left.

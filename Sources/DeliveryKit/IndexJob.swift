@@ -75,6 +75,13 @@ struct IndexJob {
     /// whose entries changed are added to `moves`, for the caller to sync
     /// before the commit.
     func run(in database: Database, location: inout FilePath, moves: inout [FilePath]) throws -> DeliveryReport {
+        // Indexing a large message is where libnotmuch's memory goes.
+        try CostlyMessageGate.shared.admitting(location) {
+            try runAdmitted(in: database, location: &location, moves: &moves)
+        }
+    }
+
+    private func runAdmitted(in database: Database, location: inout FilePath, moves: inout [FilePath]) throws -> DeliveryReport {
         let original = location
         let path = original.string
         var message: Message
@@ -196,8 +203,7 @@ struct IndexJob {
         for copy in copies {
             let maildir: Maildir
             do {
-                maildir = try MailFolder.resolve(root: settings.mailRoot, name: copy.folder.isEmpty ? nil : copy.folder,
-                                                 create: !copy.mustExist)
+                maildir = try settings.maildir(copy.folder.isEmpty ? nil : copy.folder, create: !copy.mustExist)
             } catch {
                 DeliveryLog.logger.notice("copy into '\(copy.folder)' not made (\(error.message))")
                 continue
@@ -258,7 +264,7 @@ struct IndexJob {
     private func movingTarget(_ folder: String, for file: FilePath, create: Bool) -> Maildir? {
         let maildir: Maildir
         do {
-            maildir = try MailFolder.resolve(root: settings.mailRoot, name: folder, create: create)
+            maildir = try settings.maildir(folder, create: create)
         } catch where !create {
             // As Pigeonhole without :create: the implicit keep.
             DeliveryLog.logger.notice("Sieve fileinto '\(folder)' without :create not used (\(error.message)); the message stays in the default folder")

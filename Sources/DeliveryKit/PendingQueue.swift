@@ -233,8 +233,8 @@ public struct PendingQueue: Sendable {
         // Two retries of one message may queue at once: each its own temp file.
         let temporary = directory.appending(".tmp-\(getpid())-" + name)
         var data = record.encoded
-        let fd = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate, .noFollow, .closeOnExec],
-                                         permissions: .ownerReadWrite)
+        let fd = try FileSystem.openRegularFile(temporary.string, flags: O_WRONLY | O_CREAT | O_TRUNC,
+                                                followSymlinks: false)
         do {
             try data.withUTF8 { try fd.writeEverything(UnsafeRawBufferPointer($0)) }
             try fd.close()
@@ -255,10 +255,10 @@ public struct PendingQueue: Sendable {
             return try FileSystem.fsyncDirectory(directory)
         }
         do {
-            let fd = try FileDescriptor.open(directory.appending(name), .readOnly, options: [.closeOnExec])
+            let fd = try FileSystem.openRegularFile(directory.appending(name).string, followSymlinks: false)
             defer { try? fd.close() }
             try FileSystem.fsync(fd)
-        } catch Errno.noSuchFileOrDirectory {
+        } catch FileSystem.RegularFileProblem.missing {
             return
         }
         try FileSystem.fsyncDirectory(directory)

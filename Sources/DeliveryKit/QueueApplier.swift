@@ -174,11 +174,15 @@ struct QueueApplier {
                 continue
             }
             // The server's own records were checked as they were written.
-            switch prepared.checkedAsMail.contains(name) ? .email : EmailCheck.verdict(forFile: path.string) {
+            switch prepared.checkedAsMail.contains(name) ? .email : Delivery.emailVerdict(path) {
             case .email:
                 break
             case .notEmail:
                 try setAside(name, "\(path.string) is not an email message (no From, Subject or To header); the file is kept")
+                reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
+                continue
+            case .overLimit(let excess):
+                try setAside(name, "\(path.string): \(excess); the file is kept")
                 reports[name] = DeliveryReport.queuedReport(path, abandoned: false)
                 continue
             case .unreadable(let code):

@@ -77,10 +77,19 @@ struct QuotaPolicy: Sendable {
     /// appends the opposite line if the message is not stored after all.
     /// `enforcing` false measures without refusing (a quota warning must
     /// reach a full mailbox, and still counts).
-    func check(mailbox: MaildirQuota, enforcing: Bool = true, size measure: () -> Int64?) -> Verdict {
+    /// The lock is waited for `lockWait` seconds at most (the mailbox's
+    /// lock timeout): another program holding it for ever defers the
+    /// delivery instead of stalling it.
+    func check(mailbox: MaildirQuota, enforcing: Bool = true, lockWait: Double = 5,
+               size measure: () -> Int64?) -> Verdict {
         // Whether there is a limit at all, without recounting: that is done
         // once, under the lock.
-        guard limit != nil || mailbox.read().map({ !$0.limit.isUnlimited }) == true else { return .admitted(nil) }
+        let file: MaildirQuota.Contents?
+        switch Self.inspect(mailbox) {
+        case .failure(let refusal): return .refused(refusal)
+        case .success(let contents): file = contents
+        }
+        guard limit != nil || file.map({ !$0.limit.isUnlimited }) == true else { return .admitted(nil) }
         guard let size = measure() else {
             return .refused(DeliveryError(.temporary, "cannot measure the message for the quota"))
         }
@@ -88,10 +97,17 @@ struct QuotaPolicy: Sendable {
         guard lock >= 0 else { return .refused(DeliveryError(.temporary, "cannot open '\(mailbox.root)' to lock it")) }
         defer { close(lock) }
         // Held for a read and an append: short, and released by close.
-        while flock(lock, LOCK_EX) != 0 {
-            guard errno == EINTR else {
+        // flock(2) has no timeout: tried without waiting, again and again.
+        let giveUp = Monotonic.seconds + lockWait
+        while flock(lock, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else {
                 return .refused(DeliveryError(.temporary, "cannot lock '\(mailbox.root)': \(Errno(rawValue: errno))"))
             }
+            guard Monotonic.seconds < giveUp else {
+                return .refused(DeliveryError(.temporary, "'\(mailbox.root)' stayed locked (flock) by another program "
+                                              + "for \(lockWait) s; deferred"))
+            }
+            usleep(20_000)
         }
         // Read again under the lock: another delivery may have added since.
         guard let (limit, usage) = mailbox.current(limit: limit) else { return .admitted(nil) }
@@ -106,10 +122,33 @@ struct QuotaPolicy: Sendable {
     /// refused now, without counting it: an LMTP server asks at RCPT time,
     /// so that a full mailbox is spared the data. The delivery checks again.
     func precheck(mailbox: MaildirQuota, size: Int64) -> DeliveryError? {
-        guard limit != nil || mailbox.read().map({ !$0.limit.isUnlimited }) == true,
+        let file: MaildirQuota.Contents?
+        switch Self.inspect(mailbox) {
+        case .failure(let refusal): return refusal
+        case .success(let contents): file = contents
+        }
+        guard limit != nil || file.map({ !$0.limit.isUnlimited }) == true,
               let (limit, usage) = mailbox.current(limit: limit),
               !usage.admits(size, under: limit, gracePercent: gracePercent) else { return nil }
         return refusal(mailbox, usage: usage, limit: limit, size: size)
+    }
+
+    /// The mailbox's `maildirsize` as a delivery first sees it: a file it
+    /// must not open (a FIFO, a device) defers the delivery; a damaged one
+    /// (a symlink, garbage, a negative limit) is logged, once per delivery,
+    /// and taken as missing: a configured limit is then enforced by a
+    /// recount, which replaces the file, as courier does with a bad one;
+    /// with none, the mailbox has no quota until the file is fixed.
+    static func inspect(_ mailbox: MaildirQuota) -> Result<MaildirQuota.Contents?, DeliveryError> {
+        switch mailbox.inspect() {
+        case .missing: return .success(nil)
+        case .readable(let contents): return .success(contents)
+        case .damaged(let why):
+            DeliveryLog.logger.warning("quota file \(why); taken as missing: recounted against a configured limit, else no quota until it is fixed")
+            return .success(nil)
+        case .unusable(let why):
+            return .failure(DeliveryError(.temporary, "cannot read the mailbox: its quota file \(why)"))
+        }
     }
 
     private func refusal(_ mailbox: MaildirQuota, usage: QuotaUsage, limit: QuotaLimit, size: Int64) -> DeliveryError {
@@ -161,7 +200,7 @@ extension Delivery {
 
     public static func quotaStatus(_ options: DeliveryOptions, recalculate: Bool) throws(DeliveryError) -> QuotaStatus {
         var options = options
-        try VirtualMailbox.select(&options)
+        try VirtualMailbox.select(&options, ifAbsent: .refuse)
         let settings = try DeliverySettings(options: options)
         let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
         let configured = settings.quota.limit

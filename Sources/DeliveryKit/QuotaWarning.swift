@@ -86,9 +86,10 @@ struct QuotaWarnings: Sendable {
         guard !thresholds.isEmpty else { return nil }
         let path = Self.stateFile(databasePath: databasePath)
         let reached = reached(usage.percent(of: limit))
-        let raw = path.withPlatformString { open($0, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
-        guard raw >= 0 else { return nil }
-        let fd = FileDescriptor(rawValue: raw)
+        guard let fd = try? FileSystem.openRegularFile(path.string, flags: O_RDWR | O_CREAT, followSymlinks: false) else {
+            return nil
+        }
+        let raw = fd.rawValue
         defer { try? fd.close() }
         guard FileSystem.tryLockExclusively(fd) else { return nil }
         var buffer = [UInt8](repeating: 0, count: 64)
@@ -140,7 +141,7 @@ struct QuotaWarnings: Sendable {
     static let largestTemplate = 32 * 1024
 
     private static func readTemplate(_ path: String) -> String? {
-        guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) else { return nil }
+        guard let fd = try? FileSystem.openRegularFile(path) else { return nil }
         defer { try? fd.close() }
         var bytes = [UInt8](repeating: 0, count: largestTemplate)
         var count = 0

@@ -91,7 +91,7 @@ final class DeliveryFacts: MessageFacts {
     var recipientExtension: String? { envelope.recipientExtension }
 
     lazy var size: Int = {
-        guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly) else { return 0 }
+        guard let fd = try? FileSystem.openRegularFile(path) else { return 0 }
         defer { try? fd.close() }
         return Int((try? fd.seek(offset: 0, from: .end)) ?? 0)
     }()
@@ -149,13 +149,18 @@ public enum RulesLoader {
     /// blocking and checked with fstat before the first read, and never
     /// more than `limit` bytes of it (a file that grows while read included).
     public static func readFile(_ path: String, limit: Int = maximumFileSize) throws -> String {
-        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .nonBlocking])
+        let fd: FileDescriptor
+        do { fd = try FileSystem.openRegularFile(path) } catch {
+            switch error {
+            case .notRegular: throw UnreadableFile(description: "not a regular file")
+            case .failed(let errno): throw errno
+            case .missing: throw Errno.noSuchFileOrDirectory
+            case .symlink: throw Errno.tooManySymbolicLinkLevels
+            }
+        }
         defer { try? fd.close() }
         var info = stat()
         guard fstat(fd.rawValue, &info) == 0 else { throw Errno(rawValue: errno) }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw UnreadableFile(description: "not a regular file")
-        }
         let tooLarge = UnreadableFile(description: "larger than the limit of \(limit) bytes")
         guard info.st_size <= limit else { throw tooLarge }
         var bytes: [UInt8] = []

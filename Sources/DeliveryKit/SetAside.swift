@@ -40,8 +40,7 @@ extension PendingQueue {
     func setAside(_ name: String, reason: String) throws {
         try FileSystem.makeDirectory(setAsideDirectory, mode: 0o700)
         let why = reasonFile(for: name)
-        let fd = try FileDescriptor.open(why, .writeOnly, options: [.create, .truncate, .noFollow, .closeOnExec],
-                                         permissions: .ownerReadWrite)
+        let fd = try FileSystem.openRegularFile(why.string, flags: O_WRONLY | O_CREAT | O_TRUNC, followSymlinks: false)
         do {
             var text = "\(time(nil))\n\(reason)\n"
             try text.withUTF8 { try fd.writeEverything(UnsafeRawBufferPointer($0)) }

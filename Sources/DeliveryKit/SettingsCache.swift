@@ -30,8 +30,9 @@ final class SettingsCache: Sendable {
         entries.withLock { $0.removeAll() }
     }
 
-    /// What, besides the envelope, a server's deliveries differ by: the
-    /// mailbox a virtual recipient selected.
+    /// Everything the settings are read from: the mailbox a virtual
+    /// recipient selected, and the rules and script a delivery asks for (a
+    /// quota warning asks for none, the user's mail for the configured ones).
     private static func key(_ options: DeliveryOptions) -> String {
         let config: String
         switch options.config {
@@ -39,6 +40,15 @@ final class SettingsCache: Sendable {
         case .file(let path): config = "file:" + path
         case .none: config = "none"
         }
-        return config + "\0" + (options.profile ?? "") + "\0" + (options.databasePath ?? "")
+        return [config, options.profile ?? "", options.databasePath ?? "",
+                describe(options.rules), describe(options.sieve)].joined(separator: "\0")
+    }
+
+    private static func describe(_ source: RulesSource) -> String {
+        switch source {
+        case .configured: "configured"
+        case .file(let path): "file:" + path
+        case .none: "none"
+        }
     }
 }

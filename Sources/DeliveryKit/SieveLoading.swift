@@ -27,6 +27,16 @@ public enum SieveLoader {
         return SieveParser.parse(text, origin: path)
     }
 
+    /// The `fileinto`s of the script whose folder no delivery can use, as
+    /// FILE:LINE: messages, for `check-rules`; mailbox names read with the
+    /// configured `deliver.sieve_separator` when the configuration can be read.
+    public static func folderProblems(_ script: SieveScript, options: DeliveryOptions) -> [String] {
+        let configured = try? Database.loadConfig(config: options.config, profile: options.profile)
+            .database.configValues(separatorKey).first
+        let separator = (try? Self.separator(configured ?? nil)) ?? SieveRules.defaultSeparator
+        return SieveRules(script: script, separator: separator).folderProblems()
+    }
+
     /// The script ready to run, or nil with its errors logged.
     static func loadLogging(path: String, separator: Character) -> SieveRules? {
         switch compile(path: path) {

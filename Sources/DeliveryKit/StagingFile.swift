@@ -1,4 +1,7 @@
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
 import MaildirKit
 
 /// One archive message on its way to tmp/, hashed piece by piece as the
@@ -84,11 +87,17 @@ final class StagingFile {
     }
 
     private func open() {
-        do {
-            fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate, .closeOnExec],
-                                         permissions: .ownerReadWrite)
+        do throws(FileSystem.RegularFileProblem) {
+            fd = try FileSystem.openRegularFile(path.string, flags: O_WRONLY | O_CREAT | O_TRUNC, followSymlinks: false)
             created = true
-        } catch let failure as Errno { error = failure } catch { self.error = .ioError }
+        } catch {
+            switch error {
+            case .failed(let failure): self.error = failure
+            case .missing: self.error = .noSuchFileOrDirectory
+            case .symlink: self.error = .tooManySymbolicLinkLevels
+            case .notRegular: self.error = .ioError
+            }
+        }
     }
 
     private func write(_ bytes: [UInt8]) {

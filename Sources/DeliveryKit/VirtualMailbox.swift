@@ -11,10 +11,11 @@ import Glibc
 /// on first delivery, by the unprivileged user the MTA runs us as.
 enum VirtualMailbox {
     /// `%d`: the recipient's domain, `%u`: its local part without the
-    /// `+extension`, `%%`: a percent sign. Both are lower-cased, and must
-    /// be plain names: no `/`, no leading `.`, not empty, at most NAME_MAX
-    /// bytes in the directory name they go into, and the whole path short
-    /// enough for the files a mailbox holds.
+    /// `+extension`, `%%`: a percent sign. Both are lower-cased (and, when
+    /// UTF-8, in NFC: `AddressText.directoryName`), and must be plain names:
+    /// no `/`, no leading `.`, not empty, no control character, valid UTF-8,
+    /// at most NAME_MAX bytes in the directory name they go into, and the
+    /// whole path short enough for the files a mailbox holds.
     static func path(template: String, recipient: String) throws(DeliveryError) -> String {
         try expand(template: template, recipient: recipient).path
     }
@@ -22,12 +23,15 @@ enum VirtualMailbox {
     /// The mailbox's path, and the template's fixed part: the directory
     /// above the first substitution, which everything created must stay in.
     static func expand(template: String, recipient: String) throws(DeliveryError) -> (path: String, base: String) {
-        let parts = recipient.lowercased().split(separator: "@", omittingEmptySubsequences: false)
+        let parts = recipient.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2 else {
             throw DeliveryError(.usage, "recipient '\(recipient)' is not of the form user@domain")
         }
-        let user = String(parts[0].split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false)[0])
-        let domain = String(parts[1])
+        if let problem = AddressText.problem(recipient) {
+            throw DeliveryError(.usage, "recipient '\(LogText.oneLine(recipient))' \(problem): it cannot name a mailbox")
+        }
+        let user = AddressText.directoryName(parts[0].split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false)[0])
+        let domain = AddressText.directoryName(parts[1])
         for (what, value) in [("local part", user), ("domain", domain)] {
             if value.isEmpty || value.hasPrefix(".") || value.contains("/") || value.contains("\0") {
                 throw DeliveryError(.usage, "recipient '\(recipient)': its \(what) '\(value)' cannot name a mailbox")
@@ -170,8 +174,13 @@ enum VirtualMailbox {
         return roots
     }
 
-    /// Points the options at the recipient's mailbox, creating it if needed.
-    static func select(_ options: inout DeliveryOptions) throws(DeliveryError) {
+    /// What `select` does about a virtual mailbox that does not exist yet:
+    /// a delivery makes it; looking at one (`quota`, `explain`, `flush`)
+    /// finds none and makes nothing.
+    enum Absent { case create, refuse }
+
+    /// Points the options at the recipient's mailbox.
+    static func select(_ options: inout DeliveryOptions, ifAbsent: Absent) throws(DeliveryError) {
         guard let template = options.mailRootTemplate else { return }
         guard let recipient = options.envelope.recipient else {
             throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR (pipe's ${recipient}) or set RECIPIENT")
@@ -180,7 +189,15 @@ enum VirtualMailbox {
         // pipe(8) passes no HOME, and libnotmuch derives default paths from
         // it even with no config file; the mailbox is the natural home.
         if getenv("HOME") == nil { setenv("HOME", root, 1) }
-        try prepare(root: root, base: base)
+        switch ifAbsent {
+        case .create:
+            try prepare(root: root, base: base)
+        case .refuse:
+            guard FileSystem.kind(of: FilePath(root)) == .directory, Database.exists(databasePath: root) else {
+                throw DeliveryError(.noSuchMailbox, "recipient '\(shortened(recipient))' has no mailbox yet "
+                                    + "('\(root)'): its first delivery makes it")
+            }
+        }
         options.config = .none
         options.profile = nil
         options.databasePath = root

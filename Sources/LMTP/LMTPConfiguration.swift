@@ -23,7 +23,7 @@ public struct LMTPConfiguration: Sendable {
     /// input has been answered.
     public var maxPipelinedInput: Int
 
-    public init(hostname: String, maxMessageSize: Int = 50 << 20, maxRecipients: Int = 50,
+    public init(hostname: String, maxMessageSize: Int = 10 << 20, maxRecipients: Int = 50,
                 maxCommandLength: Int = 4096, maxErrors: Int = 10, maxPipelinedInput: Int = 1 << 20) {
         self.hostname = hostname
         self.maxMessageSize = maxMessageSize

@@ -60,18 +60,22 @@ extension LMTPEngine {
         if transaction != nil { return refuse(.nestedMail) }
         guard let argument = command.argument(after: "FROM") else { return refuse(.syntax("MAIL FROM:<address>")) }
         let path: MailPath
-        do { path = try MailPath.parse(argument, allowsNull: true) } catch { return refuse(.badSender) }
+        do { path = try MailPath.parse(argument, allowsNull: true) } catch {
+            return refuse(Self.reply(for: error, sender: true))
+        }
         let options: MailOptions
         do {
             options = try MailOptions(MailParameters.parse(path.rest))
         } catch {
             return refuse(Self.reply(for: error))
         }
+        if path.isInternational && !options.smtputf8 { return refuse(.needsSMTPUTF8) }
         if let size = options.declaredSize, size > limits.messageSize {
             // A limit, not a mistake: not counted as an error.
             return output.send(.declaredTooBig(limits.messageSize))
         }
-        transaction = LMTPEnvelope(sender: path.address, declaredSize: options.declaredSize, eightBit: options.eightBit)
+        transaction = LMTPEnvelope(sender: path.address, declaredSize: options.declaredSize, eightBit: options.eightBit,
+                                   smtputf8: options.smtputf8)
         output.send(.senderOK)
     }
 
@@ -79,7 +83,10 @@ extension LMTPEngine {
         guard let envelope = transaction else { return refuse(.mailFirst) }
         guard let argument = command.argument(after: "TO") else { return refuse(.syntax("RCPT TO:<address>")) }
         let path: MailPath
-        do { path = try MailPath.parse(argument, allowsNull: false) } catch { return refuse(.badRecipient) }
+        do { path = try MailPath.parse(argument, allowsNull: false) } catch {
+            return refuse(Self.reply(for: error, sender: false))
+        }
+        if path.isInternational && !envelope.smtputf8 { return refuse(.needsSMTPUTF8) }
         let options: RecipientOptions
         do {
             options = try RecipientOptions(MailParameters.parse(path.rest))
@@ -107,6 +114,18 @@ extension LMTPEngine {
         messageReader = MessageReceiver(limit: limits.messageSize)
         abortedMessage = false
         mode = .message
+    }
+
+    /// Invalid UTF-8 and control characters get replies of their own, so
+    /// that a client's log says what was wrong; the rest is a syntax error.
+    private static func reply(for error: PathError, sender: Bool) -> LMTPReply {
+        let which = sender ? "sender" : "recipient"
+        let enhanced = sender ? "5.1.7" : "5.1.3"
+        switch error {
+        case .invalidUTF8: return .notUTF8(which, enhanced)
+        case .controlCharacter: return .controlInAddress(which, enhanced)
+        default: return sender ? .badSender : .badRecipient
+        }
     }
 
     private static func reply(for error: ParameterError) -> LMTPReply {

@@ -13,6 +13,7 @@ extension LMTPEngine {
                 switch event {
                 case .line(let line): handle(line)
                 case .tooLong: refuse(.lineTooLong)
+                case .bareLineFeed: refuse(.bareLineFeed)
                 case nil: break
                 }
             case .message:

@@ -1,8 +1,9 @@
 /// A recipient as RCPT TO gave it.
 public struct LMTPRecipient: Sendable, Equatable {
     /// The mailbox inside the angle brackets, source route removed, a quoted
-    /// local part kept as written. Printable ASCII only: anything else is
-    /// refused when the command is read.
+    /// local part without its quotes. Printable ASCII, and valid UTF-8 when
+    /// MAIL FROM said SMTPUTF8; never a control character (C0, DEL, C1,
+    /// U+2028, U+2029): anything else is refused when the command is read.
     public var address: String
     /// The RCPT parameters taken (ORCPT, NOTIFY), keys in upper case.
     public var parameters: [String: String]
@@ -29,11 +30,15 @@ public struct LMTPEnvelope: Sendable, Equatable {
     public var declaredSize: Int?
     /// MAIL FROM said BODY=8BITMIME.
     public var eightBit: Bool
+    /// MAIL FROM said SMTPUTF8: addresses (and the message's headers) may be UTF-8.
+    public var smtputf8: Bool
 
-    public init(sender: String, recipients: [LMTPRecipient] = [], declaredSize: Int? = nil, eightBit: Bool = false) {
+    public init(sender: String, recipients: [LMTPRecipient] = [], declaredSize: Int? = nil, eightBit: Bool = false,
+                smtputf8: Bool = false) {
         self.sender = sender
         self.recipients = recipients
         self.declaredSize = declaredSize
         self.eightBit = eightBit
+        self.smtputf8 = smtputf8
     }
 }

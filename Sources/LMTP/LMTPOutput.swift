@@ -17,8 +17,8 @@ public enum LMTPOutput: Sendable, Equatable {
     case checkRecipient(LMTPRecipient)
     /// DATA was answered with 354: the message content follows.
     case beginMessage(LMTPEnvelope)
-    /// A piece of the message, dot-unstuffed and with LF line ends; never
-    /// more in all than `maxMessageSize`.
+    /// A piece of the message, dot-unstuffed, CRLF turned into LF (a bare
+    /// CR or LF kept as it came); never more in all than `maxMessageSize`.
     case messageBytes([UInt8])
     /// The message is complete: the engine keeps further input until
     /// `resume(delivered:)` brings one reply per recipient.

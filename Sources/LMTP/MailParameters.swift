@@ -48,8 +48,11 @@ struct MailOptions: Equatable {
     /// any limit, so that it is refused as too big rather than as malformed.
     var declaredSize: Int?
     var eightBit = false
+    /// SMTPUTF8 (RFC 6531): the envelope may hold UTF-8 addresses.
+    var smtputf8 = false
 
-    /// SIZE (RFC 1870) and BODY (RFC 6152); nothing else is advertised.
+    /// SIZE (RFC 1870), BODY (RFC 6152) and SMTPUTF8 (RFC 6531); nothing
+    /// else is advertised.
     init(_ parameters: MailParameters) throws(ParameterError) {
         for (keyword, value) in parameters.items {
             switch keyword {
@@ -62,6 +65,9 @@ struct MailOptions: Equatable {
                 case "8BITMIME": eightBit = true
                 default: throw .badValue(keyword)
                 }
+            case "SMTPUTF8":
+                guard value == nil else { throw .badValue(keyword) }
+                smtputf8 = true
             default:
                 throw .unknown(keyword)
             }

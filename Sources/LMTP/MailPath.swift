@@ -6,7 +6,12 @@ enum PathError: Error, Equatable {
     case badLocalPart
     case badDomain
     case missingDomain
-    case notPrintableASCII
+    /// A control character or a byte that cannot be in an address.
+    case notPrintable
+    /// Bytes over 0x7F that are not UTF-8 (RFC 6531 allows UTF-8 only).
+    case invalidUTF8
+    /// A C1 control, or a line or paragraph separator, spelt in UTF-8.
+    case controlCharacter
     case tooLong
     /// `<>` where a mailbox is needed (RCPT TO).
     case empty
@@ -36,7 +41,7 @@ struct MailPath: Equatable {
         var mailbox = inside[inside.startIndex..<close]
         let rest = inside[(close + 1)...]
         guard rest.isEmpty || rest.first == ASCII.space else { throw .junkAfterPath }
-        guard mailbox.allSatisfy(ASCII.isPrintable) else { throw .notPrintableASCII }
+        guard mailbox.allSatisfy({ ASCII.isPrintable($0) || $0 >= 0x80 }) else { throw .notPrintable }
 
         if mailbox.isEmpty {
             guard allowsNull else { throw .empty }
@@ -47,7 +52,19 @@ struct MailPath: Equatable {
         }
         guard mailbox.count <= maximumLength else { throw .tooLong }
         try checkMailbox(mailbox)
-        return MailPath(address: String(decoding: unquoted(mailbox), as: UTF8.self), rest: rest)
+        guard let address = String(validating: unquoted(mailbox), as: UTF8.self) else { throw .invalidUTF8 }
+        if address.unicodeScalars.contains(where: isControl) { throw .controlCharacter }
+        return MailPath(address: address, rest: rest)
+    }
+
+    /// The address holds UTF-8 beyond ASCII: it needs SMTPUTF8 (RFC 6531).
+    var isInternational: Bool { !address.utf8.allSatisfy { $0 < 0x80 } }
+
+    /// What the command line already refuses as bytes (C0, DEL) and what
+    /// UTF-8 adds: C1 controls (NEL among them) and U+2028, U+2029, which
+    /// some readers of a log or a header take for line ends.
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
     }
 
     /// The mailbox as the MTA means it: a quoted local part without its
@@ -139,15 +156,16 @@ struct MailPath: Equatable {
         throw .badLocalPart
     }
 
-    /// atext and dots (RFC 5321 4.1.2). Dots are not checked for place:
+    /// atext and dots (RFC 5321 4.1.2), and UTF-8 (RFC 6531 3.3; checked
+    /// as a whole once the path is read). Dots are not checked for place:
     /// "a..b" and "a." are out there, and refusing them loses mail.
     private static func isDotStringByte(_ byte: UInt8) -> Bool {
-        ASCII.isPrintable(byte) && !" \"(),:;<>@[\\]".utf8.contains(byte)
+        byte >= 0x80 || (ASCII.isPrintable(byte) && !" \"(),:;<>@[\\]".utf8.contains(byte))
     }
 
-    /// A host name or an address literal in brackets; loosely: the visible
-    /// characters that cannot end or split a path.
+    /// A host name (U-labels in UTF-8 included) or an address literal in
+    /// brackets; loosely: the visible characters that cannot end or split a path.
     private static func isDomain(_ text: ArraySlice<UInt8>) -> Bool {
-        !text.isEmpty && text.allSatisfy { ASCII.isPrintable($0) && !" \"(),;<>@\\".utf8.contains($0) }
+        !text.isEmpty && text.allSatisfy { $0 >= 0x80 || (ASCII.isPrintable($0) && !" \"(),;<>@\\".utf8.contains($0)) }
     }
 }

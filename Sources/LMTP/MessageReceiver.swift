@@ -1,12 +1,17 @@
 /// The DATA phase: undoes dot-stuffing, turns CRLF into LF and finds the
-/// lone "." that ends the message, one byte's worth of state carried from
-/// chunk to chunk so that any split of the input gives the same result.
+/// final dot, one byte's worth of state carried from chunk to chunk so that
+/// any split of the input gives the same result.
 ///
-/// A bare LF ends a line as CRLF does (so ".\n" also ends the message); a
-/// CR not followed by LF is content and kept. The message start counts as
-/// a line start: "." at once is an empty message.
+/// Lines end at CRLF and nowhere else (RFC 5321 2.3.8, 4.1.1.4): the
+/// message ends at CRLF "." CRLF only, the message start counting as a
+/// line start ("." at once is an empty message). A bare LF or a bare CR is
+/// content, kept as it came: it neither ends the message nor starts a line,
+/// so a dot after it is kept and never unstuffed. Whatever a body holds
+/// (`text\n.\nMAIL FROM:…`, `\r\n.\n`, `\n.\r\n`), the bytes up to the one
+/// CRLF "." CRLF are one message, and nothing in it is read as a command.
 struct MessageReceiver {
     private enum Position {
+        /// After CRLF, or at the start of the message.
         case lineStart
         /// The line began with a dot, already dropped: stuffing, or the end.
         case afterLeadingDot
@@ -34,8 +39,9 @@ struct MessageReceiver {
         var index = input.startIndex
         while index < input.endIndex {
             if position == .inLine {
-                // The bulk of a message: copy up to the next CR or LF at once.
-                let stop = input[index...].firstIndex { $0 == ASCII.cr || $0 == ASCII.lf } ?? input.endIndex
+                // The bulk of a message: copy up to the next CR at once (only
+                // a CR can begin the end of a line).
+                let stop = input[index...].firstIndex(of: ASCII.cr) ?? input.endIndex
                 emit(input[index..<stop], into: &content)
                 index = stop
                 if index == input.endIndex { break }
@@ -59,10 +65,10 @@ struct MessageReceiver {
                 inLine(byte, into: &content)
             }
         case .afterLeadingDot:
-            if byte == ASCII.lf { return true }
             if byte == ASCII.cr {
                 position = .afterLeadingDotCR
             } else {
+                // The dot was stuffing (even before a bare LF, which is content).
                 inLine(byte, into: &content)
             }
         case .afterLeadingDotCR:
@@ -84,15 +90,12 @@ struct MessageReceiver {
         return false
     }
 
-    /// A byte inside a line (or opening one that does not start with a dot).
+    /// A byte inside a line (or opening one that does not start with a
+    /// dot). A bare LF is content and the line goes on.
     private mutating func inLine(_ byte: UInt8, into content: inout [UInt8]) {
-        switch byte {
-        case ASCII.cr:
+        if byte == ASCII.cr {
             position = .afterCR
-        case ASCII.lf:
-            emit(CollectionOfOne(ASCII.lf), into: &content)
-            position = .lineStart
-        default:
+        } else {
             emit(CollectionOfOne(byte), into: &content)
             position = .inLine
         }

@@ -6,7 +6,7 @@ extension LMTPReply {
 
     /// RFC 2033 4.1: the extensions this engine implements, and no others.
     static func lhlo(_ host: String, maxMessageSize: Int) -> LMTPReply {
-        LMTPReply(250, nil, host, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SIZE \(maxMessageSize)")
+        LMTPReply(250, nil, host, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "SIZE \(maxMessageSize)")
     }
 
     static let ok = LMTPReply(250, "2.0.0", "OK")
@@ -20,6 +20,7 @@ extension LMTPReply {
     static let unknownCommand = LMTPReply(500, "5.5.1", "command not recognized")
     static let notLMTP = LMTPReply(500, "5.5.1", "this is LMTP: greet with LHLO")
     static let lineTooLong = LMTPReply(500, "5.5.2", "line too long")
+    static let bareLineFeed = LMTPReply(500, "5.5.2", "bare LF in command: lines end in CRLF")
     static let controlCharacter = LMTPReply(500, "5.5.2", "control character in command")
     static let emptyCommand = LMTPReply(500, "5.5.2", "empty command")
 
@@ -31,6 +32,14 @@ extension LMTPReply {
     static func syntax(_ usage: String) -> LMTPReply { LMTPReply(501, "5.5.4", "syntax: \(usage)") }
     static let badSender = LMTPReply(501, "5.1.7", "bad sender address syntax")
     static let badRecipient = LMTPReply(501, "5.1.3", "bad recipient address syntax")
+    static func notUTF8(_ which: String, _ enhanced: String) -> LMTPReply {
+        LMTPReply(501, enhanced, "\(which) address is not valid UTF-8")
+    }
+    static func controlInAddress(_ which: String, _ enhanced: String) -> LMTPReply {
+        LMTPReply(501, enhanced, "control character in \(which) address")
+    }
+    /// RFC 6531 3.7.4.1's code for a UTF-8 address in a transaction without SMTPUTF8.
+    static let needsSMTPUTF8 = LMTPReply(553, "5.6.7", "non-ASCII address without SMTPUTF8 on MAIL FROM")
     static let badParameters = LMTPReply(501, "5.5.4", "malformed parameters")
     static func badValue(_ keyword: String) -> LMTPReply { LMTPReply(501, "5.5.4", "bad \(keyword) value") }
     static func unknownParameter(_ keyword: String) -> LMTPReply {

@@ -1,4 +1,6 @@
+import Dispatch
 import DeliveryKit
+import MaildirKit
 import LMTP
 import NIOCore
 import NIOPosix
@@ -39,12 +41,23 @@ final class LMTPHandler: ChannelInboundHandler {
     private var deadline: Scheduled<Void>?
     /// Within a message, silence is also limited to `commandTime`.
     private var silenceDeadline: Scheduled<Void>?
+    /// The server's own time for one piece of work on the pool (a RCPT's
+    /// check, a transaction's deliveries): past it the recipients still
+    /// waiting get 451 and the connection goes on, even if the thread
+    /// doing the work is stuck (in a file or lock of a mailbox).
+    private let workTime: TimeAmount
+    private var workDeadline: Scheduled<Void>?
+    private var workSeconds: Int64 { workTime.nanoseconds / 1_000_000_000 }
+    /// Which piece of work the engine waits for: an answer that comes back
+    /// after its deadline answered in its place is dropped.
+    private var workNumber = 0
 
     init(engine: LMTPEngine, delivery: TransactionDelivery, pool: NIOThreadPool, spoolDirectory: String,
          session: String, timeout: TimeAmount) {
         self.engine = engine
         commandTime = timeout
         dataTime = timeout * 4
+        workTime = timeout
         self.delivery = delivery
         self.pool = pool
         self.spoolDirectory = spoolDirectory
@@ -199,65 +212,160 @@ final class LMTPHandler: ChannelInboundHandler {
     private func check(_ recipient: LMTPRecipient, context: ChannelHandlerContext) {
         context.flush()
         disarm()
-        waiting = true
         let deliverer = delivery.deliverer
+        let gate = delivery.gate
+        let ticket: MailboxGate.Ticket
+        switch gate.enter(deliverer.mailboxKey(recipient: recipient.address)) {
+        case .success(let entered): ticket = entered
+        case .failure(let refusal):
+            // A mailbox that is stuck or full of deliveries: said at once,
+            // without a thread.
+            let error = TransactionDelivery.error(for: refusal)
+            DeliveryLog.failure(error, milliseconds: 0, session: "session=\(session) rcpt=<\(recipient.address)>")
+            arm(commandTime, context: context)
+            handle(engine.resume(recipient: .refuse(TransactionDelivery.reply(for: error, recipient: recipient.address))),
+                   context: context)
+            context.flush()
+            return
+        }
+        waiting = true
         let size = engine.declaredSize ?? 0
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let number = startWork(context: context) { handler, context in
+            // The check is stuck: the recipient is deferred, the mailbox
+            // takes nothing more until the check comes back.
+            gate.markOverdue(ticket)
+            let error = DeliveryError(.temporary, "its mailbox did not answer within \(handler.workSeconds) s; try again later")
+            DeliveryLog.failure(error, milliseconds: Double(handler.workSeconds) * 1000,
+                                session: "session=\(handler.session) rcpt=<\(recipient.address)>")
+            handler.resumeCheck(.refuse(TransactionDelivery.reply(for: error, recipient: recipient.address)), context: context)
+        }
         pool.runIfActive(eventLoop: context.eventLoop) { () -> RecipientVerdict in
+            defer { gate.leave(ticket) }
             guard let refusal = deliverer.precheck(recipient: recipient.address, size: size) else { return .accept }
             return .refuse(TransactionDelivery.reply(for: refusal, recipient: recipient.address))
         }.whenComplete { result in
+            // Not run at all (the pool is stopping): its place is given back here.
+            if case .failure = result { gate.leave(ticket) }
             let (handler, context) = bound.value
-            handler.waiting = false
-            guard !handler.closed else { return }
-            handler.arm(handler.commandTime, context: context)
+            guard handler.endWork(number) else { return }
             let verdict: RecipientVerdict
             switch result {
             case .success(let value): verdict = value
             case .failure: verdict = .refuse(LMTPReply(451, "4.3.0", "<\(recipient.address)> server busy, try again later"))
             }
-            handler.handle(handler.engine.resume(recipient: verdict), context: context)
-            context.flush()
-            handler.readIfWanted(context)
-            handler.closeIfDone(context)
+            handler.resumeCheck(verdict, context: context)
         }
+    }
+
+    /// Starts timing a piece of work on the pool; `overrun` runs on the
+    /// event loop if it is still not back after `workTime`. Its number,
+    /// for `endWork`.
+    private func startWork(context: ChannelHandlerContext,
+                           overrun: @escaping (LMTPHandler, ChannelHandlerContext) -> Void) -> Int {
+        waiting = true
+        workNumber += 1
+        let number = workNumber
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        workDeadline?.cancel()
+        workDeadline = context.eventLoop.scheduleTask(in: workTime) {
+            let (handler, context) = bound.value
+            guard handler.workNumber == number, handler.waiting else { return }
+            handler.workDeadline = nil
+            overrun(handler, context)
+        }
+        return number
+    }
+
+    /// The work numbered `number` came back: true when the engine still
+    /// waits for it (its deadline has not answered in its place).
+    private func endWork(_ number: Int) -> Bool {
+        guard workNumber == number, waiting else { return false }
+        workDeadline?.cancel()
+        workDeadline = nil
+        waiting = false
+        return true
+    }
+
+    /// The deadline answers for the work: whatever comes back later is dropped.
+    private func giveUpWork() {
+        workNumber += 1
+        workDeadline = nil
+        waiting = false
+    }
+
+    private func resumeCheck(_ verdict: RecipientVerdict, context: ChannelHandlerContext) {
+        if waiting { giveUpWork() }
+        guard !closed else { return }
+        arm(commandTime, context: context)
+        handle(engine.resume(recipient: verdict), context: context)
+        context.flush()
+        readIfWanted(context)
+        closeIfDone(context)
     }
 
     /// The final dot: the deliveries, then one reply per recipient.
     private func deliver(_ envelope: LMTPEnvelope, context: ChannelHandlerContext) {
         context.flush()
-        waiting = true
         let delivery = delivery
         let session = session
         guard let spool else {
             let replies = envelope.recipients.map { LMTPReply(451, "4.3.0", "<\($0.address)> cannot spool the message") }
-            waiting = false
             handle(engine.resume(delivered: replies), context: context)
             return
         }
         self.spool = nil
         let job = SpoolJob(spool: spool)
+        let progress = TransactionProgress()
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        pool.runIfActive(eventLoop: context.eventLoop) { () -> [LMTPReply] in
+        let number = startWork(context: context) { handler, context in
+            // Recipients still being staged: no further one is claimed;
+            // the claimed ones are answered from their outcome, the others
+            // 451. Nil: the worker is past staging and answers soon.
+            guard let (claimed, stuck) = progress.abandon() else { return }
+            if let stuck { delivery.gate.markOverdue(stuck) }
+            handler.giveUpWork()
+            handler.waiting = true
+            let seconds = handler.workSeconds
+            let eventLoop = context.eventLoop
+            DispatchQueue.global().async {
+                let replies = delivery.answerAfterDeadline(envelope: envelope, session: session, claimed: claimed,
+                                                           progress: progress, seconds: seconds)
+                eventLoop.execute {
+                    let (handler, context) = bound.value
+                    handler.waiting = false
+                    handler.resumeDelivered(replies, context: context)
+                }
+            }
+        }
+        pool.runIfActive(eventLoop: context.eventLoop) { () -> [LMTPReply]? in
             defer { job.spool.close() }
-            return delivery.deliver(job.spool, envelope: envelope, session: session)
+            return delivery.deliver(job.spool, envelope: envelope, session: session, progress: progress)
         }.whenComplete { result in
             let (handler, context) = bound.value
-            handler.waiting = false
+            guard handler.endWork(number) else { return }
             let replies: [LMTPReply]
             switch result {
-            case .success(let value): replies = value
+            case .success(let value?): replies = value
+            case .success(nil):
+                // Answered by the deadline already (not reached: its number changed).
+                return
             case .failure:
+                // The pool did not run it: the spool is still open.
                 job.spool.close()
                 replies = envelope.recipients.map { LMTPReply(451, "4.3.0", "<\($0.address)> server busy, try again later") }
             }
-            guard !handler.closed else { return }
-            handler.arm(handler.commandTime, context: context)
-            handler.handle(handler.engine.resume(delivered: replies), context: context)
-            context.flush()
-            handler.readIfWanted(context)
-            handler.closeIfDone(context)
+            handler.resumeDelivered(replies, context: context)
         }
+    }
+
+    private func resumeDelivered(_ replies: [LMTPReply], context: ChannelHandlerContext) {
+        guard !closed else { return }
+        arm(commandTime, context: context)
+        handle(engine.resume(delivered: replies), context: context)
+        context.flush()
+        readIfWanted(context)
+        closeIfDone(context)
     }
 
     /// What local delivery prepends, as postfix's local(8) and Dovecot's

@@ -18,7 +18,7 @@ public struct LMTPServerConfiguration: Sendable {
     public var stdio = false
     public var maxConnections = 64
     public var maxRecipients = 50
-    public var maxMessageSize = 50 << 20
+    public var maxMessageSize = 10 << 20
     /// Seconds a client may stay silent, in a command or in its data.
     public var timeout: Int64 = 300
     /// How long a reply waits for its commit before saying it is queued;
@@ -46,11 +46,18 @@ public final class LMTPServer: Sendable {
     private let spoolDirectory: String
     private let connections = ConnectionRegistry()
     private let stopping = Atomic<Bool>(false)
+    /// Deliveries per mailbox: with virtual mailboxes a quarter of the
+    /// connections (at least 2) for one mailbox, so that one whose files
+    /// hang its deliveries leaves threads for the others; a personal
+    /// server has one mailbox, which may use them all.
+    private let gate: MailboxGate
 
     public init(configuration: LMTPServerConfiguration, deliverer: Deliverer, spoolDirectory: String) {
         self.configuration = configuration
         self.deliverer = deliverer
         self.spoolDirectory = spoolDirectory
+        gate = MailboxGate(limit: deliverer.servesVirtualMailboxes ? max(2, configuration.maxConnections / 4)
+                                                                   : max(configuration.maxConnections, 2))
     }
 
     /// Runs until the server is told to stop (or, with `stdio`, until the session ends).
@@ -60,7 +67,15 @@ public final class LMTPServer: Sendable {
         let pool = NIOThreadPool(numberOfThreads: max(configuration.maxConnections, 2))
         pool.start()
         defer {
-            try? pool.syncShutdownGracefully()
+            // Not waited for beyond a moment: a thread stuck in a mailbox's
+            // file would hold the stop for ever. Its delivery was answered
+            // 451 at its deadline and never claimed, so the process may end
+            // under it; what it wrote in tmp/ goes at the next start.
+            let stopped = DispatchSemaphore(value: 0)
+            pool.shutdownGracefully { _ in stopped.signal() }
+            if stopped.wait(timeout: .now() + 2) == .timedOut {
+                DeliveryLog.notice("stopping with \(gate.overdueCount) delivery thread(s) still stuck in a mailbox")
+            }
             try? group.syncShutdownGracefully()
         }
         if configuration.stdio {
@@ -135,6 +150,7 @@ public final class LMTPServer: Sendable {
             for listener in listeners { try? listener.close().wait() }
             throw LMTPServerError(description: "cannot listen: \(error)")
         }
+        deliverer.removeLeftovers()
         deliverer.applyLeftoverQueue()
         DeliveryLog.notice("LMTP server listening on \(listeners.compactMap { $0.localAddress.map { "\($0)" } })")
 
@@ -174,7 +190,7 @@ public final class LMTPServer: Sendable {
             hostname: configuration.hostname, maxMessageSize: configuration.maxMessageSize,
             maxRecipients: configuration.maxRecipients))
         let delivery = TransactionDelivery(deliverer: deliverer, commitWait: configuration.commitWait,
-                                           recipientDelimiters: configuration.recipientDelimiters)
+                                           recipientDelimiters: configuration.recipientDelimiters, gate: gate)
         try channel.pipeline.syncOperations.addHandler(
             LMTPHandler(engine: engine, delivery: delivery, pool: pool, spoolDirectory: spoolDirectory,
                         session: Self.sessionID(), timeout: .seconds(configuration.timeout)))

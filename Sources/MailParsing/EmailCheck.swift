@@ -1,4 +1,5 @@
 internal import CGMime
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,39 +11,61 @@ import Glibc
 /// From, Subject and To must be present and non-empty once decoded.
 ///
 /// Asked before a delivery reports anything, so that "is this mail?" gets
-/// the same answer whether the database's lock was free or not.
+/// the same answer whether the database's lock was free or not. A message
+/// over `MessageLimits` is refused before GMime reads it: parsing and
+/// indexing it would cost hundreds of times its size in memory.
 public enum EmailCheck {
     public enum Verdict: Equatable, Sendable {
         case email
         case notEmail
+        /// Mail, perhaps, but too costly to parse and index.
+        case overLimit(MessageLimits.Excess)
         /// The file could not be opened or read (errno).
         case unreadable(Int32)
     }
 
-    public static func verdict(forFile path: String) -> Verdict {
-        inspect(path, logged: false).verdict
+    /// `checkingLimits`: false when the caller has scanned the file already.
+    public static func verdict(forFile path: String, checkingLimits: Bool = true) -> Verdict {
+        inspect(path, checkingLimits: checkingLimits, logged: false).verdict
     }
 
     /// The verdict, and for mail its From and Subject headers (decoded as
     /// `MessageHeaders` decodes them): what a delivery's log line shows,
     /// taken from this parse instead of reading the file once more.
-    public static func verdictAndLogHeaders(forFile path: String) -> (verdict: Verdict, headers: MessageHeaders?) {
-        inspect(path, logged: true)
+    public static func verdictAndLogHeaders(forFile path: String,
+                                            checkingLimits: Bool = true) -> (verdict: Verdict, headers: MessageHeaders?) {
+        inspect(path, checkingLimits: checkingLimits, logged: true)
     }
 
-    private static func inspect(_ path: String, logged: Bool) -> (verdict: Verdict, headers: MessageHeaders?) {
-        let verdict: Verdict
+    private static func inspect(_ path: String, checkingLimits: Bool,
+                                logged: Bool) -> (verdict: Verdict, headers: MessageHeaders?) {
         var headers: MessageHeaders?
-        verdict = inspect(path) { message in
+        let verdict = inspect(path, checkingLimits: checkingLimits) { message in
             if logged { headers = MessageHeaders(of: message, only: ["from", "subject"]) }
         }
         return (verdict, verdict == .email ? headers : nil)
     }
 
-    private static func inspect(_ path: String, message seen: (UnsafeMutablePointer<GMimeMessage>) -> Void) -> Verdict {
+    private static func inspect(_ path: String, checkingLimits: Bool,
+                                message seen: (UnsafeMutablePointer<GMimeMessage>) -> Void) -> Verdict {
         GMimeLibrary.initialise
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .unreadable(errno) }
+        do {
+            if checkingLimits, let excess = try MessageLimits.scan(FileDescriptor(rawValue: fd)).excess {
+                close(fd)
+                return .overLimit(excess)
+            }
+        } catch {
+            close(fd)
+            return .unreadable((error as? Errno)?.rawValue ?? EIO)
+        }
+        // GMime's stream starts at the descriptor's offset.
+        guard lseek(fd, 0, SEEK_SET) == 0 else {
+            let code = errno
+            close(fd)
+            return .unreadable(code)
+        }
         // The stream owns the descriptor and closes it.
         guard let stream = g_mime_stream_fs_new(fd) else {
             close(fd)

@@ -29,6 +29,9 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
     /// A quota refused the message (deferred or, with `kind` overQuota,
     /// for good): an LMTP server says 4.2.2 or 5.2.2 rather than 4.3.0.
     public var isOverQuota = false
+    /// The message is over a size limit (its header block's): an LMTP
+    /// server says 552 5.3.4 rather than 554 5.6.0.
+    public var isTooBig = false
 
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind

@@ -74,6 +74,86 @@ package enum FileSystem {
         path.withCString { (try? Stat($0)) != nil }
     }
 
+    /// Why `openRegularFile` gave no descriptor.
+    package enum RegularFileProblem: Error, Equatable, CustomStringConvertible {
+        case missing
+        /// A symlink, refused where the caller does not follow them.
+        case symlink
+        /// Something else than a regular file: a FIFO, a device, a
+        /// directory, a socket; what it is, in words.
+        case notRegular(String)
+        case failed(Errno)
+
+        package var description: String {
+            switch self {
+            case .missing: "does not exist"
+            case .symlink: "is a symlink, which is not followed"
+            case .notRegular(let what): "is \(what), not a regular file"
+            case .failed(let error): "cannot be opened: \(error)"
+            }
+        }
+    }
+
+    /// Opens the file at `path` (relative to `directory` when given) only
+    /// if it is a regular file, and never waits to do so: a FIFO opened for
+    /// reading without O_NONBLOCK waits for a writer for ever (for writing,
+    /// for a reader), and a device may never answer. The open is
+    /// non-blocking; fstat then refuses anything but a regular file, and
+    /// O_NONBLOCK is cleared again (on a regular file it changes nothing,
+    /// but a caller may rely on ordinary reads). `flags`: O_RDONLY,
+    /// O_WRONLY|O_APPEND, O_RDWR|O_CREAT and the like; O_CLOEXEC is added.
+    /// `followSymlinks` false adds O_NOFOLLOW: a symlink is `.symlink`.
+    package static func openRegularFile(_ path: String, in directory: FileDescriptor? = nil, flags: Int32 = O_RDONLY,
+                                        mode: mode_t = 0o600,
+                                        followSymlinks: Bool = true) throws(RegularFileProblem) -> FileDescriptor {
+        let allFlags = flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (followSymlinks ? 0 : O_NOFOLLOW)
+        let base = directory?.rawValue ?? AT_FDCWD
+        var raw: Int32
+        repeat { raw = openat(base, path, allFlags, mode) } while raw < 0 && errno == EINTR
+        guard raw >= 0 else {
+            let error = Errno(rawValue: errno)
+            switch error {
+            case .noSuchFileOrDirectory: throw .missing
+            case .tooManySymbolicLinkLevels where !followSymlinks: throw .symlink
+            // A FIFO opened for writing with no reader, a device with no driver.
+            case .noSuchAddressOrDevice, .operationNotSupportedByDevice:
+                var info = Glibc.stat()
+                if fstatat(base, path, &info, followSymlinks ? 0 : AT_SYMLINK_NOFOLLOW) == 0 {
+                    throw .notRegular(describe(info.st_mode))
+                }
+                throw .failed(error)
+            case .isDirectory: throw .notRegular(describe(S_IFDIR))
+            default: throw .failed(error)
+            }
+        }
+        var info = Glibc.stat()
+        guard fstat(raw, &info) == 0 else {
+            let error = Errno(rawValue: errno)
+            Glibc.close(raw)
+            throw .failed(error)
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            Glibc.close(raw)
+            throw .notRegular(describe(info.st_mode))
+        }
+        let status = fcntl(raw, F_GETFL)
+        if status >= 0 { _ = fcntl(raw, F_SETFL, status & ~O_NONBLOCK) }
+        return FileDescriptor(rawValue: raw)
+    }
+
+    /// A file type in words, for messages.
+    package static func describe(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: "a FIFO"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFDIR: "a directory"
+        case S_IFSOCK: "a socket"
+        case S_IFLNK: "a symlink"
+        default: "a regular file"
+        }
+    }
+
     /// Appends `text` to the file at `path` (created 0600) with one
     /// write(2) in O_APPEND mode, so that lines of concurrent writers never
     /// interleave. False when it cannot be written: for logs and timings,
@@ -176,8 +256,11 @@ package enum FileSystem {
         return a.deviceID == b.deviceID && a.inode == b.inode
     }
 
+    /// An executable regular file (a hook): not a FIFO or a device, which
+    /// cannot be run and whose checks could only mislead.
     package static func isExecutable(_ path: FilePath) -> Bool {
-        path.withPlatformString { access($0, X_OK) } == 0 && kind(of: path) == .notADirectory
+        guard path.withPlatformString({ access($0, X_OK) }) == 0, let info = try? Stat(path) else { return false }
+        return info.type == .regular
     }
 
     package static func hostName() -> String {

@@ -3,12 +3,65 @@ import SystemPackage
 import Glibc
 #endif
 
-/// Turns a `--folder` argument into a maildir under the mail root, and
-/// refuses anything that would put mail elsewhere.
+/// Turns a folder name into a maildir under the mail root, and refuses
+/// anything that would put mail elsewhere. The one gate for every folder a
+/// delivery writes to, whatever named it: the command line, a rule, a
+/// Sieve script, an import.
 package enum MailFolder {
-    /// Checks the name alone: relative, no `..`, no empty or NUL parts.
+    /// Names that are never a folder at any level: the database's own
+    /// directory (which `notmuch new` skips, and where the queue and the
+    /// quota warning's state live), and a maildir's own subdirectories
+    /// (mail under tmp/ is invisible, and a maildir inside new/ or cur/
+    /// would be read as messages). The quota skips the same names, so what
+    /// it counts is what a delivery may write.
+    package static let reservedNames: Set<String> = [".notmuch", "tmp", "new", "cur"]
+
+    /// The most levels a folder may have: as deep as the quota counts
+    /// (MaildirQuota), so that no folder holds mail it does not see.
+    package static let maximumDepth = 63
+
+    /// Checks the name alone: relative, no `..`, no empty or NUL parts, no
+    /// reserved part, and not the database's folder (`database`: its path
+    /// relative to the mail root, as components, when it is inside it).
     /// Returns the normalised components ("" or nil: the root itself).
-    package static func components(of name: String?) throws(DeliveryError) -> [String] {
+    package static func components(of name: String?, database: [String] = []) throws(DeliveryError) -> [String] {
+        let parts = try checkedComponents(of: name)
+        if let reserved = parts.first(where: { reservedNames.contains($0) }) {
+            throw DeliveryError(.usage, "folder '\(name ?? "")' has a part '\(reserved)', which is reserved "
+                                + "(the database's .notmuch, or a maildir's tmp, new or cur); choose another folder")
+        }
+        if !database.isEmpty, parts.starts(with: database) {
+            throw DeliveryError(.usage, "folder '\(name ?? "")' is inside the notmuch database's folder "
+                                + "'\(database.joined(separator: "/"))'; choose another folder")
+        }
+        return parts
+    }
+
+    /// The database's folder relative to the mail root, as components, when
+    /// it is inside it (e.g. `database.path = ~/mail/db` with the mail root
+    /// `~/mail`: `["db"]`); empty otherwise. Compared after resolving
+    /// symlinks, as the file system would.
+    package static func databaseComponents(root: String, databaseFolder: String) -> [String] {
+        func real(_ path: String) -> String? { FileSystem.realPath(FilePath(path))?.string }
+        // A database not made yet: its nearest existing parent, resolved, and the rest as written.
+        func realOrNearest(_ path: String) -> String? {
+            var head = FilePath(path).lexicallyNormalized()
+            var tail: [String] = []
+            while true {
+                if let resolved = real(head.string) {
+                    return ([resolved == "/" ? "" : resolved] + tail.reversed()).joined(separator: "/")
+                }
+                guard let last = head.lastComponent, head.removeLastComponent() else { return nil }
+                tail.append(last.string)
+            }
+        }
+        guard let root = real(root), let folder = realOrNearest(databaseFolder) else { return [] }
+        let prefix = root.hasSuffix("/") ? root : root + "/"
+        guard folder.hasPrefix(prefix) else { return [] }
+        return folder.dropFirst(prefix.count).split(separator: "/").map(String.init)
+    }
+
+    private static func checkedComponents(of name: String?) throws(DeliveryError) -> [String] {
         guard let name, !name.isEmpty else { return [] }
         if name.hasPrefix("/") {
             throw DeliveryError(.usage, "folder '\(name)' is absolute; give a folder relative to the mail root")
@@ -28,7 +81,25 @@ package enum MailFolder {
             }
             parts.append(String(part))
         }
+        if parts.count > maximumDepth {
+            throw DeliveryError(.usage, "folder '\(name.prefix(64))…' has \(parts.count) levels, more than \(maximumDepth)")
+        }
         return parts
+    }
+
+    /// Where the folder really is, once the symlinks inside the root that
+    /// the opening followed are resolved, through the same check: a link
+    /// (`box` to `.notmuch/x`, say) must not lead a delivery into the
+    /// database or a maildir's tmp/.
+    private static func checkWhereItLeads(_ folder: FileDescriptor, named name: String, root: FilePath,
+                                          database: [String]) throws(DeliveryError) {
+        guard let realRoot = FileSystem.realPath(root),
+              let realFolder = FileSystem.realPath(FilePath("/proc/self/fd/\(folder.rawValue)")),
+              realFolder.starts(with: realRoot), realFolder != realRoot else { return }
+        let relative = realFolder.components.dropFirst(realRoot.components.count).map(\.string).joined(separator: "/")
+        do { _ = try components(of: relative, database: database) } catch {
+            throw DeliveryError(.usage, "folder '\(name)' leads to '\(relative)': \(error.message)")
+        }
     }
 
     /// The maildir for `name` under `root`, created when `create` is set.
@@ -41,9 +112,13 @@ package enum MailFolder {
     /// The root itself may be a symlink.
     /// `worldReadable`: directories it creates are 0755 (less the umask)
     /// instead of 0700, as with `notmuch insert --world-readable`.
-    package static func resolve(root: String, name: String?, create: Bool,
+    /// `databaseFolder`: `database.path` (the database's own folder, or the
+    /// one holding its `.notmuch`), which no folder may be or be inside
+    /// unless it is the root itself; nil when it is not known.
+    package static func resolve(root: String, name: String?, create: Bool, databaseFolder: String?,
                                 worldReadable: Bool = false) throws(DeliveryError) -> Maildir {
-        let parts = try components(of: name)
+        let database = databaseFolder.map { databaseComponents(root: root, databaseFolder: $0) } ?? []
+        let parts = try components(of: name, database: database)
         let rootPath = FilePath(root)
         var contained: ContainedDirectories
         do { contained = try ContainedDirectories(root: rootPath) } catch {
@@ -76,6 +151,7 @@ package enum MailFolder {
             }
         }
         defer { if !parts.isEmpty { try? folder.close() } }
+        if !parts.isEmpty { try checkWhereItLeads(folder, named: name ?? "", root: rootPath, database: database) }
         do {
             return try Maildir.open(folder, at: path, within: &contained, create: create || parts.isEmpty)
         } catch {

@@ -236,16 +236,14 @@ package struct Maildir: Sendable {
     /// The maildir convention: a file left in tmp/ for 36 hours is debris of
     /// an interrupted delivery and may go. Only names this program makes are
     /// touched; another MDA's files are its own business.
-    package static let staleAge: Double = 36 * 3600
+    package static let staleAge: Double = Leftovers.staleAge
 
-    package func removeStaleTemporaryFiles(now: Double = Double(time(nil))) {
-        guard let directories = try? subdirectories(), let names = try? FileSystem.list(directories.tmp) else { return }
+    /// What killed deliveries left in tmp/ (see `Leftovers`): at most
+    /// `limit` names looked at, a delivery's bounded share of the work.
+    package func removeStaleTemporaryFiles(now: Double = Double(time(nil)), limit: Int = 64) {
+        guard let directories = try? subdirectories() else { return }
         defer { withExtendedLifetime(directories) {} }
-        for name in names where MaildirName.isOurs(name) {
-            var info = Glibc.stat()
-            guard fstatat(directories.tmp.rawValue, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-            if now - Double(info.st_mtim.tv_sec) > Self.staleAge { unlinkat(directories.tmp.rawValue, name, 0) }
-        }
+        Leftovers.sweep(tmp: directories.tmp, now: now, limit: limit)
     }
 
     /// Where a file delivered as `new/NAME` is after a reader changed its
@@ -330,6 +328,12 @@ package enum MaildirName {
         guard digest.utf8.count == 40, digest.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) })
         else { return nil }
         return String(digest)
+    }
+
+    /// Whether a name `unique()` gave was made on this host.
+    package static func isFromThisHost(_ name: String) -> Bool {
+        let parts = name.split(separator: ".", maxSplits: 2)
+        return parts.count == 3 && parts[2] == host
     }
 
     /// Whether a name has the shape `unique()` gives.

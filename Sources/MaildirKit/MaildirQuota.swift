@@ -148,14 +148,43 @@ package struct MaildirQuota: Sendable {
         package var modified: Int
     }
 
+    /// What is at `maildirsize`.
+    package enum FileState: Equatable, Sendable {
+        case missing
+        /// A regular file, and what it says.
+        case readable(Contents)
+        /// There, but not to be trusted: a symlink (never followed), a file
+        /// that cannot be opened, a first line that is not a limit (garbage,
+        /// a negative figure). Taken as missing, so a configured limit is
+        /// enforced by a recount, which replaces it; the reason is for the log.
+        case damaged(String)
+        /// A FIFO, a device, a directory: nothing a delivery may open or
+        /// replace. The reason is for the log; deliveries are deferred
+        /// until someone removes it.
+        case unusable(String)
+    }
+
     /// The file's contents; nil when it is missing, unreadable or its limit
     /// line is malformed (each of which a recalculation repairs).
     package func read() -> Contents? {
-        let raw = file.withPlatformString { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
-        guard raw >= 0 else { return nil }
-        defer { close(raw) }
+        if case .readable(let contents) = inspect() { return contents }
+        return nil
+    }
+
+    /// What is at `maildirsize`, opened without blocking and never through a symlink.
+    package func inspect() -> FileState {
+        let fd: FileDescriptor
+        do { fd = try FileSystem.openRegularFile(file.string, followSymlinks: false) } catch {
+            switch error {
+            case .missing: return .missing
+            case .notRegular: return .unusable("'\(file)' \(error): remove it")
+            case .symlink, .failed: return .damaged("'\(file)' \(error)")
+            }
+        }
+        let raw = fd.rawValue
+        defer { try? fd.close() }
         var info = stat()
-        guard fstat(raw, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard fstat(raw, &info) == 0 else { return .damaged("'\(file)' cannot be read: \(Errno(rawValue: errno))") }
         // Beyond the recalculation size there is no point reading it all.
         let capacity = 2 * Self.largestFile
         var bytes = [UInt8](repeating: 0, count: capacity)
@@ -163,7 +192,7 @@ package struct MaildirQuota: Sendable {
         while count < capacity {
             let got = bytes.withUnsafeMutableBytes { Glibc.read(raw, $0.baseAddress! + count, capacity - count) }
             if got < 0 && errno == EINTR { continue }
-            guard got >= 0 else { return nil }
+            guard got >= 0 else { return .damaged("'\(file)' cannot be read: \(Errno(rawValue: errno))") }
             if got == 0 { break }
             count += got
         }
@@ -172,7 +201,9 @@ package struct MaildirQuota: Sendable {
         // After the last newline: nothing, or an append still being written,
         // cut short by a crash, or cut by the read above; not trusted.
         let unfinished = !lines.removeLast().isEmpty
-        guard let first = lines.first, let limit = QuotaLimit(maildirsizeLine: first) else { return nil }
+        guard let first = lines.first, let limit = QuotaLimit(maildirsizeLine: first) else {
+            return .damaged("'\(file)' does not start with a limit line such as 10000000S,1000C")
+        }
         var usage: QuotaUsage? = unfinished ? nil : QuotaUsage()
         for line in lines.dropFirst() where usage != nil {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -184,8 +215,8 @@ package struct MaildirQuota: Sendable {
             usage?.bytes += bytes
             usage?.messages += messages
         }
-        return Contents(limit: limit, usage: usage, lines: lines.count, size: Int(info.st_size),
-                        modified: Int(info.st_mtim.tv_sec))
+        return .readable(Contents(limit: limit, usage: usage, lines: lines.count, size: Int(info.st_size),
+                                  modified: Int(info.st_mtim.tv_sec)))
     }
 
     /// Whether the convention asks for a recount of what `contents` says.
@@ -238,15 +269,17 @@ package struct MaildirQuota: Sendable {
     /// limit line would be corrupt; a missing file is recounted next time.
     @discardableResult
     package func add(bytes: Int64, messages: Int64) -> Bool {
-        let raw = file.withPlatformString { open($0, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC) }
-        guard raw >= 0 else { return false }
-        let fd = FileDescriptor(rawValue: raw)
+        guard let fd = try? FileSystem.openRegularFile(file.string, flags: O_WRONLY | O_APPEND,
+                                                       followSymlinks: false) else { return false }
         defer { try? fd.close() }
         return FileSystem.append("\(bytes) \(messages)\n", to: fd)
     }
 
-    /// Folders that never count.
-    static let skipped: Set<String> = [".notmuch", "Trash", ".Trash", "tmp", "new", "cur"]
+    /// Folders that never count: exactly those no delivery may write to
+    /// (the folder gate's reserved names), so that no folder a rule or a
+    /// Sieve script can name holds mail the quota does not see. Trash
+    /// counts, unlike Maildir++'s convention: mail can be filed there.
+    static var skipped: Set<String> { MailFolder.reservedNames }
 
     /// Sums the messages of the maildir at `directory` and of every maildir below it.
     package static func count(_ directory: FilePath) -> QuotaUsage {
@@ -260,8 +293,9 @@ package struct MaildirQuota: Sendable {
     }
 
     /// Deep enough for any real folder tree, shallow enough that a
-    /// pathological one cannot exhaust descriptors.
-    static let deepest = 64
+    /// pathological one cannot exhaust descriptors; and deep enough for
+    /// every folder a delivery may write to (MailFolder.maximumDepth levels).
+    static var deepest: Int { MailFolder.maximumDepth + 1 }
 
     private static func count(_ folder: FileDescriptor, into usage: inout QuotaUsage, depth: Int) {
         guard depth < deepest, let names = try? FileSystem.list(folder) else { return }

@@ -13,7 +13,8 @@ extension Database {
     /// when there is no database (nothing to wait for).
     public static func isWriteLockHeld(databasePath: String) -> Bool {
         let lockFile = xapianDirectory(databasePath: databasePath) + "/flintlock"
-        let fd = Glibc.open(lockFile, O_RDONLY | O_CLOEXEC)
+        // Without blocking: a FIFO put in its place would wait for a writer for ever.
+        let fd = Glibc.open(lockFile, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         guard fd >= 0 else { return false }
         defer { Glibc.close(fd) }
         var probe = flock()

@@ -1,3 +1,5 @@
+internal import MaildirKit
+
 /// A rules file, parsed: rules in file order.
 public struct RuleSet: Sendable {
     public let rules: [Rule]
@@ -64,6 +66,21 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             prefix += text
         }
         return prefix
+    }
+
+    /// Why this can never be a folder, from what the rule itself writes:
+    /// the folder gate (MailFolder) on the name with each substitution
+    /// standing for a harmless word. Nil when it may be one; a delivery
+    /// puts the name with its real substitutions through the same gate.
+    public var folderProblem: String? {
+        let sample = parts.map { part -> String in
+            if case .literal(let text) = part { return text }
+            return "x"
+        }.joined()
+        do { _ = try MailFolder.components(of: sample) } catch {
+            return error.message.replacing("'\(sample)'", with: "'\(description)'")
+        }
+        return nil
     }
 
     public var description: String {

@@ -155,8 +155,8 @@ struct LineParser {
         if word.hasPrefix("folder:") {
             let name = String(word.dropFirst("folder:".count))
             let template = try parseTemplate(name, at: start + 7, what: "folder")
-            if name.hasPrefix("/") || name.split(separator: "/").contains("..") {
-                throw error("folder '\(name)' must be relative to the mail root, without '..'", at: start + 7)
+            if let problem = template.folderProblem {
+                throw error(problem, at: start + 7)
             }
             return .folder(template)
         }

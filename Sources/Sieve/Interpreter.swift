@@ -34,7 +34,7 @@ private struct Machine {
     let clock: ScriptClock
     var variables = Variables()
     /// imap4flags' internal variable.
-    var internalFlags: [String] = []
+    var internalFlags: [SieveText] = []
     var implicitKeep = true
     var actions = 0
     var outcome = SieveOutcome()
@@ -47,6 +47,7 @@ private struct Machine {
     }
 
     private func expand(_ string: ScriptString) -> String { variables.expand(string) }
+    private func expandMarked(_ string: ScriptString) -> SieveText { variables.expandMarked(string) }
 
     /// Runs statements; true when `stop` ran.
     mutating func execute(_ statements: [Statement]) throws -> Bool {
@@ -76,30 +77,38 @@ private struct Machine {
                 outcome.trace.append("line \(line): stop")
                 return true
             case .fileinto(let mailbox, let create, let copy, let flags):
-                let name = expand(mailbox)
+                let name = expandMarked(mailbox)
                 // A duplicate of an earlier store changes nothing, the implicit keep included (as in Pigeonhole).
                 if try store(name, flags: flags.map(flagList) ?? internalFlags, create: create, line: line), !copy {
                     implicitKeep = false
                 }
                 outcome.trace.append("line \(line): fileinto \"\(name)\"")
             case .flags(let operation, let variable, let flags):
+                // The message must not choose which of the script's variables a flag list overwrites.
+                if let variable, expandMarked(variable).hasMessageText {
+                    let text = "\(script.origin):\(line): \(operation.rawValue): the variable's name comes from the message; skipped"
+                    outcome.notes.append(text)
+                    facts.report(text)
+                    continue
+                }
                 let given = flagList(flags)
-                var current = variable.map { Self.splitFlags(variables.value(expand($0))) } ?? internalFlags
+                var current = variable.map { variables.text(expand($0)).words() } ?? internalFlags
                 switch operation {
                 case .set: current = Self.unique(given)
                 case .add: current = Self.unique(current + given)
-                case .remove: current.removeAll { flag in given.contains { $0.lowercased() == flag.lowercased() } }
+                case .remove:
+                    current.removeAll { flag in given.contains { $0.plain.lowercased() == flag.plain.lowercased() } }
                 }
                 if let variable {
-                    variables.set(expand(variable), current.joined(separator: " "))
+                    variables.set(expand(variable), Self.joined(current))
                 } else {
                     internalFlags = current
                 }
             case .set(let name, let value, let modifiers):
-                variables.set(name, Variables.apply(modifiers, to: expand(value)))
+                variables.set(name, Variables.apply(modifiers, to: expandMarked(value)))
             case .tag(let operations):
-                let text = expand(operations)
-                outcome.tagOperations.append(text)
+                let text = expandMarked(operations)
+                outcome.tagTexts.append(text)
                 outcome.trace.append("line \(line): tag \"\(text)\"")
             }
         }
@@ -116,41 +125,49 @@ private struct Machine {
         guard implicitKeep else { return }
         // Already stored in the default mailbox explicitly: that is the keep.
         if outcome.stores.contains(where: { $0.mailbox == nil }) { return }
-        outcome.implicitKeep = SieveStore(mailbox: nil, flags: internalFlags, create: false, line: 0)
+        outcome.implicitKeep = SieveStore(name: nil, flagTexts: internalFlags, create: false, line: 0)
     }
 
     /// One store per mailbox, as Pigeonhole merges duplicates: the later
     /// one's flags replace the earlier's. `INBOX` is the default mailbox.
     /// False for a duplicate.
-    private mutating func store(_ mailbox: String?, flags: [String], create: Bool, line: Int) throws -> Bool {
-        let mailbox = mailbox.flatMap { $0.uppercased() == "INBOX" ? nil : $0 }
-        if let index = outcome.stores.firstIndex(where: { $0.mailbox == mailbox }) {
-            outcome.stores[index].flags = flags
+    private mutating func store(_ mailbox: SieveText?, flags: [SieveText], create: Bool, line: Int) throws -> Bool {
+        let mailbox = mailbox.flatMap { $0.plain.uppercased() == "INBOX" ? nil : $0 }
+        if let index = outcome.stores.firstIndex(where: { $0.mailbox == mailbox?.plain }) {
+            outcome.stores[index].flagTexts = flags
             return false
         }
         actions += 1
         if actions > SieveScript.maximumActions {
             throw LocatedProblem(location: currentLocation, message: "more than \(SieveScript.maximumActions) actions")
         }
-        outcome.stores.append(SieveStore(mailbox: mailbox, flags: flags, create: create, line: line))
+        outcome.stores.append(SieveStore(name: mailbox, flagTexts: flags, create: create, line: line))
         return true
     }
 
     // MARK: Flags
 
-    /// Flags of a list of strings, each holding flags separated by spaces.
-    private func flagList(_ strings: [ScriptString]) -> [String] {
-        Self.unique(strings.flatMap { Self.splitFlags(expand($0)) })
-    }
-
-    static func splitFlags(_ text: String) -> [String] {
-        text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+    /// Flags of a list of strings, each holding flags separated by spaces
+    /// (RFC 5232): spaces the script wrote; a value from the message is
+    /// part of one flag, whatever spaces it holds (see SieveText).
+    private func flagList(_ strings: [ScriptString]) -> [SieveText] {
+        Self.unique(strings.flatMap { expandMarked($0).words() })
     }
 
     /// Flags compare without regard to case (RFC 5232); the first spelling stays.
-    static func unique(_ flags: [String]) -> [String] {
+    static func unique(_ flags: [SieveText]) -> [SieveText] {
         var seen: Set<String> = []
-        return flags.filter { seen.insert($0.lowercased()).inserted }
+        return flags.filter { seen.insert($0.plain.lowercased()).inserted }
+    }
+
+    /// A flag list as a variable holds it: the flags, separated by spaces the script writes.
+    static func joined(_ flags: [SieveText]) -> SieveText {
+        var text = SieveText()
+        for (index, flag) in flags.enumerated() {
+            if index > 0 { text.append(" ", fromMessage: false) }
+            text.append(flag)
+        }
+        return text
     }
 
     // MARK: Tests
@@ -197,15 +214,16 @@ private struct Machine {
             return over ? facts.size > limit : facts.size < limit
         case .hasFlag(let names, let keys, let match):
             let flags = names.isEmpty ? internalFlags
-                : Self.unique(names.flatMap { Self.splitFlags(variables.value(expand($0))) })
-            return try compare(flags, keys, match, condition)
+                : Self.unique(names.flatMap { variables.text(expand($0)).words() })
+            return try compare(flags.map(\.plain), keys, match, condition)
         case .string(let sources, let keys, let match):
             var values = sources.map(expand)
             // RFC 5229 5: for :count, empty strings are not counted.
             if case .count = match.type { values.removeAll { $0.isEmpty } }
             return try compare(values, keys, match, condition)
         case .notmuch(let query):
-            return try facts.matches(query: expand(query))
+            // Text from the message is one phrase of the query, never an operator.
+            return try facts.matches(query: expandMarked(query).notmuchQuery)
         }
     }
 

@@ -1,9 +1,14 @@
 /// One place a run stores the message: `keep` (the default mailbox) or a
 /// `fileinto`, with the IMAP flags it sets there.
 public struct SieveStore: Sendable, Equatable {
-    /// nil: the default mailbox (keep, or fileinto "INBOX").
-    public let mailbox: String?
-    public internal(set) var flags: [String]
+    /// nil: the default mailbox (keep, or fileinto "INBOX"); with what in
+    /// it came from the message.
+    public let name: SieveText?
+    /// The flags it sets, each with what in it came from the message.
+    public internal(set) var flagTexts: [SieveText]
+
+    public var mailbox: String? { name?.plain }
+    public var flags: [String] { flagTexts.map(\.plain) }
     /// fileinto :create: the mailbox is created when missing.
     public let create: Bool
     /// The line of the action, 0 for the implicit keep.
@@ -19,8 +24,10 @@ public struct SieveOutcome: Sendable {
     public internal(set) var implicitKeep: SieveStore?
     /// Whether `discard` ran.
     public internal(set) var discardRan = false
-    /// vnd.notmuch `tag` operations, expanded, in order (`+a -b`).
-    public internal(set) var tagOperations: [String] = []
+    /// vnd.notmuch `tag` operations, expanded, in order (`+a -b`), with
+    /// what in them came from the message.
+    public internal(set) var tagTexts: [SieveText] = []
+    public var tagOperations: [String] { tagTexts.map(\.plain) }
     /// What ran, line by line, for `explain`.
     public internal(set) var trace: [String] = []
     /// Limits met on the way (a regular expression cut off), taken as

@@ -122,4 +122,22 @@ public struct SieveScript: Sendable {
     /// Whether running it asks the database (the vnd.notmuch test).
     public var needsDatabase: Bool { usesNotmuchTest }
     let usesNotmuchTest: Bool
+
+    /// Every `fileinto` whose mailbox name the script writes whole (no
+    /// variable in it), with its line: what `check-rules` can judge.
+    public var literalMailboxes: [(line: Int, name: String)] {
+        func walk(_ statements: [Statement]) -> [(line: Int, name: String)] {
+            statements.flatMap { statement -> [(line: Int, name: String)] in
+                switch statement.kind {
+                case .fileinto(let mailbox, _, _, _) where !mailbox.mayExpand:
+                    return [(statement.location.line, mailbox.text)]
+                case .conditional(let branches, let otherwise):
+                    return branches.flatMap { walk($0.1) } + walk(otherwise ?? [])
+                default:
+                    return []
+                }
+            }
+        }
+        return walk(statements)
+    }
 }

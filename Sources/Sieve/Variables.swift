@@ -7,13 +7,17 @@ struct Variables {
     /// Match variables kept: ${0} to ${9}, as RFC 5229 requires at least.
     static let matchVariableCount = 10
 
-    private var named: [String: String] = [:]
+    /// Each value keeps which parts came from the message (`SieveText`).
+    private var named: [String: SieveText] = [:]
+    /// Always text from the message: what a test matched.
     var matches: [String] = []
 
-    func value(_ name: String) -> String { named[name.lowercased()] ?? "" }
+    func value(_ name: String) -> String { text(name).plain }
 
-    mutating func set(_ name: String, _ value: String) {
-        named[name.lowercased()] = Self.bounded(value)
+    func text(_ name: String) -> SieveText { named[name.lowercased()] ?? SieveText() }
+
+    mutating func set(_ name: String, _ value: SieveText) {
+        named[name.lowercased()] = value.bounded(Self.maximumValueLength)
     }
 
     mutating func setMatches(_ captures: [String]) {
@@ -29,63 +33,91 @@ struct Variables {
 
     /// `text` with `${name}` and `${N}` replaced. A reference that is not
     /// well formed stays as written; an unknown variable is empty.
-    func expand(_ string: ScriptString) -> String {
-        guard string.mayExpand else { return string.text }
+    func expand(_ string: ScriptString) -> String { expandMarked(string).plain }
+
+    /// As `expand`, keeping apart what the script wrote and what came from
+    /// the message: a match variable is from the message, a named variable
+    /// is what it was set from.
+    func expandMarked(_ string: ScriptString) -> SieveText {
+        guard string.mayExpand else { return SieveText(script: string.text) }
         let text = string.text
-        var result = ""
+        var result = SieveText()
         var index = text.startIndex
         while let open = text[index...].referenceStart {
-            result += text[index..<open.lowerBound]
+            result.append(String(text[index..<open.lowerBound]), fromMessage: false)
             guard let close = text[open.upperBound...].firstIndex(of: "}") else {
                 index = open.lowerBound
                 break
             }
             let name = String(text[open.upperBound..<close])
             if let number = Int(name), name.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) }) {
-                result += number < matches.count ? matches[number] : ""
+                result.append(number < matches.count ? matches[number] : "", fromMessage: true)
                 index = text.index(after: close)
             } else if Compiler.isVariableName(name) {
-                result += value(name)
+                result.append(self.text(name))
                 index = text.index(after: close)
             } else {
                 // Not a reference: keep `${` and look again after it.
-                result += "${"
+                result.append("${", fromMessage: false)
                 index = open.upperBound
             }
-            if result.utf8.count > Self.maximumValueLength * 4 { break }
+            if result.plain.utf8.count > Self.maximumValueLength * 4 { break }
         }
-        result += text[index...]
-        return Self.bounded(result)
+        result.append(String(text[index...]), fromMessage: false)
+        return result.bounded(Self.maximumValueLength)
     }
 
-    /// RFC 5229 section 4.1, highest precedence first (the compiler sorted them).
-    static func apply(_ modifiers: [Modifier], to value: String) -> String {
+    /// RFC 5229 section 4.1, highest precedence first (the compiler sorted
+    /// them). Origins are kept piece by piece; a length is from the message
+    /// when any of what it measures is.
+    static func apply(_ modifiers: [Modifier], to value: SieveText) -> SieveText {
         var value = value
         for modifier in modifiers {
             switch modifier {
-            case .lower: value = value.lowercased()
-            case .upper: value = value.uppercased()
-            case .lowerfirst: value = (value.first.map { String($0).lowercased() } ?? "") + value.dropFirst()
-            case .upperfirst: value = (value.first.map { String($0).uppercased() } ?? "") + value.dropFirst()
-            case .quotewildcard:
-                var quoted = ""
-                for character in value {
-                    if character == "*" || character == "?" || character == "\\" { quoted.append("\\") }
-                    quoted.append(character)
+            case .lowerfirst, .upperfirst:
+                guard let first = value.pieces.firstIndex(where: { !$0.text.isEmpty }) else { continue }
+                var result = SieveText()
+                for (index, piece) in value.pieces.enumerated() {
+                    result.append(index == first ? apply(modifier, to: piece.text) : piece.text, fromMessage: piece.fromMessage)
                 }
-                value = quoted
-            case .quoteregex:
-                var quoted = ""
-                for character in value {
-                    if "\\^$.[]|()?*+{}".contains(character) { quoted.append("\\") }
-                    quoted.append(character)
-                }
-                value = quoted
+                value = result
             case .length:
-                value = String(value.count)
+                value = value.hasMessageText ? SieveText(message: String(value.plain.count))
+                    : SieveText(script: String(value.plain.count))
+            default:
+                value = value.mapPieces { apply(modifier, to: $0) }
             }
         }
         return value
+    }
+
+    static func apply(_ modifiers: [Modifier], to value: String) -> String {
+        apply(modifiers, to: SieveText(script: value)).plain
+    }
+
+    private static func apply(_ modifier: Modifier, to value: String) -> String {
+        switch modifier {
+        case .lower: return value.lowercased()
+        case .upper: return value.uppercased()
+        case .lowerfirst: return (value.first.map { String($0).lowercased() } ?? "") + value.dropFirst()
+        case .upperfirst: return (value.first.map { String($0).uppercased() } ?? "") + value.dropFirst()
+        case .quotewildcard:
+            var quoted = ""
+            for character in value {
+                if character == "*" || character == "?" || character == "\\" { quoted.append("\\") }
+                quoted.append(character)
+            }
+            return quoted
+        case .quoteregex:
+            var quoted = ""
+            for character in value {
+                if "\\^$.[]|()?*+{}".contains(character) { quoted.append("\\") }
+                quoted.append(character)
+            }
+            return quoted
+        case .length:
+            return String(value.count)
+        }
     }
 }
 

@@ -65,7 +65,7 @@ struct CheckRules: ParsableCommand {
                      : "no \(name): give one, or write \(key) in the mailbox's .notmuch folder")
             throw ExitCode(1)
         }
-        if checksSieve { try checkSieve(path); return }
+        if checksSieve { try checkSieve(path, options: options); return }
         let text: String
         do { text = try RulesLoader.readFile(path) } catch {
             complain("\(path): cannot read: \(error)")
@@ -78,7 +78,7 @@ struct CheckRules: ParsableCommand {
         print("\(path): \(rules.rules.count) rules, no errors")
     }
 
-    private func checkSieve(_ path: String) throws {
+    private func checkSieve(_ path: String, options: DeliveryOptions) throws {
         let script: SieveScript
         switch SieveLoader.compile(path: path) {
         case .success(let compiled): script = compiled
@@ -86,7 +86,11 @@ struct CheckRules: ParsableCommand {
             for error in errors.errors { diagnostic("\(error)") }
             throw ExitCode(1)
         }
+        let folderProblems = SieveLoader.folderProblems(script, options: options)
+        for problem in folderProblems { diagnostic(problem) }
         guard let message = sieveActions else {
+            // The actions of --sieve-actions are Sieve's, whatever the folders.
+            guard folderProblems.isEmpty else { throw ExitCode(1) }
             print("\(path): Sieve script, no errors")
             return
         }

@@ -60,6 +60,13 @@ struct DeliveryRequest: Equatable {
         try filing.apply(to: &options)
         options.decrypt = decrypt
         options.envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
+        // UTF-8 addresses are welcome (RFC 6531), as over LMTP; a control
+        // character or bytes that are not UTF-8 are not.
+        for (what, value) in [("recipient", options.envelope.recipient), ("sender", options.envelope.sender)] {
+            if let value, let problem = AddressText.problem(value) {
+                throw DeliveryError(.usage, "the \(what) '\(LogText.oneLine(value))' \(problem): give the address as UTF-8 text")
+            }
+        }
         options.mailRootTemplate = mailRoot
         options.timingsFile = ProcessEnvironment.value("NOTMUCH_DELIVER_TIMINGS")
         if let lockTimeout {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeliveryKit
+import MaildirKit
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,6 +21,16 @@ struct Explain: ParsableCommand {
 }
 
 enum ExplainFormatter {
+    /// Why a delivery would not use a folder a rule or a script chose (the
+    /// folder gate's verdict on its name), as the folder line says it; nil
+    /// when the name passes.
+    static func refusal(of folder: String) -> String? {
+        do throws(DeliveryError) { _ = try MailFolder.components(of: folder) } catch {
+            return "(default): '\(folder)' is not used: \(error.message)"
+        }
+        return nil
+    }
+
     static func format(_ report: DeliveryReport) -> String {
         var lines: [String] = []
         // Header values and the Message-ID come from the message: shown
@@ -53,8 +64,9 @@ enum ExplainFormatter {
             lines.append("tags: \(report.tags.joined(separator: " "))")
             let folder = report.traces.flatMap(\.effects).compactMap { effect -> String? in
                 switch effect {
-                case .folder(let name): return name
-                case .existingFolder(let name): return name + " (if it exists; otherwise the default)"
+                case .folder(let name): return Self.refusal(of: name) ?? name
+                case .existingFolder(let name):
+                    return Self.refusal(of: name) ?? name + " (if it exists; otherwise the default)"
                 default: return nil
                 }
             }.last
@@ -65,6 +77,8 @@ enum ExplainFormatter {
             }
             if !copies.isEmpty { lines.append("copies: \(copies.joined(separator: ", "))") }
         }
-        return lines.joined(separator: "\n")
+        // Every line, not only the values known to come from the message:
+        // a Sieve step, a note or a folder may hold header text too.
+        return lines.map(LogText.oneLine).joined(separator: "\n")
     }
 }

@@ -33,7 +33,7 @@ struct Lmtp: ParsableCommand {
     @OptionGroup var rules: RulesArguments
 
     @Option(help: ArgumentHelp("The largest message taken, in bytes (K, M, G allowed).", valueName: "size"))
-    var maxMessageSize: String = "50M"
+    var maxMessageSize: String = "10M"
 
     @Option(help: "Connections served at once; more are told 421.")
     var maxConnections = 64

@@ -26,6 +26,7 @@ struct NotmuchDeliver: ParsableCommand {
         // A virtual mailbox is its own home (see VirtualMailbox.select).
         if !arguments.contains(where: { $0.hasPrefix("--mail-root") }) { ProcessEnvironment.ensureHome() }
         let subcommand = arguments.first.flatMap { subcommandNames.contains($0) ? $0 : nil }
+        if subcommand == "lmtp" { ProcessEnvironment.ensureMallocForGLib() }
         if ["check-rules", "flush", "import", "quota", "lmtp", "help"].contains(subcommand) || isRootOption(arguments.first) {
             main(arguments)
             return

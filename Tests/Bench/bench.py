@@ -10,10 +10,13 @@ Figures (medians over repeated runs, with ratios to each peer):
   4. 100 rules (half header, half query) against none; and a Sieve script
      of the same 100 tests (vnd.notmuch for the queries) against none.
   5. the LMTP server: one message over an open connection, end of DATA to
-     its reply, vs one `notmuch insert`;
+     its reply, vs one `notmuch insert`; and to searchable (notmuch search);
   6. 8 LMTP clients x 250 messages vs the 8-way `notmuch insert` burst;
-  7. postfix end to end (smtp-source, until all is indexed): lmtp: to the
-     server vs a pipe(8) transport running `notmuch insert`;
+     then, in a burst of its own, end of DATA to searchable;
+  7. postfix end to end (smtp-source, until all is searchable), local(8) as
+     a personal server: mailbox_transport = lmtp: to the server, against
+     postfix's floor (discard:), Dovecot's LMTP (to files, then notmuch
+     new), `notmuch insert` and notmuch-deliver as mailbox_command;
   8. the server's RSS after 2,000 and 20,000 messages, and around a 50 MB one.
 Every figure runs on a copy of one database pre-filled with --messages
 messages, so the numbers are steady state, not an empty database.
@@ -24,16 +27,20 @@ import concurrent.futures
 import json
 import os
 import platform
+import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from corpus import Corpus  # noqa: E402
-from lmtp_harness import Client, Server, give_away  # noqa: E402
+import mta_harness  # noqa: E402
+from lmtp_harness import Client, Server, as_user, give_away  # noqa: E402
 
 
 def log(text):
@@ -43,13 +50,16 @@ def log(text):
 class Setup:
     """A mail root + database + config in `root`, copied from a cached base."""
 
-    def __init__(self, root):
+    def __init__(self, root, config_name="notmuch-config"):
         self.root = root
         self.mail = os.path.join(root, "mail")
-        self.config = os.path.join(root, "notmuch-config")
+        self.config = os.path.join(root, config_name)
 
-    def write_config(self, rules=None):
-        text = f"[database]\npath={self.mail}\n[new]\ntags=unread;inbox;\n[maildir]\nsynchronize_flags=true\n"
+    def write_config(self, rules=None, ignore=None):
+        text = f"[database]\npath={self.mail}\n[new]\ntags=unread;inbox;\n"
+        if ignore:
+            text += f"ignore={ignore}\n"
+        text += "[maildir]\nsynchronize_flags=true\n"
         if rules:
             text += f"[deliver]\nrules={rules}\n"
         with open(self.config, "w") as f:
@@ -338,6 +348,94 @@ def process_cpu_ms(pid):
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<([^>]+)>", re.MULTILINE | re.IGNORECASE)
+
+
+def message_id(data):
+    return MESSAGE_ID.search(data).group(1).decode()
+
+
+def searchable(setup, ids):
+    """The ids among `ids` that `notmuch search` finds (one process for
+    up to 50 of them)."""
+    found = set()
+    ids = list(ids)
+    for start in range(0, len(ids), 50):
+        query = " or ".join(f'id:"{i}"' for i in ids[start:start + 50])
+        out = subprocess.run(["notmuch", "search", "--output=messages", "--", query], env=setup.env(),
+                             capture_output=True, text=True)
+        # A read that meets a commit fails now and then ("revision being
+        # read has been discarded"): the next round asks again.
+        if out.returncode == 0:
+            found.update(line[3:] for line in out.stdout.splitlines() if line.startswith("id:"))
+    return found
+
+
+def latency_to_searchable(setup, msgid, data_end, timeout=60):
+    """(seconds from the end of DATA until `notmuch search` finds `msgid`,
+    searches made). Measured when the search that finds it returns: the
+    figure includes one search, reported apart as the probe's cost."""
+    deadline = time.monotonic() + timeout
+    searches = 0
+    while time.monotonic() < deadline:
+        searches += 1
+        if searchable(setup, [msgid]):
+            return time.perf_counter() - data_end, searches
+    return float("inf"), searches
+
+
+class SearchWatcher(threading.Thread):
+    """During a burst: the messages replied to, searched for over and over
+    (every pending one in each round) until found; the latency is from each
+    message's end of DATA to the end of the round that found it."""
+
+    def __init__(self, setup):
+        super().__init__(daemon=True)
+        self.setup = setup
+        self.pending = {}
+        self.latencies = []
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+
+    def add(self, msgid, data_end):
+        with self.lock:
+            self.pending[msgid] = data_end
+
+    def run(self):
+        while True:
+            with self.lock:
+                ids = list(self.pending)
+            if not ids:
+                if self.finished.is_set():
+                    return
+                time.sleep(0.005)
+                continue
+            found = searchable(self.setup, ids)
+            now = time.perf_counter()
+            with self.lock:
+                for msgid in found:
+                    self.latencies.append(now - self.pending.pop(msgid))
+
+    def stop(self, timeout=120):
+        """Waits (at most `timeout`) for the pending messages to be found."""
+        self.finished.set()
+        self.join(timeout)
+        with self.lock:
+            missing = len(self.pending)
+            self.pending.clear()
+        return missing
+
+
+def latency_summary(seconds):
+    """Median and 99th percentile, in ms."""
+    ms = sorted(s * 1000 for s in seconds)
+    if not ms:
+        return {"median ms": float("nan"), "p99 ms": float("nan"), "count": 0}
+    # inclusive: within the samples, not extrapolated past the largest.
+    p99 = statistics.quantiles(ms, n=100, method="inclusive")[98] if len(ms) > 1 else ms[0]
+    return {"median ms": median(ms), "p99 ms": p99, "max ms": ms[-1], "count": len(ms)}
+
+
 def figure_lmtp_single(work, base, deliver, runs):
     """5. End of DATA to the reply over an open connection, against one
     `notmuch insert` (process start to exit), taking turns."""
@@ -349,12 +447,24 @@ def figure_lmtp_single(work, base, deliver, runs):
         client = Client(server.socket)
         ours, peer_ms, peer_cpu, queued, failures = [], [], [], 0, 0
         cpu_before = process_cpu_ms(server.pid)
+        latencies, probe_ms, searches = [], [], []
         for i in range(runs):
-            replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT], corpus.message(2 * i))
+            data = corpus.message(2 * i)
+            replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT], data)
             code, text = replies[0]
             failures += code != 250
             queued += "(queued)" in text
             ours.append(seconds * 1000)
+            # Latency to searchable at idle: searched for right after the
+            # reply, outside the timed window; then one search more, of a
+            # message found already, for what a search itself takes.
+            if code == 250:
+                latency, tries = latency_to_searchable(ours_setup, message_id(data), client.data_end)
+                latencies.append(latency)
+                searches.append(tries)
+                probe_started = time.perf_counter()
+                searchable(ours_setup, [message_id(data)])
+                probe_ms.append((time.perf_counter() - probe_started) * 1000)
             before = children_cpu_ms()
             ms, rc, err = timed(["notmuch", "insert"], corpus.message(2 * i + 1), peer.env())
             assert rc == 0, err
@@ -372,20 +482,25 @@ def figure_lmtp_single(work, base, deliver, runs):
             "runs": runs, "lmtp quartiles ms": statistics.quantiles(ours, n=4),
             "notmuch insert quartiles ms": statistics.quantiles(peer_ms, n=4),
             "server cpu ms per message": server_cpu, "notmuch insert cpu ms": median(peer_cpu),
-            "failures": failures, "replied queued": queued, "indexed": indexed, "server RSS KiB": rss}
+            "failures": failures, "replied queued": queued, "indexed": indexed, "server RSS KiB": rss,
+            "latency to searchable": latency_summary(latencies), "search probe ms": median(probe_ms),
+            "searches until found": {"median": median(searches), "max": max(searches, default=0)}}
 
 
-def lmtp_burst(server, workers, per_worker, corpus):
-    """`workers` clients, one connection each, `per_worker` messages each.
+def lmtp_burst(server, workers, per_worker, corpus, watcher=None):
+    """`workers` clients, one connection each, `per_worker` messages each;
+    each message replied to with 250 is handed to `watcher` if given.
     Returns (wall s to the last reply, temporary failures, other failures,
     replies saying queued, end-of-DATA-to-reply seconds, start time)."""
     def worker(w):
         client = Client(server.socket)
         tempfails, others, queued, waits = 0, 0, 0, []
         for j in range(per_worker):
-            replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT],
-                                           corpus.message(w * per_worker + j))
+            data = corpus.message(w * per_worker + j)
+            replies, seconds = client.send("sender@bench.example", [LMTP_RECIPIENT], data)
             code, text = replies[0]
+            if watcher and code == 250:
+                watcher.add(message_id(data), client.data_end)
             tempfails += 400 <= code < 500
             others += code >= 500
             queued += "(queued)" in text
@@ -442,178 +557,217 @@ def figure_lmtp_burst(work, base, deliver, workers, per_worker, turns):
                           "notmuch insert indexed": peer["indexed"],
                           "speedup": peer["wall s"] / wall})
         log(f"   turn {turn + 1}: LMTP {wall:.1f} s, notmuch insert {peer['wall s']:.1f} s")
-    return {"messages": workers * per_worker, "turns": turns_out,
+    latency = burst_latency(work, base, deliver, workers, per_worker)
+    return {"messages": workers * per_worker, "turns": turns_out, "latency to searchable": latency,
             "lmtp wall s": median([t["lmtp wall s"] for t in turns_out]),
             "notmuch insert wall s": median([t["notmuch insert wall s"] for t in turns_out]),
             "speedup": median([t["speedup"] for t in turns_out]),
             "lmtp tempfails": sum(t["lmtp tempfails"] for t in turns_out)}
 
 
-class PostfixInstance:
-    """A postfix of our own (its own configuration and queue directories,
-    SMTP on 127.0.0.1:2525), so that neither the system's postfix nor
-    Tests/Integration/postfix.sh is touched."""
-
-    def __init__(self, work):
-        self.config = os.path.join(work, "postfix-etc")
-        self.queue = "/var/spool/postfix-nd-bench"
-        self.data = "/var/lib/postfix-nd-bench"
-        self.log = "/var/log/postfix-nd-bench.log"
-        self.port = 2525
-
-    def postconf(self, *arguments):
-        subprocess.run(["postconf", "-c", self.config] + list(arguments), check=True, capture_output=True)
-
-    def setup(self, pipe_argv):
-        shutil.rmtree(self.config, ignore_errors=True)
-        os.makedirs(self.config)
-        shutil.copy("/etc/postfix/master.cf", os.path.join(self.config, "master.cf"))
-        with open(os.path.join(self.config, "main.cf"), "w") as f:
-            f.write(f"""compatibility_level = 3.6
-queue_directory = {self.queue}
-data_directory = {self.data}
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-mail_owner = postfix
-setgid_group = postdrop
-syslog_name = postfix-nd-bench
-maillog_file = {self.log}
-myhostname = mx.bench.localhost
-mydomain = bench.localhost
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_recipient_restrictions = permit_mynetworks, reject
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-smtputf8_enable = no
-virtual_mailbox_domains = bench.example
-virtual_transport = error:not set
-ndinsert_destination_recipient_limit = 1
-""")
-        # No chroot (the LMTP socket is outside the queue directory), SMTP
-        # on a port of our own.
-        self.postconf("-F", "*/*/chroot = n")
-        self.postconf("-MX", "smtp/inet")
-        self.postconf("-M", "-e", f"127.0.0.1:{self.port}/inet=127.0.0.1:{self.port} inet n - n - - smtpd")
-        self.postconf("-M", "-e", "ndinsert/unix=ndinsert unix - n n - - pipe flags=DR user=nobody argv="
-                      + " ".join(pipe_argv))
-        self.postconf("-M", "-e", "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd")
-        subprocess.run(["postfix", "-c", self.config, "stop"], capture_output=True)
-        os.makedirs(self.queue, exist_ok=True)
-        os.makedirs(self.data, exist_ok=True)
-        shutil.chown(self.data, "postfix")
-        subprocess.run(["postsuper", "-c", self.config, "-d", "ALL"], capture_output=True)
-        subprocess.run(["postfix", "-c", self.config, "check"], check=True, capture_output=True)
-        open(self.log, "w").close()
-        out = subprocess.run(["postfix", "-c", self.config, "start"], capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"postfix would not start: {out.stderr.strip()}")
-
-    def transport(self, value):
-        self.postconf("-e", f"virtual_transport = {value}")
-        subprocess.run(["postfix", "-c", self.config, "reload"], check=True, capture_output=True)
-        time.sleep(1)
-
-    def stop(self):
-        subprocess.run(["postfix", "-c", self.config, "stop"], capture_output=True)
-
-    def log_count(self, *texts):
-        """Lines of the log that have every one of `texts`."""
-        with open(self.log, errors="replace") as f:
-            return sum(all(text in line for text in texts) for line in f)
+def burst_latency(work, base, deliver, workers, per_worker):
+    """Latency to searchable in the burst of figure 6, in a burst of its
+    own after the timed turns: the searches that watch for the messages
+    take a good part of a CPU, which would slow the timed burst."""
+    setup = lmtp_copy(work, base, "lmtp-latency")
+    server = Server(deliver, setup.root, setup.env()).start()
+    watcher = SearchWatcher(setup)
+    watcher.start()
+    try:
+        lmtp_burst(server, workers, per_worker, Corpus(seed=6, tag="lmtpl"), watcher)
+        missing = watcher.stop()
+    finally:
+        watcher.finished.set()
+        server.stop()
+    shutil.rmtree(setup.root, ignore_errors=True)
+    result = latency_summary(watcher.latencies)
+    result["not found"] = missing
+    log(f"   latency to searchable in the burst: median {result['median ms']:.0f} ms, "
+        f"p99 {result['p99 ms']:.0f} ms")
+    return result
 
 
-def postfix_unavailable():
-    if os.geteuid() != 0:
-        return "needs root (a postfix instance of its own)"
-    for tool in ("postfix", "postconf", "smtp-source", "postsuper"):
-        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
-            return f"{tool} is not installed (apt-get install postfix)"
-    if not os.path.exists("/usr/lib/postfix/sbin/pipe"):
-        return "postfix's pipe(8) is missing"
-    return None
+# --- Figure 7: postfix end to end, the user's view -------------------------
+
+# What local(8) delivers with, in figure 7: (name, label). Each gets a fresh
+# copy of the database in the bench user's home; turns take them in a
+# rotating order, so drift in the machine's speed hits all alike.
+POSTFIX_VARIANTS = [
+    ("discard", "postfix alone, mailbox_transport = discard: (its floor)"),
+    ("dovecot", "Dovecot's LMTP, to files (not indexed)"),
+    ("lmtp", "notmuch-deliver lmtp, mailbox_transport = lmtp:"),
+    ("insert", "notmuch insert as mailbox_command"),
+    ("deliver", "notmuch-deliver as mailbox_command"),
+]
 
 
-def figure_lmtp_postfix(work, base, deliver, messages, sessions, turns):
-    """7. smtp-source into a local postfix, until all is indexed:
-    virtual_transport = lmtp: to the server against a pipe(8) transport
-    running `notmuch insert`, in turns."""
-    reason = postfix_unavailable()
+def home_copy(work, base, uid, gid):
+    """A copy of the pre-filled database as the bench user's home: the
+    maildir is ~/mail (where Dovecot's mail_location puts it too), the
+    config ~/.notmuch-config, found as notmuch and notmuch-deliver find
+    it for a user; Dovecot's index files in ~/mail are ignored."""
+    home = Setup(os.path.join(work, "postfix-home"), config_name=".notmuch-config")
+    shutil.rmtree(home.root, ignore_errors=True)
+    shutil.copytree(base.root, home.root, symlinks=True)
+    home.write_config(ignore="/^dovecot/")
+    # postfix's lmtp(8) (user postfix) reaches the server's socket in it.
+    os.chmod(home.root, 0o755)
+    give_away(home.root, uid, gid)
+    return home
+
+
+def wait_for(condition, deadline):
+    """Polls `condition` until true (returns True) or the deadline."""
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def postfix_variant(variant, work, base, deliver, postfix, dovecot, user, messages, sessions, timeout=1200):
+    """One of POSTFIX_VARIANTS: `messages` injected with smtp-source, timed
+    from the start of the injection until every message is searchable
+    (for Dovecot: a file in ~/mail/new; for discard: logged as sent), or
+    bounced. The end is seen by reading postfix's log until it has all
+    messages delivered, then checking the result (notmuch count, the
+    files), so the polling costs every variant alike and next to nothing."""
+    uid, gid = user
+    home = home_copy(work, base, uid, gid)
+    before = base.count()
+    server = None
+    result = {}
+    try:
+        if variant == "discard":
+            postfix.deliver_with(transport="discard:")
+        elif variant == "dovecot":
+            dovecot.start()
+            dovecot.prime(mta_harness.BENCH_USER)
+            postfix.deliver_with(transport=f"lmtp:unix:{dovecot.socket}")
+        elif variant == "lmtp":
+            server = Server(deliver, home.root, home.env(), uid=uid, gid=gid).start()
+            postfix.deliver_with(transport=f"lmtp:unix:{server.socket}")
+            cpu_before = process_cpu_ms(server.pid)
+        elif variant == "insert":
+            postfix.deliver_with(command=(shutil.which("notmuch") or "/usr/bin/notmuch") + " insert")
+        elif variant == "deliver":
+            postfix.deliver_with(command=deliver)
+        log_tail = mta_harness.LogTail(postfix.log, mta_harness.RECIPIENT)
+        new = os.path.join(home.mail, "new")
+
+        def logged_all():
+            counts = log_tail.poll()
+            return counts["sent"] + counts["bounced"] >= messages
+
+        def done():
+            if not logged_all():
+                return False
+            bounced = log_tail.counts["bounced"]
+            if variant == "discard":
+                return True
+            if variant == "dovecot":
+                return len(os.listdir(new)) + bounced >= messages
+            try:
+                return home.count() - before + bounced >= messages
+            except subprocess.CalledProcessError:
+                return False
+
+        started = time.perf_counter()
+        postfix.inject(messages, sessions)
+        result["injected s"] = time.perf_counter() - started
+        result["complete"] = wait_for(done, time.monotonic() + timeout)
+        result["s"] = time.perf_counter() - started
+        if server:
+            result["server cpu s"] = (process_cpu_ms(server.pid) - cpu_before) / 1000
+        result.update(log_tail.poll())
+    finally:
+        if server:
+            server.stop()
+        dovecot.stop()
+    postfix.clear_queue()
+    if variant == "dovecot":
+        result["files"] = len(os.listdir(os.path.join(home.mail, "new")))
+        # What the user then needs to search the mail: `notmuch new`, as
+        # the mailbox owner.
+        started = time.perf_counter()
+        subprocess.run(as_user(uid, gid) + ["env", f"HOME={home.root}", "notmuch", "new", "--quiet"],
+                       env=home.env(), check=True, capture_output=True)
+        result["notmuch new s"] = time.perf_counter() - started
+    if variant != "discard":
+        result["indexed"] = home.count() - before
+    shutil.rmtree(home.root, ignore_errors=True)
+    return result
+
+
+def figure_lmtp_postfix(work, base, deliver, messages, sessions, turns, variants=None):
+    """7. smtp-source into a postfix of the bench's own, until all is
+    searchable: the documented personal setups (local(8) with
+    mailbox_transport = lmtp: to the server, or with mailbox_command)
+    against postfix's floor (discard:) and Dovecot's LMTP (to files, then
+    `notmuch new`), the variants taking turns."""
+    reason = mta_harness.unavailable()
     if reason:
         return {"skipped": reason}
-    postfix = PostfixInstance(work)
-    peer_root = os.path.join(work, "lmtp-postfix-insert")
-    peer_setup = Setup(peer_root)
-    postfix.setup(["/usr/bin/env", f"HOME={peer_root}", f"NOTMUCH_CONFIG={peer_setup.config}",
-                   "/usr/bin/notmuch", "insert"])
+    chosen = [name for name, _ in POSTFIX_VARIANTS if variants is None or name in variants]
+    skipped = {}
+    if "dovecot" in chosen:
+        reason = mta_harness.dovecot_unavailable()
+        if reason:
+            skipped["dovecot"] = reason
+            chosen.remove("dovecot")
+            log(f"   Dovecot skipped: {reason}")
     turns_out = []
+    with mta_harness.ExclusiveRun():
+        user = mta_harness.bench_user(os.path.join(work, "postfix-home"))
+        postfix = mta_harness.PostfixInstance(work)
+        dovecot = mta_harness.DovecotInstance(work)
+        try:
+            postfix.start()
+            for turn in range(turns):
+                order = chosen[turn % len(chosen):] + chosen[:turn % len(chosen)]
+                results = {}
+                for variant in order:
+                    results[variant] = postfix_variant(variant, work, base, deliver, postfix, dovecot, user,
+                                                       messages, sessions)
+                    x = results[variant]
+                    extra = f" + notmuch new {x['notmuch new s']:.1f} s" if "notmuch new s" in x else ""
+                    log(f"   turn {turn + 1}: {variant} {x['s']:.1f} s{extra} "
+                        f"(sent {x['sent']}, deferred {x['deferred']}, bounced {x['bounced']}"
+                        f"{'' if x['complete'] else ', INCOMPLETE'})")
+                turns_out.append(results)
+        finally:
+            dovecot.stop()
+            postfix.stop()
+            shutil.rmtree(os.path.join(work, "postfix-home"), ignore_errors=True)
+            shutil.rmtree(dovecot.directory, ignore_errors=True)
+    return postfix_summary(turns_out, chosen, skipped, messages, sessions)
 
-    def inject_and_wait(setup, expected):
-        """Seconds until every message is indexed or bounced, seconds the
-        injection took, and the messages bounced (the pipe to `notmuch
-        insert` bounces when insert exits 1, e.g. on a Xapian exception
-        while another insert commits)."""
-        bounced_before = postfix.log_count("to=<me@bench.example>", "status=bounced")
-        started = time.perf_counter()
-        source = subprocess.run(["smtp-source", "-d", "-s", str(sessions), "-m", str(messages), "-l", "2000",
-                                 "-M", "client.bench.localhost", "-f", "sender@client.bench.localhost",
-                                 "-t", "me@bench.example", f"127.0.0.1:{postfix.port}"],
-                                capture_output=True, text=True)
-        injected = time.perf_counter() - started
-        if source.returncode != 0:
-            raise RuntimeError(f"smtp-source failed: {source.stderr.strip()[-500:]}")
-        deadline = time.monotonic() + 1200
-        while time.monotonic() < deadline:
-            bounced = postfix.log_count("to=<me@bench.example>", "status=bounced") - bounced_before
-            if setup.count() + bounced >= expected:
-                break
-            time.sleep(0.1)
-        return time.perf_counter() - started, injected, bounced
 
-    try:
-        for turn in range(turns):
-            ours = lmtp_copy(work, base, "lmtp-postfix")
-            expected = ours.count() + messages
-            server = Server(deliver, ours.root, ours.env()).start()
-            postfix.transport(f"lmtp:unix:{server.socket}")
-            deferred_before = postfix.log_count("status=deferred")
-            cpu_before = process_cpu_ms(server.pid)
-            try:
-                ours_s, ours_injected, ours_bounced = inject_and_wait(ours, expected)
-                server_cpu = process_cpu_ms(server.pid) - cpu_before
-            finally:
-                server.stop()
-            ours_deferred = postfix.log_count("status=deferred") - deferred_before
-            ours_indexed = ours.count() - base.count()
-            shutil.rmtree(ours.root, ignore_errors=True)
-
-            peer = fresh_copy(work, base, "lmtp-postfix-insert")
-            os.chmod(peer.root, 0o755)
-            give_away(peer.root)
-            expected = peer.count() + messages
-            postfix.transport("ndinsert:")
-            deferred_before = postfix.log_count("status=deferred")
-            peer_s, peer_injected, peer_bounced = inject_and_wait(peer, expected)
-            peer_deferred = postfix.log_count("status=deferred") - deferred_before
-            peer_indexed = peer.count() - base.count()
-            shutil.rmtree(peer.root, ignore_errors=True)
-            turns_out.append({"lmtp s": ours_s, "lmtp injected s": ours_injected, "lmtp bounced": ours_bounced,
-                              "lmtp indexed": ours_indexed, "lmtp deferred": ours_deferred,
-                              "server cpu s": server_cpu / 1000,
-                              "pipe insert s": peer_s, "pipe injected s": peer_injected,
-                              "pipe bounced": peer_bounced, "pipe indexed": peer_indexed,
-                              "pipe deferred": peer_deferred, "speedup": peer_s / ours_s})
-            log(f"   turn {turn + 1}: LMTP {ours_s:.1f} s, pipe to notmuch insert {peer_s:.1f} s")
-    finally:
-        postfix.stop()
-    return {"messages": messages, "sessions": sessions, "turns": turns_out,
-            "lmtp s": median([t["lmtp s"] for t in turns_out]),
-            "pipe insert s": median([t["pipe insert s"] for t in turns_out]),
-            "speedup": median([t["speedup"] for t in turns_out])}
+def postfix_summary(turns_out, chosen, skipped, messages, sessions):
+    """Medians over the turns: seconds of each variant, and the ratios of
+    the LMTP server to each peer (per turn, then the median)."""
+    summary = {"messages": messages, "sessions": sessions, "turns": turns_out, "variants": chosen,
+               "skipped variants": skipped, "s": {}, "ratios": {}}
+    for variant in chosen:
+        summary["s"][variant] = median([t[variant]["s"] for t in turns_out])
+    if "dovecot" in chosen:
+        summary["s"]["dovecot notmuch new"] = median([t["dovecot"]["notmuch new s"] for t in turns_out])
+        summary["s"]["dovecot + notmuch new"] = median([t["dovecot"]["s"] + t["dovecot"]["notmuch new s"]
+                                                        for t in turns_out])
+    peers = {"dovecot": lambda t: t["dovecot"]["s"],
+             "dovecot + notmuch new": lambda t: t["dovecot"]["s"] + t["dovecot"]["notmuch new s"],
+             "discard": lambda t: t["discard"]["s"],
+             "insert": lambda t: t["insert"]["s"],
+             "deliver": lambda t: t["deliver"]["s"]}
+    if "lmtp" in chosen:
+        for peer, seconds in peers.items():
+            if peer.split(" ")[0] in chosen:
+                summary["ratios"][peer] = median([t["lmtp"]["s"] / seconds(t) for t in turns_out])
+        summary["server cpu s"] = median([t["lmtp"]["server cpu s"] for t in turns_out])
+    for key in ("deferred", "bounced"):
+        summary[key] = {variant: sum(t[variant][key] for t in turns_out) for variant in chosen}
+    summary["incomplete"] = sum(not t[v]["complete"] for t in turns_out for v in chosen)
+    return summary
 
 
 def big_message(size):
@@ -704,10 +858,19 @@ def main():
                         help="turns of figures 6 and 7 (each against its peer), for medians")
     parser.add_argument("--postfix-messages", type=int, default=2000)
     parser.add_argument("--postfix-sessions", type=int, default=8, help="smtp-source's parallel sessions")
+    parser.add_argument("--postfix-variants", default=",".join(name for name, _ in POSTFIX_VARIANTS),
+                        help="what local(8) delivers with in figure 7, comma-separated, from: "
+                        + ", ".join(name for name, _ in POSTFIX_VARIANTS))
     parser.add_argument("--rss-small", type=int, default=2000)
     parser.add_argument("--rss-large", type=int, default=20_000)
     parser.add_argument("--rss-big-message", type=int, default=50_000_000, help="bytes of the large message")
     args = parser.parse_args()
+    # SIGTERM (make interrupted, a kill) unwinds like ^C, so the finally
+    # blocks stop the servers, postfix and Dovecot, and remove their trees.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    unknown = set(args.postfix_variants.split(",")) - {name for name, _ in POSTFIX_VARIANTS}
+    if unknown:
+        parser.error(f"--postfix-variants: unknown {', '.join(sorted(unknown))}")
     deliver = os.path.abspath(args.deliver)
     os.makedirs(args.work, exist_ok=True)
     work = os.path.abspath(args.work)
@@ -740,7 +903,8 @@ def main():
     if args.only in (None, "lmtp-postfix"):
         log("7. postfix end to end ...")
         results["lmtp-postfix"] = figure_lmtp_postfix(work, base, deliver, args.postfix_messages,
-                                                      args.postfix_sessions, args.lmtp_turns)
+                                                      args.postfix_sessions, args.lmtp_turns,
+                                                      args.postfix_variants.split(","))
     if args.only in (None, "lmtp-rss"):
         log("8. LMTP server RSS ...")
         results["lmtp-rss"] = figure_lmtp_rss(work, deliver, args.workers, args.rss_small, args.rss_large,
@@ -790,6 +954,37 @@ def main():
     print(f"(machine-readable: {args.out})")
 
 
+def print_postfix(x):
+    """Figure 7's table: seconds of each variant, then the ratios."""
+    if "skipped" in x:
+        print(f"{'7. postfix end to end':44} skipped: {x['skipped']}")
+        return
+    print(f"7. postfix end to end: smtp-source, {x['messages']} messages over {x['sessions']} sessions, "
+          f"seconds until all searchable (median of {len(x['turns'])} turn(s))")
+    for variant, label in POSTFIX_VARIANTS:
+        if variant in x["skipped variants"]:
+            print(f"   {label:60} skipped: {x['skipped variants'][variant]}")
+        if variant not in x["s"]:
+            continue
+        print(f"   {label:60} {x['s'][variant]:8.1f}   deferred {x['deferred'][variant]}, "
+              f"bounced {x['bounced'][variant]}")
+        if variant == "dovecot":
+            print(f"   {'   then notmuch new':60} {x['s']['dovecot notmuch new']:8.1f}")
+            print(f"   {'   Dovecot + notmuch new':60} {x['s']['dovecot + notmuch new']:8.1f}")
+    if "server cpu s" in x:
+        print(f"   {'notmuch-deliver lmtp: server CPU (s)':60} {x['server cpu s']:8.1f}")
+    names = {"dovecot": ("Dovecot's LMTP, not indexed", "<= 1.0"),
+             "dovecot + notmuch new": ("Dovecot + notmuch new", ""),
+             "discard": ("postfix's floor (discard:)", "<= 1.5"),
+             "insert": ("notmuch insert (mailbox_command)", ""),
+             "deliver": ("notmuch-deliver (mailbox_command)", "")}
+    for peer, ratio in x["ratios"].items():
+        label, goal = names[peer]
+        print(f"   {'notmuch-deliver lmtp / ' + label:60} {ratio:8.2f}   goal {goal or '-'}")
+    if x["incomplete"]:
+        print(f"   INCOMPLETE: {x['incomplete']} variant runs timed out (see the turns in the JSON)")
+
+
 def print_lmtp(results, args):
     """The LMTP figures' lines of the table (those that ran)."""
     if "lmtp-single" in results:
@@ -798,24 +993,23 @@ def print_lmtp(results, args):
               f"{x['notmuch insert ms']:16.1f} {x['ratio']:8.2f} {'<= 0.7':>10}")
         print(f"{'   CPU per message (server / insert, ms)':44} {x['server cpu ms per message']:16.1f} "
               f"{x['notmuch insert cpu ms']:16.1f}")
+        latency = x["latency to searchable"]
+        print(f"{'   end of DATA to searchable, idle (ms)':44} {latency['median ms']:16.0f} "
+              f"{'':16} {'':8} {'<= 100':>10}  (median; p99 {latency['p99 ms']:.0f}; "
+              f"one search {x['search probe ms']:.0f}; searches until found: median "
+              f"{x['searches until found']['median']:.0f}, at most {x['searches until found']['max']})")
     if "lmtp-burst" in results:
         x = results["lmtp-burst"]
         label = f"6. LMTP {args.workers}x{args.per_worker} vs insert burst (wall s)"
         print(f"{label:44} {x['lmtp wall s']:16.1f} {x['notmuch insert wall s']:16.1f} "
               f"{1 / x['speedup']:8.2f} {'<= 0.167':>10}  ({x['speedup']:.1f}x faster)")
         print(f"{'   LMTP temporary failures':44} {x['lmtp tempfails']:16d} {'':16} {'':8} {'0':>10}")
+        latency = x["latency to searchable"]
+        print(f"{'   end of DATA to searchable, burst (ms)':44} {latency['median ms']:16.0f} "
+              f"{'':16} {'':8} {'':>10}  (median; p99 {latency['p99 ms']:.0f}; "
+              f"{latency['not found']} not found)")
     if "lmtp-postfix" in results:
-        x = results["lmtp-postfix"]
-        if "skipped" in x:
-            print(f"{'7. postfix end to end':44} skipped: {x['skipped']}")
-        else:
-            label = f"7. postfix, {x['messages']} msgs until indexed (s)"
-            print(f"{label:44} {x['lmtp s']:16.1f} {x['pipe insert s']:16.1f} {1 / x['speedup']:8.2f} "
-                  f"{'<= 0.25':>10}  ({x['speedup']:.1f}x faster)")
-            for key in ("deferred", "bounced"):
-                print(f"{'   ' + key + ' (LMTP / pipe to notmuch insert)':44} "
-                      f"{sum(t['lmtp ' + key] for t in x['turns']):16d} "
-                      f"{sum(t['pipe ' + key] for t in x['turns']):16d}")
+        print_postfix(results["lmtp-postfix"])
     if "lmtp-rss" in results:
         x = results["lmtp-rss"]
         rss = x["RSS KiB"]

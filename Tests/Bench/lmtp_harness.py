@@ -16,21 +16,23 @@ import time
 UNPRIVILEGED = 65534
 
 
-def as_user():
-    """The command prefix that drops root (empty when not root)."""
+def as_user(uid=UNPRIVILEGED, gid=None):
+    """The command prefix that drops root to `uid` (nobody unless told;
+    its group `gid`, by default the same number); empty when not root."""
     if os.geteuid() != 0:
         return []
-    return ["setpriv", f"--reuid={UNPRIVILEGED}", f"--regid={UNPRIVILEGED}", "--clear-groups"]
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid if gid is None else gid}", "--clear-groups"]
 
 
-def give_away(path):
-    """Hands a scratch tree to the unprivileged user (no-op when not root)."""
+def give_away(path, uid=UNPRIVILEGED, gid=None):
+    """Hands a scratch tree to `uid` (nobody unless told); no-op when not root."""
     if os.geteuid() != 0:
         return
+    gid = uid if gid is None else gid
     for directory, subdirectories, files in os.walk(path):
-        os.lchown(directory, UNPRIVILEGED, UNPRIVILEGED)
+        os.lchown(directory, uid, gid)
         for name in files + subdirectories:
-            os.lchown(os.path.join(directory, name), UNPRIVILEGED, UNPRIVILEGED)
+            os.lchown(os.path.join(directory, name), uid, gid)
 
 
 def user_name():
@@ -40,8 +42,9 @@ def user_name():
 class Server:
     """`notmuch-deliver lmtp` on a unix socket in `root`."""
 
-    def __init__(self, deliver, root, env, extra=(), log=None):
+    def __init__(self, deliver, root, env, extra=(), log=None, uid=UNPRIVILEGED, gid=None):
         self.deliver = deliver
+        self.uid, self.gid = uid, gid
         self.socket = os.path.join(root, "lmtp.sock")
         self.env = env
         self.extra = list(extra)
@@ -50,7 +53,7 @@ class Server:
         self.stderr = os.path.join(root, "server.stderr")
 
     def start(self, timeout=20):
-        command = as_user() + ["env", f"HOME={self.env['HOME']}", f"NOTMUCH_CONFIG={self.env['NOTMUCH_CONFIG']}",
+        command = as_user(self.uid, self.gid) + ["env", f"HOME={self.env['HOME']}", f"NOTMUCH_CONFIG={self.env['NOTMUCH_CONFIG']}",
                                self.deliver, "lmtp", "--listen", f"unix:{self.socket}", "--socket-mode", "666",
                                "--log", self.log] + self.extra
         # setpriv and env exec: the process started is the server itself.
@@ -120,6 +123,7 @@ class Client:
         self.sock.settimeout(timeout)
         self.sock.connect(path)
         self.buffer = b""
+        self.data_end = None
         code, _ = self.reply()
         if code != 220:
             raise LMTPError(f"greeting {code}")
@@ -174,6 +178,8 @@ class Client:
             return [(code, text)] * len(recipients), 0.0
         self.sock.sendall(wire if wire is not None else self.stuffed(data))
         started = time.perf_counter()
+        # When the end of DATA went out: the start of the latency to searchable.
+        self.data_end = started
         self.sock.sendall(b".\r\n")
         replies = list(at_rcpt)
         for i in accepted:

@@ -30,7 +30,7 @@ import MaildirKit
     @Test func aDeliveryGoesWhereTheCheckWasMade() throws {
         let base = try scratchDirectory()
         defer { try? manager.removeItem(at: base) }
-        let maildir = try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true)
+        let maildir = try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true, databaseFolder: nil)
         let (aside, outside) = try swapNewForALinkOut(base)
         let message = base.appendingPathComponent("message")
         try "From: a@example.org\nSubject: x\n\nbody\n".write(to: message, atomically: true, encoding: .utf8)
@@ -44,7 +44,7 @@ import MaildirKit
     @Test func aMoveGoesWhereTheCheckWasMade() throws {
         let base = try scratchDirectory()
         defer { try? manager.removeItem(at: base) }
-        let maildir = try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true)
+        let maildir = try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true, databaseFolder: nil)
         let (aside, outside) = try swapNewForALinkOut(base)
         let file = base.appendingPathComponent("mail/somefile")
         try "x".write(to: file, atomically: true, encoding: .utf8)
@@ -57,9 +57,9 @@ import MaildirKit
         let base = try scratchDirectory()
         defer { try? manager.removeItem(at: base) }
         let root = base.appendingPathComponent("mail").path
-        _ = try MailFolder.resolve(root: root, name: "box", create: true)
+        _ = try MailFolder.resolve(root: root, name: "box", create: true, databaseFolder: nil)
         _ = try swapNewForALinkOut(base)
-        #expect(throws: DeliveryError.self) { try MailFolder.resolve(root: root, name: "box", create: true) }
+        #expect(throws: DeliveryError.self) { try MailFolder.resolve(root: root, name: "box", create: true, databaseFolder: nil) }
     }
 
     @Test func aMaildirMadeFromAPathRefusesALinkOutToo() throws {

@@ -32,6 +32,22 @@ struct HostileInputTests {
         #expect(try deliverAndCheck(Data("From: a@example.org\nX-Long: \(long)\nSubject: long\n\nbody\n".utf8)).status == 0)
     }
 
+    /// Issue 22: a header flood is refused before GMime parses it (the old
+    /// build took ~480 bytes a line); just under the limit is delivered.
+    @Test func headerFloodOverTheLimit() throws {
+        let head = "From: a@example.org\nSubject: flood\nMessage-ID: <flood@x>\n"
+        let over = try deliverAndCheck(Data((head + String(repeating: "X-H: v\n", count: 9_998) + "\nb\n").utf8))
+        #expect(over.status == 65 && over.stderr.contains("more than 10000 lines"), "\(over.stderr)")
+        let under = try deliverAndCheck(Data((head + String(repeating: "X-H: v\n", count: 9_997) + "\nb\n").utf8))
+        #expect(under.status == 0, "\(under.stderr)")
+    }
+
+    @Test func mimePartFloodOverTheLimit() throws {
+        let head = "From: a@example.org\nSubject: parts\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+        let result = try deliverAndCheck(Data((head + String(repeating: "--b\n\n\n", count: 50_001) + "--b--\n").utf8))
+        #expect(result.status == 65 && result.stderr.contains("'--'"), "\(result.stderr)")
+    }
+
     @Test func noHeadersAtAll() throws {
         #expect(try deliverAndCheck(Data("\n\njust a body\n".utf8)).status == 65)
     }

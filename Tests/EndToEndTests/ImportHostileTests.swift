@@ -66,6 +66,24 @@ struct ImportHostileTests {
         try fixture.expectNothingNew()
     }
 
+    /// Issue 22: a header flood in the middle of a batch is refused before
+    /// GMime parses it, reported with its place, and costs the others nothing.
+    @Test func aHeaderFloodCostsOnlyItself() throws {
+        let fixture = try MailFixture()
+        var mbox = Self.archive(3, prefix: "before")
+        mbox += "From x@example.org Mon Nov 24 09:00:00 2025\nFrom: x@example.org\nSubject: flood\n"
+        mbox += "Message-ID: <flood@x>\n" + String(repeating: "X-H: v\n", count: 20_000) + "\nbody\n\n"
+        mbox += Self.archive(3, prefix: "after")
+        let url = try write(mbox, fixture, "flood.mbox")
+        let result = try fixture.command(["import", url.path])
+        #expect(result.status == 65, "\(result.stdout) \(result.stderr)")
+        #expect(result.stdout.hasPrefix("imported 6 "), "\(result.stdout)")
+        #expect(result.stderr.contains("more than 10000 lines"), "\(result.stderr)")
+        #expect(try fixture.count() == 6)
+        #expect(try fixture.count("id:flood@x") == 0)
+        try fixture.expectNothingNew()
+    }
+
     /// A message of one 100 MB line, over the default --max-message-size:
     /// reported with its place and not stored, the next message imported,
     /// nothing left in tmp/, and the import's peak memory far below the

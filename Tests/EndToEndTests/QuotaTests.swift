@@ -209,6 +209,43 @@ import Testing
         #expect(try mail.deliver(message(2), Array(arguments.dropLast()) + ["40,x"]).status == 75)
     }
 
+    /// A warning is the system's message, not the user's mail: neither the
+    /// user's rules nor their Sieve script file or tag it. (The LMTP
+    /// server's case, with its settings cached per mailbox: lmtp.py's
+    /// quota_warning.)
+    @Test func aWarningIsNotFiledByTheUsersRulesOrScript() throws {
+        let mail = try MailFixture()
+        let rules = mail.directory.appendingPathComponent("rules")
+        try "+ruled -- *\n".write(to: rules, atomically: true, encoding: .utf8)
+        let script = mail.directory.appendingPathComponent("script.sieve")
+        try "require [\"vnd.notmuch\", \"fileinto\", \"mailbox\"]; tag \"+sieved\"; fileinto :create \"Filed\";\n"
+            .write(to: script, atomically: true, encoding: .utf8)
+        try mail.writeConfig(extra: "[deliver]\nquota=4000\nquota_warn=5\nrules=\(rules.path)\nsieve=\(script.path)")
+        for index in 0..<2 { #expect(try mail.deliver(message(index)).status == 0) }
+        #expect(try mail.count("tag:quota-warning") == 1)
+        #expect(try mail.count("tag:ruled and tag:sieved and folder:Filed") == 2)
+        #expect(try mail.count("tag:quota-warning and (tag:ruled or tag:sieved)") == 0)
+        #expect(try mail.count("tag:quota-warning and folder:\"\"") == 1)
+    }
+
+    /// Looking at a virtual mailbox that no delivery has made yet makes
+    /// nothing: `quota` and `explain` say there is none.
+    @Test func lookingAtAnAbsentVirtualMailboxCreatesNothing() throws {
+        let mail = try MailFixture(createDatabase: false)
+        let vmail = mail.directory.appendingPathComponent("vmail")
+        try FileManager.default.createDirectory(at: vmail, withIntermediateDirectories: true)
+        mail.extraEnvironment = ["NOTMUCH_CONFIG": "/nonexistent/config"]
+        let mailbox = ["--mail-root", vmail.path + "/%d/%u", "--recipient", "anyone@example.org"]
+        for command in [["quota"], ["explain"]] {
+            let result = try mail.deliver(message(0), command + mailbox)
+            #expect(result.status == 67, "\(command): \(result.status) \(result.stderr)")
+            #expect(result.stderr.contains("has no mailbox yet"), "\(command): \(result.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: vmail.path).isEmpty)
+        #expect(try mail.deliver(message(1), mailbox).status == 0)
+        #expect(try mail.deliver(message(2), ["quota"] + mailbox).status == 0)
+    }
+
     /// The administrator's template, with its placeholders filled in, and
     /// the configured tags.
     @Test func aTemplateAndTagsAreUsed() throws {

@@ -49,7 +49,15 @@ pass "systemd templates in /usr/lib/systemd/system, ExecStart=/usr/bin/notmuch-d
 man=$(man -w notmuch-deliver) || fail "man -w notmuch-deliver finds no page"
 [ "$man" = /usr/share/man/man1/notmuch-deliver.1.gz ] || fail "man -w notmuch-deliver gives $man"
 man notmuch-deliver 2>/dev/null | grep -q -- '--version' || fail "man notmuch-deliver does not show --version"
-pass "man notmuch-deliver: $man"
+zcat "$man" | head -n 1 | grep -qF "notmuch-deliver $version" || fail "the man page's header does not name version $version: $(zcat "$man" | head -n 1)"
+pass "man notmuch-deliver: $man, version $version"
+
+# The licence, and the changelog made from NEWS.md for this version.
+doc=/usr/share/doc/notmuch-deliver
+grep -q '^License: GPL-3+$' $doc/copyright || fail "$doc/copyright does not license the project GPL-3+"
+zcat $doc/changelog.gz | head -n 1 | grep -qF "notmuch-deliver ($version)" || fail "$doc/changelog.gz does not start with version $version"
+[ -f $doc/NEWS.md ] || fail "$doc/NEWS.md is missing"
+pass "copyright GPL-3+, changelog and NEWS.md for $version"
 
 # bash-completion finds the script by the command's name, as on a Tab press.
 # (swift-argument-parser's script completes the default subcommand's

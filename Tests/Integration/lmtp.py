@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 NOBODY = 65534
@@ -61,7 +62,7 @@ class Environment:
         self.config = os.path.join(self.dir, "notmuch-config")
         self.rules = os.path.join(self.dir, "rules")
         os.mkdir(self.mail)
-        for sub in ("vmail", "vquota", "vleft"):
+        for sub in ("vmail", "vquota", "vleft", "vstuck"):
             os.mkdir(os.path.join(self.dir, sub))
         with open(self.config, "w") as f:
             f.write(f"[database]\npath={self.mail}\n[new]\ntags=unread;inbox;\n[deliver]\nrules={self.rules}\n")
@@ -438,23 +439,94 @@ def test_dot_stuffing_and_bare_lf(env, personal, virtual):
     body = b"..starts with a dot\r\n...\r\n..\r\n. \r\nend\r\n"
     c.send(message("dots@remote.example", "dots").encode().replace(b"Hello.\r\n", b"") + body + b".\r\n")
     c.expect(250, "2.0.0", "stuffed message")
-    # Bare LF everywhere: commands and data.
-    c.send(b"MAIL FROM:<sender@remote.example>\nRCPT TO:<t@example.org>\nDATA\n")
-    check([r[0] for r in c.replies(3)] == [250, 250, 354], "bare-LF commands")
-    c.send(b"From: Sender <sender@remote.example>\nSubject: bare lf\nMessage-ID: <lf@remote.example>\n\n"
-           b"line one\n..dot\nline three\n.\n")
-    c.expect(250, "2.0.0", "bare-LF message")
-    c.send(b"QUIT\n")
+    # A bare LF ends no command: 500 at once, its line skipped through the
+    # next CRLF, never run (MAIL here would answer 250).
+    c.send(b"MAIL FROM:<sender@remote.example>\nRCPT TO:<t@example.org>\r\nNOOP\r\n")
+    check([r[0] for r in c.replies(2)] == [500, 250], "a bare-LF command")
+    c.send(b"QUIT\r\n")
     c.expect(221, what="QUIT")
     c.close()
     with open(env.notmuch("search", "--output=files", "id:dots@remote.example"), "rb") as f:
         stored = f.read()
     check(stored.endswith(b"\n\n.starts with a dot\n..\n.\n \nend\n"), f"unstuffed body: {stored[-60:]!r}")
-    with open(env.notmuch("search", "--output=files", "id:lf@remote.example"), "rb") as f:
+    return "dot-stuffed lines unstuffed ('..x', '...', '..', '. '); a bare-LF command refused (500) and not run"
+
+
+# Each near miss of CRLF "." CRLF, as a client that passes bare line ends
+# through would send it, then a forged transaction (issue 22: SMTP smuggling).
+NEAR_MISSES = [b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\r"]
+
+
+def smuggling_session(n, ending, lhlo=True):
+    forged = (b"MAIL FROM:<ceo@bank.example>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n"
+              b"From: CEO <ceo@bank.example>\r\nSubject: forged\r\n"
+              + f"Message-ID: <forged-{n}@bank.example>\r\n\r\nPay now.\r\n".encode())
+    return ((b"LHLO x\r\n" if lhlo else b"")
+            + b"MAIL FROM:<sender@remote.example>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n"
+            + message(f"smuggle-{n}@remote.example", "carrier", body="text").encode()
+            + ending + forged + b".\r\nQUIT\r\n")
+
+
+def check_one_carrier(env, n, ending):
+    check(env.count(f"id:smuggle-{n}@remote.example") == 1, f"{ending!r}: the carrier message is not stored once")
+    check(env.count(f"id:forged-{n}@bank.example") == 0, f"{ending!r}: a forged message was stored")
+    check(env.count("from:ceo@bank.example") == 0, f"{ending!r}: a message from the forged sender was stored")
+    with open(env.notmuch("search", "--output=files", f"id:smuggle-{n}@remote.example"), "rb") as f:
         stored = f.read()
-    check(stored.endswith(b"Message-ID: <lf@remote.example>\n\nline one\n.dot\nline three\n"),
-          f"bare-LF message stored as {stored!r}")
-    return "dot-stuffed lines unstuffed ('..x', '...', '..', '. '), bare-LF commands and data accepted and stored as LF"
+    check(b"MAIL FROM:<ceo@bank.example>" in stored and stored.endswith(b"Pay now.\n"),
+          f"{ending!r}: the would-be commands are not the carrier's content: {stored[-200:]!r}")
+
+
+def test_smuggling(env, personal, virtual):
+    before = env.count("*")
+    for n, ending in enumerate(NEAR_MISSES):
+        c = personal.raw()
+        c.send(smuggling_session(n, ending))
+        codes = [r[0] for r in c.replies(6)]
+        check(codes == [250, 250, 250, 354, 250, 221], f"{ending!r}: replies {codes} (want one transaction)")
+        check(c.closed_by_server(), f"{ending!r}: the connection stays open after QUIT")
+        c.close()
+        check_one_carrier(env, n, ending)
+    # The same bytes through --stdio.
+    n = len(NEAR_MISSES)
+    result = env.run([env.binary, "lmtp", "--stdio"], stdin=smuggling_session(n, b"\n.\n"))
+    codes = re.findall(r"^(\d{3}) ", result.stdout.decode(errors="replace"), re.M)
+    check(result.returncode == 0 and codes == ["220", "250", "250", "250", "354", "250", "221"],
+          f"--stdio: exit {result.returncode}, replies {codes}")
+    check_one_carrier(env, n, b"\n.\n (stdio)")
+    added = env.count("*") - before
+    check(added == n + 1, f"{added} messages stored for {n + 1} carriers")
+    return (f"{len(NEAR_MISSES)} near misses of CRLF.CRLF over a socket and one over --stdio: one message each "
+            "(notmuch: the forged Message-ID absent), the would-be commands in its body")
+
+
+def test_utf8_addresses(env, personal, virtual):
+    c = virtual.raw()
+    c.send(b"LHLO x\r\n")
+    check("SMTPUTF8" in [line[4:] for line in c.reply_lines()], "LHLO does not offer SMTPUTF8")
+    rcpt = "Jörg@Bücher.example"
+    c.send(f"MAIL FROM:<jörg@bücher.example> SMTPUTF8 BODY=8BITMIME\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
+    check([r[0] for r in c.replies(3)] == [250, 250, 354], "MAIL/RCPT/DATA with UTF-8 addresses")
+    c.send(message("utf8@remote.example", "Grüße", to=rcpt).encode() + b".\r\n")
+    c.expect(250, "2.0.0", "UTF-8 recipient delivered")
+    # Without SMTPUTF8: 553 5.6.7; not UTF-8 or a C1 control: 501.
+    c.send("MAIL FROM:<jörg@bücher.example>\r\n".encode())
+    c.expect(553, "5.6.7", "UTF-8 sender without SMTPUTF8")
+    c.send(b"MAIL FROM:<s@remote.example> SMTPUTF8\r\nRCPT TO:<j\xc3rg@example.org>\r\n"
+           + "RCPT TO:<j\u0085rg@example.org>\r\nQUIT\r\n".encode())
+    replies = c.replies(4)
+    check([r[0] for r in replies] == [250, 501, 501, 221]
+          and "not valid UTF-8" in replies[1][1] and "control character" in replies[2][1], f"bad addresses: {replies}")
+    c.close()
+    box = os.path.join(env.dir, "vmail", "bücher.example", "jörg")
+    check(os.path.isdir(box), f"no mailbox {box}: {os.listdir(os.path.join(env.dir, 'vmail'))}")
+    found = env.notmuch("search", "--output=messages", "subject:Grüße", mailbox=box)
+    check(found == "id:utf8@remote.example", f"notmuch search subject:Grüße in {box}: {found!r}")
+    with open(env.notmuch("search", "--output=files", "id:utf8@remote.example", mailbox=box), "rb") as f:
+        stored = f.read()
+    check(stored.startswith(f"Return-Path: <jörg@bücher.example>\nDelivered-To: {rcpt}\n".encode()),
+          f"trace headers: {stored[:120]!r}")
+    return "SMTPUTF8 offered; Jörg@Bücher.example delivered into vmail/bücher.example/jörg (notmuch search finds it); 553 5.6.7 without SMTPUTF8, 501 for bad UTF-8 and C1"
 
 
 def test_bad_commands(env, personal, virtual):
@@ -575,6 +647,186 @@ def test_extension(env, personal, virtual):
     return "+shop recipient: rule extension:shop filed it in folder shop with tag shopping"
 
 
+def as_servers_user(env, path):
+    """A file made here, owned by the user the servers run as."""
+    if env.root_user:
+        os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+
+
+def try_rcpt(server, address, wait=8):
+    """LHLO, MAIL and RCPT for `address`: its RCPT reply, or None when none
+    came within `wait` seconds (the client then gives up and leaves)."""
+    client = server.raw()
+    client.sock.settimeout(wait)
+    try:
+        client.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<{address}>\r\n".encode())
+        client.replies(2)
+        return client.reply(), client
+    except (socket.timeout, Failure):
+        client.close()
+        return None, None
+
+
+def test_start_removes_leftovers(env, personal, virtual):
+    """A server starting removes the files killed deliveries left in tmp/
+    (their writer, named in the file's name, is gone from this host), and
+    leaves a live writer's and another host's young ones alone."""
+    tmp = os.path.join(env.mail, "tmp")
+    with personal.lmtp() as client:
+        check(client.sendmail(SENDER, ["t@example.org"], message("before-leftovers@remote.example", "x")) == {},
+              "a delivery before the leftovers refused")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    now = int(time.time())
+    host = socket.gethostname()
+    names = {
+        "dead": f"{now}.M1P{dead.pid}R1Q1.{host}",
+        "live": f"{now + 1}.M1P{os.getpid()}R1Q1.{host}",
+        "other host": f"{now}.M1P{dead.pid}R1Q1.elsewhere.example",
+    }
+    for name in names.values():
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write("From: half-written\n")
+        as_servers_user(env, os.path.join(tmp, name))
+    server = env.start("leftover-start", "--lock-timeout", "1")
+    server.stop()
+    left = set(os.listdir(tmp))
+    check(names["dead"] not in left, f"the dead writer's file is still in tmp/: {sorted(left)}")
+    check(names["live"] in left and names["other host"] in left, f"a live or another host's file was removed: {sorted(left)}")
+    for name in (names["live"], names["other host"]):
+        os.unlink(os.path.join(tmp, name))
+    return "server start: a dead writer's tmp/ file removed; a live writer's and another host's kept"
+
+
+def test_stuck_mailbox(env, personal, virtual):
+    """A mailbox whose files hang an open (a FIFO for maildirsize) or whose
+    lock another program holds for ever: its recipient gets 451 4.3.0, the
+    other mailboxes are served, the connection slots are freed, and SIGTERM
+    still ends the server."""
+    template = os.path.join(env.dir, "vstuck", "%d", "%u")
+    server = env.start("stuck", "--mail-root", template, "--max-connections", "3", "--timeout", "3",
+                       "--lock-timeout", "20")
+    with server.lmtp() as client:
+        for user in ("alice", "bob"):
+            check(client.sendmail(SENDER, [f"{user}@stuck.example"], message(f"first-{user}@remote.example", "first")) == {},
+                  f"first message to {user} refused")
+    alice = env.vmailbox("alice@stuck.example", base="vstuck")
+    bob = env.vmailbox("bob@stuck.example", base="vstuck")
+    fifo = os.path.join(alice, "maildirsize")
+    os.mkfifo(fifo, 0o600)
+    as_servers_user(env, fifo)
+    # Three tries for alice with three connections allowed: each is answered
+    # 451 4.3.0 at once, and leaves.
+    for n in range(3):
+        reply, client = try_rcpt(server, "alice@stuck.example")
+        check(reply is not None, f"try {n + 1} for alice (FIFO maildirsize): no RCPT reply within 8 s")
+        check(reply[0] == 451 and reply[1].startswith("4.3.0 ") and "maildirsize" in reply[1],
+              f"try {n + 1} for alice (FIFO maildirsize): {reply}")
+        client.close()
+    with server.lmtp() as client:
+        check(client.sendmail(SENDER, ["bob@stuck.example"], message("second-bob@remote.example", "bob")) == {},
+              "bob refused while alice's maildirsize is a FIFO")
+    check(env.count("id:second-bob@remote.example", mailbox=bob) == 1, "bob's message is not indexed")
+    os.unlink(fifo)
+
+    # A lock held for ever on alice's mailbox, with a quota: her delivery
+    # waits for the lock (up to --lock-timeout 20), past the server's own
+    # deadline (--timeout 3), which answers 451 and frees the connection.
+    with open(fifo, "w") as f:
+        f.write("100000000S\n")
+    as_servers_user(env, fifo)
+    holder = os.open(alice, os.O_RDONLY | os.O_DIRECTORY)
+    import fcntl
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        stuck = server.raw()
+        stuck.sock.settimeout(15)
+        stuck.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<alice@stuck.example>\r\nDATA\r\n".encode())
+        check([r[0] for r in stuck.replies(4)] == [250, 250, 250, 354], "transaction for alice")
+        stuck.send(message("stuck-alice@remote.example", "stuck").encode() + b".\r\n")
+        try:
+            code, text = stuck.reply()
+        except socket.timeout:
+            raise Failure("no reply for alice's stuck delivery within 15 s (--timeout 3)")
+        check(code == 451 and text.startswith("4.3.0 ") and "did not finish within 3 s" in text,
+              f"alice's stuck delivery: {code} {text}")
+        stuck.close()
+        # The mailbox takes nothing more while that delivery is stuck: at once.
+        for n in range(2):
+            reply, client = try_rcpt(server, "alice@stuck.example")
+            check(reply is not None and reply[0] == 451 and "stuck" in reply[1],
+                  f"try {n + 2} for alice while her delivery is stuck: {reply}")
+            client.close()
+        with server.lmtp() as client:
+            check(client.sendmail(SENDER, ["bob@stuck.example"], message("third-bob@remote.example", "bob")) == {},
+                  "bob refused while alice's delivery is stuck")
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    # The stuck thread comes back, finds it was given up, and removes what it wrote.
+    check(wait_until(lambda: not os.listdir(os.path.join(alice, "tmp")), 10), "alice's tmp/ not emptied")
+    check(env.count("id:stuck-alice@remote.example", mailbox=alice) == 0, "the abandoned message was indexed")
+    check(not any(b"<stuck-alice@remote.example>" in open(os.path.join(alice, "new", f), "rb").read()
+                  for f in os.listdir(os.path.join(alice, "new"))), "the abandoned message is in alice's new/")
+    with server.lmtp() as client:
+        check(client.sendmail(SENDER, ["alice@stuck.example"], message("later-alice@remote.example", "later")) == {},
+              "alice refused once her lock was released")
+
+    # Two recipients, the second one stuck: the first, queued before the
+    # deadline, is answered from its own delivery (250); the second 451.
+    holder = os.open(alice, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        both = server.raw()
+        both.sock.settimeout(20)
+        both.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<bob@stuck.example>\r\n"
+                  f"RCPT TO:<alice@stuck.example>\r\nDATA\r\n".encode())
+        check([r[0] for r in both.replies(5)] == [250, 250, 250, 250, 354], "transaction for bob and alice")
+        both.send(message("both@remote.example", "both").encode() + b".\r\n")
+        try:
+            first, second = both.replies(2)
+        except socket.timeout:
+            raise Failure("no replies for bob and a stuck alice within 20 s")
+        check(first[0] == 250, f"bob, staged before the deadline: {first}")
+        check(second[0] == 451 and "did not finish" in second[1], f"alice, stuck: {second}")
+        both.close()
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    check(wait_until(lambda: not os.listdir(os.path.join(alice, "tmp")), 10), "alice's tmp/ not emptied (2)")
+    check(env.count("id:both@remote.example", mailbox=bob) == 1, "bob's copy of the two-recipient message is not indexed")
+    check(env.count("id:both@remote.example", mailbox=alice) == 0, "alice's given-up copy was indexed")
+    def alice_accepted():
+        reply, client = try_rcpt(server, "alice@stuck.example")
+        if client:
+            client.close()
+        return reply is not None and reply[0] == 250
+    check(wait_until(alice_accepted, 10), "alice still refused after her stuck delivery came back")
+
+    # SIGTERM with a delivery stuck for good: the server still stops.
+    holder = os.open(alice, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        stuck = server.raw()
+        stuck.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<alice@stuck.example>\r\nDATA\r\n".encode())
+        stuck.replies(4)
+        stuck.send(message("term-alice@remote.example", "at SIGTERM").encode() + b".\r\n")
+        time.sleep(0.5)
+        server.process.send_signal(signal.SIGTERM)
+        # The bound: --timeout + --lock-timeout + 15 s (3 + 20 + 15 here).
+        try:
+            status = server.process.wait(timeout=38)
+        except subprocess.TimeoutExpired:
+            raise Failure("the server did not exit within 38 s of SIGTERM with a delivery stuck")
+        check(status == 0, f"exit status after SIGTERM: {status}: {server.errors()}")
+        stuck.close()
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    return ("FIFO maildirsize: 451 4.3.0 at RCPT for alice (3 tries, 3 connections), bob 250; a lock held for ever: "
+            "451 after --timeout, alice refused at once while stuck, bob 250, nothing of it stored; SIGTERM exits")
+
+
 def test_max_connections(env, personal, virtual):
     limited = env.start("limited", "--max-connections", "2")
     held = [limited.raw(), limited.raw()]
@@ -623,6 +875,33 @@ def test_quota(env, personal, virtual):
     check(env.count("*", mailbox=box) == 2, "the full mailbox does not hold exactly 2 messages")
     check(os.listdir(os.path.join(box, "tmp")) == [], "files left in the full mailbox's tmp/")
     return "--quota 2C, mailbox holding 2: RCPT 452 4.2.2 (others still 250); --quota-permanent: 552 5.2.2"
+
+
+def test_quota_warning(env, personal, virtual):
+    """The warning a delivery triggers is not tagged by the rules the
+    server was given: the server caches settings per mailbox, and the
+    warning's "no rules" must not be served the mailbox's."""
+    rules = os.path.join(env.dir, "rules-everything")
+    with open(rules, "w") as f:
+        f.write("+ruled -- *\n")
+    if env.root_user:
+        os.chown(rules, NOBODY, NOBODY)
+    base = os.path.join(env.dir, "vwarn")
+    os.mkdir(base)
+    if env.root_user:
+        os.chown(base, NOBODY, NOBODY)
+    server = env.start("warn", "--mail-root", os.path.join(base, "%d", "%u"), "--quota", "4000",
+                       "--quota-warn", "1", "--rules", rules)
+    box = os.path.join(base, "virt.example", "wendy")
+    with server.lmtp() as client:
+        for n in (1, 2):
+            check(client.sendmail(SENDER, ["wendy@virt.example"], message(f"w{n}@remote.example", f"w{n}")) == {},
+                  f"message {n} refused")
+    server.stop()
+    check(env.count("tag:quota-warning", mailbox=box) == 1, "no quota warning delivered")
+    check(env.count("tag:ruled and not tag:quota-warning", mailbox=box) == 2, "the rules did not tag the mail")
+    check(env.count("tag:quota-warning and tag:ruled", mailbox=box) == 0, "the quota warning was tagged by the rules")
+    return "--quota-warn 1 with a rule tagging everything: the warning is not tagged, the mail is"
 
 
 def test_sigterm(env, personal, virtual):
@@ -946,6 +1225,101 @@ def test_root_refused(env, personal, virtual):
     return "run as root: refused, exit 64"
 
 
+def memory_of(server):
+    """(VmRSS, VmHWM) of a server process, in MiB."""
+    with open(f"/proc/{server.process.pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) // 1024, int(fields["VmHWM"].split()[0]) // 1024
+
+
+# What Docs/setup-lmtp.md promises: at the defaults, the server stays below
+# this whatever senders do; and returns near its resting size after.
+MEMORY_BOUND_MIB = 400
+RESTING_SLACK_MIB = 64
+
+
+def header_flood(msgid, lines):
+    """A message whose header block has `lines` lines in all."""
+    head = f"From: <{SENDER}>\r\nTo: <t@example.org>\r\nSubject: flood\r\nMessage-ID: <{msgid}>\r\n"
+    return (head + "X-H: v\r\n" * (lines - 4) + "\r\nbody\r\n").encode()
+
+
+def part_flood(msgid, parts):
+    """A multipart message of `parts` empty parts."""
+    head = (f"From: <{SENDER}>\r\nTo: <t@example.org>\r\nSubject: parts\r\nMessage-ID: <{msgid}>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n")
+    return (head + "--b\r\n\r\n\r\n" * parts + "--b--\r\n").encode()
+
+
+def test_memory(env, personal, virtual):
+    """Issue 22, class 7: header and MIME part floods, one after another
+    and several at once, against a server at the defaults. The old server
+    took about 1 GB per 10 MB flood and kept it (3.8 GB after four at once)."""
+    server = env.start("memory")
+    answers = []
+    lock = threading.Lock()
+
+    def send(data, to="t@example.org"):
+        client = server.lmtp()
+        try:
+            client.sendmail(SENDER, [to], data)
+            answer = (250, "")
+        except smtplib.SMTPRecipientsRefused as error:
+            code, text = error.recipients[to]
+            answer = (code, decode(text))
+        except smtplib.SMTPDataError as error:
+            answer = (error.smtp_code, decode(error.smtp_error))
+        client.quit()
+        with lock:
+            answers.append(answer)
+        return answer
+
+    send(message("memory-warm@remote.example", "warm up").encode())
+    resting, _ = memory_of(server)
+    under = header_flood("under@remote.example", 9_990)
+    got = send(under)
+    check(got[0] == 250, f"a header of 9,990 lines (under the limit): {got}")
+    big = header_flood("flood@remote.example", 1_500_000)  # 10 MB of `X-H: v`
+    for n in range(6):
+        got = send(big)
+        check(got[0] == 552 and got[1].startswith("5.3.4 "), f"flood {n}: expected 552 5.3.4, got {got}")
+    got = send(header_flood("over@remote.example", 10_001))
+    check(got[0] == 552 and "10000 lines" in got[1], f"a header of 10,001 lines: {got}")
+    got = send(part_flood("parts@remote.example", 60_000))
+    check(got[0] == 552 and "'--'" in got[1], f"60,000 MIME parts: {got}")
+    embedded = (f"From: <{SENDER}>\r\nTo: <t@example.org>\r\nSubject: embedded\r\nMessage-ID: <embedded@remote.example>\r\n"
+                "MIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n").encode() + big
+    got = send(embedded)
+    check(got[0] == 552 and got[1].startswith("5.3.4 "), f"a flood in an embedded message: {got}")
+    # Under every limit: 19,000 parts of 3 header-free lines (GMime's
+    # costliest kind, about 40 MB), gated and trimmed after.
+    got = send(part_flood("parts-under@remote.example", 19_000))
+    check(got[0] == 250, f"19,000 MIME parts (under the limits): {got}")
+    # Four floods and four messages just under the limit at once.
+    answers.clear()
+    threads = [threading.Thread(target=send, args=(big,)) for _ in range(4)]
+    threads += [threading.Thread(target=send, args=(header_flood(f"under-{n}@remote.example", 9_990),))
+                for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    check(sorted(code for code, _ in answers) == [250] * 4 + [552] * 4, f"four floods and four under at once: {answers}")
+    check(env.count("id:under@remote.example or id:parts-under@remote.example") == 2,
+          "the messages under the limits were indexed")
+    check(env.count("id:flood@remote.example or id:over@remote.example or id:parts@remote.example "
+                    "or id:embedded@remote.example") == 0,
+          "a refused flood was indexed")
+    # Memory: the highest point stays under the bound, and the server gives
+    # back what it took once its commits are done.
+    settled = wait_until(lambda: memory_of(server)[0] <= resting + RESTING_SLACK_MIB, seconds=20)
+    rss, hwm = memory_of(server)
+    check(hwm <= MEMORY_BOUND_MIB, f"the server's memory reached {hwm} MiB (bound {MEMORY_BOUND_MIB})")
+    check(settled, f"resident {rss} MiB after the series, resting {resting} MiB")
+    server.stop()
+    return f"floods refused with 552 5.3.4; resident {resting} MiB at rest, {hwm} MiB at most, {rss} MiB after"
+
+
 def test_no_new_mail(env, personal, virtual):
     new = env.notmuch("new")
     check(new == "No new mail.", f"notmuch new after all the deliveries: {new!r}")
@@ -953,10 +1327,14 @@ def test_no_new_mail(env, personal, virtual):
 
 
 TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_recipient, test_rset, test_pipelining,
-         test_dot_stuffing_and_bare_lf, test_bad_commands, test_disconnect_mid_data, test_not_mail, test_too_big,
-         test_max_recipients, test_extension, test_max_connections, test_quota, test_quoted_local_part,
-         test_rules_reread, test_null_sender, test_garbage, test_leftovers,
-         test_lock_held, test_pace_under_lock, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused, test_no_new_mail]
+         test_dot_stuffing_and_bare_lf, test_smuggling, test_utf8_addresses, test_bad_commands,
+         test_disconnect_mid_data, test_not_mail, test_too_big,
+         test_max_recipients, test_extension, test_max_connections, test_quota, test_quota_warning,
+         test_quoted_local_part,
+         test_rules_reread, test_null_sender, test_garbage, test_leftovers, test_stuck_mailbox,
+         test_start_removes_leftovers,
+         test_lock_held, test_pace_under_lock, test_concurrent_clients, test_timeouts, test_sigterm, test_root_refused,
+         test_memory, test_no_new_mail]
 
 
 def main():

@@ -12,6 +12,7 @@ import Testing
             250-PIPELINING\r
             250-ENHANCEDSTATUSCODES\r
             250-8BITMIME\r
+            250-SMTPUTF8\r
             250 SIZE 1000\r
 
             """)
@@ -126,9 +127,9 @@ import Testing
         #expect(engine.resume(delivered: []) == [])
     }
 
-    @Test func commandsAreCaseInsensitiveAndBareLFEndsALine() {
+    @Test func commandsAreCaseInsensitive() {
         var client = Client()
-        client.send("lhlo client\nmail from: <s@test>\nRcPt To:<a@test>\ndata\nhello\n.\nquit\n")
+        client.send("lhlo client\r\nmail from: <s@test>\r\nRcPt To:<a@test>\r\ndata\r\nhello\r\n.\r\nquit\r\n")
         #expect(client.afterLHLO == ["250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "221 2.0.0"])
         #expect(client.messages == [Array("hello\n".utf8)])
     }

@@ -72,7 +72,14 @@ func effects(_ rules: RuleSet, _ facts: FakeFacts) throws -> [Effect] {
         ("+a -- size:~5", 1, 12, "expected '>' or '<'"),
         ("+$1 -- header:X~/(a)/", 1, 2, "fixed prefix"),
         ("+lists/$1 -- from:x", 1, 1, "no regular expression"),
-        ("folder:../x -- *", 1, 8, "without '..'"),
+        ("folder:../x -- *", 1, 8, "contains '..'"),
+        ("folder:/tmp/abs -- *", 1, 8, "absolute"),
+        // Names that are not folders: the database, a maildir's own directories.
+        ("folder:.notmuch -- *", 1, 8, "reserved"),
+        ("folder:.notmuch/xapian -- *", 1, 8, "reserved"),
+        ("folder:tmp -- *", 1, 8, "reserved"),
+        ("folder:lists/new -- *", 1, 8, "reserved"),
+        ("folder:cur/$1 -- header:X~/(a)/", 1, 8, "folder 'cur/$1' has a part 'cur'"),
         ("\n\n  \n+a -- subject:\"open", 4, 7, "unterminated"),
         ("+a -- header:X~/a/z", 1, 16, "unknown regular expression flag"),
         ("+a -- from:x and", 1, 17, "expected a condition"),
@@ -122,6 +129,13 @@ func effects(_ rules: RuleSet, _ facts: FakeFacts) throws -> [Effect] {
         #expect(bidi == [.removeTag("inbox")], "\(bidi)")
         let long = try tagFor("<" + String(repeating: "a", count: 500) + ">")
         #expect(long.first == .addTag("lists/" + String(repeating: "a", count: 64)))
+    }
+
+    /// A header full of tag operations is still one tag, and one folder level.
+    @Test func aCaptureIsOneTagNeverAnOperation() throws {
+        let rules = parse("+lists/$1 folder:lists/$1 -- header:List-Id~/^(.*)$/")
+        let effects = try effects(rules, FakeFacts(headers: [("List-Id", "x -inbox -unread +spam +deleted")]))
+        #expect(effects == [.addTag("lists/x_-inbox_-unread_+spam_+deleted"), .folder("lists/x_-inbox_-unread_+spam_+deleted")])
     }
 
     @Test func envelopeConditions() throws {

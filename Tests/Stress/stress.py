@@ -13,15 +13,22 @@ flush, and a message-by-message check:
 Hostile messages are mixed in: a List-Id whose captures make a tag longer
 than libnotmuch takes, input that is not mail to libnotmuch (it must get 65,
 never 0, and leave no file; only a killed delivery may leave one, in tmp/,
-as any maildir writer may), a Subject whose encoded words decode to a
-forged log line, and a header that makes a rule's regex backtrack
-catastrophically. A lock holder keeps the database busy part of the time.
+which the final flush removes), a Subject whose encoded words decode to a
+forged log line, a header that makes a rule's regex backtrack
+catastrophically, a header whose capture is a list of tag operations (it
+must become one tag), a header whose capture names a reserved folder
+(.notmuch, tmp, new, cur, an absolute or a `..` path: the message must land
+in the default folder), header floods under and over the header limit (over
+it: refused like not-mail), and a body that smuggles an SMTP transaction
+after a bare-LF dot (one message, never two; over LMTP it is sent raw, bare
+LFs and all). A lock holder keeps the database busy part of the time.
 With --lmtp the same messages go through `notmuch-deliver lmtp` instead
 (see lmtp_main below).
 Exit status 1 when any figure printed with "must be" is not what it must be:
 anything lost, duplicated, wrongly tagged or stuck, a delivery failing in
-another way than 75, more or fewer files than messages delivered, more
-files in tmp/ than killed deliveries, or `notmuch new` finding something
+another way than 75, more or fewer files than messages delivered, any
+file in tmp/ after the final flush (which removes what killed deliveries
+left), or `notmuch new` finding something
 afterwards. With --quota the mailbox fills up: a message deferred as "is
 full" is not retried, and maildirsize must agree with a recount (higher by
 at most the killed deliveries, which may die between reserving their line
@@ -46,14 +53,37 @@ import time
 
 RULES = ("+even -- header:X-Parity~/^even$/\n+ruled -- from:stress.example\n"
          "+list/$1/$2/$3/$4 -- header:List-Id~/^(\\S+) (\\S+) (\\S+) (\\S+)/\n"
-         "+slow -- header:X-Slow~/^(a+)+$/\n")
+         "+slow -- header:X-Slow~/^(a+)+$/\n"
+         "+op/$1 -- header:X-Op~/^(.*)$/\n"
+         "folder:$1 -- header:X-Folder~/^(.*)$/\n")
+# What a message's header tries to do to its tags, and where it tries to file it.
+TAG_OPERATIONS = "x -inbox -unread +spam +deleted"
+RESERVED_FOLDERS = [".notmuch", "tmp", "new", "cur", ".notmuch/xapian", "../escape", "/abs", "a/tmp/b"]
+SMUGGLER = "ceo@bank.example"
 CLIENT_TAG = "client-touch"
 FORGED = "forged@stress.example"
 
 
 def kind(i):
     """Which hostile shape message i takes, if any."""
-    return {3: "long-tag", 5: "not-mail", 7: "forged-log", 9: "slow-regex"}.get(i % 10, "plain")
+    return {3: "long-tag", 5: "not-mail", 7: "forged-log", 9: "slow-regex", 13: "tag-op", 15: "header-flood",
+            17: "reserved-folder", 19: "smuggle"}.get(i % 20, "plain")
+
+
+def refused(i):
+    """Whether message i must be refused as a whole (65, or 5xx over LMTP):
+    not mail to libnotmuch, or a header block over the limit."""
+    return kind(i) == "not-mail" or (kind(i) == "header-flood" and (i // 20) % 2 == 0)
+
+
+# The first bytes of a message that must never be stored.
+REFUSED_MARKERS = (b"Cc: c", b"X-Flood: over")
+
+
+def smuggled_tail(i):
+    """A second transaction after a dot that only bare LFs surround."""
+    return (f"text\n.\nMAIL FROM:<{SMUGGLER}>\nRCPT TO:<me+stress@example.org>\nDATA\n"
+            f"From: <{SMUGGLER}>\nMessage-ID: <smuggled-{i}@bank.example>\nSubject: pay now\n\nforged\n.\n")
 
 
 def message(i):
@@ -63,6 +93,17 @@ def message(i):
         return f"Cc: c{i}@stress.example\nDate: Mon, 24 Nov 2025 09:00:00 +0000\nMessage-ID: <stress-{i}@example.org>\n\n{body}".encode()
     subject = f"stress {i}"
     extra = ""
+    first = ""
+    if kind(i) == "header-flood":
+        over = refused(i)
+        first = "X-Flood: over\n" if over else "X-Flood: under\n"
+        extra = "X-H: v\n" * (12_000 if over else 5_000)
+    elif kind(i) == "tag-op":
+        extra = f"X-Op: {TAG_OPERATIONS}\n"
+    elif kind(i) == "reserved-folder":
+        extra = f"X-Folder: {RESERVED_FOLDERS[(i // 20) % len(RESERVED_FOLDERS)]}\n"
+    elif kind(i) == "smuggle":
+        body += smuggled_tail(i)
     if kind(i) == "long-tag":
         extra = "List-Id: " + " ".join(c * 100 for c in "abcd") + f" {i}\n"
     elif kind(i) == "forged-log":
@@ -70,7 +111,7 @@ def message(i):
         subject = "=?UTF-8?B?" + base64.b64encode(forged.encode()).decode() + "?="
     elif kind(i) == "slow-regex":
         extra = "X-Slow: " + "a" * 40 + "b\n"
-    return (f"From: Sender {i} <s{i}@stress.example>\nTo: me@example.org\nSubject: {subject}\n"
+    return (f"{first}From: Sender {i} <s{i}@stress.example>\nTo: me@example.org\nSubject: {subject}\n"
             f"Message-ID: <stress-{i}@example.org>\nX-Parity: {parity}\n{extra}\n{body}").encode()
 
 
@@ -81,7 +122,25 @@ def tags_are_right(i, got):
         # One list tag, whatever its bounded form, within libnotmuch's 200 bytes.
         lists = {t for t in got if t.startswith("list/")}
         return len(lists) == 1 and all(len(t.encode()) <= 200 for t in lists) and got - lists == expected
+    if kind(i) == "tag-op":
+        # One tag, whatever the signs and spaces in the header.
+        ops = {t for t in got if t.startswith("op/")}
+        return len(ops) == 1 and got - ops == expected
     return got == expected
+
+
+def misfiled(search, delivered, mail):
+    """The files of delivered reserved-folder messages that are not in a
+    folder a delivery may use: outside the mail root, or with .notmuch,
+    tmp, new or cur among the folder's own components (a rule's capture
+    may be changed into a harmless name; it must never be used as it is).
+    `search(query)` gives a query's files."""
+    def bad(path):
+        relative = os.path.relpath(os.path.dirname(path), mail).split(os.sep)
+        return relative[0] == ".." or relative[-1] not in ("new", "cur") or \
+            any(c in (".notmuch", "tmp", "new", "cur", "..") for c in relative[:-1])
+    return [f for i in sorted(delivered) if kind(i) == "reserved-folder"
+            for f in search(f"id:stress-{i}@example.org") if bad(f)]
 
 
 def hold_lock_now_and_then(lock_file, stop):
@@ -171,18 +230,18 @@ def main():
                     counters["deliveries"] += 1
                     if killed:
                         counters["kills"] += 1
-                        counters["killed-not-mail"] += kind(i) == "not-mail"
+                        counters["killed-not-mail"] += refused(i)
                     elif full:
                         counters["over-quota"] += 1
                     elif process.returncode == 75:
                         counters["tempfails"] += 1
-                    elif process.returncode == 65 and kind(i) == "not-mail":
+                    elif process.returncode == 65 and refused(i):
                         counters["refused"] += 1
                     elif process.returncode != 0:
                         counters["other"] += 1
                 if process.returncode == 0:
                     with lock:
-                        if kind(i) == "not-mail":
+                        if refused(i):
                             counters["accepted-not-mail"] += 1
                         else:
                             delivered.add(i)
@@ -235,8 +294,12 @@ def main():
     in_tmp = [os.path.join(d, f) for d, _, fs in os.walk(mail) if "/.notmuch" not in d and d.endswith("/tmp")
               for f in fs]
     not_mail_files = sum(1 for d, _, fs in os.walk(mail) if "/.notmuch" not in d and not d.endswith("/tmp")
-                         for f in fs if b"Cc: c" in open(os.path.join(d, f), "rb").read(64))
-    not_mail_in_tmp = sum(1 for path in in_tmp if b"Cc: c" in open(path, "rb").read(64))
+                         for f in fs if open(os.path.join(d, f), "rb").read(64).startswith(REFUSED_MARKERS))
+    not_mail_in_tmp = sum(1 for path in in_tmp if open(path, "rb").read(64).startswith(REFUSED_MARKERS))
+    misfiled_files = misfiled(lambda q: subprocess.run(["notmuch", "search", "--output=files", q], env=env,
+                                                       capture_output=True, text=True).stdout.split(), delivered, mail)
+    smuggled = int(subprocess.run(["notmuch", "count", f"from:{SMUGGLER}"], env=env, capture_output=True,
+                                  text=True).stdout.strip() or 0)
 
     # What maildirsize says, against a recount: a delivery killed between
     # its reservation and its link leaves the file one message high. It can
@@ -268,12 +331,13 @@ def main():
           f"{must('other failures', counters['other'], 0)}, {elapsed:.1f} s")
     print(f"{must('lost', len(lost), 0)}, {must('duplicated', duplicated, 0)}, {must('wrong tags', len(wrong), 0)}, "
           f"{must('stuck records', len(stuck), 0)}, {must('files', on_disk, len(delivered))}, "
-          f"{must('files in tmp/', len(in_tmp), counters['kills'], at_most=True)}, "
+          f"{must('files in tmp/ after the flush', len(in_tmp), 0)}, "
           f"{must('notmuch new afterwards', new[-1] if new else '?', 'No new mail.')}")
-    print(f"hostile: not-mail refused {counters['refused']} times, "
+    print(f"hostile: not-mail and header floods refused {counters['refused']} times, "
           f"{must('accepted', counters['accepted-not-mail'], 0)}, {must('left in the maildir', not_mail_files, 0)}, "
           f"{must('in tmp/', not_mail_in_tmp, counters['killed-not-mail'], at_most=True)}; "
-          f"{must('forged log lines', len(forged), 0)}")
+          f"{must('forged log lines', len(forged), 0)}; "
+          f"{must('reserved folders used', len(misfiled_files), 0)}, {must('smuggled messages', smuggled, 0)}")
     if args.quota:
         print(f"quota {args.quota}: refused {counters['over-quota']} times (all 75), maildirsize said {said}, "
               f"{must('recount', recount, len(delivered) + counters['accepted-not-mail'])}, "
@@ -310,6 +374,19 @@ def main():
 
 LMTP_RULES = RULES + "+stress -- extension:stress\n"
 LMTP_RECIPIENTS = ["me+stress@example.org", "you+stress@example.org"]
+
+
+def raw_data(client, i, data):
+    """DATA with the message's bytes as they are: CRLF line ends, but the
+    smuggled tail's bare LFs, which smtplib's data() would make CRLFs.
+    Returns the first final reply."""
+    import smtplib
+    tail = smuggled_tail(i).encode()
+    code, text = client.docmd("DATA")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, text)
+    client.send(data[:-len(tail)].replace(b"\n", b"\r\n") + tail + b"\r\n.\r\n")
+    return client.getreply()
 
 
 def lmtp_recipients(rng):
@@ -447,7 +524,7 @@ def lmtp_main(args):
                         time.sleep(0.1)
                         continue
                     started = time.monotonic()
-                    replies = [client.data(data)]
+                    replies = [raw_data(client, i, data) if kind(i) == "smuggle" else client.data(data)]
                     replies += [client.getreply() for _ in accepted[1:]]
                     wait = time.monotonic() - started
                 except (OSError, smtplib.SMTPException):
@@ -476,9 +553,9 @@ def lmtp_main(args):
                                 print(f"queued: message {i} ({kind(i)}) to {recipients[k]} (#{k} of "
                                       f"{len(recipients)}), after a broken transaction: {broken_before}, "
                                       f"{wait * 1000:.0f} ms", flush=True)
-                            if kind(i) == "not-mail":
+                            if refused(i):
                                 counters["accepted-not-mail"] += 1
-                        elif code == 554 and kind(i) == "not-mail":
+                        elif code >= 500 and refused(i):
                             pending.remove(k)
                             counters["refused"] += 1
                         elif 400 <= code < 500:
@@ -487,7 +564,7 @@ def lmtp_main(args):
                             pending.remove(k)
                             counters["other"] += 1
                             print(f"message {i} ({kind(i)}): {code} {text}", flush=True)
-            if acked and kind(i) != "not-mail":
+            if acked and not refused(i):
                 with lock:
                     delivered.add(i)
                     if broken_before:
@@ -529,7 +606,9 @@ def lmtp_main(args):
                for f in fs]
     in_tmp = [os.path.join(d, f) for d, _, fs in os.walk(mail) if "/.notmuch" not in d and d.endswith("/tmp")
               for f in fs]
-    not_mail_files = sum(1 for path in on_disk if b"Cc: c" in open(path, "rb").read(200))
+    not_mail_files = sum(1 for path in on_disk if open(path, "rb").read(200).startswith(REFUSED_MARKERS))
+    misfiled_files = misfiled(lambda q: run(["notmuch", "search", "--output=files", q]).stdout.split(), delivered, mail)
+    smuggled = int(run(["notmuch", "count", f"from:{SMUGGLER}"]).stdout.strip() or 0)
     new = run(["notmuch", "new"]).stdout.strip().splitlines()
     queue = os.path.join(mail, ".notmuch", "notmuch-deliver-queue")
     stuck = [n for d in (queue, os.path.join(queue, "set-aside")) if os.path.isdir(d) for n in os.listdir(d)
@@ -556,7 +635,7 @@ def lmtp_main(args):
 
     total = args.workers * args.messages
     print(f"messages {len(delivered)} acknowledged of {total} "
-          f"({sum(kind(i) != 'not-mail' for i in range(total))} are mail), "
+          f"({sum(not refused(i) for i in range(total))} are mail), "
           f"transactions {counters['transactions']}, server kills {counters['server kills']}, "
           f"broken transactions {counters['broken']} (retried), connections {counters['connects']}, "
           f"tempfails {counters['tempfails']}, 250 queued {counters['queued']}, "
@@ -565,12 +644,14 @@ def lmtp_main(args):
     print(f"{must('lost', len(lost), 0)}, {must('duplicated', len(duplicates), 0)}, "
           f"{must('wrong tags', len(wrong), 0)}, {must('stuck records', len(stuck), 0)}, "
           f"{must('files', len(on_disk), len(delivered))}, "
-          f"{must('files in tmp/', len(in_tmp), counters['server kills'] * args.workers, at_most=True)}, "
+          f"{must('files in tmp/ after the flush', len(in_tmp), 0)}, "
           f"{must('notmuch new afterwards', new[-1] if new else '?', 'No new mail.')}, "
           f"{must('flush exit', flush.returncode, 0)}, {must('SIGTERM exit', stopped, 0)}")
-    print(f"hostile: not-mail refused (554) {counters['refused']} times, "
+    print(f"hostile: not-mail and header floods refused (5xx) {counters['refused']} times, "
           f"{must('accepted', counters['accepted-not-mail'], 0)}, {must('stored', not_mail_files, 0)}; "
-          f"{must('forged log lines', len(forged), 0)}; retried after a kill without a reply: "
+          f"{must('forged log lines', len(forged), 0)}; "
+          f"{must('reserved folders used', len(misfiled_files), 0)}, {must('smuggled messages', smuggled, 0)}; "
+          f"retried after a kill without a reply: "
           f"{len(unanswered_retries)} messages, stored once each")
     longest_reply = max(waits) if waits else 0.0
     longest_commit = max(committed_waits) if committed_waits else 0.0

@@ -10,6 +10,7 @@ public func fuzzLMTP(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
     var session = FuzzSession(seed: input[0])
     session.run(input.dropFirst())
+    FramingCheck.run(seed: input[0], input.dropFirst())
     return 0
 }
 
@@ -121,7 +122,8 @@ private struct FuzzSession {
                 if recipient.index != accepted.count {
                     fatalError("LMTPEngine: recipient index \(recipient.index) after \(accepted.count) accepted")
                 }
-                if !recipient.address.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) || recipient.address.isEmpty {
+                if recipient.address.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
+                    || recipient.address.isEmpty {
                     fatalError("LMTPEngine: recipient address \(recipient.address.debugDescription)")
                 }
                 pausedAt(position, outputs)

@@ -36,7 +36,57 @@ private func check(_ text: String) {
         let rules = SieveRules(script: script, separator: ".")
         let result = rules.run(FixedFacts(), budget: .seconds(2))
         for effect in result.effects { checkName(effect) }
+        let hostile = SieveRules(script: script, separator: "/").run(HostileFacts(), budget: .seconds(2))
+        checkExpansions(hostile.effects, scriptText: text)
     }
+}
+
+/// An expanded value is one tag, one flag or one folder level at most,
+/// never an operation (issue 22): run on a message whose every header,
+/// address and extension holds tag operations, system flags and
+/// separators, no effect may come from the message's operations (unless
+/// the script names that tag itself), and no name may hold the message's
+/// spaces or separators.
+private func checkExpansions(_ effects: [Effect], scriptText: String) {
+    let script = scriptText.lowercased()
+    // The script's own text could make these; only the message's must not.
+    guard !script.contains(HostileFacts.marker) else { return }
+    let fromMessageOnly: [(Effect, [String])] = [
+        (.removeTag("inbox"), ["inbox"]), (.addTag("spam"), ["spam", "junk"]),
+        (.addTag("deleted"), ["deleted"]), (.removeTag("unread"), ["seen", "unread"]),
+        (.addTag("flagged"), ["flagged"]),
+    ]
+    for effect in effects {
+        for (forbidden, words) in fromMessageOnly where effect == forbidden && !words.contains(where: script.contains) {
+            fatalError("\(effect) from the message's text")
+        }
+        switch effect {
+        case .addTag(let name), .removeTag(let name):
+            if name.contains(HostileFacts.marker), name.contains(where: { " \t\n\0".contains($0) }) {
+                fatalError("tag '\(name)' holds the message's separators")
+            }
+        case .folder(let name), .existingFolder(let name), .copy(let name, _):
+            if name.contains(HostileFacts.marker + "/" + HostileFacts.marker) {
+                fatalError("folder '\(name)' has levels from the message")
+            }
+        case .discard:
+            break
+        }
+    }
+}
+
+/// Every value the message gives is operations, flags and separators,
+/// around a marker no script is likely to hold.
+private struct HostileFacts: MessageFacts {
+    static let marker = "zqx"
+    static let value = "zqx -inbox -unread +spam +deleted \\Seen $Junk \\Flagged\tzqx/zqx.zqx\n\0 +zqx"
+
+    func headerValues(_ name: String) -> [String] { [Self.value, "<\(Self.value)@example.org>"] }
+    var recipient: String? { Self.value + "@example.org" }
+    var sender: String? { Self.value + "@example.org" }
+    var recipientExtension: String? { Self.value }
+    var size: Int { 4321 }
+    func matches(query: String) throws -> Bool { query.count % 2 == 1 }
 }
 
 /// A tag or folder a script makes must be one libnotmuch and the file system could take.
