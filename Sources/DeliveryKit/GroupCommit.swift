@@ -49,21 +49,16 @@ final class GroupCommitter: @unchecked Sendable {
     /// that finds the turn taken is. Without it each group waited the whole
     /// lock timeout again: 8 clients got 40 replies in 15 s.
     private var queueingAtOnce = false
-    /// A commit is under way (the lock was seen free, the turn taken).
-    private var committing = false
-    /// Records handed over while a commit ran. Their deliveries do not
-    /// wait: they are answered once the record is durable (queued, which
-    /// is as safe), and the next commit takes them along. Waiting would
-    /// cost each the rest of the running commit and the whole next one,
-    /// and hold its client back from sending more, so that a group could
-    /// never hold more messages than there are clients (8 clients: groups
-    /// of 8 at most, a commit's open, writes and syncs shared by 8).
-    private var arrivedDuringCommit: Set<String> = []
-    /// Records handed over since the running commit began. The first of
-    /// them waits for its commit as before: a lone sender's messages are
-    /// answered once indexed, whatever else the committer was doing; the
-    /// others are answered at once.
-    private var arrivalsDuringThisCommit = 0
+    // Replying to a message that arrives during a commit once its record
+    // is synced, instead of after the next commit, let groups grow past
+    // the number of clients and halved the server's CPU a message in a
+    // burst (Docs/performance.md), but `make stress --lmtp` then lost
+    // messages: a commit of hundreds of records runs for seconds, and a
+    // SIGKILL after a rule has moved a file inside it, before the commit,
+    // leaves the record naming a file that is gone (set aside, the message
+    // never indexed). Until that window is closed, every reply waits for
+    // its commit or its deadline.
+
     /// When each pending record was handed over: commits take the oldest
     /// first, so that a record waits at most for the running commit and
     /// the next.
@@ -73,11 +68,11 @@ final class GroupCommitter: @unchecked Sendable {
     /// How long the committer sleeps when the lock or the flusher turn is
     /// taken before it looks again.
     static let busyPause: useconds_t = 20_000
-    /// At most this many records in one transaction: replies no longer
-    /// wait for commits, so a burst can queue faster than one commit
-    /// applies, and the write lock must not be held for a backlog at once
-    /// (a user's `notmuch tag` waits at most one commit). The import found
-    /// batches of 250 the cheapest per message.
+    /// At most this many records in one transaction: a backlog (a server
+    /// starting on a killed one's queue, the queue after a long lock) must
+    /// not hold the write lock for all of it at once (a user's `notmuch
+    /// tag` waits at most one commit). The import found batches of 250
+    /// the cheapest per message.
     static let recordsPerCommit = 250
     /// How long an idle committer waits for more before its thread ends.
     static let linger = 2.0
@@ -98,17 +93,6 @@ final class GroupCommitter: @unchecked Sendable {
             if arrival[name] == nil {
                 handedOver += 1
                 arrival[name] = handedOver
-            }
-            // Answered at once only while the next commit can take it:
-            // past that, replying ahead of the index would let a burst run
-            // ever further ahead of what is searchable, so the delivery
-            // waits for its commit (or its deadline), and its client slows
-            // down to the pace of the commits.
-            if committing {
-                if arrivalsDuringThisCommit > 0, pending.count <= 2 * Self.recordsPerCommit {
-                    arrivedDuringCommit.insert(name)
-                }
-                arrivalsDuringThisCommit += 1
             }
             guard !running else {
                 // The committer may be lingering for work.
@@ -143,8 +127,7 @@ final class GroupCommitter: @unchecked Sendable {
     /// and is committed later.
     func wait(for name: String, until deadline: Double) -> DeliveryReport? {
         monitor.locked {
-            while results[name] == nil, !queueingAtOnce, !arrivedDuringCommit.contains(name),
-                  Monotonic.seconds < deadline {
+            while results[name] == nil, !queueingAtOnce, Monotonic.seconds < deadline {
                 monitor.wait(until: deadline)
             }
             let report = results[name]
@@ -159,7 +142,6 @@ final class GroupCommitter: @unchecked Sendable {
             } else {
                 waiters.removeValue(forKey: name)
                 results.removeValue(forKey: name)
-                arrivedDuringCommit.remove(name)
             }
             return report
         }
@@ -216,15 +198,12 @@ final class GroupCommitter: @unchecked Sendable {
         monitor.locked {
             blocked = false
             queueingAtOnce = false
-            committing = true
-            arrivalsDuringThisCommit = 0
         }
     }
 
     /// With the monitor held: the results of a round for the records it concerns.
     private func settle(_ round: Round, queue: PendingQueue) {
         if case .busy = round { blocked = true }
-        committing = false
         func finish(_ name: String, _ report: DeliveryReport) {
             pending.removeValue(forKey: name)
             checkedAsMail.remove(name)
