@@ -11,6 +11,9 @@ FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 # ExecStart naming the installed binary.
 SYSTEMDDIR = $(DESTDIR)$(PREFIX)/lib/systemd/system
 SYSTEMD_UNITS = notmuch-deliver-lmtp@.socket notmuch-deliver-lmtp@.service
+# The watcher is the mailbox owner's own service: a user unit.
+SYSTEMDUSERDIR = $(DESTDIR)$(PREFIX)/lib/systemd/user
+SYSTEMD_USER_UNITS = notmuch-deliver-watch.service
 
 # Debian packages the build and the tests need.
 DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev liblzma-dev libbz2-dev
@@ -18,8 +21,9 @@ DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev lib
 DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
 # bash-completion for the installed package's test, systemd-analyze for
-# the LMTP units (root only).
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd strace
+# the LMTP units (root only); isync and dovecot-imapd for the watcher with
+# a real sync tool; strace for the order of syncs and replies.
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync dovecot-imapd strace
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -67,16 +71,19 @@ deps-e2e:
 # sieve-test on a corpus of scripts and messages (sieve.sh); the Debian
 # package installed, used and purged; the LMTP server against Python's
 # smtplib and raw sockets (lmtp.py, which also runs without root), and real
-# postfix delivering through it (postfix-lmtp.sh). Those needing root say
+# postfix delivering through it (postfix-lmtp.sh); the maildir watcher
+# against notmuch new on a seeded sync tool's operations (watch.py), and
+# with mbsync syncing from dovecot's IMAP (watch-mbsync.py). Those needing root say
 # why without it and exit 77, and are counted as skipped, not passed.
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp; do \
+	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-mbsync; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  case $$test in \
 	    lmtp) python3 Tests/Integration/lmtp.py $$subject ;; \
 	    lmtp-order) python3 Tests/Integration/lmtp_order.py $$subject ;; \
+	    watch*) python3 Tests/Integration/$$test.py $$subject ;; \
 	    *) bash Tests/Integration/$$test.sh $$subject ;; \
 	  esac; status=$$?; \
 	  case $$status in \
@@ -94,7 +101,7 @@ build: deps
 # built command, so they always match its options (bash's without the #!
 # line: it is sourced, never run).
 install: build
-	install -d $(BINDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR) $(SYSTEMDDIR)
+	install -d $(BINDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR) $(SYSTEMDDIR) $(SYSTEMDUSERDIR)
 	install -m 0755 $(RELEASE_BIN) $(BINDIR)/notmuch-deliver
 	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@DATE@/$(RELEASE_DATE)/' Docs/notmuch-deliver.1 > $(MANDIR)/notmuch-deliver.1
 	chmod 0644 $(MANDIR)/notmuch-deliver.1
@@ -106,11 +113,16 @@ install: build
 	  sed 's|/usr/local/bin/notmuch-deliver|$(PREFIX)/bin/notmuch-deliver|' Docs/systemd/$$unit > $(SYSTEMDDIR)/$$unit && \
 	  chmod 0644 $(SYSTEMDDIR)/$$unit || exit 1; \
 	done
+	for unit in $(SYSTEMD_USER_UNITS); do \
+	  sed 's|/usr/local/bin/notmuch-deliver|$(PREFIX)/bin/notmuch-deliver|' Docs/systemd/$$unit > $(SYSTEMDUSERDIR)/$$unit && \
+	  chmod 0644 $(SYSTEMDUSERDIR)/$$unit || exit 1; \
+	done
 
 uninstall:
 	rm -f $(BINDIR)/notmuch-deliver $(MANDIR)/notmuch-deliver.1
 	rm -f $(BASHCOMPDIR)/notmuch-deliver $(ZSHCOMPDIR)/_notmuch-deliver $(FISHCOMPDIR)/notmuch-deliver.fish
 	for unit in $(SYSTEMD_UNITS); do rm -f $(SYSTEMDDIR)/$$unit; done
+	for unit in $(SYSTEMD_USER_UNITS); do rm -f $(SYSTEMDUSERDIR)/$$unit; done
 
 # A Debian binary package of `make install PREFIX=/usr`: the man page
 # gzipped, README.md and the guides in /usr/share/doc/notmuch-deliver/ (the

@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Mbox", targets: ["Mbox"]),
         .library(name: "MailParsing", targets: ["MailParsing"]),
         .library(name: "LMTP", targets: ["LMTP"]),
+        .library(name: "Watch", targets: ["Watch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -83,8 +84,17 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
+        // The maildir watcher: a scan of the tree as `notmuch new` makes it,
+        // inotify events in bursts, each burst one transaction through
+        // DeliveryKit (new.tags, flags, rules, the queue).
+        .target(name: "Watch", dependencies: [
+            "DeliveryKit", "Notmuch", "MaildirKit",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+
         .executableTarget(name: "notmuch-deliver", dependencies: [
-            "DeliveryKit", "MaildirKit", "Notmuch", "Rules", "Sieve", "Mbox", "LMTPServer",
+            "DeliveryKit", "MaildirKit", "Notmuch", "Rules", "Sieve", "Mbox", "LMTPServer", "Watch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -95,6 +105,7 @@ let package = Package(
         .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
         .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
+        .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit"]),
         // The executable's quick command-line reader against ArgumentParser.
         .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),
         // Runs the built executable against real maildirs and the real notmuch CLI.

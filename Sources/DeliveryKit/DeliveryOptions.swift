@@ -121,7 +121,7 @@ struct DeliverySettings {
     let mailRoot: String
     let databasePath: String
     let newTags: [TagOperation]
-    let synchronizeFlags: Bool
+    var synchronizeFlags: Bool
     let hookDirectory: String?
     let lockTimeout: Double
     var rules: RuleSet

@@ -110,6 +110,17 @@ struct IndexJob {
                 throw error
             }
             message = indexed.message
+            if indexed.isDuplicate, commit, recordName != nil, let kept = sameBytesElsewhere(message, as: original) {
+                // A retry of a delivery whose first copy a committed
+                // transaction indexed and a rule filed (so the retry's file
+                // did not meet it by name in new/): the MTA had no reply.
+                // The same name is the same bytes (names are their
+                // checksum): the message has them already; this copy goes.
+                try database.removeFile(path)
+                Maildir.discard(original)
+                location = FilePath(kept)
+                return report(message, at: location, duplicate: false, traces: [])
+            }
             if indexed.isDuplicate {
                 // A known Message-ID: this file is one more copy; its tags
                 // stay as they are, and what they owe is not ours to settle.
@@ -216,6 +227,18 @@ struct IndexJob {
             moves.append(target.directory)
             _ = try database.indexFile(target.string, decrypt: options.decrypt)
         }
+    }
+
+    /// Another file of `message`, still there, named as `file` is (before
+    /// any `:2,` flags): a copy of the same bytes.
+    private func sameBytesElsewhere(_ message: Message, as file: FilePath) -> String? {
+        func stem(_ path: String) -> Substring? {
+            FilePath(path).lastComponent.map { Substring($0.string).split(separator: ":", maxSplits: 1).first ?? "" }
+        }
+        // Only a delivery's checksum name (40 hex digits, then the host).
+        guard let name = stem(file.string), name.count > 41,
+              name.prefix(40).allSatisfy(\.isHexDigit), name.dropFirst(40).first == "." else { return nil }
+        return message.filenames.first { $0 != file.string && stem($0) == name && FileSystem.kind(of: FilePath($0)) != .missing }
     }
 
     /// The command line's tag operations, last, then the marker that the

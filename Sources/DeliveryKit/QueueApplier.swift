@@ -138,6 +138,10 @@ struct QueueApplier {
         var applied: [String] = []
         var reports: [String: DeliveryReport] = [:]
         var rulesByPath = prepared.rulesByPath
+        // Where this transaction's jobs moved files: records for several
+        // recipients of one mailbox share one file, and the first one's
+        // rule may have filed it before the next record is read.
+        var movedTo: [FilePath: FilePath] = [:]
         var names = queue.names()
         if !preferred.isEmpty {
             let queued = Set(names)
@@ -162,16 +166,21 @@ struct QueueApplier {
                 continue
             }
             let recorded = FilePath(settings.mailRoot).appending(record.path)
-            guard let path = locate(record) else {
-                // Another process may have applied it (a rule moved or
-                // discarded the file) and not yet removed the record.
-                if try appliedAlready(name, in: database) {
+            let path: FilePath
+            if let found = locate(record) ?? movedTo[recorded] {
+                path = found
+            } else {
+                switch try recover(name, recorded: recorded, in: database) {
+                case .applied:
                     applied.append(name)
                     continue
+                case .filed(let filed):
+                    path = filed
+                case .gone:
+                    try setAside(name, "its message file \(recorded.string) is gone (moved or deleted before the record was applied)")
+                    reports[name] = DeliveryReport.queuedReport(recorded, abandoned: false)
+                    continue
                 }
-                try setAside(name, "its message file \(recorded.string) is gone (moved or deleted before the record was applied)")
-                reports[name] = DeliveryReport.queuedReport(recorded, abandoned: false)
-                continue
             }
             // The server's own records were checked as they were written.
             switch prepared.checkedAsMail.contains(name) ? .email : Delivery.emailVerdict(path) {
@@ -196,6 +205,7 @@ struct QueueApplier {
                                settings: recordSettings)
             job.preevaluated = prepared.preevaluated[name]
             var location = path
+            defer { if location != path { movedTo[recorded] = location } }
             do {
                 reports[name] = try job.run(in: database, location: &location, moves: &moves)
             } catch let refused as IndexJob.Refused {
@@ -261,6 +271,45 @@ struct QueueApplier {
     private func appliedAlready(_ name: String, in database: Database) throws -> Bool {
         let property = IndexJob.recordProperty(name)
         return try database.query("property:\"\(property)=1\"").count() > 0
+    }
+
+    private enum Recovery {
+        case applied
+        case filed(FilePath)
+        case gone
+    }
+
+    /// What became of a record whose file is not where it says.
+    private func recover(_ name: String, recorded: FilePath, in database: Database) throws -> Recovery {
+        // Another process may have applied it (a rule moved or discarded
+        // the file) and not yet removed the record.
+        if try appliedAlready(name, in: database) { return .applied }
+        if let delivered = try deliveredCopy(of: name, in: database) {
+            // Another recipient's record of the same file was applied, and
+            // its rule filed the file, in an earlier transaction (a crash
+            // came between): the message is there, delivered.
+            try delivered.addProperty(IndexJob.recordProperty(name), value: "1")
+            return .applied
+        }
+        // A transaction that filed it (a rule's folder) and died before its
+        // commit left it renamed, never indexed: applied where it is, it
+        // ends where it would have.
+        guard let fileName = recorded.lastComponent?.string,
+              let filed = Maildir.findFiled(named: fileName, under: FilePath(settings.mailRoot)) else { return .gone }
+        DeliveryLog.logger.notice("queued delivery found at \(filed.string), where a transaction that did not commit had filed it")
+        return .filed(filed)
+    }
+
+    /// The delivered message a record's bytes are (a record file is a link
+    /// to its message), found by its Message-ID; nil when the database has
+    /// no such message, or has it from elsewhere than a delivery.
+    private func deliveredCopy(of name: String, in database: Database) throws -> Message? {
+        let headers = MessageHeaders.read(fromFile: queue.directory.appending(name).string)
+        guard let value = headers.values("message-id").first,
+              case let id = Envelope.bareAddress(String(value.filter { $0 != " " && $0 != "\t" })), !id.isEmpty,
+              let message = try database.findMessage(id: id),
+              try message.property(IndexJob.deliveredProperty) != nil else { return nil }
+        return message
     }
 
     /// Takes a record out of the queue for good, with its reason, where

@@ -259,6 +259,28 @@ package struct Maildir: Sendable {
         return nil
     }
 
+    /// Where a file delivered as `new/NAME` of some maildir below `root` is
+    /// now, when it is no longer there: a rule's folder move keeps the name
+    /// (new/NAME, or cur/NAME:2,FLAGS once read). A walk of the tree, not
+    /// through symlinks, not into `.notmuch` or tmp/, at most 64 levels:
+    /// for crash recovery only, never on a delivery's way.
+    package static func findFiled(named name: String, under root: FilePath) -> FilePath? {
+        func search(_ directory: FilePath, depth: Int) -> FilePath? {
+            let new = directory.appending("new").appending(name)
+            if FileSystem.kind(of: new) == .notADirectory { return new }
+            if let read = renamedForFlags(new) { return read }
+            guard depth < 64, let names = try? FileSystem.list(directory) else { return nil }
+            for entry in names where ![".notmuch", "tmp", "new", "cur"].contains(entry) {
+                let sub = directory.appending(entry)
+                var info = stat()
+                guard lstat(sub.string, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
+                if let found = search(sub, depth: depth + 1) { return found }
+            }
+            return nil
+        }
+        return search(root, depth: 0)
+    }
+
     package static let allFlagSets: [String] = (0..<64).map { mask in
         String(Array("DFPRST").enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element))
     }

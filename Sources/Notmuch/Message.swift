@@ -6,6 +6,8 @@ public final class Message {
     let handle: OpaquePointer
     private let owner: AnyObject
     private let database: OpaquePointer
+    /// For extensions in other files of this module.
+    var databaseHandle: OpaquePointer { database }
 
     init(handle: OpaquePointer, owner: Database) {
         self.handle = handle

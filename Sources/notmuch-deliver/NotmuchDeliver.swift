@@ -14,10 +14,10 @@ struct NotmuchDeliver: ParsableCommand {
             77 over quota with --quota-permanent.
             """,
         version: notmuchDeliverVersion,
-        subcommands: [Deliver.self, CheckRules.self, Explain.self, Flush.self, Import.self, Quota.self, Lmtp.self],
+        subcommands: [Deliver.self, CheckRules.self, Explain.self, Flush.self, Import.self, Quota.self, Lmtp.self, WatchCommand.self],
         defaultSubcommand: Deliver.self)
 
-    static let subcommandNames: Set<String> = ["deliver", "check-rules", "explain", "flush", "import", "quota", "lmtp", "help"]
+    static let subcommandNames: Set<String> = ["deliver", "check-rules", "explain", "flush", "import", "quota", "lmtp", "watch", "help"]
 
     /// ArgumentParser would read `-inbox` as the short flags -i -n -b -o -x,
     /// so tag operations are taken out of the command line before it parses.
@@ -26,8 +26,8 @@ struct NotmuchDeliver: ParsableCommand {
         // A virtual mailbox is its own home (see VirtualMailbox.select).
         if !arguments.contains(where: { $0.hasPrefix("--mail-root") }) { ProcessEnvironment.ensureHome() }
         let subcommand = arguments.first.flatMap { subcommandNames.contains($0) ? $0 : nil }
-        if subcommand == "lmtp" { ProcessEnvironment.ensureMallocForGLib() }
-        if ["check-rules", "flush", "import", "quota", "lmtp", "help"].contains(subcommand) || isRootOption(arguments.first) {
+        if subcommand == "lmtp" || subcommand == "watch" { ProcessEnvironment.ensureMallocForGLib() }
+        if ["check-rules", "flush", "import", "quota", "lmtp", "watch", "help"].contains(subcommand) || isRootOption(arguments.first) {
             main(arguments)
             return
         }

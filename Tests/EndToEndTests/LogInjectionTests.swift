@@ -46,7 +46,7 @@ struct LogInjectionTests {
         let result = try fixture.deliver(sampleMessage(id: "envelope@x"),
                                          ["--mail-root", root, "--recipient", "bad\n5.0.0 forged\u{1B}[2J", "--log", log.path])
         #expect(result.status == 64, "\(result.stderr)")
-        #expect(result.stderr.hasPrefix("notmuch-deliver: recipient 'bad\\x0A5.0.0 forged\\x1B[2J'"), "\(result.stderr.debugDescription)")
+        #expect(result.stderr.hasPrefix("notmuch-deliver: the recipient 'bad\\x0A5.0.0 forged\\x1B[2J'"), "\(result.stderr.debugDescription)")
         #expect(result.stderr.filter { $0 == "\n" }.count == 1 && result.stderr.hasSuffix("\n"))
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(text.filter { $0 == "\n" }.count == 1, "\(text.debugDescription)")

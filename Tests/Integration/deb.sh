@@ -46,6 +46,17 @@ if command -v systemd-analyze >/dev/null; then
 fi
 pass "systemd templates in /usr/lib/systemd/system, ExecStart=/usr/bin/notmuch-deliver lmtp"
 
+# The watcher's user unit, naming the packaged binary, and sound.
+grep -qx "/usr/lib/systemd/user/notmuch-deliver-watch.service" "$work/files" \
+  || fail "the package has no /usr/lib/systemd/user/notmuch-deliver-watch.service"
+grep -qx 'ExecStart=/usr/bin/notmuch-deliver watch $WATCH_OPTIONS' /usr/lib/systemd/user/notmuch-deliver-watch.service \
+  || fail "the packaged user unit does not run /usr/bin/notmuch-deliver watch"
+if command -v systemd-analyze >/dev/null; then
+  out=$(systemd-analyze verify --man=no /usr/lib/systemd/user/notmuch-deliver-watch.service 2>&1) \
+    && [ -z "$out" ] || fail "systemd-analyze verify on the packaged user unit: $out"
+fi
+pass "user unit in /usr/lib/systemd/user, ExecStart=/usr/bin/notmuch-deliver watch"
+
 man=$(man -w notmuch-deliver) || fail "man -w notmuch-deliver finds no page"
 [ "$man" = /usr/share/man/man1/notmuch-deliver.1.gz ] || fail "man -w notmuch-deliver gives $man"
 man notmuch-deliver 2>/dev/null | grep -q -- '--version' || fail "man notmuch-deliver does not show --version"

@@ -647,6 +647,27 @@ def test_extension(env, personal, virtual):
     return "+shop recipient: rule extension:shop filed it in folder shop with tag shopping"
 
 
+def test_shared_file_filed(env, personal, virtual):
+    """Two recipients of one mailbox share one file and make one record
+    each; a rule files the file while the first record is applied, and the
+    second must follow it there, not be set aside as gone."""
+    with personal.lmtp() as client:
+        client.mail(SENDER)
+        for rcpt in ("t+shop@example.org", "u+shop@example.org"):
+            code, text = client.rcpt(rcpt)
+            check(code == 250, f"RCPT {rcpt}: {code} {text}")
+        replies = [client.data(message("shared-shop@remote.example", "shared order")), client.getreply()]
+        check(all(code == 250 and b"queued" not in text for code, text in replies), f"replies: {replies}")
+    check(env.count("id:shared-shop@remote.example and folder:shop and tag:shopping") == 1,
+          "the message is not filed in shop with its tag")
+    files = env.notmuch("search", "--output=files", "id:shared-shop@remote.example").splitlines()
+    check(len(files) == 1, f"one message, {len(files)} files: {files}")
+    listed = env.run([env.binary, "flush", "--list"])
+    check(listed.returncode == 0 and b"no deliveries are set aside" in listed.stdout,
+          f"records set aside: {listed.stdout.decode(errors='replace')}")
+    return "two recipients, one file filed by a rule: one file in shop, nothing set aside"
+
+
 def as_servers_user(env, path):
     """A file made here, owned by the user the servers run as."""
     if env.root_user:
@@ -1255,7 +1276,7 @@ def test_memory(env, personal, virtual):
     """Issue 22, class 7: header and MIME part floods, one after another
     and several at once, against a server at the defaults. The old server
     took about 1 GB per 10 MB flood and kept it (3.8 GB after four at once)."""
-    server = env.start("memory")
+    server = env.start("memory", "--max-message-size", "50M")  # the 10 MB floods of the report
     answers = []
     lock = threading.Lock()
 
@@ -1329,7 +1350,7 @@ def test_no_new_mail(env, personal, virtual):
 TESTS = [test_one_recipient, test_stdio, test_mixed_outcomes, test_repeated_recipient, test_rset, test_pipelining,
          test_dot_stuffing_and_bare_lf, test_smuggling, test_utf8_addresses, test_bad_commands,
          test_disconnect_mid_data, test_not_mail, test_too_big,
-         test_max_recipients, test_extension, test_max_connections, test_quota, test_quota_warning,
+         test_max_recipients, test_extension, test_shared_file_filed, test_max_connections, test_quota, test_quota_warning,
          test_quoted_local_part,
          test_rules_reread, test_null_sender, test_garbage, test_leftovers, test_stuck_mailbox,
          test_start_removes_leftovers,

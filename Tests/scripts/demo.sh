@@ -118,6 +118,18 @@ check "*" 6
 say "So the inbox holds only the list message."
 run "notmuch search tag:inbox"
 check tag:inbox 1
+say "A sync tool (mbsync, offlineimap) writes files instead: watch --once indexes them as notmuch new"
+say "would (new.tags, flags as tags: S means read) and applies the same rules; 'watch' keeps doing it (inotify)."
+mkdir -p mail/work/cur mail/work/new mail/work/tmp
+msg "mail/work/cur/1764000000.M1P1.host:2,S" synced@example.org 09:20 "Release 2.1 is out" \
+    "List-Id: Developer discussion <dev.lists.example.org>"
+if [ "$(id -u)" = 0 ]; then
+    say "(skipped here: the watcher refuses to run as root; as a user: notmuch-deliver watch --once)"
+    notmuch new --quiet
+else
+    run "notmuch-deliver watch --once"
+    check "id:synced@example.org and tag:lists/dev and not tag:unread and folder:work" 1
+fi
 say "Nothing was left for notmuch new to find."
 out=$(notmuch new)
 echo "\$ notmuch new"

@@ -1,0 +1,65 @@
+import Notmuch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Compares a directory tree with the database as `notmuch new` does
+/// (notmuch-new.c's add_files): a directory whose mtime equals the stored
+/// one is not merged again, and a leaf among them (no subdirectories on
+/// disk or in the database) is not even listed; otherwise its sorted
+/// listing is merge-walked against the database's child files and
+/// directories. Reads only: the result is applied later, in a transaction.
+struct TreeScan {
+    let tree: MailTree
+    let database: Database
+    /// Seconds since the epoch; the directory mtime read in the current
+    /// second is not stored (mail may still arrive within it).
+    var now: () -> Int = { Int(time(nil)) }
+
+    /// Walks `directory` and everything below it.
+    func scan(_ directory: String) throws -> Changes {
+        var changes = Changes()
+        try walk(directory, into: &changes)
+        return changes
+    }
+
+    private func walk(_ directory: String, into changes: inout Changes) throws {
+        let statTime = now()
+        var info = stat()
+        guard stat(directory, &info) == 0 else { return }
+        let fsMtime = Int(info.st_mtim.tv_sec)
+        let known = try database.directory(directory)
+        let dbMtime = try known?.mtime() ?? 0
+        if let known, fsMtime == dbMtime, info.st_nlink == 2, try known.childDirectories().isEmpty { return }
+        guard let listing = DirectoryListing(directory) else { return }
+        let isMaildir = listing.hasMaildirSubdirectories
+        for entry in listing.entries where entry.kind == .directory {
+            if tree.ignores(entry.name, in: directory) || (isMaildir && entry.name == "tmp") { continue }
+            try walk(tree.join(directory, entry.name), into: &changes)
+        }
+        if fsMtime == dbMtime { return }
+        let files = try known?.childFiles() ?? []
+        let subdirectories = try known?.childDirectories() ?? []
+        var f = 0, d = 0
+        for entry in listing.entries {
+            // Names the database has and the listing walked past are gone.
+            while f < files.count, DirectoryListing.precedes(files[f], entry.name) {
+                changes.removals.append(tree.join(directory, files[f]))
+                f += 1
+            }
+            while d < subdirectories.count, !DirectoryListing.precedes(entry.name, subdirectories[d]) {
+                if subdirectories[d] != entry.name { changes.removedDirectories.append(tree.join(directory, subdirectories[d])) }
+                d += 1
+            }
+            if entry.kind != .file || tree.ignores(entry.name, in: directory) { continue }
+            if f < files.count, files[f] == entry.name {
+                f += 1
+                continue
+            }
+            changes.additions.append(tree.join(directory, entry.name))
+        }
+        changes.removals += files[f...].map { tree.join(directory, $0) }
+        changes.removedDirectories += subdirectories[d...].map { tree.join(directory, $0) }
+        if fsMtime != statTime { changes.mtimes.append((directory, fsMtime)) }
+    }
+}

@@ -1,0 +1,80 @@
+import DeliveryKit
+import Foundation
+import Notmuch
+@testable import Watch
+
+/// A mail root with a notmuch config and an empty database, made with the
+/// notmuch CLI's library; messages written straight into it.
+final class MailFixture {
+    let directory: URL
+    let config: String
+    var root: String { directory.appendingPathComponent("mail").path }
+
+    init(ignore: String = ".mbsyncstate;/^ignored-/") throws {
+        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("nd-watch-\(UUID().uuidString)")
+        config = directory.appendingPathComponent("config").path
+        try FileManager.default.createDirectory(atPath: directory.appendingPathComponent("mail").path,
+                                                withIntermediateDirectories: true)
+        try """
+            [database]
+            path=\(directory.appendingPathComponent("mail").path)
+            [new]
+            tags=unread;inbox;
+            ignore=\(ignore)
+            [maildir]
+            synchronize_flags=true
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try Database.create(config: .file(config)).close()
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    var options: DeliveryOptions {
+        var options = DeliveryOptions()
+        options.config = .file(config)
+        options.rules = .none
+        options.sieve = .none
+        return options
+    }
+
+    func maildir(_ folder: String) throws {
+        for sub in ["cur", "new", "tmp"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(folder)/\(sub)", withIntermediateDirectories: true)
+        }
+    }
+
+    @discardableResult
+    func write(_ relative: String, id: String) throws -> String {
+        let path = "\(root)/\(relative)"
+        try "From: a@example.org\nTo: b@example.org\nSubject: \(id)\nMessage-ID: <\(id)>\n\nbody\n"
+            .write(toFile: path, atomically: false, encoding: .utf8)
+        return path
+    }
+
+    func reconciler() throws -> Reconciler { try Reconciler(options: options) }
+
+    /// What the database says, through the notmuch CLI.
+    func notmuch(_ arguments: String...) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/notmuch")
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["NOTMUCH_CONFIG": config]) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func tags(_ id: String) throws -> Set<String> {
+        Set(try notmuch("search", "--output=tags", "id:\(id)").split(separator: "\n").map(String.init))
+    }
+
+    func files(_ id: String) throws -> Set<String> {
+        Set(try notmuch("search", "--output=files", "id:\(id)").split(separator: "\n")
+            .map { String($0.dropFirst(root.count + 1)) })
+    }
+}
