@@ -22,8 +22,8 @@ DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
 # bash-completion for the installed package's test, systemd-analyze for
 # the LMTP units (root only); isync and dovecot-imapd for the watcher with
-# a real sync tool.
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync dovecot-imapd
+# a real sync tool; strace for the order of syncs and replies.
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync dovecot-imapd strace
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -78,10 +78,11 @@ deps-e2e:
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota sieve deb lmtp postfix-lmtp watch watch-mbsync; do \
+	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-mbsync; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  case $$test in \
 	    lmtp) python3 Tests/Integration/lmtp.py $$subject ;; \
+	    lmtp-order) python3 Tests/Integration/lmtp_order.py $$subject ;; \
 	    watch*) python3 Tests/Integration/$$test.py $$subject ;; \
 	    *) bash Tests/Integration/$$test.sh $$subject ;; \
 	  esac; status=$$?; \

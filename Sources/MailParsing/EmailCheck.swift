@@ -26,6 +26,28 @@ public enum EmailCheck {
 
     /// `checkingLimits`: false when the caller has scanned the file already.
     public static func verdict(forFile path: String, checkingLimits: Bool = true) -> Verdict {
+        inspect(path, checkingLimits: checkingLimits, logged: false).verdict
+    }
+
+    /// The verdict, and for mail its From and Subject headers (decoded as
+    /// `MessageHeaders` decodes them): what a delivery's log line shows,
+    /// taken from this parse instead of reading the file once more.
+    public static func verdictAndLogHeaders(forFile path: String,
+                                            checkingLimits: Bool = true) -> (verdict: Verdict, headers: MessageHeaders?) {
+        inspect(path, checkingLimits: checkingLimits, logged: true)
+    }
+
+    private static func inspect(_ path: String, checkingLimits: Bool,
+                                logged: Bool) -> (verdict: Verdict, headers: MessageHeaders?) {
+        var headers: MessageHeaders?
+        let verdict = inspect(path, checkingLimits: checkingLimits) { message in
+            if logged { headers = MessageHeaders(of: message, only: ["from", "subject"]) }
+        }
+        return (verdict, verdict == .email ? headers : nil)
+    }
+
+    private static func inspect(_ path: String, checkingLimits: Bool,
+                                message seen: (UnsafeMutablePointer<GMimeMessage>) -> Void) -> Verdict {
         GMimeLibrary.initialise
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .unreadable(errno) }
@@ -62,6 +84,7 @@ public enum EmailCheck {
         defer { g_object_unref(message) }
         // libnotmuch reads a one-message mbox, and refuses one with more.
         if isMbox && g_mime_parser_eos(parser) == 0 { return .notEmail }
+        seen(message)
 
         let object = cgmime_object(message)
         for name in ["From", "Subject", "To"] {

@@ -37,14 +37,23 @@ public struct MessageHeaders: Sendable {
         g_mime_parser_init_with_stream(parser, stream)
         guard let message = g_mime_parser_construct_message(parser, nil) else { return MessageHeaders(fields: []) }
         defer { g_object_unref(message) }
-        guard let list = g_mime_object_get_header_list(cgmime_object(message)) else { return MessageHeaders(fields: []) }
+        return MessageHeaders(of: message)
+    }
+
+    /// The header fields of a message GMime parsed; `only`: just these
+    /// (lower-case names).
+    init(of message: UnsafeMutablePointer<GMimeMessage>, only: Set<String>? = nil) {
         var fields: [(String, String)] = []
-        for index in 0..<g_mime_header_list_get_count(list) {
-            guard let header = g_mime_header_list_get_header_at(list, index),
-                  let name = g_mime_header_get_name(header) else { continue }
-            fields.append((String(cString: name), decode(g_mime_header_get_raw_value(header))))
+        if let list = g_mime_object_get_header_list(cgmime_object(message)) {
+            for index in 0..<g_mime_header_list_get_count(list) {
+                guard let header = g_mime_header_list_get_header_at(list, index),
+                      let name = g_mime_header_get_name(header) else { continue }
+                let field = String(cString: name)
+                if let only, !only.contains(field.lowercased()) { continue }
+                fields.append((field, Self.decode(g_mime_header_get_raw_value(header))))
+            }
         }
-        return MessageHeaders(fields: fields)
+        self.init(fields: fields)
     }
 
     /// Unfolds, decodes encoded-words, and trims.

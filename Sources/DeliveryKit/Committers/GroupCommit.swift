@@ -32,16 +32,48 @@ final class GroupCommitter: @unchecked Sendable {
     /// Records handed over and not yet seen applied, with their rules'
     /// pre-evaluated conditions.
     fileprivate var pending: [String: PreevaluatedLeaves?] = [:]
+    /// Pending records whose file this server found to be mail when it
+    /// wrote it: the committer does not parse them a second time.
+    private var checkedAsMail: Set<String> = []
     /// How each record ended, until its deliveries take the report.
     private var results: [String: DeliveryReport] = [:]
     /// Deliveries still waiting for each record: the same bytes for the
     /// same recipient make the same record, and each delivery gets its report.
     private var waiters: [String: Int] = [:]
     private var running = false
+    /// The latest round found the write lock (or the flusher turn) another's.
+    private var blocked = false
+    /// A delivery's wait ran out while another writer held the lock: until
+    /// a round sees the lock free, waiting again gains nothing, and every
+    /// delivery is answered as queued at once, as a command-line delivery
+    /// that finds the turn taken is. Without it each group waited the whole
+    /// lock timeout again: 8 clients got 40 replies in 15 s.
+    private var queueingAtOnce = false
+    // Replying to a message that arrives during a commit once its record
+    // is synced, instead of after the next commit, let groups grow past
+    // the number of clients and halved the server's CPU a message in a
+    // burst (Docs/performance.md), but `make stress --lmtp` then lost
+    // messages: a commit of hundreds of records runs for seconds, and a
+    // SIGKILL after a rule has moved a file inside it, before the commit,
+    // leaves the record naming a file that is gone (set aside, the message
+    // never indexed). Until that window is closed, every reply waits for
+    // its commit or its deadline.
+
+    /// When each pending record was handed over: commits take the oldest
+    /// first, so that a record waits at most for the running commit and
+    /// the next.
+    private var arrival: [String: UInt64] = [:]
+    private var handedOver: UInt64 = 0
 
     /// How long the committer sleeps when the lock or the flusher turn is
     /// taken before it looks again.
     static let busyPause: useconds_t = 20_000
+    /// At most this many records in one transaction: a backlog (a server
+    /// starting on a killed one's queue, the queue after a long lock) must
+    /// not hold the write lock for all of it at once (a user's `notmuch
+    /// tag` waits at most one commit). The import found batches of 250
+    /// the cheapest per message.
+    static let recordsPerCommit = 250
     /// How long an idle committer waits for more before its thread ends.
     static let linger = 2.0
 
@@ -50,11 +82,18 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     /// Hands over a queue record; `wait` then tells its outcome.
-    func submit(_ name: String, preevaluated: PreevaluatedLeaves?, applier: QueueApplier) {
+    /// `isMail`: the delivery checked that its file is mail (not a file
+    /// --keep kept although it is not).
+    func submit(_ name: String, preevaluated: PreevaluatedLeaves?, isMail: Bool, applier: QueueApplier) {
         let start: Bool = monitor.locked {
             self.applier = applier
             pending[name] = .some(preevaluated)
+            if isMail { checkedAsMail.insert(name) }
             waiters[name, default: 0] += 1
+            if arrival[name] == nil {
+                handedOver += 1
+                arrival[name] = handedOver
+            }
             guard !running else {
                 // The committer may be lingering for work.
                 monitor.broadcast()
@@ -88,10 +127,15 @@ final class GroupCommitter: @unchecked Sendable {
     /// and is committed later.
     func wait(for name: String, until deadline: Double) -> DeliveryReport? {
         monitor.locked {
-            while results[name] == nil, Monotonic.seconds < deadline {
+            while results[name] == nil, !queueingAtOnce, Monotonic.seconds < deadline {
                 monitor.wait(until: deadline)
             }
             let report = results[name]
+            if report == nil, blocked, !queueingAtOnce {
+                queueingAtOnce = true
+                // The others waiting behind the same writer go too.
+                monitor.broadcast()
+            }
             let left = (waiters[name] ?? 1) - 1
             if left > 0 {
                 waiters[name] = left
@@ -112,10 +156,12 @@ final class GroupCommitter: @unchecked Sendable {
 
     private func run() {
         while true {
-            let (applier, known): (QueueApplier, [String: PreevaluatedLeaves]) = monitor.locked {
-                (self.applier, pending.compactMapValues { $0 })
+            let (applier, known, mail, oldestFirst): (QueueApplier, [String: PreevaluatedLeaves], Set<String>, [String])
+                = monitor.locked {
+                (self.applier, pending.compactMapValues { $0 }, checkedAsMail,
+                 pending.keys.sorted { (arrival[$0] ?? 0) < (arrival[$1] ?? 0) })
             }
-            let round = commitOnce(applier, known: known)
+            let round = commitOnce(applier, known: known, checkedAsMail: mail, oldestFirst: oldestFirst)
             CostlyMessageGate.shared.trimAfterCommit()
             if case .committed(let reports) = round, !reports.isEmpty, applier.options.runHooks,
                let hooks = applier.settings.hookDirectory {
@@ -146,10 +192,22 @@ final class GroupCommitter: @unchecked Sendable {
         }
     }
 
+    /// The committer found the lock free and is about to commit: deliveries
+    /// wait for their commit again.
+    private func sawLockFree() {
+        monitor.locked {
+            blocked = false
+            queueingAtOnce = false
+        }
+    }
+
     /// With the monitor held: the results of a round for the records it concerns.
     private func settle(_ round: Round, queue: PendingQueue) {
+        if case .busy = round { blocked = true }
         func finish(_ name: String, _ report: DeliveryReport) {
             pending.removeValue(forKey: name)
+            checkedAsMail.remove(name)
+            arrival.removeValue(forKey: name)
             // Kept only for deliveries still waiting.
             if waiters[name] != nil { results[name] = report }
         }
@@ -175,11 +233,14 @@ final class GroupCommitter: @unchecked Sendable {
                                                          warning: nil, traces: [])
 
     /// One transaction: the whole queue, if the lock and the turn are free.
-    private func commitOnce(_ applier: QueueApplier, known: [String: PreevaluatedLeaves]) -> Round {
+    private func commitOnce(_ applier: QueueApplier, known: [String: PreevaluatedLeaves],
+                            checkedAsMail: Set<String>, oldestFirst: [String]) -> Round {
         if Database.isWriteLockHeld(databasePath: applier.settings.databasePath) { return .busy }
         guard let turn = applier.queue.tryBecomeFlusher() else { return .busy }
         defer { try? turn.close() }
-        let prepared = applier.prepareQueue(known: known, until: Monotonic.seconds + applier.settings.lockTimeout / 2)
+        sawLockFree()
+        var prepared = applier.prepareQueue(known: known, until: Monotonic.seconds + applier.settings.lockTimeout / 2)
+        prepared.checkedAsMail = checkedAsMail
         let database: Database
         do {
             database = try applier.options.openDatabase()
@@ -188,7 +249,8 @@ final class GroupCommitter: @unchecked Sendable {
         }
         var timer = PhaseTimer(path: nil)
         do {
-            return .committed(try applier.applyQueue(in: database, prepared: prepared, timer: &timer).reports)
+            return .committed(try applier.applyQueue(in: database, prepared: prepared, timer: &timer,
+                                                     limit: Self.recordsPerCommit, preferred: oldestFirst).reports)
         } catch {
             return .failed(DeliveryError(.temporary, "cannot commit the queued deliveries: \(error)"))
         }

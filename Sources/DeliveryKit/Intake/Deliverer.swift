@@ -1,4 +1,5 @@
 import MaildirKit
+import MailParsing
 import Notmuch
 import Rules
 import SystemPackage
@@ -59,6 +60,9 @@ public final class Deliverer: Sendable {
         let keptNotMail: DeliveryError?
         /// Set by `plan`: the command line's way through the database.
         let plan: DeliverySession.Plan?
+        /// From and Subject, read by the email check, for a log line
+        /// whose report did not come from the index.
+        var logHeaders: MessageHeaders?
 
         var mailbox: MaildirQuota { MaildirQuota(root: FilePath(settings.mailRoot)) }
 
@@ -93,11 +97,12 @@ public final class Deliverer: Sendable {
         // The whole mail root is the mailbox a quota covers.
         let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
         var measured: QuotaPolicy.Measured?
+        var logHeaders: MessageHeaders?
         let file: Maildir.Delivered
         do {
             file = try Delivery.write(input, to: maildir, worldReadable: options.worldReadable, syncingDirectory: false,
                                       sameAs: sameAs, beforeSync: { temporary in
-                if let rejection = Delivery.emailRejection(temporary) {
+                if let rejection = Delivery.emailRejection(temporary, headers: &logHeaders) {
                     guard options.keep, rejection.kind == .notAMessage else { return rejection }
                     keptNotMail = rejection
                     return nil
@@ -121,7 +126,8 @@ public final class Deliverer: Sendable {
             throw error
         }
         var written = Written(options: options, settings: settings, maildir: maildir, file: file,
-                              preevaluated: preevaluated, measured: measured, keptNotMail: keptNotMail, plan: plan)
+                              preevaluated: preevaluated, measured: measured, keptNotMail: keptNotMail, plan: plan,
+                              logHeaders: logHeaders)
         // The same bytes were there already, and counted then.
         if file.adopted { written.takeBackQuota() }
         timer.mark("write")
@@ -243,7 +249,8 @@ public final class Deliverer: Sendable {
             throw error
         }
         let committer = groupCommits.committer(for: session.applier)
-        committer.submit(record, preevaluated: written.preevaluated, applier: session.applier)
+        committer.submit(record, preevaluated: written.preevaluated, isMail: written.keptNotMail == nil,
+                         applier: session.applier)
         return Staged(written: written, record: record, committer: committer, requested: requested)
     }
 
@@ -352,6 +359,10 @@ public final class Deliverer: Sendable {
         if report.path.isEmpty || report.outcome == .queued {
             report = DeliveryReport(path: path.string, messageID: report.messageID, tags: report.tags,
                                     outcome: report.outcome, warning: report.warning, traces: [])
+        }
+        if report.from == nil, report.subject == nil, let headers = written.logHeaders {
+            report.from = headers.values("From").first
+            report.subject = headers.values("Subject").first
         }
         report.mailRoot = written.settings.mailRoot
         settle(report, &written, requested: staged.requested)

@@ -86,7 +86,15 @@ public enum Delivery {
     /// free (a queued non-email would otherwise get 0, and the same message
     /// 65 a moment later).
     static func emailRejection(_ file: FilePath) -> DeliveryError? {
-        switch emailVerdict(file) {
+        var unused: MessageHeaders?
+        return emailRejection(file, headers: &unused)
+    }
+
+    /// `headers`: set to the message's From and Subject, for the log line.
+    static func emailRejection(_ file: FilePath, headers: inout MessageHeaders?) -> DeliveryError? {
+        let (verdict, found) = emailInspection(file, logHeaders: true)
+        headers = found
+        switch verdict {
         case .email:
             return nil
         case .notEmail:
@@ -101,11 +109,19 @@ public enum Delivery {
     /// GMime's verdict, once the message is known to be within
     /// `MessageLimits`; parsing a costly one waits its turn.
     static func emailVerdict(_ file: FilePath) -> EmailCheck.Verdict {
-        guard let scan = MessageLimits.scan(ofFile: file.string) else { return EmailCheck.verdict(forFile: file.string) }
-        if let excess = scan.excess { return .overLimit(excess) }
-        return CostlyMessageGate.shared.admitting(cost: scan.parsingCost) {
-            EmailCheck.verdict(forFile: file.string, checkingLimits: false)
+        emailInspection(file, logHeaders: false).verdict
+    }
+
+    /// The same, and for mail, when `logHeaders`, its From and Subject
+    /// for the log line (from the same parse).
+    static func emailInspection(_ file: FilePath, logHeaders: Bool) -> (verdict: EmailCheck.Verdict, headers: MessageHeaders?) {
+        func check(limits: Bool) -> (verdict: EmailCheck.Verdict, headers: MessageHeaders?) {
+            logHeaders ? EmailCheck.verdictAndLogHeaders(forFile: file.string, checkingLimits: limits)
+                : (EmailCheck.verdict(forFile: file.string, checkingLimits: limits), nil)
         }
+        guard let scan = MessageLimits.scan(ofFile: file.string) else { return check(limits: true) }
+        if let excess = scan.excess { return (.overLimit(excess), nil) }
+        return CostlyMessageGate.shared.admitting(cost: scan.parsingCost) { check(limits: false) }
     }
 
     /// A permanent refusal (exit 65, LMTP 552 5.3.4): the same message

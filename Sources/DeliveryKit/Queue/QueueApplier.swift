@@ -20,14 +20,17 @@ struct QueueApplier {
     /// made, and only then the applied records removed (those dropped as
     /// unusable among them). Returns their names, and the reports of those
     /// indexed.
-    func applyQueue(in database: Database, prepared: PreparedQueue, timer: inout PhaseTimer,
-                            first: (inout [FilePath]) throws -> Void = { _ in })
+    /// `limit`: at most this many records, those named in `preferred`
+    /// first (in its order), then the queue's; the others wait for the
+    /// next transaction.
+    func applyQueue(in database: Database, prepared: PreparedQueue, timer: inout PhaseTimer, limit: Int? = nil,
+                    preferred: [String] = [], first: (inout [FilePath]) throws -> Void = { _ in })
         throws -> (applied: [String], reports: [String: DeliveryReport]) {
         var moves: [FilePath] = []
         var drained: (applied: [String], reports: [String: DeliveryReport]) = ([], [:])
         try database.atomically {
             try first(&moves)
-            drained = try drain(database, prepared: prepared, moves: &moves)
+            drained = try drain(database, prepared: prepared, limit: limit, preferred: preferred, moves: &moves)
             timer.mark("index")
             // Renamed files' directories reach the disk before the commit
             // that names them; inside the section, so that a failed sync
@@ -130,7 +133,7 @@ struct QueueApplier {
     /// that the others are applied; its file stays where it is. Only a
     /// failure of the database or the disk aborts the whole transaction and
     /// keeps the queue for the next try.
-    private func drain(_ database: Database, prepared: PreparedQueue,
+    private func drain(_ database: Database, prepared: PreparedQueue, limit: Int?, preferred: [String],
                        moves: inout [FilePath]) throws -> (applied: [String], reports: [String: DeliveryReport]) {
         var applied: [String] = []
         var reports: [String: DeliveryReport] = [:]
@@ -139,7 +142,14 @@ struct QueueApplier {
         // recipients of one mailbox share one file, and the first one's
         // rule may have filed it before the next record is read.
         var movedTo: [FilePath: FilePath] = [:]
-        for name in queue.names() {
+        var names = queue.names()
+        if !preferred.isEmpty {
+            let queued = Set(names)
+            let first = preferred.filter { queued.contains($0) }
+            let taken = Set(first)
+            names = first + names.filter { !taken.contains($0) }
+        }
+        for name in limit.map({ names.prefix($0) }) ?? names[...] {
             let record: PendingRecord
             do { record = try queue.read(name) } catch Errno.noSuchFileOrDirectory {
                 // Applied and removed by another process meanwhile.
@@ -172,7 +182,8 @@ struct QueueApplier {
                     continue
                 }
             }
-            switch Delivery.emailVerdict(path) {
+            // The server's own records were checked as they were written.
+            switch prepared.checkedAsMail.contains(name) ? .email : Delivery.emailVerdict(path) {
             case .email:
                 break
             case .notEmail:
@@ -214,6 +225,8 @@ struct QueueApplier {
     struct PreparedQueue {
         var rulesByPath: [String: RuleSet] = [:]
         var preevaluated: [String: PreevaluatedLeaves] = [:]
+        /// Records whose file was found to be mail when it was written.
+        var checkedAsMail: Set<String> = []
     }
 
     /// `known`: records whose delivery evaluated them already, against
