@@ -60,13 +60,15 @@ pass "user unit in /usr/lib/systemd/user, ExecStart=/usr/bin/notmuch-deliver wat
 man=$(man -w notmuch-deliver) || fail "man -w notmuch-deliver finds no page"
 [ "$man" = /usr/share/man/man1/notmuch-deliver.1.gz ] || fail "man -w notmuch-deliver gives $man"
 man notmuch-deliver 2>/dev/null | grep -q -- '--version' || fail "man notmuch-deliver does not show --version"
-zcat "$man" | head -n 1 | grep -qF "notmuch-deliver $version" || fail "the man page's header does not name version $version: $(zcat "$man" | head -n 1)"
+header=$(zcat "$man" | sed -n 1p)
+[[ $header == *"notmuch-deliver $version"* ]] || fail "the man page's header does not name version $version: $header"
 pass "man notmuch-deliver: $man, version $version"
 
 # The licence, and the changelog made from NEWS.md for this version.
 doc=/usr/share/doc/notmuch-deliver
 grep -q '^License: GPL-3+$' $doc/copyright || fail "$doc/copyright does not license the project GPL-3+"
-zcat $doc/changelog.gz | head -n 1 | grep -qF "notmuch-deliver ($version)" || fail "$doc/changelog.gz does not start with version $version"
+first=$(zcat $doc/changelog.gz | sed -n 1p)
+[[ $first == "notmuch-deliver ($version)"* ]] || fail "$doc/changelog.gz starts with '$first', not version $version"
 [ -f $doc/NEWS.md ] || fail "$doc/NEWS.md is missing"
 pass "copyright GPL-3+, changelog and NEWS.md for $version"
 
