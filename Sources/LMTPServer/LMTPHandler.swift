@@ -296,12 +296,7 @@ final class LMTPHandler: ChannelInboundHandler {
 
     private func resumeCheck(_ verdict: RecipientVerdict, context: ChannelHandlerContext) {
         if waiting { giveUpWork() }
-        guard !closed else { return }
-        arm(commandTime, context: context)
-        handle(engine.resume(recipient: verdict), context: context)
-        context.flush()
-        readIfWanted(context)
-        closeIfDone(context)
+        resumeSession(context) { $0.resume(recipient: verdict) }
     }
 
     /// The final dot: the deliveries, then one reply per recipient.
@@ -360,9 +355,15 @@ final class LMTPHandler: ChannelInboundHandler {
     }
 
     private func resumeDelivered(_ replies: [LMTPReply], context: ChannelHandlerContext) {
+        resumeSession(context) { $0.resume(delivered: replies) }
+    }
+
+    /// The engine goes on after work done off the event loop: the command
+    /// timer again, its replies sent, reading resumed if it wants input.
+    private func resumeSession(_ context: ChannelHandlerContext, _ resume: (inout LMTPEngine) -> [LMTPOutput]) {
         guard !closed else { return }
         arm(commandTime, context: context)
-        handle(engine.resume(delivered: replies), context: context)
+        handle(resume(&engine), context: context)
         context.flush()
         readIfWanted(context)
         closeIfDone(context)
