@@ -1,4 +1,4 @@
-import DeliveryKit
+@testable import DeliveryKit
 import Foundation
 import SystemPackage
 import Testing
@@ -31,7 +31,8 @@ struct DelivererTests {
             .write(to: file, atomically: true, encoding: .utf8)
         let input = try FileDescriptor.open(FilePath(file.path), .readOnly)
         defer { try? input.close() }
-        return try deliverer.deliver(input, envelope: envelope)
+        let staged = try deliverer.stage(input, envelope: envelope ?? Envelope())
+        return try deliverer.finish(staged, until: Monotonic.seconds + 30)
     }
 
     @Test func rulesAreReadAgainOnlyWhenTheFileChanges() throws {
