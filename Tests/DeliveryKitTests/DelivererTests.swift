@@ -3,8 +3,7 @@ import Foundation
 import SystemPackage
 import Testing
 
-/// The delivery core as a server will use it: one Deliverer, many messages,
-/// in one process.
+/// One delivery path, many messages, in one process.
 @Suite("One Deliverer, many messages")
 struct DelivererTests {
     let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("nd-deliverer-\(UUID().uuidString)")
@@ -25,14 +24,15 @@ struct DelivererTests {
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    private func deliver(_ deliverer: Deliverer, id: String, envelope: Envelope? = nil) throws -> DeliveryReport {
+    private func deliver(_ deliverer: DeliveryPath<DirectCommit>, id: String, envelope: Envelope? = nil) throws -> DeliveryReport {
         let file = directory.appendingPathComponent("in-\(id)")
         try "From: a@example.org\nTo: b@example.org\nSubject: \(id)\nMessage-ID: <\(id)>\n\nbody\n"
             .write(to: file, atomically: true, encoding: .utf8)
         let input = try FileDescriptor.open(FilePath(file.path), .readOnly)
         defer { try? input.close() }
-        let staged = try deliverer.stage(input, envelope: envelope ?? Envelope())
-        return try deliverer.finish(staged, until: Monotonic.seconds + 30)
+        var timer = PhaseTimer(path: nil)
+        return try deliverer.deliver(input, request: MessageRequest(envelope: envelope ?? Envelope(), filing: Filing()),
+                                     timer: &timer)
     }
 
     @Test func rulesAreReadAgainOnlyWhenTheFileChanges() throws {
@@ -45,7 +45,9 @@ struct DelivererTests {
         var options = DeliveryOptions()
         options.config = .file(config.path)
         options.runHooks = false
-        let deliverer = Deliverer(options)
+        // Mailboxes that cache nothing: each message finds its settings,
+        // and the rules come from the one RulesCache.
+        let deliverer = DeliveryPath(Mailboxes(options), committer: DirectCommit())
 
         #expect(try deliver(deliverer, id: "one@x").outcome == .indexed)
         #expect(try deliver(deliverer, id: "two@x").outcome == .indexed)
