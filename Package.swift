@@ -42,8 +42,11 @@ let package = Package(
             "CGMime", .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
-        // mbox archives: splitting, unescaping, compressed input.
-        .target(name: "Mbox", dependencies: ["MailParsing", "CCompression"]),
+        // mbox archives: splitting, unescaping, compressed input (a stream
+        // copied to MaildirKit's spool file to be checked whole).
+        .target(name: "Mbox", dependencies: [
+            "MailParsing", "MaildirKit", "CCompression", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
 
         // The rules language: parsing and evaluation, independent of notmuch.
         // Folder names pass MaildirKit's one gate (MailFolder) when a rule is read.
@@ -81,7 +84,6 @@ let package = Package(
             "LMTP", "DeliveryKit", "MaildirKit",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         // The maildir watcher: a scan of the tree as `notmuch new` makes it,

@@ -23,7 +23,7 @@ final class LMTPHandler: ChannelInboundHandler {
     private let pool: NIOThreadPool
     private let spoolDirectory: String
     private let session: String
-    private var spool: Spool?
+    private var spool: SpoolFile?
     private var closed = false
     /// Work on the pool whose answer the engine waits for.
     private var waiting = false
@@ -180,7 +180,7 @@ final class LMTPHandler: ChannelInboundHandler {
                 armSilence(context: context)
                 discardSpool()
                 do {
-                    spool = try Spool(in: spoolDirectory)
+                    spool = try SpoolFile(in: spoolDirectory, fallbackPrefix: ".lmtp-spool.")
                     spool?.append(Self.traceHeaders(envelope))
                 } catch {
                     // The engine reads the data all the same; each
@@ -389,6 +389,6 @@ final class LMTPHandler: ChannelInboundHandler {
 /// Hands a spool to the pool's thread: only that thread touches it until
 /// the replies are back on the event loop.
 private final class SpoolJob: @unchecked Sendable {
-    let spool: Spool
-    init(spool: Spool) { self.spool = spool }
+    let spool: SpoolFile
+    init(spool: SpoolFile) { self.spool = spool }
 }
