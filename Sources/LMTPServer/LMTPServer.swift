@@ -36,8 +36,8 @@ public struct LMTPServerError: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// The long-lived LMTP server: listens, hands each connection to an
-/// `LMTPHandler`, and stops cleanly: on SIGTERM or SIGINT it stops
+/// The long-lived LMTP server: listens, gives each connection its
+/// handlers (timeouts, the session, the spool, the deliveries), and stops cleanly: on SIGTERM or SIGINT it stops
 /// accepting, lets every transaction in flight end with its replies, waits
 /// for the commits, and returns.
 public final class LMTPServer: Sendable {
@@ -191,9 +191,14 @@ public final class LMTPServer: Sendable {
             maxRecipients: configuration.maxRecipients))
         let delivery = TransactionDelivery(deliverer: deliverer, commitWait: configuration.commitWait,
                                            recipientDelimiters: configuration.recipientDelimiters, gate: gate)
-        try channel.pipeline.syncOperations.addHandler(
-            LMTPHandler(engine: engine, delivery: delivery, pool: pool, spoolDirectory: spoolDirectory,
-                        session: Self.sessionID(), timeout: .seconds(configuration.timeout)))
+        let timeout = TimeAmount.seconds(configuration.timeout)
+        // One job each, from the socket inwards (see PipelineMessages.swift).
+        try channel.pipeline.syncOperations.addHandlers([
+            ClientTimeoutHandler(commandTime: timeout, dataTime: timeout * 4),
+            LMTPSessionHandler(engine: engine),
+            SpoolHandler(directory: spoolDirectory),
+            DeliveryHandler(delivery: delivery, pool: pool, session: Self.sessionID(), workTime: timeout),
+        ])
     }
 
     /// Why standard input and output cannot carry a session, if they
