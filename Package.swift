@@ -107,6 +107,12 @@ let package = Package(
         .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
         .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
+        // The server's channel handlers on NIO's EmbeddedChannel.
+        .testTarget(name: "LMTPServerTests", dependencies: [
+            "LMTPServer", "LMTP",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit"]),
         // The executable's quick command-line reader against ArgumentParser.
         .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),

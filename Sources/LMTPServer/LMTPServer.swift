@@ -45,7 +45,6 @@ public final class LMTPServer: Sendable {
     private let deliverer: Deliverer
     private let spoolDirectory: String
     private let connections = ConnectionRegistry()
-    private let stopping = Atomic<Bool>(false)
     /// Deliveries per mailbox: with virtual mailboxes a quarter of the
     /// connections (at least 2) for one mailbox, so that one whose files
     /// hang its deliveries leaves threads for the others; a personal
@@ -176,7 +175,6 @@ public final class LMTPServer: Sendable {
         stop.wait()
 
         DeliveryLog.notice("stopping: no new connections; finishing the transactions in flight")
-        stopping.store(true, ordering: .relaxed)
         for listener in listeners { try? listener.close().wait() }
         connections.requestShutdown()
         // A client that neither finishes nor leaves is cut off after its timeout.
