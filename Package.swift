@@ -109,8 +109,9 @@ let package = Package(
         .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
         // The server's channel handlers on NIO's EmbeddedChannel.
         .testTarget(name: "LMTPServerTests", dependencies: [
-            "LMTPServer", "LMTP",
+            "LMTPServer", "LMTP", "DeliveryKit",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit"]),

@@ -14,7 +14,7 @@ import MaildirKit
 // its replies out as bytes.
 
 /// The server's part of the session, as the engine asks for it.
-enum SessionRequest {
+enum SessionRequest: Sendable {
     /// RCPT TO: may this recipient have mail, with room for `declaredSize`
     /// bytes (MAIL FROM's SIZE=, else 0)?
     case checkRecipient(LMTPRecipient, declaredSize: Int)
@@ -39,7 +39,7 @@ enum ServerWork {
 /// The server's answer to a piece of work, written back to the session
 /// handler; each `SessionRequest` that pauses the engine
 /// (`.checkRecipient`, `.endMessage`) gets exactly one.
-enum SessionAnswer {
+enum SessionAnswer: Sendable {
     case recipient(RecipientVerdict)
     /// One reply per recipient, in RCPT order.
     case delivered([LMTPReply])
