@@ -39,15 +39,11 @@ import Testing
         @discardableResult
         mutating func replies(_ batch: [LMTPOutput]) -> [String] {
             outputs = batch
-            return batch.flatMap { output -> [String] in
-                guard case .send(let bytes) = output else { return [] }
-                return String(decoding: bytes, as: UTF8.self).split(separator: "\r\n").compactMap { line in
-                    guard line.dropFirst(3).first != "-" else { return nil }
-                    let words = line.split(separator: " ")
-                    let enhanced = words.count > 1 && words[1].first?.isNumber == true && words[1].contains(".")
-                    return words.prefix(enhanced ? 2 : 1).joined(separator: " ")
-                }
-            }
+            let text = batch.map { output -> String in
+                guard case .send(let bytes) = output else { return "" }
+                return String(decoding: bytes, as: UTF8.self)
+            }.joined()
+            return Client.replies(in: text.split(separator: "\r\n").map(String.init))
         }
 
         var closedByOutput: Bool { outputs.contains(.close) }
