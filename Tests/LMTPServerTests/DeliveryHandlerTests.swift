@@ -52,7 +52,7 @@ import Testing
         var options = DeliveryOptions()
         options.config = .file(mailbox.config.path)
         options.runHooks = false
-        let deliverer = Deliverer(options, server: true)
+        let deliverer = Deliverer(options)
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         let delivery = TransactionDelivery(deliverer: deliverer, commitWait: nil, recipientDelimiters: "+",
