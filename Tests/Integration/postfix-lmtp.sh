@@ -141,7 +141,13 @@ PY
 start_server personal ndtest
 start_server virtual vmail --mail-root '/srv/vmail/%d/%u'
 start_server second vmail --mail-root '/srv/vmail-b/%d/%u' --listen 127.0.0.1:24240
-sleep 0.5
+# The servers start in the background: their sockets up before postfix is
+# pointed at them (a fixed pause was too short on a loaded machine).
+for _ in $(seq 1 200); do
+  [ -S "${listen_template//%i/ndtest}" ] && [ -S "${listen_template//%i/vmail}" ] \
+    && (exec 3<>/dev/tcp/127.0.0.1/24240) 2>/dev/null && break
+  sleep 0.1
+done
 for name in personal virtual second; do
   pid_var=pid_$name
   kill -0 "${!pid_var}" 2>/dev/null || fail "the $name server did not start: $(cat "$scratch/$name.stderr")"
