@@ -99,16 +99,20 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
+        // What more than one test target needs: a seeded random generator,
+        // message facts from a table, the notmuch CLI's answers, a dead pid.
+        .target(name: "TestSupport", dependencies: ["Rules"], path: "Tests/TestSupport"),
+
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
-        .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing"]),
-        .testTarget(name: "RulesTests", dependencies: ["Rules"]),
-        .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules"]),
+        .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing", "TestSupport"]),
+        .testTarget(name: "RulesTests", dependencies: ["Rules", "TestSupport"]),
+        .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules", "TestSupport"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
-        .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
-        .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit"]),
+        .testTarget(name: "LMTPTests", dependencies: ["LMTP", "TestSupport"]),
+        .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit", "TestSupport"]),
         // The executable's quick command-line reader against ArgumentParser.
         .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),
         // Runs the built executable against real maildirs and the real notmuch CLI.
-        .testTarget(name: "EndToEndTests", dependencies: ["notmuch-deliver"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["notmuch-deliver", "TestSupport"]),
     ]
 )

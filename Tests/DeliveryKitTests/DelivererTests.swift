@@ -2,6 +2,7 @@ import DeliveryKit
 import Foundation
 import SystemPackage
 import Testing
+import TestSupport
 
 /// The delivery core as a server will use it: one Deliverer, many messages,
 /// in one process.
@@ -13,16 +14,7 @@ struct DelivererTests {
     var rules: URL { directory.appendingPathComponent("rules") }
 
     private func notmuch(_ arguments: String...) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/notmuch")
-        process.arguments = arguments
-        process.environment = ["NOTMUCH_CONFIG": config.path, "HOME": directory.path]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        try notmuchOutput(arguments, config: config.path, home: directory.path)
     }
 
     private func deliver(_ deliverer: Deliverer, id: String, envelope: Envelope? = nil) throws -> DeliveryReport {
