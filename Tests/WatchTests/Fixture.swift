@@ -39,9 +39,12 @@ final class MailFixture {
         return options
     }
 
-    func maildir(_ folder: String) throws {
-        for sub in ["cur", "new", "tmp"] {
-            try FileManager.default.createDirectory(atPath: "\(root)/\(folder)/\(sub)", withIntermediateDirectories: true)
+    /// Makes each folder a maildir (cur/, new/, tmp/).
+    func maildir(_ folders: String...) throws {
+        for folder in folders {
+            for sub in ["cur", "new", "tmp"] {
+                try FileManager.default.createDirectory(atPath: "\(root)/\(folder)/\(sub)", withIntermediateDirectories: true)
+            }
         }
     }
 
