@@ -101,23 +101,27 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
+        // What more than one test target needs: a seeded random generator,
+        // message facts from a table, the notmuch CLI's answers, a dead pid.
+        .target(name: "TestSupport", dependencies: ["Rules"], path: "Tests/TestSupport"),
+
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
-        .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing"]),
-        .testTarget(name: "RulesTests", dependencies: ["Rules"]),
-        .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules"]),
+        .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing", "TestSupport"]),
+        .testTarget(name: "RulesTests", dependencies: ["Rules", "TestSupport"]),
+        .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules", "TestSupport"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
-        .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
+        .testTarget(name: "LMTPTests", dependencies: ["LMTP", "TestSupport"]),
         // The server's channel handlers on NIO's EmbeddedChannel.
         .testTarget(name: "LMTPServerTests", dependencies: [
-            "LMTPServer", "LMTP", "DeliveryKit",
+            "LMTPServer", "LMTP", "DeliveryKit", "TestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit"]),
+        .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit", "TestSupport"]),
         // The executable's quick command-line reader against ArgumentParser.
         .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),
         // Runs the built executable against real maildirs and the real notmuch CLI.
-        .testTarget(name: "EndToEndTests", dependencies: ["notmuch-deliver"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["notmuch-deliver", "TestSupport"]),
     ]
 )

@@ -94,6 +94,17 @@ struct DeliveryArguments: ParsableArguments {
     }
 }
 
+/// A virtual mailbox looked at (its rules, its quota) the way a delivery
+/// with this mail root finds it for this recipient.
+struct VirtualMailboxArguments: ParsableArguments {
+    @Option(help: ArgumentHelp("With --recipient: a virtual mailbox, as a delivery with this --mail-root finds it.",
+                               valueName: "template"))
+    var mailRoot: String?
+
+    @Option(help: "With --mail-root: the address whose mailbox it is.")
+    var recipient: String?
+}
+
 /// A mailbox's quota: what a delivery and the LMTP server take alike.
 struct QuotaArguments: ParsableArguments {
     @Option(help: ArgumentHelp("The mailbox's quota, e.g. 2G, 500M,100000C or 1000C (default: deliver.quota, "

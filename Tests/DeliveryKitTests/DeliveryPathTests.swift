@@ -2,6 +2,7 @@
 import Foundation
 import MaildirKit
 import SystemPackage
+import TestSupport
 import Testing
 
 /// A mail root with a notmuch database made by the real notmuch CLI, and
@@ -32,16 +33,7 @@ struct MailboxFixture {
 
     @discardableResult
     func notmuch(_ arguments: String...) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/notmuch")
-        process.arguments = arguments
-        process.environment = ["NOTMUCH_CONFIG": config.path, "HOME": directory.path]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        try notmuchOutput(arguments, config: config.path, home: directory.path)
     }
 
     /// An open descriptor on `text`, written to a file of the fixture.

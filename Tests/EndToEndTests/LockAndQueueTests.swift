@@ -44,6 +44,16 @@ struct LockAndQueueTests {
         return ((try? FileManager.default.contentsOfDirectory(atPath: queue)) ?? []).filter { $0.hasPrefix("Q1~") || $0.hasSuffix(".record") }
     }
 
+    /// Delivers the message `id` while another program holds the write
+    /// lock: written and queued, not indexed (the wait is --lock-timeout 0.2).
+    private func deliverQueued(_ fixture: MailFixture, id: String, _ arguments: [String] = [],
+                               sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let holder = try LockHolder(fixture)
+        defer { holder.release() }
+        let result = try fixture.deliver(sampleMessage(id: id), ["--lock-timeout", "0.2"] + arguments)
+        #expect(result.status == 0, "\(result.stderr)", sourceLocation: sourceLocation)
+    }
+
     @Test func theHolderReallyBlocksNotmuchInsert() throws {
         // The test's lock is the real thing: notmuch insert waits on it.
         let fixture = try MailFixture()
@@ -83,8 +93,7 @@ struct LockAndQueueTests {
     }
 
     @Test func lockedDatabaseQueuesDurablyAndFlushApplies() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         let holder = try LockHolder(fixture)
         let message = sampleMessage(id: "queued@example.org")
         let started = Date()
@@ -111,14 +120,10 @@ struct LockAndQueueTests {
     /// The queue entry is a link to the message named after the record; a
     /// record too long for a file name goes to a file of its own instead.
     @Test func bothKindsOfQueueEntryAreApplied() throws {
-        let fixture = try MailFixture()
-        let holder = try LockHolder(fixture)
-        try fixture.useRules("+long -- sender:/^s{200}@/\n")
+        let fixture = try MailFixture.withRules("+long -- sender:/^s{200}@/\n")
         let longSender = String(repeating: "s", count: 200) + "@example.org"
-        #expect(try fixture.deliver(sampleMessage(id: "short@example.org"), ["--lock-timeout", "0.2", "+cli"]).status == 0)
-        #expect(try fixture.deliver(sampleMessage(id: "long@example.org"),
-                                    ["--lock-timeout", "0.2", "--sender", longSender]).status == 0)
-        holder.release()
+        try deliverQueued(fixture, id: "short@example.org", ["+cli"])
+        try deliverQueued(fixture, id: "long@example.org", ["--sender", longSender])
         let entries = queueFiles(fixture)
         #expect(entries.count == 2)
         let linked = try #require(entries.first { $0.hasPrefix("Q1~") })
@@ -146,11 +151,8 @@ struct LockAndQueueTests {
     }
 
     @Test func theNextDeliveryTakesTheQueueAlong() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
-        let holder = try LockHolder(fixture)
-        #expect(try fixture.deliver(sampleMessage(id: "first@example.org"), ["--lock-timeout", "0.2"]).status == 0)
-        holder.release()
+        let fixture = try MailFixture.withRules(Self.rules)
+        try deliverQueued(fixture, id: "first@example.org")
         #expect(try fixture.deliver(sampleMessage(id: "second@example.org")).status == 0)
         #expect(try fixture.tags("id:first@example.org") == ["ruled", "unread"])
         #expect(try fixture.tags("id:second@example.org") == ["ruled", "unread"])
@@ -159,11 +161,8 @@ struct LockAndQueueTests {
     }
 
     @Test func aQueuedMessageIndexedFirstByNotmuchNewGetsItsRuleTagsExactlyOnce() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
-        let holder = try LockHolder(fixture)
-        #expect(try fixture.deliver(sampleMessage(id: "raced@example.org"), ["--lock-timeout", "0.2", "+cli"]).status == 0)
-        holder.release()
+        let fixture = try MailFixture.withRules(Self.rules)
+        try deliverQueued(fixture, id: "raced@example.org", ["+cli"])
         // notmuch new indexes the file first, with new.tags only.
         _ = try fixture.notmuch("new")
         #expect(try fixture.tags("id:raced@example.org") == ["inbox", "unread"])
@@ -183,11 +182,8 @@ struct LockAndQueueTests {
     }
 
     @Test func aQueuedFileRenamedByAReaderIsStillFound() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
-        let holder = try LockHolder(fixture)
-        #expect(try fixture.deliver(sampleMessage(id: "renamed@example.org"), ["--lock-timeout", "0.2"]).status == 0)
-        holder.release()
+        let fixture = try MailFixture.withRules(Self.rules)
+        try deliverQueued(fixture, id: "renamed@example.org")
         // notmuch new indexes it; the reader marks it read, which moves it to cur/ with S.
         _ = try fixture.notmuch("new")
         _ = try fixture.notmuch("tag", "-unread", "id:renamed@example.org")
@@ -219,8 +215,7 @@ struct LockAndQueueTests {
     }
 
     @Test func aBurstOfConcurrentDeliveriesLosesNothing() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         let workers = 8, each = 6
         let failures = Mutex(0)
         // One thread per deliverer: all eight really run at once.

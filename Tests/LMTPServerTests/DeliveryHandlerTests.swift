@@ -5,6 +5,7 @@ import LMTP
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import TestSupport
 import Testing
 
 /// The spool and delivery handlers with a real `Deliverer` on a temporary
@@ -28,16 +29,7 @@ import Testing
 
         @discardableResult
         func notmuch(_ arguments: String...) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/notmuch")
-            process.arguments = arguments
-            process.environment = ["NOTMUCH_CONFIG": config.path, "HOME": directory.path]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            try notmuchOutput(arguments, config: config.path, home: directory.path)
         }
 
         func remove() { try? FileManager.default.removeItem(at: directory) }
