@@ -14,7 +14,13 @@ package enum MailFolder {
     /// (mail under tmp/ is invisible, and a maildir inside new/ or cur/
     /// would be read as messages). The quota skips the same names, so what
     /// it counts is what a delivery may write.
-    package static let reservedNames: Set<String> = [".notmuch", "tmp", "new", "cur"]
+    package static let reservedNames: Set<String> = [databaseFolderName, "tmp", "new", "cur"]
+
+    /// The notmuch database's folder in a mail root. Notmuch owns the name
+    /// (`Database.folderName`); this target keeps its own copy because a
+    /// maildir library must not depend on the database, and a test
+    /// (DatabaseFolderNameTests) holds the two equal.
+    package static let databaseFolderName = ".notmuch"
 
     /// The most levels a folder may have: as deep as the quota counts
     /// (MaildirQuota), so that no folder holds mail it does not see.
@@ -28,7 +34,7 @@ package enum MailFolder {
         let parts = try checkedComponents(of: name)
         if let reserved = parts.first(where: { reservedNames.contains($0) }) {
             throw DeliveryError(.usage, "folder '\(name ?? "")' has a part '\(reserved)', which is reserved "
-                                + "(the database's .notmuch, or a maildir's tmp, new or cur); choose another folder")
+                                + "(the database's \(databaseFolderName), or a maildir's tmp, new or cur); choose another folder")
         }
         if !database.isEmpty, parts.starts(with: database) {
             throw DeliveryError(.usage, "folder '\(name ?? "")' is inside the notmuch database's folder "
@@ -89,7 +95,7 @@ package enum MailFolder {
 
     /// Where the folder really is, once the symlinks inside the root that
     /// the opening followed are resolved, through the same check: a link
-    /// (`box` to `.notmuch/x`, say) must not lead a delivery into the
+    /// (`box` into the database's folder, say) must not lead a delivery into the
     /// database or a maildir's tmp/.
     private static func checkWhereItLeads(_ folder: FileDescriptor, named name: String, root: FilePath,
                                           database: [String]) throws(DeliveryError) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeliveryKit
+import Notmuch
 import Rules
 import Sieve
 
@@ -15,7 +16,7 @@ struct CheckRules: ParsableCommand {
     @OptionGroup var notmuch: NotmuchConfigArguments
 
     @Option(help: ArgumentHelp("With --recipient: check the virtual mailbox's own rules, which a delivery "
-                               + "with this --mail-root reads (its .notmuch/deliver.rules or deliver.sieve).",
+                               + "with this --mail-root reads (deliver.rules or deliver.sieve in its \(Database.folderName) folder).",
                                valueName: "template"))
     var mailRoot: String?
 

@@ -262,7 +262,7 @@ struct DeliverySession {
     private var queueLinksAreSafe: Bool {
         let queue = queue.directory.string
         let root = settings.mailRoot.hasSuffix("/") ? settings.mailRoot : settings.mailRoot + "/"
-        return !queue.hasPrefix(root) || queue.contains("/.notmuch/")
+        return !queue.hasPrefix(root) || queue.contains("/\(Database.folderName)/")
     }
 
     private func queued(_ file: FilePath, reason: String?, abandoned: Bool) -> DeliveryReport {

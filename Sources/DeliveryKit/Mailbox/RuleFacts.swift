@@ -191,7 +191,7 @@ public enum RulesLoader {
 
 extension RulesLoader {
     /// The rules file a delivery with `options` reads, nil for none: the
-    /// file given; else a virtual mailbox's own `.notmuch/deliver.rules`
+    /// file given; else a virtual mailbox's own `deliver.rules` in its database folder
     /// (`mailRootTemplate` and the envelope's recipient name the mailbox),
     /// if it has one; else `deliver.rules` from the notmuch config. Creates
     /// nothing, so that `check-rules` can ask before the first delivery.
@@ -255,7 +255,7 @@ enum ScriptLocation {
         case .file(let path): return path
         case .configured:
             if let mailbox = options.databasePath {
-                let own = FilePath(mailbox).appending(".notmuch").appending(mailboxFileName)
+                let own = FilePath(Database.standardFolder(databasePath: mailbox)).appending(mailboxFileName)
                 return FileSystem.kind(of: own) == .notADirectory ? own.string : nil
             }
             return try configured().map { RulesLoader.expand($0, home: options.home) }

@@ -72,8 +72,8 @@ enum VirtualMailbox {
         }
         try checkLength(of: result, substituted: substituted, recipient: recipient)
         // Room below the mailbox for the longest names written there: a
-        // queue entry's (NAME_MAX) in .notmuch/notmuch-deliver-queue/.
-        let longestInside = "/.notmuch/notmuch-deliver-queue/".utf8.count + Int(NAME_MAX)
+        // queue entry's (NAME_MAX) in the database folder's queue directory.
+        let longestInside = "/\(Database.folderName)/\(PendingQueue.directoryName)/".utf8.count + Int(NAME_MAX)
         if result.utf8.count + longestInside >= Int(PATH_MAX) {
             throw DeliveryError(.noSuchMailbox, "recipient '\(shortened(recipient))': its mailbox path is "
                                 + "\(result.utf8.count) bytes; with the files inside it, that exceeds PATH_MAX "
@@ -135,7 +135,7 @@ enum VirtualMailbox {
         } catch {
             throw DeliveryError(.temporary, "cannot create the mailbox '\(root)': \(error)")
         }
-        // .notmuch/ may exist already, holding the mailbox's rules.
+        // The database folder may exist already, holding the mailbox's rules.
         guard !Database.exists(databasePath: root) else { return }
         do {
             let database = try Database.create(config: .none, databasePath: root)

@@ -189,9 +189,12 @@ extension PendingRecord {
 public struct PendingQueue: Sendable {
     let directory: FilePath
 
+    /// The queue's directory name inside the database's folder.
+    static let directoryName = "notmuch-deliver-queue"
+
     init(databasePath: String) {
         // Beside the xapian/ directory, inside the database's own folder.
-        directory = FilePath(Database.folder(databasePath: databasePath)).appending("notmuch-deliver-queue")
+        directory = FilePath(Database.folder(databasePath: databasePath)).appending(Self.directoryName)
     }
 
     /// Queues a delivery of `message` (the file, already synced) and
