@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "MailParsing", targets: ["MailParsing"]),
         .library(name: "LMTP", targets: ["LMTP"]),
         .library(name: "Watch", targets: ["Watch"]),
+        .library(name: "Threads", targets: ["Threads"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +34,12 @@ let package = Package(
         .systemLibrary(name: "CPosix", path: "Modules/CPosix"),
         .systemLibrary(name: "CCompression", path: "Modules/CCompression",
                        providers: [.apt(["zlib1g-dev", "liblzma-dev", "libbz2-dev"])]),
+
+        // Threads and time: the monotonic clock, a pause, a thread started
+        // and waited for with a deadline, a condition variable, a handoff.
+        // What the standard library's Synchronization (Mutex, Atomic) cannot
+        // do, hand-made once on pthreads.
+        .target(name: "Threads"),
 
         // A safe Swift face for libnotmuch; no C type leaves it.
         .target(name: "Notmuch", dependencies: ["CNotmuch"]),
@@ -65,7 +72,7 @@ let package = Package(
         // The delivery pipeline: settings, rules on messages, the queue,
         // indexing through libnotmuch, import; what every front door uses.
         .target(name: "DeliveryKit", dependencies: [
-            "MaildirKit", "Notmuch", "Rules", "Sieve", "MailParsing", "Mbox", "CPosix",
+            "MaildirKit", "Notmuch", "Rules", "Sieve", "MailParsing", "Mbox", "CPosix", "Threads",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -78,7 +85,7 @@ let package = Package(
         // The LMTP server: SwiftNIO sockets around the engine, deliveries
         // through DeliveryKit's group commits. The only target that knows NIO.
         .target(name: "LMTPServer", dependencies: [
-            "LMTP", "DeliveryKit", "MaildirKit",
+            "LMTP", "DeliveryKit", "MaildirKit", "Threads",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "SystemPackage", package: "swift-system"),
@@ -88,18 +95,19 @@ let package = Package(
         // inotify events in bursts, each burst one transaction through
         // DeliveryKit (new.tags, flags, rules, the queue).
         .target(name: "Watch", dependencies: [
-            "DeliveryKit", "Notmuch", "MaildirKit",
+            "DeliveryKit", "Notmuch", "MaildirKit", "Threads",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         .executableTarget(name: "notmuch-deliver", dependencies: [
-            "DeliveryKit", "MaildirKit", "Notmuch", "Rules", "Sieve", "Mbox", "LMTPServer", "Watch",
+            "DeliveryKit", "MaildirKit", "Notmuch", "Rules", "Sieve", "Mbox", "LMTPServer", "Watch", "Threads",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
+        .testTarget(name: "ThreadsTests", dependencies: ["Threads"]),
         .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing", "Notmuch"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
         .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules"]),

@@ -4,6 +4,7 @@ import LMTP
 import NIOCore
 import NIOPosix
 import Synchronization
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import DeliveryKit
 import LMTP
 import MaildirKit
+import Threads
 
 /// One LMTP transaction's message, delivered to each of its recipients:
 /// all are written and queued first, then their commits waited for

@@ -3,6 +3,7 @@ import Logging
 import MaildirKit
 import Notmuch
 import SystemPackage
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import DeliveryKit
 import Logging
 import Notmuch
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

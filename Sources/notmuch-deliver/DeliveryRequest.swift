@@ -2,6 +2,7 @@ import DeliveryKit
 import Notmuch
 import SystemPackage
 import MaildirKit
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

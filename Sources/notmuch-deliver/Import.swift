@@ -2,6 +2,7 @@ import ArgumentParser
 import DeliveryKit
 import Mbox
 import MaildirKit
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

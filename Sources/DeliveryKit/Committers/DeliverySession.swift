@@ -2,6 +2,7 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

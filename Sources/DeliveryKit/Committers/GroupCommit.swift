@@ -3,6 +3,7 @@ import Rules
 import SystemPackage
 import Synchronization
 import MaildirKit
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -4,6 +4,7 @@ import Mbox
 import Notmuch
 import SystemPackage
 import MaildirKit
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -3,6 +3,7 @@ import Mbox
 import Synchronization
 import SystemPackage
 import MaildirKit
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 internal import CPosix
 import MailParsing
 import SystemPackage
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

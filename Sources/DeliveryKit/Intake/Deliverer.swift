@@ -3,6 +3,7 @@ import MailParsing
 import Notmuch
 import Rules
 import SystemPackage
+import Threads
 
 /// The delivery core, built once by a front door from its options (config,
 /// rules, mail root or mail-root template) and used for as many messages as

@@ -1,5 +1,6 @@
 import MaildirKit
 import SystemPackage
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif

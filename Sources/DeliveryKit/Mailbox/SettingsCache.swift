@@ -1,6 +1,7 @@
 import Notmuch
 import MaildirKit
 import Synchronization
+import Threads
 
 /// A server's settings per mailbox, read again at most a second after the
 /// last reading: loading the notmuch configuration opens the database

@@ -1,4 +1,5 @@
 import MaildirKit
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif
