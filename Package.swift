@@ -46,11 +46,13 @@ let package = Package(
 
         // Reading mail: headers through GMime.
         .target(name: "MailParsing", dependencies: [
-            "CGMime", .product(name: "SystemPackage", package: "swift-system"),
+            "CGMime", "MaildirKit", .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         // mbox archives: splitting, unescaping, compressed input.
-        .target(name: "Mbox", dependencies: ["MailParsing", "CCompression"]),
+        .target(name: "Mbox", dependencies: [
+            "MailParsing", "MaildirKit", "CCompression", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
 
         // The rules language: parsing and evaluation, independent of notmuch.
         // Folder names pass MaildirKit's one gate (MailFolder) when a rule is read.
@@ -113,7 +115,7 @@ let package = Package(
         .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
         .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
-        .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit"]),
+        .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit", "MaildirKit"]),
         // The executable's quick command-line reader against ArgumentParser.
         .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),
         // Runs the built executable against real maildirs and the real notmuch CLI.

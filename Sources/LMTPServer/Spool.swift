@@ -1,8 +1,6 @@
 import SystemPackage
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
+import MaildirKit
 
 /// Where a message arriving over LMTP waits, while it arrives, for its
 /// recipients' deliveries: a file with no name (unlinked as soon as it is
@@ -40,23 +38,8 @@ final class Spool {
         // An O_TMPFILE file never has a name, so a server killed at any
         // instant leaves nothing (make stress --lmtp found a named spool
         // left in a mail root by a SIGKILL between its open and unlink).
-        let unnamed = open(directory, O_RDWR | Self.temporaryFile | O_CLOEXEC, 0o600)
-        if unnamed >= 0 {
-            descriptor = FileDescriptor(rawValue: unnamed)
-            return
-        }
-        // A file system without O_TMPFILE: a name, removed at once.
-        var random = SystemRandomNumberGenerator()
-        let name = "\(directory)/.lmtp-spool.\(getpid()).\(random.next() as UInt64)"
-        let raw = open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard raw >= 0 else { throw Errno(rawValue: errno) }
-        unlink(name)
-        descriptor = FileDescriptor(rawValue: raw)
+        descriptor = try AnonymousFile.create(in: directory, prefix: "lmtp-spool")
     }
-
-    /// Linux's O_TMPFILE (__O_TMPFILE | O_DIRECTORY), which Glibc's
-    /// module does not export.
-    private static let temporaryFile: Int32 = 0o20_000_000 | O_DIRECTORY
 
     func append(_ bytes: [UInt8]) {
         guard failure == nil, !bytes.isEmpty else { return }
@@ -77,8 +60,8 @@ final class Spool {
     /// or closed (after a write error, or when enough are kept).
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let emptied = failure == nil && ftruncate(descriptor.rawValue, 0) == 0
-            && lseek(descriptor.rawValue, 0, SEEK_SET) == 0
+        let emptied = failure == nil && (try? descriptor.resize(to: 0)) != nil
+            && (try? descriptor.seek(offset: 0, from: .start)) == 0
         let keeping = emptied && Self.kept.withLock { kept in
             guard kept[directory, default: []].count < Self.keptAtMost else { return false }
             kept[directory, default: []].append(descriptor)

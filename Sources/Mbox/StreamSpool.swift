@@ -1,6 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+internal import MaildirKit
+import SystemPackage
 
 /// A compressed archive must be checked whole before anything from it is
 /// stored (see ArchiveCheck), which means reading it twice. A regular file
@@ -15,17 +14,15 @@ public final class StreamSpool {
     /// Plain input from a stream, open, with the bytes read to tell what it
     /// is put back: to be read from, not opened again.
     public let plainSource: ByteSource?
-    private let spool: Int32
+    private let spool: FileDescriptor?
 
     public init(path archive: String, directory: String) throws {
-        let fd = archive == "-" ? dup(STDIN_FILENO) : open(archive, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ArchiveError(description: "\(archive): \(String(cString: strerror(errno)))") }
-        var info = stat()
-        if archive != "-", fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG {
-            close(fd)
+        let fd = try Archive.openInput(archive, name: archive)
+        if archive != "-", let info = try? fd.stat(), info.type == .regular {
+            try? fd.close()
             path = archive
             plainSource = nil
-            spool = -1
+            spool = nil
             return
         }
         let input = PlainSource(fd: fd, name: archive)
@@ -36,33 +33,29 @@ public final class StreamSpool {
         guard Archive.isCompressed(head) else {
             path = archive
             plainSource = input
-            spool = -1
+            spool = nil
             return
         }
-        var template = Array((directory + "/import-spool-XXXXXX").utf8CString)
-        let file = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard file >= 0 else { throw Self.cannotSpool(archive, directory) }
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        let file: FileDescriptor
+        do { file = try AnonymousFile.create(in: directory, prefix: "import-spool") } catch {
+            throw Self.cannotSpool(archive, directory, error)
+        }
         spool = file
         plainSource = nil
-        path = "/proc/self/fd/\(file)"
+        path = "/proc/self/fd/\(file.rawValue)"
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let read = try chunk.withUnsafeMutableBytes { try input.read(into: $0) }
             if read == 0 { break }
-            var written = 0
-            while written < read {
-                let n = chunk[written..<read].withUnsafeBytes { write(file, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw Self.cannotSpool(archive, directory) }
-                written += n
+            do { _ = try chunk[..<read].withUnsafeBytes { try file.writeAll($0) } } catch {
+                throw Self.cannotSpool(archive, directory, error)
             }
         }
     }
 
-    deinit { if spool >= 0 { close(spool) } }
+    deinit { try? spool?.close() }
 
-    private static func cannotSpool(_ archive: String, _ directory: String) -> ArchiveError {
-        ArchiveError(description: "\(archive): cannot copy the compressed stream to \(directory) to check it: \(String(cString: strerror(errno)))")
+    private static func cannotSpool(_ archive: String, _ directory: String, _ error: any Error) -> ArchiveError {
+        ArchiveError(description: "\(archive): cannot copy the compressed stream to \(directory) to check it: \(error)")
     }
 }

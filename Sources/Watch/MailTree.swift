@@ -1,4 +1,5 @@
 import Notmuch
+import MaildirKit
 
 /// The mail root and what under it is never mail: `new.ignore`, every
 /// `.notmuch` folder, and the database's own folder when it lies inside.

@@ -4,9 +4,6 @@ import MaildirKit
 import Notmuch
 import SystemPackage
 import Threads
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A watcher's failure: what went wrong, for one line in the log or on stderr.
 public struct WatchError: Error, CustomStringConvertible {
@@ -107,7 +104,7 @@ public final class Reconciler {
         let deadline = Monotonic.seconds + found.lockTimeout
         while Database.isWriteLockHeld(databasePath: found.databasePath) {
             if Monotonic.seconds >= deadline { return nil }
-            usleep(20_000)
+            Pause.sleep(seconds: 0.02)
         }
         let database: Database
         do { database = try found.openForWriting() } catch {

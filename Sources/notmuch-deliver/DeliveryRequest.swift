@@ -3,9 +3,6 @@ import Notmuch
 import SystemPackage
 import MaildirKit
 import Threads
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Where mail goes and how it is tagged, as plain values: what a delivery,
 /// `explain` and `import` share.
@@ -28,7 +25,7 @@ struct FilingValues: Equatable {
         options.profile = profile
         options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
         options.sieve = noRules ? .none : sieve.map { .file($0) } ?? .configured
-        options.home = ProcessEnvironment.value("HOME")
+        options.home = ProcessEnvironment.value(of: "HOME")
         for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
         for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
     }
@@ -69,7 +66,7 @@ struct DeliveryRequest: Equatable {
             }
         }
         options.mailRootTemplate = mailRoot
-        options.timingsFile = ProcessEnvironment.value("NOTMUCH_DELIVER_TIMINGS")
+        options.timingsFile = ProcessEnvironment.value(of: "NOTMUCH_DELIVER_TIMINGS")
         if let lockTimeout {
             guard DeliveryOptions.isValidLockTimeout(lockTimeout) else {
                 throw DeliveryError(.usage, "--lock-timeout must be between 0 and \(Int(DeliveryOptions.maximumLockTimeout)) seconds")

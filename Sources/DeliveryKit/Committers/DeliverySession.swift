@@ -3,9 +3,6 @@ import Rules
 import SystemPackage
 import MaildirKit
 import Threads
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One delivery's way through the database, once its message is written:
 /// a bounded wait for the write lock, then its own message and every

@@ -1,13 +1,9 @@
-internal import CPosix
 import MailParsing
 import Mbox
 import Notmuch
 import SystemPackage
 import MaildirKit
 import Threads
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What an import is asked to do.
 public struct ImportOptions: Sendable {
@@ -361,12 +357,7 @@ public final class Importer {
 
     /// The From_ line's date (`Mon Nov 24 09:00:00 2025`, in UTC by convention).
     static func envelopeDate(_ envelope: String) -> Int? {
-        let words = envelope.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        guard words.count >= 5 else { return nil }
-        let date = words.suffix(5).joined(separator: " ")
-        var parts = tm()
-        guard cposix_strptime(date, "%a %b %d %H:%M:%S %Y", &parts) != nil else { return nil }
-        return timegm(&parts)
+        FromLineDate.seconds(in: envelope)
     }
 }
 

@@ -1,9 +1,6 @@
 import MaildirKit
 import SystemPackage
 import Threads
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// How a delivery treats the mailbox's quota: the limit configured (if
 /// any; else the one an existing `maildirsize` names), whether a refusal is
@@ -94,21 +91,22 @@ struct QuotaPolicy: Sendable {
         guard let size = measure() else {
             return .refused(DeliveryError(.temporary, "cannot measure the message for the quota"))
         }
-        let lock = mailbox.root.withPlatformString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard lock >= 0 else { return .refused(DeliveryError(.temporary, "cannot open '\(mailbox.root)' to lock it")) }
-        defer { close(lock) }
-        // Held for a read and an append: short, and released by close.
-        // flock(2) has no timeout: tried without waiting, again and again.
+        guard let lock = mailbox.openLock() else {
+            return .refused(DeliveryError(.temporary, "cannot open '\(mailbox.root)' to lock it"))
+        }
+        // Held for a read and an append: short.
+        defer { lock.release() }
+        // The lock has no timeout: tried without waiting, again and again.
         let giveUp = Monotonic.seconds + lockWait
-        while flock(lock, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR else {
-                return .refused(DeliveryError(.temporary, "cannot lock '\(mailbox.root)': \(Errno(rawValue: errno))"))
+        while true {
+            do throws(Errno) { if try lock.tryTake() { break } } catch {
+                return .refused(DeliveryError(.temporary, "cannot lock '\(mailbox.root)': \(error)"))
             }
             guard Monotonic.seconds < giveUp else {
                 return .refused(DeliveryError(.temporary, "'\(mailbox.root)' stayed locked (flock) by another program "
                                               + "for \(lockWait) s; deferred"))
             }
-            usleep(20_000)
+            Pause.sleep(seconds: 0.02)
         }
         // Read again under the lock: another delivery may have added since.
         guard let (limit, usage) = mailbox.current(limit: limit) else { return .admitted(nil) }

@@ -3,9 +3,6 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The envelope of a delivery: who it is for and from, as the MTA said.
 public struct Envelope: Sendable, Equatable {
@@ -159,10 +156,8 @@ public enum RulesLoader {
             }
         }
         defer { try? fd.close() }
-        var info = stat()
-        guard fstat(fd.rawValue, &info) == 0 else { throw Errno(rawValue: errno) }
         let tooLarge = UnreadableFile(description: "larger than the limit of \(limit) bytes")
-        guard info.st_size <= limit else { throw tooLarge }
+        guard try fd.stat().size <= limit else { throw tooLarge }
         var bytes: [UInt8] = []
         try fd.readChunks { chunk in
             bytes += chunk

@@ -3,9 +3,6 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What is needed to finish a delivery later: the file, and everything
 /// that decides its tags and folder. One small text file per message (see
@@ -234,9 +231,9 @@ public struct PendingQueue: Sendable {
         }
         let name = (message.lastComponent?.string ?? MaildirName.unique()) + Self.recordSuffix
         // Two retries of one message may queue at once: each its own temp file.
-        let temporary = directory.appending(".tmp-\(getpid())-" + name)
+        let temporary = directory.appending(".tmp-\(ProcessEnvironment.processID)-" + name)
         var data = record.encoded
-        let fd = try FileSystem.openRegularFile(temporary.string, flags: O_WRONLY | O_CREAT | O_TRUNC,
+        let fd = try FileSystem.openRegularFile(temporary.string, for: .writingAfresh,
                                                 followSymlinks: false)
         do {
             try data.withUTF8 { try fd.writeEverything(UnsafeRawBufferPointer($0)) }

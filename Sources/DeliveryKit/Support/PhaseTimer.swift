@@ -1,8 +1,5 @@
 import MaildirKit
 import Threads
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Where one delivery's time goes, for `make bench`: set
 /// NOTMUCH_DELIVER_TIMINGS=FILE and each delivery appends one JSON line of
