@@ -90,8 +90,9 @@ package struct Maildir: Sendable {
         case emptyInput
         case read(Errno)
         case write(Errno, FilePath)
-        /// `beforeSync` turned the content down (it is not mail, say).
-        case rejected(DeliveryError)
+        /// `beforeSync` turned the content down (it is not mail, say), with
+        /// the caller's own reason.
+        case rejected(any Error)
     }
 
     /// A delivered file, and whether it was there already: the same bytes
@@ -123,7 +124,7 @@ package struct Maildir: Sendable {
     /// it cannot (another file system, or it moved meanwhile), they are.
     package func deliver(from input: FileDescriptor, permissions: FilePermissions,
                         scratch: Bool = false, syncingDirectory: Bool = true, sameAs: FilePath? = nil,
-                        beforeSync: (FilePath) -> DeliveryError? = { _ in nil }) throws(WriteError) -> Delivered {
+                        beforeSync: (FilePath) -> (any Error)? = { _ in nil }) throws(WriteError) -> Delivered {
         let directories = try subdirectories()
         // Its deinit closes the descriptors: alive until every call below is done.
         defer { withExtendedLifetime(directories) {} }

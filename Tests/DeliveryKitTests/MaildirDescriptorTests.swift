@@ -59,7 +59,7 @@ import MaildirKit
         let root = base.appendingPathComponent("mail").path
         _ = try MailFolder.resolve(root: root, name: "box", create: true, databaseFolder: nil)
         _ = try swapNewForALinkOut(base)
-        #expect(throws: DeliveryError.self) { try MailFolder.resolve(root: root, name: "box", create: true, databaseFolder: nil) }
+        #expect(throws: FolderError.self) { try MailFolder.resolve(root: root, name: "box", create: true, databaseFolder: nil) }
     }
 
     @Test func aMaildirMadeFromAPathRefusesALinkOutToo() throws {

@@ -71,7 +71,9 @@ public final class Importer {
         // A dry run creates nothing, not even the folder, but checks its name.
         if options.dryRun {
             let database = MailFolder.databaseComponents(root: settings.mailRoot, databaseFolder: settings.databaseFolder)
-            _ = try MailFolder.components(of: options.delivery.folder, database: database)
+            do { _ = try MailFolder.components(of: options.delivery.folder, database: database) } catch {
+                throw DeliveryError(error)
+            }
         }
         maildir = options.dryRun
             ? Maildir(FilePath(settings.mailRoot))

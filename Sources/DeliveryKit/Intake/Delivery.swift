@@ -70,7 +70,7 @@ public enum Delivery {
         } catch {
             switch error {
             case .rejected(let error):
-                throw error
+                throw error as? DeliveryError ?? DeliveryError(.temporary, "\(error)")
             case .emptyInput:
                 throw DeliveryError(.notAMessage, "empty input: no message on standard input")
             case .read(let errno):

@@ -153,10 +153,7 @@ struct QuotaPolicy: Sendable {
     private func refusal(_ mailbox: MaildirQuota, usage: QuotaUsage, limit: QuotaLimit, size: Int64) -> DeliveryError {
         let message = "mailbox '\(mailbox.root)' is full: it holds \(usage.bytes) bytes in \(usage.messages) messages "
             + "of its quota \(limit.maildirsizeLine), and this message of \(size) bytes does not fit"
-        var error = permanent ? DeliveryError(.overQuota, message)
-            : DeliveryError(.temporary, message + "; deferred until mail is removed")
-        error.isOverQuota = true
-        return error
+        return DeliveryError(.overQuota(permanent: permanent), permanent ? message : message + "; deferred until mail is removed")
     }
 }
 
