@@ -64,17 +64,21 @@ let package = Package(
         .target(name: "Sieve", dependencies: ["Rules", "MaildirKit"]),
 
         // Maildirs and the file system, knowing nothing of notmuch: writing
-        // and naming messages, folders contained in the mail root, the
-        // From_ line, content checksums, the syscalls swift-system lacks,
-        // and the vocabulary of delivery outcomes (errors, exit statuses).
+        // and naming messages, folders contained in the mail root (their
+        // refusals as its own FolderError), the From_ line, content
+        // checksums, exit statuses. With Threads and Notmuch's lock probe,
+        // the syscall layer: every libc call swift-system lacks (files,
+        // processes, signals, inotify, syslog) behind a named wrapper; no
+        // other target imports Glibc or CPosix.
         .target(name: "MaildirKit", dependencies: [
             "CGLib", "CPosix", .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         // The delivery pipeline: settings, rules on messages, the queue,
-        // indexing through libnotmuch, import; what every front door uses.
+        // indexing through libnotmuch, import, delivery errors; what every
+        // front door uses.
         .target(name: "DeliveryKit", dependencies: [
-            "MaildirKit", "Notmuch", "Rules", "Sieve", "MailParsing", "Mbox", "CPosix", "Threads",
+            "MaildirKit", "Notmuch", "Rules", "Sieve", "MailParsing", "Mbox", "Threads", "CGLib",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
@@ -110,14 +114,18 @@ let package = Package(
 
         .testTarget(name: "NotmuchTests", dependencies: ["Notmuch"]),
         .testTarget(name: "ThreadsTests", dependencies: ["Threads"]),
-        .testTarget(name: "DeliveryKitTests", dependencies: ["DeliveryKit", "MaildirKit", "MailParsing", "Notmuch"]),
+        .testTarget(name: "DeliveryKitTests", dependencies: [
+            "DeliveryKit", "MaildirKit", "MailParsing", "Notmuch", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
         .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
         .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
         .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit", "MaildirKit"]),
         // The executable's quick command-line reader against ArgumentParser.
-        .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),
+        .testTarget(name: "CommandLineTests", dependencies: [
+            "notmuch-deliver", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // Runs the built executable against real maildirs and the real notmuch CLI.
         .testTarget(name: "EndToEndTests", dependencies: ["notmuch-deliver"]),
     ]
