@@ -4,16 +4,16 @@ import LMTP
 import NIOCore
 import NIOPosix
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
+import MaildirKit
+import SystemPackage
 
 /// What `notmuch-deliver lmtp` is asked for.
 public struct LMTPServerConfiguration: Sendable {
     /// Empty: the sockets systemd passes (socket activation).
     public var listen: [ListenAddress] = []
     /// A unix socket's permissions once bound (postfix must be able to connect).
-    public var socketMode: mode_t?
+    public var socketMode: UInt32?
     /// One session on standard input and output (inetd, systemd Accept=yes, tests).
     public var stdio = false
     public var maxConnections = 64
@@ -97,7 +97,8 @@ public final class LMTPServer: Sendable {
                         try self.addHandlers(to: channel, pool: pool)
                     }
                 }
-                .takingOwnershipOfDescriptors(input: STDIN_FILENO, output: STDOUT_FILENO)
+                .takingOwnershipOfDescriptors(input: FileDescriptor.standardInput.rawValue,
+                                              output: FileDescriptor.standardOutput.rawValue)
                 .wait()
             try channel.closeFuture.wait()
         } catch {
@@ -135,8 +136,10 @@ public final class LMTPServer: Sendable {
                 switch address {
                 case .unix(let path):
                     listeners.append(try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait())
-                    if let mode = configuration.socketMode, chmod(path, mode) != 0 {
-                        throw LMTPServerError(description: "cannot set the mode of '\(path)': \(String(cString: strerror(errno)))")
+                    if let mode = configuration.socketMode {
+                        do { try FileSystem.setMode(path, mode) } catch {
+                            throw LMTPServerError(description: "cannot set the mode of '\(path)': \(error)")
+                        }
                     }
                 case .tcp(let host, let port):
                     listeners.append(try bootstrap.bind(host: host, port: port).wait())
@@ -155,17 +158,17 @@ public final class LMTPServer: Sendable {
 
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
-        for signalNumber in [SIGTERM, SIGINT] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        for stopSignal in [SignalPipe.Signal.terminate, .interrupt] {
+            SignalPipe.ignore(stopSignal)
+            let source = DispatchSource.makeSignalSource(signal: stopSignal.rawValue, queue: .global())
             source.setEventHandler { stop.signal() }
             source.resume()
             sources.append(source)
         }
         // The rules and the notmuch configuration are read again within a
         // second of a change; SIGHUP has them read at the next delivery.
-        signal(SIGHUP, SIG_IGN)
-        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        SignalPipe.ignore(.hangUp)
+        let hangup = DispatchSource.makeSignalSource(signal: SignalPipe.Signal.hangUp.rawValue, queue: .global())
         let deliverer = deliverer
         hangup.setEventHandler {
             deliverer.reload()
@@ -203,18 +206,12 @@ public final class LMTPServer: Sendable {
     /// cannot: NIO polls them, and a regular file or /dev/null cannot be
     /// polled (NIO would stop the process rather than give an error).
     public static func stdioProblem() -> String? {
-        for (descriptor, name) in [(STDIN_FILENO, "input"), (STDOUT_FILENO, "output")] where !isPollable(descriptor) {
+        for (descriptor, name) in [(FileDescriptor.standardInput, "input"), (FileDescriptor.standardOutput, "output")]
+            where !FileSystem.isPollable(descriptor) {
             return "--stdio needs its standard \(name) to be a socket, a pipe or a terminal "
                 + "(as inetd or systemd's Accept=yes give it), not a file"
         }
         return nil
-    }
-
-    private static func isPollable(_ descriptor: Int32) -> Bool {
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { return false }
-        let type = info.st_mode & S_IFMT
-        return type == S_IFSOCK || type == S_IFIFO || isatty(descriptor) == 1
     }
 
     /// Short, random, and the same in every log line of one connection.

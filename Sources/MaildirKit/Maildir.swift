@@ -308,7 +308,7 @@ package struct Maildir: Sendable {
             if FileSystem.kind(of: new) == .notADirectory { return new }
             if let read = renamedForFlags(new) { return read }
             guard depth < 64, let names = try? FileSystem.list(directory) else { return nil }
-            for entry in names where ![".notmuch", "tmp", "new", "cur"].contains(entry) {
+            for entry in names where !MailFolder.reservedNames.contains(entry) {
                 let sub = directory.appending(entry)
                 var info = stat()
                 guard lstat(sub.string, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }

@@ -1,8 +1,5 @@
 import MaildirKit
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A compressed archive must be checked whole before anything from it is
 /// stored (see ArchiveCheck), which means reading it twice. A regular file
@@ -21,11 +18,9 @@ public final class StreamSpool {
     private let spool: SpoolFile?
 
     public init(path archive: String, directory: String) throws {
-        let fd = archive == "-" ? dup(STDIN_FILENO) : open(archive, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ArchiveError(description: "\(archive): \(String(cString: strerror(errno)))") }
-        var info = stat()
-        if archive != "-", fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG {
-            close(fd)
+        let fd = try Archive.openInput(archive, name: archive)
+        if archive != "-", let info = try? fd.stat(), info.type == .regular {
+            try? fd.close()
             path = archive
             plainSource = nil
             spool = nil

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeliveryKit
+import Notmuch
 import Rules
 import Sieve
 

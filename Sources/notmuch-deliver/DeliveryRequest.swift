@@ -2,9 +2,7 @@ import DeliveryKit
 import Notmuch
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// Where mail goes and how it is tagged, as plain values: what a delivery,
 /// `explain` and `import` share.
@@ -27,7 +25,7 @@ struct FilingValues: Equatable {
         options.profile = profile
         options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
         options.sieve = noRules ? .none : sieve.map { .file($0) } ?? .configured
-        options.home = ProcessEnvironment.value("HOME")
+        options.home = ProcessEnvironment.value(of: "HOME")
         for tag in addTags { options.filing.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
         for tag in removeTags { options.filing.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
     }
@@ -73,7 +71,7 @@ struct DeliveryRequest: Equatable {
         try filing.apply(to: &options)
         options.filing.decrypt = decrypt
         options.mailRootTemplate = mailRoot
-        options.timingsFile = ProcessEnvironment.value("NOTMUCH_DELIVER_TIMINGS")
+        options.timingsFile = ProcessEnvironment.value(of: "NOTMUCH_DELIVER_TIMINGS")
         if let lockTimeout {
             guard DeliveryOptions.isValidLockTimeout(lockTimeout) else {
                 throw DeliveryError(.usage, "--lock-timeout must be between 0 and \(Int(DeliveryOptions.maximumLockTimeout)) seconds")

@@ -26,7 +26,7 @@ enum ExplainFormatter {
     /// folder gate's verdict on its name), as the folder line says it; nil
     /// when the name passes.
     static func refusal(of folder: String) -> String? {
-        do throws(DeliveryError) { _ = try MailFolder.components(of: folder) } catch {
+        do throws(FolderError) { _ = try MailFolder.components(of: folder) } catch {
             return "(default): '\(folder)' is not used: \(error.message)"
         }
         return nil

@@ -2,6 +2,7 @@ import ArgumentParser
 import DeliveryKit
 import Mbox
 import Notmuch
+import MaildirKit
 
 extension DecryptPolicy: ExpressibleByArgument {}
 extension MboxFormat: ExpressibleByArgument {}
@@ -20,7 +21,7 @@ struct NotmuchConfigArguments: ParsableArguments {
     func apply(to options: inout DeliveryOptions) {
         options.config = config.map { .file($0) } ?? .search
         options.profile = profile
-        options.home = ProcessEnvironment.value("HOME")
+        options.home = ProcessEnvironment.value(of: "HOME")
     }
 }
 

@@ -1,9 +1,6 @@
 import ArgumentParser
 import DeliveryKit
 import FoundationEssentials
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct Quota: ParsableCommand {
     static let configuration = CommandConfiguration(

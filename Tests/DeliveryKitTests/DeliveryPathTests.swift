@@ -4,6 +4,7 @@ import MaildirKit
 import SystemPackage
 import TestSupport
 import Testing
+import Threads
 
 /// A mail root with a notmuch database made by the real notmuch CLI, and
 /// the CLI to look at what was indexed.

@@ -75,21 +75,23 @@ import MaildirKit
 
     @Test(arguments: ["/etc", "..", "a/../b", "a/..", "../a"])
     func refusesEscapes(name: String) {
-        let error = #expect(throws: DeliveryError.self) { try MailFolder.components(of: name) }
-        #expect(error?.exitStatus == .usage)
+        let error = #expect(throws: FolderError.self) { try MailFolder.components(of: name) }
+        #expect(error?.kind == .refusedName)
+        #expect(error.map(DeliveryError.init)?.exitStatus == .usage)
     }
 
     /// The database's folder and a maildir's own subdirectories, at any level.
     @Test(arguments: [".notmuch", ".notmuch/xapian", "tmp", "new", "cur", "./tmp", "lists/cur",
                       "a/.notmuch/notmuch-deliver-quota-warning", "tmp/abs"])
     func refusesReservedNames(name: String) {
-        let error = #expect(throws: DeliveryError.self) { try MailFolder.components(of: name) }
-        #expect(error?.exitStatus == .usage)
+        let error = #expect(throws: FolderError.self) { try MailFolder.components(of: name) }
+        #expect(error?.kind == .refusedName)
+        #expect(error.map(DeliveryError.init)?.exitStatus == .usage)
     }
 
     @Test func refusesTheDatabaseFolderInsideTheRoot() throws {
-        #expect(throws: DeliveryError.self) { try MailFolder.components(of: "db", database: ["db"]) }
-        #expect(throws: DeliveryError.self) { try MailFolder.components(of: "db/x", database: ["db"]) }
+        #expect(throws: FolderError.self) { try MailFolder.components(of: "db", database: ["db"]) }
+        #expect(throws: FolderError.self) { try MailFolder.components(of: "db/x", database: ["db"]) }
         #expect(try MailFolder.components(of: "dbx", database: ["db"]) == ["dbx"])
         #expect(try MailFolder.components(of: "Tmp/news", database: ["db"]) == ["Tmp", "news"])
     }

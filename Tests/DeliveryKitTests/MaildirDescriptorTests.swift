@@ -70,7 +70,7 @@ import MaildirKit
         let base = try scratchDirectory()
         defer { try? manager.removeItem(at: base) }
         _ = try resolveThenSwapNew(base)
-        #expect(throws: DeliveryError.self) {
+        #expect(throws: FolderError.self) {
             try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true, databaseFolder: nil)
         }
     }

@@ -7,6 +7,7 @@ import NIOEmbedded
 import NIOPosix
 import TestSupport
 import Testing
+import Threads
 
 /// The spool and delivery handlers with a real `Deliverer` on a temporary
 /// maildir and notmuch database: what a session hands them is checked,

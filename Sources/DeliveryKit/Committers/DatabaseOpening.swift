@@ -1,4 +1,5 @@
 import Notmuch
+import Threads
 
 /// What the opening thread hands over. Not `Result<Database,
 /// NotmuchError>`: building that generic type at run time has the Swift

@@ -2,9 +2,7 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// One delivery's way through the database, once its message is written:
 /// a bounded wait for the write lock, then its own message and every
@@ -262,7 +260,7 @@ struct DeliverySession {
     private var queueLinksAreSafe: Bool {
         let queue = queue.directory.string
         let root = settings.mailRoot.hasSuffix("/") ? settings.mailRoot : settings.mailRoot + "/"
-        return !queue.hasPrefix(root) || queue.contains("/.notmuch/")
+        return !queue.hasPrefix(root) || queue.contains("/\(Database.folderName)/")
     }
 
     private func queued(_ file: FilePath, reason: String?, abandoned: Bool) -> DeliveryReport {

@@ -2,6 +2,7 @@ import MaildirKit
 import Notmuch
 import Rules
 import SystemPackage
+import Threads
 
 /// The delivery core as a watcher of the maildir uses it: files that a
 /// sync tool wrote are indexed as `notmuch new` indexes them (`new.tags`,

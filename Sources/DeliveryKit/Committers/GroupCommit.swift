@@ -3,9 +3,7 @@ import Rules
 import SystemPackage
 import Synchronization
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// A server's deliveries into one database, committed together. Each
 /// delivery syncs its message and queues it, as a command-line delivery
@@ -67,7 +65,7 @@ final class GroupCommitter: @unchecked Sendable {
 
     /// How long the committer sleeps when the lock or the flusher turn is
     /// taken before it looks again.
-    static let busyPause: useconds_t = 20_000
+    static let busyPause = 0.02
     /// At most this many records in one transaction: a backlog (a server
     /// starting on a killed one's queue, the queue after a long lock) must
     /// not hold the write lock for all of it at once (a user's `notmuch
@@ -188,7 +186,7 @@ final class GroupCommitter: @unchecked Sendable {
                 CostlyMessageGate.shared.trimAfterCommit()
                 return
             }
-            if case .busy = round { usleep(Self.busyPause) }
+            if case .busy = round { Pause.sleep(seconds: Self.busyPause) }
         }
     }
 
@@ -279,7 +277,7 @@ final class GroupCommits: Sendable {
     func waitUntilIdle(until deadline: Double) {
         let all = committers.withLock { Array($0.values) }
         while all.contains(where: { !$0.isIdle }), Monotonic.seconds < deadline {
-            usleep(10_000)
+            Pause.sleep(seconds: 0.01)
         }
     }
 }

@@ -1,6 +1,7 @@
 import MaildirKit
 import Notmuch
 import SystemPackage
+import Threads
 
 /// A server's deliveries (the LMTP server's): many messages, for one
 /// mailbox or many, each staged through the delivery path and committed in

@@ -1,12 +1,9 @@
-internal import CPosix
 import MailParsing
 import Mbox
 import Notmuch
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// What an import is asked to do.
 public struct ImportOptions: Sendable {
@@ -77,8 +74,11 @@ public final class Importer {
         request = MessageRequest(envelope: Envelope(), filing: options.delivery.filing)
         // A dry run creates nothing, not even the folder, but checks its name.
         if options.dryRun {
-            let database = MailFolder.databaseComponents(root: mailbox.settings.mailRoot, databaseFolder: mailbox.settings.databaseFolder)
-            _ = try MailFolder.components(of: options.delivery.filing.folder, database: database)
+            let database = MailFolder.databaseComponents(root: mailbox.settings.mailRoot,
+                                                         databaseFolder: mailbox.settings.databaseFolder)
+            do { _ = try MailFolder.components(of: options.delivery.filing.folder, database: database) } catch {
+                throw DeliveryError(error)
+            }
         }
         maildir = options.dryRun
             ? Maildir(FilePath(mailbox.settings.mailRoot))
@@ -364,12 +364,7 @@ public final class Importer {
 
     /// The From_ line's date (`Mon Nov 24 09:00:00 2025`, in UTC by convention).
     static func envelopeDate(_ envelope: String) -> Int? {
-        let words = envelope.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        guard words.count >= 5 else { return nil }
-        let date = words.suffix(5).joined(separator: " ")
-        var parts = tm()
-        guard cposix_strptime(date, "%a %b %d %H:%M:%S %Y", &parts) != nil else { return nil }
-        return timegm(&parts)
+        FromLineDate.seconds(in: envelope)
     }
 }
 

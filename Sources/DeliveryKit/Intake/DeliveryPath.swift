@@ -2,6 +2,7 @@ import MailParsing
 import MaildirKit
 import Notmuch
 import SystemPackage
+import Threads
 
 /// The way every message goes, whatever its front door: its mailbox found
 /// (and, for a delivery, created), the intake, its committer, and the

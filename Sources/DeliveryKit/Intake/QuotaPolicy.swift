@@ -1,8 +1,6 @@
 import MaildirKit
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// How a delivery treats the mailbox's quota: the limit configured (if
 /// any; else the one an existing `maildirsize` names), whether a refusal is
@@ -93,21 +91,22 @@ struct QuotaPolicy: Sendable {
         guard let size = measure() else {
             return .refused(DeliveryError(.temporary, "cannot measure the message for the quota"))
         }
-        let lock = mailbox.root.withPlatformString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard lock >= 0 else { return .refused(DeliveryError(.temporary, "cannot open '\(mailbox.root)' to lock it")) }
-        defer { close(lock) }
-        // Held for a read and an append: short, and released by close.
-        // flock(2) has no timeout: tried without waiting, again and again.
+        guard let lock = mailbox.openLock() else {
+            return .refused(DeliveryError(.temporary, "cannot open '\(mailbox.root)' to lock it"))
+        }
+        // Held for a read and an append: short.
+        defer { lock.release() }
+        // The lock has no timeout: tried without waiting, again and again.
         let giveUp = Monotonic.seconds + lockWait
-        while flock(lock, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR else {
-                return .refused(DeliveryError(.temporary, "cannot lock '\(mailbox.root)': \(Errno(rawValue: errno))"))
+        while true {
+            do throws(Errno) { if try lock.tryTake() { break } } catch {
+                return .refused(DeliveryError(.temporary, "cannot lock '\(mailbox.root)': \(error)"))
             }
             guard Monotonic.seconds < giveUp else {
                 return .refused(DeliveryError(.temporary, "'\(mailbox.root)' stayed locked (flock) by another program "
                                               + "for \(lockWait) s; deferred"))
             }
-            usleep(20_000)
+            Pause.sleep(seconds: 0.02)
         }
         // Read again under the lock: another delivery may have added since.
         guard let (limit, usage) = mailbox.current(limit: limit) else { return .admitted(nil) }
@@ -154,10 +153,7 @@ struct QuotaPolicy: Sendable {
     private func refusal(_ mailbox: MaildirQuota, usage: QuotaUsage, limit: QuotaLimit, size: Int64) -> DeliveryError {
         let message = "mailbox '\(mailbox.root)' is full: it holds \(usage.bytes) bytes in \(usage.messages) messages "
             + "of its quota \(limit.maildirsizeLine), and this message of \(size) bytes does not fit"
-        var error = permanent ? DeliveryError(.overQuota, message)
-            : DeliveryError(.temporary, message + "; deferred until mail is removed")
-        error.isOverQuota = true
-        return error
+        return DeliveryError(.overQuota(permanent: permanent), permanent ? message : message + "; deferred until mail is removed")
     }
 }
 

@@ -130,8 +130,10 @@ struct DeliverySettings: Sendable {
     /// The maildir for a folder name from any source, through the one gate
     /// (MailFolder) that refuses names that are not folders.
     func maildir(_ name: String?, create: Bool, worldReadable: Bool = false) throws(DeliveryError) -> Maildir {
-        try MailFolder.resolve(root: mailRoot, name: name, create: create, databaseFolder: databaseFolder,
-                               worldReadable: worldReadable)
+        do {
+            return try MailFolder.resolve(root: mailRoot, name: name, create: create, databaseFolder: databaseFolder,
+                                          worldReadable: worldReadable)
+        } catch { throw DeliveryError(error) }
     }
 
     /// A few seconds: long enough for a mail client's tagging, short

@@ -1,5 +1,6 @@
 import Notmuch
 import SystemPackage
+import Threads
 import Synchronization
 import MaildirKit
 

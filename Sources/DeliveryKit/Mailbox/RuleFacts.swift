@@ -3,9 +3,6 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The envelope of a delivery: who it is for and from, as the MTA said.
 public struct Envelope: Sendable, Equatable {
@@ -159,10 +156,8 @@ public enum RulesLoader {
             }
         }
         defer { try? fd.close() }
-        var info = stat()
-        guard fstat(fd.rawValue, &info) == 0 else { throw Errno(rawValue: errno) }
         let tooLarge = UnreadableFile(description: "larger than the limit of \(limit) bytes")
-        guard info.st_size <= limit else { throw tooLarge }
+        guard try fd.stat().size <= limit else { throw tooLarge }
         var bytes: [UInt8] = []
         try fd.readChunks { chunk in
             bytes += chunk
@@ -191,7 +186,7 @@ public enum RulesLoader {
 
 extension RulesLoader {
     /// The rules file a delivery with `options` reads, nil for none: the
-    /// file given; else a virtual mailbox's own `.notmuch/deliver.rules`
+    /// file given; else a virtual mailbox's own `deliver.rules` in its database folder
     /// (`mailRootTemplate` and the envelope's recipient name the mailbox),
     /// if it has one; else `deliver.rules` from the notmuch config. Creates
     /// nothing, so that `check-rules` can ask before the first delivery.
@@ -255,7 +250,7 @@ enum ScriptLocation {
         case .file(let path): return path
         case .configured:
             if let mailbox = mailboxRoot {
-                let own = FilePath(mailbox).appending(".notmuch").appending(mailboxFileName)
+                let own = FilePath(Database.standardFolder(databasePath: mailbox)).appending(mailboxFileName)
                 return FileSystem.kind(of: own) == .notADirectory ? own.string : nil
             }
             return try configured().map { RulesLoader.expand($0, home: options.home) }

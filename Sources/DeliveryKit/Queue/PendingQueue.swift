@@ -3,9 +3,6 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What is needed to finish a delivery later: the file, and everything
 /// that decides its tags and folder. One small text file per message (see
@@ -188,9 +185,12 @@ extension PendingRecord {
 public struct PendingQueue: Sendable {
     let directory: FilePath
 
+    /// The queue's directory name inside the database's folder.
+    static let directoryName = "notmuch-deliver-queue"
+
     init(databasePath: String) {
         // Beside the xapian/ directory, inside the database's own folder.
-        directory = FilePath(Database.folder(databasePath: databasePath)).appending("notmuch-deliver-queue")
+        directory = FilePath(Database.folder(databasePath: databasePath)).appending(Self.directoryName)
     }
 
     /// Queues a delivery of `message` (the file, already synced) and
@@ -230,9 +230,9 @@ public struct PendingQueue: Sendable {
         }
         let name = (message.lastComponent?.string ?? MaildirName.unique()) + Self.recordSuffix
         // Two retries of one message may queue at once: each its own temp file.
-        let temporary = directory.appending(".tmp-\(getpid())-" + name)
+        let temporary = directory.appending(".tmp-\(ProcessEnvironment.processID)-" + name)
         var data = record.encoded
-        let fd = try FileSystem.openRegularFile(temporary.string, flags: O_WRONLY | O_CREAT | O_TRUNC,
+        let fd = try FileSystem.openRegularFile(temporary.string, for: .writingAfresh,
                                                 followSymlinks: false)
         do {
             try data.withUTF8 { try fd.writeEverything(UnsafeRawBufferPointer($0)) }

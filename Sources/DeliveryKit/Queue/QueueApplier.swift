@@ -3,6 +3,7 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
+import Threads
 
 /// Applies the queue of deliveries that waited for the database: every
 /// record in one transaction, each exactly once, with the tags, rules and
