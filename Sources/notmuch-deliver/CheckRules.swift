@@ -9,8 +9,8 @@ struct CheckRules: ParsableCommand {
         commandName: "check-rules",
         abstract: "Check a rules file or a Sieve script; exit 1 if it has errors.",
         discussion: "A file whose name ends in .sieve, or any file with --sieve, is checked as a Sieve script. "
-            + "With --mail-root and --recipient, the virtual mailbox's own rules or script (its "
-            + ".notmuch/deliver.rules or deliver.sieve) are checked, as a delivery reads them.")
+            + "With --mail-root and --recipient, the virtual mailbox's own rules or script (deliver.rules "
+            + "or deliver.sieve in its \(Database.folderName) folder) are checked, as a delivery reads them.")
 
     @Argument(help: "The rules file or Sieve script (default: deliver.rules, or with --sieve deliver.sieve, from the notmuch config).")
     var file: String?
