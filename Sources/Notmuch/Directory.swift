@@ -54,13 +54,7 @@ public final class Directory {
     private func names(_ list: OpaquePointer?) throws(NotmuchError) -> [String] {
         // libnotmuch returns NULL when Xapian threw.
         guard let list else { throw NotmuchError(.xapianException) }
-        defer { notmuch_filenames_destroy(list) }
-        var result: [String] = []
-        while notmuch_filenames_valid(list) != 0 {
-            result.append(String(cString: notmuch_filenames_get(list)))
-            notmuch_filenames_move_to_next(list)
-        }
-        return result
+        return StringList.filenames(list)
     }
 }
 

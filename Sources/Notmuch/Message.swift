@@ -28,25 +28,11 @@ public final class Message {
 
     /// Every file of this message, in libnotmuch's order.
     public var filenames: [String] {
-        guard let names = notmuch_message_get_filenames(handle) else { return [] }
-        defer { notmuch_filenames_destroy(names) }
-        var result: [String] = []
-        while notmuch_filenames_valid(names) != 0 {
-            result.append(String(cString: notmuch_filenames_get(names)))
-            notmuch_filenames_move_to_next(names)
-        }
-        return result
+        notmuch_message_get_filenames(handle).map(StringList.filenames) ?? []
     }
 
     public var tags: [String] {
-        guard let tags = notmuch_message_get_tags(handle) else { return [] }
-        defer { notmuch_tags_destroy(tags) }
-        var result: [String] = []
-        while notmuch_tags_valid(tags) != 0 {
-            result.append(String(cString: notmuch_tags_get(tags)))
-            notmuch_tags_move_to_next(tags)
-        }
-        return result
+        notmuch_message_get_tags(handle).map(StringList.tags) ?? []
     }
 
     /// A header's value as libnotmuch decodes it; nil when absent.
