@@ -28,10 +28,12 @@ final class Inotify {
     let descriptor: Int32
 
     /// What a maildir watcher needs to hear of: entries appearing (by
-    /// create, link or rename), going (unlink, rename away), files written
-    /// and closed, and the directory itself going.
+    /// create, link or rename), going (unlink, rename away), files opened,
+    /// written and closed, and the directory itself going. (The open tells
+    /// a file created by a writer, which closes it later, from one made by
+    /// link(), which nobody closes.)
     private static let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_MODIFY
-                                     | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+                                     | IN_OPEN | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
         | UInt32(IN_ONLYDIR)
 
     init?() {

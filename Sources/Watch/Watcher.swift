@@ -187,6 +187,15 @@ public final class Watcher {
         }
         if event.name.isEmpty { return }  // the directory itself: its parent reports it
         let tree = reconciler.tree
+        if event.has(IN_OPEN) {
+            // Opened right after its creation: most likely by its writer,
+            // whose first write may not have come yet. It waits for the
+            // close, or a second without writes (a reader of a file made by
+            // link() never closes it for writing). Other opens are no news.
+            let path = tree.join(directory, event.name)
+            if !event.isDirectory, created.contains(path) { young[path] = now + 1 }
+            return
+        }
         // Even an ignored entry changes the directory's mtime, which is
         // stored again once the rest of the directory is settled.
         changedDirectories.insert(directory)
@@ -274,8 +283,9 @@ public final class Watcher {
         } else if hasWork {
             due.append(Monotonic.seconds)
         }
-        if let removal = pendingRemovals.values.min() { due.append(removal) }
-        if let directory = goneDirectories.values.min() { due.append(directory) }
+        let now = Monotonic.seconds
+        if let removal = pendingRemovals.values.map({ removalTime($0, now: now) }).min() { due.append(removal) }
+        if let directory = goneDirectories.values.map({ removalTime($0, now: now) }).min() { due.append(directory) }
         if let nextUnwatchedScan { due.append(nextUnwatchedScan) }
         if let settleAt { due.append(settleAt) }
         if let file = young.values.min() { due.append(file) }
@@ -290,12 +300,30 @@ public final class Watcher {
             return true
         }
         if hasWork, firstEvent == nil { return true }
-        if pendingRemovals.values.contains(where: { $0 <= now }) { return true }
-        if goneDirectories.values.contains(where: { $0 <= now }) { return true }
+        if pendingRemovals.values.contains(where: { removalTime($0, now: now) <= now }) { return true }
+        if goneDirectories.values.contains(where: { removalTime($0, now: now) <= now }) { return true }
         if let nextUnwatchedScan, now >= nextUnwatchedScan { return true }
         if let settleAt, now >= settleAt { return true }
         if young.values.contains(where: { $0 <= now }) { return true }
         return false
+    }
+
+    /// Files deferred (being written, or found young), since when.
+    private var deferredSince: [String: Double] = [:]
+
+    /// Whether a removal due at `due` waits: a file deferred by then (or
+    /// in the same burst) may be its message's file coming back. It waits
+    /// for those files, not for later ones, and one more grace period at most.
+    private func waitsForWriters(_ due: Double, now: Double) -> Bool {
+        guard now < due + timing.grace + 5 else { return false }
+        return deferredSince.contains { path, since in
+            since <= due + timing.longestBurst && (writing.contains(path) || (young[path].map { $0 > now } ?? false))
+        }
+    }
+
+    /// When a removal due at `due` is looked at again.
+    private func removalTime(_ due: Double, now: Double) -> Double {
+        waitsForWriters(due, now: now) ? due + timing.grace + 5 : due
     }
 
     /// Turns the burst's events into changes and commits them in one
@@ -353,15 +381,23 @@ public final class Watcher {
                 pendingRemovals[path] = now + timing.grace
             }
         }
+        // A file still being written (or found young) may be a removed
+        // message's file coming back, as when a folder is moved whole
+        // with files written a moment ago: due removals wait for it.
+        deferredSince = Dictionary(uniqueKeysWithValues: stillWriting.map { ($0, deferredSince[$0] ?? now) })
         for (path, due) in pendingRemovals {
-            if due <= now {
+            if due <= now && !waitsForWriters(due, now: now) {
                 changes.removals.append(path)
             } else {
                 unsettled.insert(Self.parent(of: path))
             }
         }
         for (path, due) in goneDirectories {
-            if due <= now { changes.removedDirectories.append(path) } else { unsettled.insert(Self.parent(of: path)) }
+            if due <= now && !waitsForWriters(due, now: now) {
+                changes.removedDirectories.append(path)
+            } else {
+                unsettled.insert(Self.parent(of: path))
+            }
         }
         if !full {
             for (directory, read) in mtimes where !unsettled.contains(directory) && read.seconds != read.readAt {
