@@ -176,6 +176,9 @@ test: deps
 	# The same through the LMTP server, SIGKILLed and restarted every
 	# 0.2 s on average (under 10 s).
 	python3 Tests/Stress/stress.py --lmtp --deliver $(RELEASE_BIN) --workers 4 --messages 200 --kill-every 0.2
+	# The maildir watcher SIGKILLed every 0.5 s on average while a sync
+	# tool's file operations run (about 25 s).
+	python3 Tests/Stress/stress.py --watch --deliver $(RELEASE_BIN) --operations 400 --kill-every 0.5
 	$(MAKE) --no-print-directory e2e
 
 # libFuzzer (with AddressSanitizer) on the project's own parsers: rules
@@ -201,9 +204,13 @@ bench: build
 # STRESS_ARGS=--quota=2M fills a quota too: every refusal 75, maildirsize right.
 # Then the LMTP server: 8 clients x 2,000 messages, the server SIGKILLed and
 # restarted, a notmuch tag loop timed (LMTP_STRESS_ARGS, e.g. --kill-every 1).
+# Then the maildir watcher: 6,000 operations of a sync tool, the watcher
+# SIGKILLed every 2 s on average and restarted (WATCH_STRESS_ARGS, e.g.
+# --operations 20000 --kill-every 0.5 --seed 3).
 stress: build
 	python3 Tests/Stress/stress.py --deliver $(RELEASE_BIN) $(STRESS_ARGS)
 	python3 Tests/Stress/stress.py --lmtp --deliver $(RELEASE_BIN) $(LMTP_STRESS_ARGS)
+	python3 Tests/Stress/stress.py --watch --deliver $(RELEASE_BIN) $(WATCH_STRESS_ARGS)
 
 clean:
 	rm -rf .build .build-bench demo bench-results.json notmuch-deliver_*.deb

@@ -81,7 +81,11 @@ public final class Watcher {
         noteRuleFiles()
         // Watches first: what changes during the first scan is heard of.
         watchTree(reconciler.tree.root)
-        if let counts = try reconciler.reconcile() {
+        // A file written within the last second may be half-written (a
+        // writer straight into cur/ when the watcher starts): it waits, as
+        // in a new folder's scan.
+        let scanned = deferringYoungFiles(try reconciler.scan(reconciler.tree.root), now: Monotonic.seconds)
+        if let counts = try reconciler.commit(scanned) {
             log.info("watch: started on \(reconciler.tree.root), \(watches.count) folders watched; reconciled: \(counts)")
         } else {
             log.warning("watch: the write lock did not come in time for the first scan; trying again")
@@ -351,7 +355,7 @@ public final class Watcher {
         var unsettled = Set<String>()  // directories whose mtime is not stored now
         let full = fullScanNeeded
         if full {
-            changes.merge(try reconciler.scan(reconciler.tree.root))
+            changes.merge(deferringYoungFiles(try reconciler.scan(reconciler.tree.root), now: now))
         } else {
             for directory in newDirectories.sorted() {
                 for watched in watchTree(directory) where watched != directory { newDirectories.remove(watched) }

@@ -424,9 +424,10 @@ class Generator:
             self.files[mid] = {folder + path[len(staging):]}
 
 
-def run_generator(setup, seed, operations):
+def run_generator(setup, seed, operations, while_running=None):
     """In a child as the watcher's user (files owned as a sync tool's
-    would be); returns what it made, through a pipe."""
+    would be); returns what it made, through a pipe. `while_running` is
+    called in the parent once the child runs (threads start after the fork)."""
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -458,6 +459,8 @@ def run_generator(setup, seed, operations):
         finally:
             os._exit(code)
     os.close(writer)
+    if while_running:
+        while_running()
     chunks = []
     while True:
         chunk = os.read(reader, 65536)
