@@ -72,13 +72,15 @@ deps-e2e:
 # package installed, used and purged; the LMTP server against Python's
 # smtplib and raw sockets (lmtp.py, which also runs without root), and real
 # postfix delivering through it (postfix-lmtp.sh); the maildir watcher
-# against notmuch new on a seeded sync tool's operations (watch.py), and
-# with mbsync syncing from dovecot's IMAP (watch-mbsync.py). Those needing root say
+# against notmuch new on a seeded sync tool's operations (watch.py: 4 seeds
+# of 750), at the edges (watch-edges.py: an inotify queue overflow, no
+# inotify watches left, a full disk, SIGTERM while another writer holds
+# the lock), and with mbsync syncing from dovecot's IMAP (watch-mbsync.py). Those needing root say
 # why without it and exit 77, and are counted as skipped, not passed.
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-mbsync; do \
+	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-edges watch-mbsync; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  case $$test in \
 	    lmtp) python3 Tests/Integration/lmtp.py $$subject ;; \

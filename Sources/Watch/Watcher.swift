@@ -68,6 +68,7 @@ public final class Watcher {
         self.options = options
         self.timing = timing
         reconciler = try Reconciler(options: options)
+        reconciler.givesUpWaiting = { SignalPipe.isStopRequested }
         guard let inotify = Inotify() else { throw WatchError("cannot start inotify: \(String(cString: strerror(errno)))") }
         self.inotify = inotify
     }
@@ -123,6 +124,7 @@ public final class Watcher {
     private func reload() {
         do {
             reconciler = try Reconciler(options: options, keeping: reconciler)
+            reconciler.givesUpWaiting = { SignalPipe.isStopRequested }
             noteRuleFiles()
             log.info("watch: configuration and rules read again")
         } catch {

@@ -39,6 +39,10 @@ import time
 import traceback
 
 NOBODY = 65534
+# Run as root, the watcher, the generator and notmuch run as nobody, and
+# the files are nobody's. (Root of a user namespace, where nobody is not
+# mapped, sets this to False and keeps its own identity.)
+DROPS_ROOT = os.geteuid() == 0
 GRACE = 0.5
 RULE_TAG = "ruled"
 USER_TAG = "kept-by-user"
@@ -60,7 +64,7 @@ def check(condition, message):
 
 def as_nobody():
     """For subprocesses and the generator's child: drop to nobody when root."""
-    if os.geteuid() == 0:
+    if DROPS_ROOT:
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)
@@ -80,7 +84,7 @@ class Setup:
         with open(os.path.join(self.dir, "rules"), "w") as f:
             f.write(f"+{RULE_TAG} -- header:Subject~/rule-me/\n")
         os.mkdir(self.mail)
-        if os.geteuid() == 0:
+        if DROPS_ROOT:
             for top, dirs, files in os.walk(self.dir):
                 for name in [top] + [os.path.join(top, n) for n in dirs + files]:
                     os.chown(name, NOBODY, NOBODY)
@@ -506,10 +510,11 @@ def start_watcher(setup):
     return start_watcher_with(setup, ["--grace", str(GRACE)])
 
 
-def start_watcher_with(setup, options):
-    log = os.path.join(setup.dir, "watch.log")
+def start_watcher_with(setup, options, prefix=(), log_name="watch.log"):
+    """`prefix`: a command the watcher runs under (a user namespace)."""
+    log = os.path.join(setup.dir, log_name)
     errors = open(os.path.join(setup.dir, "watch.stderr"), "wb")
-    process = subprocess.Popen([setup.binary, "watch", "--log", log] + options,
+    process = subprocess.Popen(list(prefix) + [setup.binary, "watch", "--log", log] + options,
                                env=setup.env(setup.config), preexec_fn=as_nobody,
                                stdout=subprocess.DEVNULL, stderr=errors)
     deadline = time.time() + 30
@@ -533,7 +538,7 @@ def fresh_view(setup):
     copy = os.path.join(setup.dir, "copy")
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(setup.mail, copy, symlinks=True, ignore=shutil.ignore_patterns(".notmuch"))
-    if os.geteuid() == 0:
+    if DROPS_ROOT:
         for top, dirs, files in os.walk(copy):
             for name in [top] + [os.path.join(top, n) for n in dirs + files]:
                 os.chown(name, NOBODY, NOBODY)
