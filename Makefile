@@ -21,9 +21,9 @@ DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev lib
 DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
 # bash-completion for the installed package's test, systemd-analyze for
-# the LMTP units (root only); isync and dovecot-imapd for the watcher with
-# a real sync tool; strace for the order of syncs and replies.
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync dovecot-imapd strace
+# the LMTP units (root only); isync, offlineimap3 and dovecot-imapd for the
+# watcher with real sync tools; strace for the order of syncs and replies.
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync offlineimap3 dovecot-imapd strace
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -75,12 +75,13 @@ deps-e2e:
 # against notmuch new on a seeded sync tool's operations (watch.py: 4 seeds
 # of 750), at the edges (watch-edges.py: an inotify queue overflow, no
 # inotify watches left, a full disk, SIGTERM while another writer holds
-# the lock), and with mbsync syncing from dovecot's IMAP (watch-mbsync.py). Those needing root say
+# the lock), and with mbsync and offlineimap syncing from dovecot's IMAP
+# (watch-mbsync.py, watch-offlineimap.py). Those needing root say
 # why without it and exit 77, and are counted as skipped, not passed.
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-edges watch-mbsync; do \
+	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-edges watch-mbsync watch-offlineimap; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  case $$test in \
 	    lmtp) python3 Tests/Integration/lmtp.py $$subject ;; \
