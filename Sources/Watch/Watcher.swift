@@ -348,7 +348,8 @@ public final class Watcher {
         var heardLate = Set<String>()
         for event in inotify.read() {
             handle(event)
-            if let directory = watches[event.watch] {
+            // (An open changes no directory: our own reads of the last commit's files.)
+            if !event.has(IN_OPEN), let directory = watches[event.watch] {
                 mtimes[directory] = nil
                 heardLate.insert(directory)
             }
