@@ -42,8 +42,11 @@ let package = Package(
             "CGMime", .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
-        // mbox archives: splitting, unescaping, compressed input.
-        .target(name: "Mbox", dependencies: ["MailParsing", "CCompression"]),
+        // mbox archives: splitting, unescaping, compressed input (a stream
+        // copied to MaildirKit's spool file to be checked whole).
+        .target(name: "Mbox", dependencies: [
+            "MailParsing", "MaildirKit", "CCompression", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
 
         // The rules language: parsing and evaluation, independent of notmuch.
         // Folder names pass MaildirKit's one gate (MailFolder) when a rule is read.
@@ -81,7 +84,6 @@ let package = Package(
             "LMTP", "DeliveryKit", "MaildirKit",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "SystemPackage", package: "swift-system"),
         ]),
 
         // The maildir watcher: a scan of the tree as `notmuch new` makes it,
@@ -105,6 +107,13 @@ let package = Package(
         .testTarget(name: "SieveTests", dependencies: ["Sieve", "Rules"]),
         .testTarget(name: "MboxTests", dependencies: ["Mbox"]),
         .testTarget(name: "LMTPTests", dependencies: ["LMTP"]),
+        // The server's channel handlers on NIO's EmbeddedChannel.
+        .testTarget(name: "LMTPServerTests", dependencies: [
+            "LMTPServer", "LMTP", "DeliveryKit",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "WatchTests", dependencies: ["Watch", "Notmuch", "DeliveryKit"]),
         // The executable's quick command-line reader against ArgumentParser.
         .testTarget(name: "CommandLineTests", dependencies: ["notmuch-deliver"]),

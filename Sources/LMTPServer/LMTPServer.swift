@@ -36,8 +36,8 @@ public struct LMTPServerError: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// The long-lived LMTP server: listens, hands each connection to an
-/// `LMTPHandler`, and stops cleanly: on SIGTERM or SIGINT it stops
+/// The long-lived LMTP server: listens, gives each connection its
+/// handlers (timeouts, the session, the spool, the deliveries), and stops cleanly: on SIGTERM or SIGINT it stops
 /// accepting, lets every transaction in flight end with its replies, waits
 /// for the commits, and returns.
 public final class LMTPServer: Sendable {
@@ -45,7 +45,6 @@ public final class LMTPServer: Sendable {
     private let deliverer: Deliverer
     private let spoolDirectory: String
     private let connections = ConnectionRegistry()
-    private let stopping = Atomic<Bool>(false)
     /// Deliveries per mailbox: with virtual mailboxes a quarter of the
     /// connections (at least 2) for one mailbox, so that one whose files
     /// hang its deliveries leaves threads for the others; a personal
@@ -176,7 +175,6 @@ public final class LMTPServer: Sendable {
         stop.wait()
 
         DeliveryLog.notice("stopping: no new connections; finishing the transactions in flight")
-        stopping.store(true, ordering: .relaxed)
         for listener in listeners { try? listener.close().wait() }
         connections.requestShutdown()
         // A client that neither finishes nor leaves is cut off after its timeout.
@@ -191,9 +189,14 @@ public final class LMTPServer: Sendable {
             maxRecipients: configuration.maxRecipients))
         let delivery = TransactionDelivery(deliverer: deliverer, commitWait: configuration.commitWait,
                                            recipientDelimiters: configuration.recipientDelimiters, gate: gate)
-        try channel.pipeline.syncOperations.addHandler(
-            LMTPHandler(engine: engine, delivery: delivery, pool: pool, spoolDirectory: spoolDirectory,
-                        session: Self.sessionID(), timeout: .seconds(configuration.timeout)))
+        let timeout = TimeAmount.seconds(configuration.timeout)
+        // One job each, from the socket inwards (see PipelineMessages.swift).
+        try channel.pipeline.syncOperations.addHandlers([
+            ClientTimeoutHandler(commandTime: timeout, dataTime: timeout * 4),
+            LMTPSessionHandler(engine: engine),
+            SpoolHandler(directory: spoolDirectory),
+            DeliveryHandler(delivery: delivery, pool: pool, session: Self.sessionID(), workTime: timeout),
+        ])
     }
 
     /// Why standard input and output cannot carry a session, if they

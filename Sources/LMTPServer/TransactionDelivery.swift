@@ -34,7 +34,7 @@ struct TransactionDelivery: Sendable {
     /// One reply per recipient, in RCPT order; nil when `progress` says
     /// the deadline passed while recipients were being staged (the handler
     /// answers then, through `answerAfterDeadline`).
-    func deliver(_ spool: Spool, envelope: LMTPEnvelope, session: String,
+    func deliver(_ spool: SpoolFile, envelope: LMTPEnvelope, session: String,
                  progress: TransactionProgress) -> [LMTPReply]? {
         let started = Monotonic.milliseconds
         if let failure = spool.failure {

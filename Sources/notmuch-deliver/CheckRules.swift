@@ -52,9 +52,12 @@ struct CheckRules: ParsableCommand {
         options.rules = file.map { .file($0) } ?? .configured
         options.sieve = file.map { .file($0) } ?? .configured
         options.mailRootTemplate = mailRoot
-        options.envelope = Envelope(recipient: mailRoot == nil ? nil : recipient)
+        let mailbox = mailRoot == nil ? nil : recipient
         let found: String?
-        do { found = try checksSieve ? SieveLoader.path(for: options) : RulesLoader.path(for: options) } catch {
+        do {
+            found = try checksSieve ? SieveLoader.path(for: options, recipient: mailbox)
+                : RulesLoader.path(for: options, recipient: mailbox)
+        } catch {
             complain(error.message)
             throw ExitCode(1)
         }

@@ -11,7 +11,8 @@ struct Explain: ParsableCommand {
     func run() throws {
         DeliveryLog.bootstrap(verbose: true)
         do {
-            let report = try Delivery.explain(try delivery.request.options(), input: .standardInput)
+            let request = delivery.request
+            let report = try Delivery.explain(try request.options(), envelope: try request.envelope(), input: .standardInput)
             print(ExplainFormatter.format(report))
         } catch {
             complain(error.message)

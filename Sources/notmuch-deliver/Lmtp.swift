@@ -90,7 +90,7 @@ struct Lmtp: ParsableCommand {
         options.quota = quotas.quota
         options.quotaPermanent = quotas.quotaPermanent
         options.quotaWarn = quotas.quotaWarn
-        let deliverer = Deliverer(options, server: true)
+        let deliverer = Deliverer(options)
         let spoolDirectory: String
         do {
             spoolDirectory = try deliverer.spoolDirectory()

@@ -47,8 +47,7 @@ struct Quota: ParsableCommand {
                 var options = DeliveryOptions()
                 notmuch.apply(to: &options)
                 options.mailRootTemplate = mailRoot
-                options.envelope = Envelope(recipient: recipient)
-                statuses.append(try Delivery.quotaStatus(options, recalculate: recalculate))
+                statuses.append(try Delivery.quotaStatus(options, recipient: recipient, recalculate: recalculate))
             } else {
                 for mailbox in mailboxes {
                     statuses.append(try Delivery.quotaStatus(mailbox: mailbox, recalculate: recalculate))

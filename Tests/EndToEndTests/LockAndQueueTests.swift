@@ -58,10 +58,28 @@ struct LockAndQueueTests {
         try process.run()
         try input.fileHandleForWriting.write(contentsOf: Data(sampleMessage().utf8))
         try input.fileHandleForWriting.close()
-        Thread.sleep(forTimeInterval: 1.5)
-        #expect(process.isRunning, "notmuch insert did not wait for the lock")
+        // Waiting is a state the kernel shows: the process sleeps in a
+        // file lock's wait (its wchan), not merely "has not finished yet".
+        #expect(Self.waitsForALock(process.processIdentifier), "notmuch insert did not wait for the lock")
+        #expect(process.isRunning)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+    }
+
+    /// Whether `pid` comes to sleep in a file lock's wait (within 20 s: a
+    /// bound for a loaded machine, not a synchronisation).
+    static func waitsForALock(_ pid: Int32) -> Bool {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            for task in tasks {
+                let wchan = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/wchan", encoding: .utf8)) ?? ""
+                // fcntl_setlk for Xapian's OFD lock; locks_lock_inode_wait for flock(2).
+                if wchan.contains("setlk") || wchan.contains("lock_inode_wait") { return true }
+            }
+            usleep(10_000)
+        }
+        return false
     }
 
     @Test func lockedDatabaseQueuesDurablyAndFlushApplies() throws {

@@ -73,7 +73,10 @@ struct Client {
 
     /// The last line of each reply, cut to code and enhanced code:
     /// ["250 2.1.0", "550 5.1.1", "354"].
-    var replies: [String] {
+    var replies: [String] { Self.replies(in: lines) }
+
+    /// `lines`, the last of each reply, cut to code and enhanced code.
+    static func replies(in lines: [String]) -> [String] {
         lines.filter { $0.count < 4 || $0.dropFirst(3).first == " " }.map { line in
             let words = line.split(separator: " ", maxSplits: 2)
             if words.count > 1, words[1].first?.isNumber == true, words[1].contains(".") {

@@ -163,7 +163,7 @@ final class GroupCommitter: @unchecked Sendable {
             }
             let round = commitOnce(applier, known: known, checkedAsMail: mail, oldestFirst: oldestFirst)
             CostlyMessageGate.shared.trimAfterCommit()
-            if case .committed(let reports) = round, !reports.isEmpty, applier.options.runHooks,
+            if case .committed(let reports) = round, !reports.isEmpty,
                let hooks = applier.settings.hookDirectory {
                 Hook.run("post-insert", in: hooks)
             }
@@ -243,7 +243,7 @@ final class GroupCommitter: @unchecked Sendable {
         prepared.checkedAsMail = checkedAsMail
         let database: Database
         do {
-            database = try applier.options.openDatabase()
+            database = try applier.mailbox.openDatabase()
         } catch {
             return .failed(DeliveryError(.temporary, "cannot open the notmuch database: \(error)"))
         }

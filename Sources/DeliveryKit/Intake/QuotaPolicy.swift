@@ -191,17 +191,20 @@ extension Delivery {
             throw DeliveryError(.usage, "mailbox '\(path)' is not a directory")
         }
         var options = DeliveryOptions()
-        options.config = .none
-        options.databasePath = path
         options.rules = .none
         options.sieve = .none
-        return try quotaStatus(options, recalculate: recalculate)
+        return try status(of: Mailboxes(options).mailbox(root: path), recalculate: recalculate)
     }
 
-    public static func quotaStatus(_ options: DeliveryOptions, recalculate: Bool) throws(DeliveryError) -> QuotaStatus {
-        var options = options
-        try VirtualMailbox.select(&options, ifAbsent: .refuse)
-        let settings = try DeliverySettings(options: options)
+    /// The same for the mailbox the options and `recipient` name (which
+    /// must exist: nothing is created).
+    public static func quotaStatus(_ options: DeliveryOptions, recipient: String?,
+                                   recalculate: Bool) throws(DeliveryError) -> QuotaStatus {
+        try status(of: Mailboxes(options).find(recipient: recipient), recalculate: recalculate)
+    }
+
+    private static func status(of found: Mailbox, recalculate: Bool) -> QuotaStatus {
+        let settings = found.settings
         let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
         let configured = settings.quota.limit
         let fileLimit = configured == nil ? mailbox.read()?.limit : nil

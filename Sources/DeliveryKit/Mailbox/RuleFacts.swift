@@ -195,16 +195,16 @@ extension RulesLoader {
     /// (`mailRootTemplate` and the envelope's recipient name the mailbox),
     /// if it has one; else `deliver.rules` from the notmuch config. Creates
     /// nothing, so that `check-rules` can ask before the first delivery.
-    public static func path(for options: DeliveryOptions) throws(DeliveryError) -> String? {
-        try ScriptLocation.rules.path(for: options)
+    public static func path(for options: DeliveryOptions, recipient: String?) throws(DeliveryError) -> String? {
+        try ScriptLocation.rules.path(for: options, recipient: recipient)
     }
 
     /// The resolution, for a delivery that has loaded its config already:
     /// `configured` gives `deliver.rules` from it, and is asked only when
     /// neither the options nor a virtual mailbox decide.
-    static func path(for options: DeliveryOptions,
+    static func path(for options: DeliveryOptions, mailboxRoot: String?,
                      configured: () throws(DeliveryError) -> String?) throws(DeliveryError) -> String? {
-        try ScriptLocation.rules.path(for: options, configured: configured)
+        try ScriptLocation.rules.path(for: options, mailboxRoot: mailboxRoot, configured: configured)
     }
 }
 
@@ -223,15 +223,15 @@ enum ScriptLocation {
     private var configKey: String { self == .rules ? RulesLoader.configKey : SieveLoader.configKey }
     private var mailboxFileName: String { self == .rules ? "deliver.rules" : SieveLoader.mailboxFileName }
 
-    func path(for options: DeliveryOptions) throws(DeliveryError) -> String? {
-        var options = options
+    func path(for options: DeliveryOptions, recipient: String?) throws(DeliveryError) -> String? {
+        var mailboxRoot: String?
         if source(options) == .configured, let template = options.mailRootTemplate {
-            guard let recipient = options.envelope.recipient else {
+            guard let recipient else {
                 throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR")
             }
-            options.databasePath = try VirtualMailbox.path(template: template, recipient: recipient)
+            mailboxRoot = try VirtualMailbox.path(template: template, recipient: recipient)
         }
-        return try path(for: options) { () throws(DeliveryError) -> String? in
+        return try path(for: options, mailboxRoot: mailboxRoot) { () throws(DeliveryError) -> String? in
             let loaded: Database.LoadedConfig
             do {
                 loaded = try Database.loadConfig(config: options.config, profile: options.profile)
@@ -248,13 +248,13 @@ enum ScriptLocation {
     /// The resolution, for a delivery that has loaded its config already:
     /// `configured` gives the config key's value, and is asked only when
     /// neither the options nor a virtual mailbox decide.
-    func path(for options: DeliveryOptions,
+    func path(for options: DeliveryOptions, mailboxRoot: String?,
               configured: () throws(DeliveryError) -> String?) throws(DeliveryError) -> String? {
         switch source(options) {
         case .none: return nil
         case .file(let path): return path
         case .configured:
-            if let mailbox = options.databasePath {
+            if let mailbox = mailboxRoot {
                 let own = FilePath(mailbox).appending(".notmuch").appending(mailboxFileName)
                 return FileSystem.kind(of: own) == .notADirectory ? own.string : nil
             }

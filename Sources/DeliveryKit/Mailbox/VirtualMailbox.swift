@@ -96,7 +96,7 @@ enum VirtualMailbox {
     }
 
     /// Enough of a long value to recognise it in a one-line message.
-    private static func shortened(_ value: String) -> String {
+    static func shortened(_ value: String) -> String {
         value.count > 64 ? value.prefix(64) + "…" : value
     }
 
@@ -174,32 +174,14 @@ enum VirtualMailbox {
         return roots
     }
 
-    /// What `select` does about a virtual mailbox that does not exist yet:
-    /// a delivery makes it; looking at one (`quota`, `explain`, `flush`)
-    /// finds none and makes nothing.
-    enum Absent { case create, refuse }
+    /// Whether the mailbox at `root` has been made (its folder and database).
+    static func exists(root: String) -> Bool {
+        FileSystem.kind(of: FilePath(root)) == .directory && Database.exists(databasePath: root)
+    }
 
-    /// Points the options at the recipient's mailbox.
-    static func select(_ options: inout DeliveryOptions, ifAbsent: Absent) throws(DeliveryError) {
-        guard let template = options.mailRootTemplate else { return }
-        guard let recipient = options.envelope.recipient else {
-            throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR (pipe's ${recipient}) or set RECIPIENT")
-        }
-        let (root, base) = try expand(template: template, recipient: recipient)
-        // pipe(8) passes no HOME, and libnotmuch derives default paths from
-        // it even with no config file; the mailbox is the natural home.
+    /// pipe(8) passes no HOME, and libnotmuch derives default paths from
+    /// it even with no config file; the mailbox is the natural home.
+    static func becomeHome(_ root: String) {
         if getenv("HOME") == nil { setenv("HOME", root, 1) }
-        switch ifAbsent {
-        case .create:
-            try prepare(root: root, base: base)
-        case .refuse:
-            guard FileSystem.kind(of: FilePath(root)) == .directory, Database.exists(databasePath: root) else {
-                throw DeliveryError(.noSuchMailbox, "recipient '\(shortened(recipient))' has no mailbox yet "
-                                    + "('\(root)'): its first delivery makes it")
-            }
-        }
-        options.config = .none
-        options.profile = nil
-        options.databasePath = root
     }
 }

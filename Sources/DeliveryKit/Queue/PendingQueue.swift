@@ -31,14 +31,13 @@ extension PendingRecord {
     /// The envelope the delivery found, for the rules.
     var envelope: Envelope { Envelope(recipient: recipient, sender: sender, recipientExtension: recipientExtension) }
 
-    /// The delivery's options again, as far as the record carries them,
-    /// on those of the process applying it (the database, the config).
-    func options(basedOn base: DeliveryOptions) -> DeliveryOptions {
-        var options = base
-        options.tagOperations = tagOperations.compactMap { try? TagOperation(parsing: $0) }
-        options.envelope = envelope
-        options.decrypt = decrypt.flatMap(DecryptPolicy.init(rawValue:))
-        return options
+    /// The delivery's request again, as far as the record carries it
+    /// (its rules are the record's files: see `QueueApplier`).
+    var request: MessageRequest {
+        var filing = Filing()
+        filing.tagOperations = tagOperations.compactMap { try? TagOperation(parsing: $0) }
+        filing.decrypt = decrypt.flatMap(DecryptPolicy.init(rawValue:))
+        return MessageRequest(envelope: envelope, filing: filing)
     }
 
     /// A record's fields: their names in a record file, and in a queue
