@@ -73,7 +73,7 @@ deps-e2e:
 # smtplib and raw sockets (lmtp.py, which also runs without root), and real
 # postfix delivering through it (postfix-lmtp.sh); the maildir watcher
 # against notmuch new on a seeded sync tool's operations (watch.py: 4 seeds
-# of 750), at the edges (watch-edges.py: an inotify queue overflow, no
+# of 1,000), at the edges (watch-edges.py: an inotify queue overflow, no
 # inotify watches left, a full disk, SIGTERM while another writer holds
 # the lock), and with mbsync and offlineimap syncing from dovecot's IMAP
 # (watch-mbsync.py, watch-offlineimap.py). Those needing root say

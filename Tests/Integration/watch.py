@@ -16,10 +16,10 @@ rule's subject); a user's tag must have survived its message's moves; and
 `notmuch new` on the watcher's database, once it stopped (SIGTERM, exit
 0), must find nothing to do.
 
-    python3 Tests/Integration/watch.py PATH/TO/notmuch-deliver [--seeds 1,2,3,4] [--operations 750] [--jobs 4]
+    python3 Tests/Integration/watch.py PATH/TO/notmuch-deliver [--seeds 1,2,3,4] [--operations 1000] [--jobs 4]
 
-By default four seeds of 750 operations each, the seeds side by side
-(`--jobs`), so that `make test` plays 3,000 operations in about a minute.
+By default four seeds of 1,000 operations each, the seeds side by side
+(`--jobs`), so that `make test` plays 4,000 operations in about a minute.
 
 Exit status: 0 passed, 1 a check failed, 77 it cannot run here (the
 reason after "SKIPPED:"). The watcher refuses to run as root: run as root,
@@ -625,7 +625,7 @@ def main():
         print(__doc__)
         sys.exit(2)
     binary = os.path.abspath(args[0])
-    seeds, operations, jobs = [1, 2, 3, 4], 750, 4
+    seeds, operations, jobs = [1, 2, 3, 4], 1000, 4
     if "--seeds" in args:
         seeds = [int(s) for s in args[args.index("--seeds") + 1].split(",")]
     if "--operations" in args:
