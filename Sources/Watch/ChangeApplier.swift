@@ -13,6 +13,8 @@ public struct Counts: Sendable, CustomStringConvertible {
     public var removedFilenames = 0
     public var notMail = 0
     public var directoriesRemoved = 0
+    /// Old names of renames whose new name was not in: left to the grace period.
+    var renamedAwayKept: [String] = []
 
     public var isEmpty: Bool {
         added + addedFilenames + removed + removedFilenames + notMail + directoriesRemoved == 0
@@ -25,6 +27,7 @@ public struct Counts: Sendable, CustomStringConvertible {
         removedFilenames += other.removedFilenames
         notMail += other.notMail
         directoriesRemoved += other.directoriesRemoved
+        renamedAwayKept += other.renamedAwayKept
     }
 
     public var description: String {
@@ -52,6 +55,13 @@ struct ChangeApplier {
         }
         for path in changes.removals {
             try remove(path, in: database, counts: &counts)
+        }
+        for (old, new) in changes.renames {
+            if try database.findMessage(filename: new) != nil {
+                try remove(old, in: database, counts: &counts)
+            } else {
+                counts.renamedAwayKept.append(old)
+            }
         }
         for directory in changes.removedDirectories
         where DirectoryListing.kind(of: directory) != .directory {

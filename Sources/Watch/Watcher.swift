@@ -382,8 +382,9 @@ public final class Watcher {
                 changes.additions.append(path)
             } else if let target = renamedAway[path], DirectoryListing.kind(of: target) == .file {
                 // (A new name gone already, as when a flag change is
-                // followed by a move, leaves the message to the grace.)
-                changes.removals.append(path)
+                // followed by a move, leaves the message to the grace;
+                // so does one gone before the transaction indexes it.)
+                changes.renames.append((path, target))
             } else if pendingRemovals[path] == nil {
                 pendingRemovals[path] = now + timing.grace
             }
@@ -429,6 +430,7 @@ public final class Watcher {
         // Committed: what the burst covered is done.
         let due = Set(changes.removals)
         pendingRemovals = pendingRemovals.filter { !due.contains($0.key) }
+        for old in counts.renamedAwayKept where pendingRemovals[old] == nil { pendingRemovals[old] = now + timing.grace }
         goneDirectories = goneDirectories.filter { !changes.removedDirectories.contains($0.key) }
         renamedAway.removeAll()
         young = young.filter { $0.value > now && stillWriting.contains($0.key) }
@@ -469,6 +471,9 @@ public final class Watcher {
         }
         for path in changes.removals where try database.findMessage(filename: path) != nil {
             kept.removals.append(path)
+        }
+        for rename in changes.renames where try database.findMessage(filename: rename.old) != nil {
+            kept.renames.append(rename)
         }
         for directory in changes.removedDirectories where try database.directory(directory) != nil {
             kept.removedDirectories.append(directory)
