@@ -82,7 +82,17 @@ struct ChangeApplier {
             return
         }
         switch try found.index(path, in: database, moves: &moves) {
-        case .indexed: counts.added += 1
+        case .indexed(let report):
+            // Gone while the rules read it (a sync tool moved it at that
+            // instant): the rules saw nothing of it. The message, new in
+            // this transaction, goes again; its file's new name, when its
+            // event comes, is indexed afresh and meets the rules.
+            if !report.path.isEmpty, DirectoryListing.kind(of: report.path) != .file {
+                _ = try database.removeFilename(report.path)
+                log.notice("watch: \(report.path) went while its rules read it; left to its new name")
+                return
+            }
+            counts.added += 1
         case .duplicate: counts.addedFilenames += 1
         case .vanished: break
         case .notMail:
