@@ -181,7 +181,7 @@ test: deps
 	python3 Tests/Stress/stress.py --lmtp --deliver $(RELEASE_BIN) --workers 4 --messages 200 --kill-every 0.2
 	# The maildir watcher SIGKILLed every 0.5 s on average while a sync
 	# tool's file operations run (about 25 s).
-	python3 Tests/Stress/stress.py --watch --deliver $(RELEASE_BIN) --operations 400 --kill-every 0.5
+	python3 Tests/Stress/stress.py --watch --deliver $(RELEASE_BIN) --operations 400 --kill-every 0.5 --seed 2
 	$(MAKE) --no-print-directory e2e
 
 # libFuzzer (with AddressSanitizer) on the project's own parsers: rules
