@@ -313,9 +313,12 @@ def disk_full_inside(binary):
         print(f"FAILED: {failure}")
         return 1
     finally:
-        cleanup(setup, watcher)
+        if watcher and watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
         if mounted:
             subprocess.run(["umount", mounted])
+        cleanup(setup, watcher)
 
 
 def lock_is_held(setup):
