@@ -21,9 +21,9 @@ DEB_PACKAGES = notmuch libnotmuch-dev libgmime-3.0-dev pkg-config zlib1g-dev lib
 DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
 # bash-completion for the installed package's test, systemd-analyze for
-# the LMTP units (root only); isync and dovecot-imapd for the watcher with
-# a real sync tool; strace for the order of syncs and replies.
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync dovecot-imapd strace
+# the LMTP units (root only); isync, offlineimap3 and dovecot-imapd for the
+# watcher with real sync tools; strace for the order of syncs and replies.
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync offlineimap3 dovecot-imapd strace
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -72,13 +72,16 @@ deps-e2e:
 # package installed, used and purged; the LMTP server against Python's
 # smtplib and raw sockets (lmtp.py, which also runs without root), and real
 # postfix delivering through it (postfix-lmtp.sh); the maildir watcher
-# against notmuch new on a seeded sync tool's operations (watch.py), and
-# with mbsync syncing from dovecot's IMAP (watch-mbsync.py). Those needing root say
+# against notmuch new on a seeded sync tool's operations (watch.py: 4 seeds
+# of 1,000), at the edges (watch-edges.py: an inotify queue overflow, no
+# inotify watches left, a full disk, SIGTERM while another writer holds
+# the lock), and with mbsync and offlineimap syncing from dovecot's IMAP
+# (watch-mbsync.py, watch-offlineimap.py). Those needing root say
 # why without it and exit 77, and are counted as skipped, not passed.
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-mbsync; do \
+	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-edges watch-mbsync watch-offlineimap; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  case $$test in \
 	    lmtp) python3 Tests/Integration/lmtp.py $$subject ;; \
@@ -176,6 +179,9 @@ test: deps
 	# The same through the LMTP server, SIGKILLed and restarted every
 	# 0.2 s on average (under 10 s).
 	python3 Tests/Stress/stress.py --lmtp --deliver $(RELEASE_BIN) --workers 4 --messages 200 --kill-every 0.2
+	# The maildir watcher SIGKILLed every 0.5 s on average while a sync
+	# tool's file operations run (about 25 s).
+	python3 Tests/Stress/stress.py --watch --deliver $(RELEASE_BIN) --operations 400 --kill-every 0.5 --seed 2
 	$(MAKE) --no-print-directory e2e
 
 # libFuzzer (with AddressSanitizer) on the project's own parsers: rules
@@ -201,9 +207,13 @@ bench: build
 # STRESS_ARGS=--quota=2M fills a quota too: every refusal 75, maildirsize right.
 # Then the LMTP server: 8 clients x 2,000 messages, the server SIGKILLed and
 # restarted, a notmuch tag loop timed (LMTP_STRESS_ARGS, e.g. --kill-every 1).
+# Then the maildir watcher: 6,000 operations of a sync tool, the watcher
+# SIGKILLed every 2 s on average and restarted (WATCH_STRESS_ARGS, e.g.
+# --operations 20000 --kill-every 0.5 --seed 3).
 stress: build
 	python3 Tests/Stress/stress.py --deliver $(RELEASE_BIN) $(STRESS_ARGS)
 	python3 Tests/Stress/stress.py --lmtp --deliver $(RELEASE_BIN) $(LMTP_STRESS_ARGS)
+	python3 Tests/Stress/stress.py --watch --deliver $(RELEASE_BIN) $(WATCH_STRESS_ARGS)
 
 clean:
 	rm -rf .build .build-bench demo bench-results.json notmuch-deliver_*.deb

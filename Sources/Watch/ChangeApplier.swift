@@ -14,6 +14,8 @@ public struct Counts: Sendable, CustomStringConvertible {
     public var removedFilenames = 0
     public var notMail = 0
     public var directoriesRemoved = 0
+    /// Old names of renames whose new name was not in: left to the grace period.
+    var renamedAwayKept: [String] = []
 
     public var isEmpty: Bool {
         added + addedFilenames + removed + removedFilenames + notMail + directoriesRemoved == 0
@@ -26,6 +28,7 @@ public struct Counts: Sendable, CustomStringConvertible {
         removedFilenames += other.removedFilenames
         notMail += other.notMail
         directoriesRemoved += other.directoriesRemoved
+        renamedAwayKept += other.renamedAwayKept
     }
 
     public var description: String {
@@ -54,6 +57,13 @@ struct ChangeApplier {
         for path in changes.removals {
             try remove(path, in: database, counts: &counts)
         }
+        for (old, new) in changes.renames {
+            if try database.findMessage(filename: new) != nil {
+                try remove(old, in: database, counts: &counts)
+            } else {
+                counts.renamedAwayKept.append(old)
+            }
+        }
         for directory in changes.removedDirectories
         where DirectoryListing.kind(of: directory) != .directory {
             try removeTree(directory, in: database, counts: &counts)
@@ -73,7 +83,17 @@ struct ChangeApplier {
             return
         }
         switch try found.index(path, in: database, moves: &moves) {
-        case .indexed: counts.added += 1
+        case .indexed(let report):
+            // Gone while the rules read it (a sync tool moved it at that
+            // instant): the rules saw nothing of it. The message, new in
+            // this transaction, goes again; its file's new name, when its
+            // event comes, is indexed afresh and meets the rules.
+            if !report.path.isEmpty, DirectoryListing.kind(of: report.path) != .file {
+                _ = try database.removeFilename(report.path)
+                log.notice("watch: \(report.path) went while its rules read it; left to its new name")
+                return
+            }
+            counts.added += 1
         case .duplicate: counts.addedFilenames += 1
         case .vanished: break
         case .notMail:

@@ -6,14 +6,21 @@
 struct Changes {
     var additions: [String] = []
     var removals: [String] = []
+    /// Renames seen whole: the old name goes only once the new one is in
+    /// (the new one may be gone by the time the transaction runs, as when
+    /// a flag change is followed at once by a move).
+    var renames: [(old: String, new: String)] = []
     var removedDirectories: [String] = []
     var mtimes: [(directory: String, seconds: Int)] = []
 
-    var isEmpty: Bool { additions.isEmpty && removals.isEmpty && removedDirectories.isEmpty && mtimes.isEmpty }
+    var isEmpty: Bool {
+        additions.isEmpty && removals.isEmpty && renames.isEmpty && removedDirectories.isEmpty && mtimes.isEmpty
+    }
 
     mutating func merge(_ other: Changes) {
         additions += other.additions
         removals += other.removals
+        renames += other.renames
         removedDirectories += other.removedDirectories
         mtimes += other.mtimes
     }

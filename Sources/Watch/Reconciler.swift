@@ -23,6 +23,10 @@ public final class Reconciler {
     let nonMail: NonMailFiles
     let log = Logger(label: "notmuch-deliver")
 
+    /// Asked while waiting for the write lock: true ends the wait at once
+    /// (the watcher's SIGTERM), as if the lock had not come in time.
+    var givesUpWaiting: () -> Bool = { false }
+
     /// Additions per transaction: a first scan of a large tree commits as
     /// it goes (and lets other writers in between) instead of building
     /// one transaction of everything in memory.
@@ -103,7 +107,7 @@ public final class Reconciler {
     func withWriteLock<T>(_ body: (Database) throws -> T) throws -> T? {
         let deadline = Monotonic.seconds + found.lockTimeout
         while Database.isWriteLockHeld(databasePath: found.databasePath) {
-            if Monotonic.seconds >= deadline { return nil }
+            if Monotonic.seconds >= deadline || givesUpWaiting() { return nil }
             Pause.sleep(seconds: 0.02)
         }
         let database: Database

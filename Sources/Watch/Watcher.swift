@@ -69,6 +69,7 @@ public final class Watcher {
         self.timing = timing
         reconciler = try Reconciler(options: options)
         do { inotify = try Inotify() } catch { throw WatchError("cannot start inotify: \(error)") }
+        reconciler.givesUpWaiting = { SignalPipe.isStopRequested }
     }
 
     /// Watches, reconciles, then follows events until SIGTERM or SIGINT;
@@ -81,7 +82,11 @@ public final class Watcher {
         noteRuleFiles()
         // Watches first: what changes during the first scan is heard of.
         watchTree(reconciler.tree.root)
-        if let counts = try reconciler.reconcile() {
+        // A file written within the last second may be half-written (a
+        // writer straight into cur/ when the watcher starts): it waits, as
+        // in a new folder's scan.
+        let scanned = deferringYoungFiles(try reconciler.scan(reconciler.tree.root), now: Monotonic.seconds)
+        if let counts = try reconciler.commit(scanned) {
             log.info("watch: started on \(reconciler.tree.root), \(watches.count) folders watched; reconciled: \(counts)")
         } else {
             log.warning("watch: the write lock did not come in time for the first scan; trying again")
@@ -117,6 +122,7 @@ public final class Watcher {
     private func reload() {
         do {
             reconciler = try Reconciler(options: options, keeping: reconciler)
+            reconciler.givesUpWaiting = { SignalPipe.isStopRequested }
             noteRuleFiles()
             log.info("watch: configuration and rules read again")
         } catch {
@@ -185,6 +191,15 @@ public final class Watcher {
         }
         if event.name.isEmpty { return }  // the directory itself: its parent reports it
         let tree = reconciler.tree
+        if event.has(.opened) {
+            // Opened right after its creation: most likely by its writer,
+            // whose first write may not have come yet. It waits for the
+            // close, or a second without writes (a reader of a file made by
+            // link() never closes it for writing). Other opens are no news.
+            let path = tree.join(directory, event.name)
+            if !event.isDirectory, created.contains(path) { young[path] = now + 1 }
+            return
+        }
         // Even an ignored entry changes the directory's mtime, which is
         // stored again once the rest of the directory is settled.
         changedDirectories.insert(directory)
@@ -271,8 +286,9 @@ public final class Watcher {
         } else if hasWork {
             due.append(Monotonic.seconds)
         }
-        if let removal = pendingRemovals.values.min() { due.append(removal) }
-        if let directory = goneDirectories.values.min() { due.append(directory) }
+        let now = Monotonic.seconds
+        if let removal = pendingRemovals.values.map({ removalTime($0, now: now) }).min() { due.append(removal) }
+        if let directory = goneDirectories.values.map({ removalTime($0, now: now) }).min() { due.append(directory) }
         if let nextUnwatchedScan { due.append(nextUnwatchedScan) }
         if let settleAt { due.append(settleAt) }
         if let file = young.values.min() { due.append(file) }
@@ -287,12 +303,30 @@ public final class Watcher {
             return true
         }
         if hasWork, firstEvent == nil { return true }
-        if pendingRemovals.values.contains(where: { $0 <= now }) { return true }
-        if goneDirectories.values.contains(where: { $0 <= now }) { return true }
+        if pendingRemovals.values.contains(where: { removalTime($0, now: now) <= now }) { return true }
+        if goneDirectories.values.contains(where: { removalTime($0, now: now) <= now }) { return true }
         if let nextUnwatchedScan, now >= nextUnwatchedScan { return true }
         if let settleAt, now >= settleAt { return true }
         if young.values.contains(where: { $0 <= now }) { return true }
         return false
+    }
+
+    /// Files deferred (being written, or found young), since when.
+    private var deferredSince: [String: Double] = [:]
+
+    /// Whether a removal due at `due` waits: a file deferred by then (or
+    /// in the same burst) may be its message's file coming back. It waits
+    /// for those files, not for later ones, and one more grace period at most.
+    private func waitsForWriters(_ due: Double, now: Double) -> Bool {
+        guard now < due + timing.grace + 5 else { return false }
+        return deferredSince.contains { path, since in
+            since <= due + timing.longestBurst && (writing.contains(path) || (young[path].map { $0 > now } ?? false))
+        }
+    }
+
+    /// When a removal due at `due` is looked at again.
+    private func removalTime(_ due: Double, now: Double) -> Double {
+        waitsForWriters(due, now: now) ? due + timing.grace + 5 : due
     }
 
     /// Turns the burst's events into changes and commits them in one
@@ -310,7 +344,8 @@ public final class Watcher {
         var heardLate = Set<String>()
         for event in inotify.read() {
             handle(event)
-            if let directory = watches[event.watch] {
+            // (An open changes no directory: our own reads of the last commit's files.)
+            if !event.has(.opened), let directory = watches[event.watch] {
                 mtimes[directory] = nil
                 heardLate.insert(directory)
             }
@@ -319,7 +354,7 @@ public final class Watcher {
         var unsettled = Set<String>()  // directories whose mtime is not stored now
         let full = fullScanNeeded
         if full {
-            changes.merge(try reconciler.scan(reconciler.tree.root))
+            changes.merge(deferringYoungFiles(try reconciler.scan(reconciler.tree.root), now: now))
         } else {
             for directory in newDirectories.sorted() {
                 for watched in watchTree(directory) where watched != directory { newDirectories.remove(watched) }
@@ -343,21 +378,30 @@ public final class Watcher {
                 changes.additions.append(path)
             } else if let target = renamedAway[path], DirectoryListing.kind(of: target) == .file {
                 // (A new name gone already, as when a flag change is
-                // followed by a move, leaves the message to the grace.)
-                changes.removals.append(path)
+                // followed by a move, leaves the message to the grace;
+                // so does one gone before the transaction indexes it.)
+                changes.renames.append((path, target))
             } else if pendingRemovals[path] == nil {
                 pendingRemovals[path] = now + timing.grace
             }
         }
+        // A file still being written (or found young) may be a removed
+        // message's file coming back, as when a folder is moved whole
+        // with files written a moment ago: due removals wait for it.
+        deferredSince = Dictionary(uniqueKeysWithValues: stillWriting.map { ($0, deferredSince[$0] ?? now) })
         for (path, due) in pendingRemovals {
-            if due <= now {
+            if due <= now && !waitsForWriters(due, now: now) {
                 changes.removals.append(path)
             } else {
                 unsettled.insert(Self.parent(of: path))
             }
         }
         for (path, due) in goneDirectories {
-            if due <= now { changes.removedDirectories.append(path) } else { unsettled.insert(Self.parent(of: path)) }
+            if due <= now && !waitsForWriters(due, now: now) {
+                changes.removedDirectories.append(path)
+            } else {
+                unsettled.insert(Self.parent(of: path))
+            }
         }
         if !full {
             for (directory, read) in mtimes where !unsettled.contains(directory) && read.seconds != read.readAt {
@@ -382,6 +426,7 @@ public final class Watcher {
         // Committed: what the burst covered is done.
         let due = Set(changes.removals)
         pendingRemovals = pendingRemovals.filter { !due.contains($0.key) }
+        for old in counts.renamedAwayKept where pendingRemovals[old] == nil { pendingRemovals[old] = now + timing.grace }
         goneDirectories = goneDirectories.filter { !changes.removedDirectories.contains($0.key) }
         renamedAway.removeAll()
         young = young.filter { $0.value > now && stillWriting.contains($0.key) }
@@ -422,6 +467,9 @@ public final class Watcher {
         }
         for path in changes.removals where try database.findMessage(filename: path) != nil {
             kept.removals.append(path)
+        }
+        for rename in changes.renames where try database.findMessage(filename: rename.old) != nil {
+            kept.renames.append(rename)
         }
         for directory in changes.removedDirectories where try database.directory(directory) != nil {
             kept.removedDirectories.append(directory)

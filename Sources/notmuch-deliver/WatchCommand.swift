@@ -26,6 +26,10 @@ struct WatchCommand: ParsableCommand {
                                valueName: "ms"))
     var quietWindow: Double = 50
 
+    @Option(help: ArgumentHelp("Seconds between scans of the folders left unwatched when "
+                               + "fs.inotify.max_user_watches runs out.", valueName: "seconds"))
+    var unwatchedScanInterval: Double = 60
+
     @Option(help: ArgumentHelp("Seconds to wait for the write lock before trying again later "
                                + "(default: deliver.lock_timeout, else 5).", valueName: "seconds"))
     var lockTimeout: Double?
@@ -43,6 +47,9 @@ struct WatchCommand: ParsableCommand {
         if !grace.isFinite || grace < 0 || grace > 86_400 { throw ValidationError("--grace must be between 0 and 86400 seconds") }
         if !quietWindow.isFinite || quietWindow < 0 || quietWindow > 60_000 {
             throw ValidationError("--quiet-window must be between 0 and 60000 ms")
+        }
+        if !unwatchedScanInterval.isFinite || unwatchedScanInterval < 1 || unwatchedScanInterval > 86_400 {
+            throw ValidationError("--unwatched-scan-interval must be between 1 and 86400 seconds")
         }
         if let lockTimeout, !DeliveryOptions.isValidLockTimeout(lockTimeout) {
             throw ValidationError("--lock-timeout must be between 0 and \(Int(DeliveryOptions.maximumLockTimeout)) seconds")
@@ -73,6 +80,7 @@ struct WatchCommand: ParsableCommand {
             var timing = Watcher.Timing()
             timing.grace = grace
             timing.quietWindow = quietWindow / 1000
+            timing.unwatchedScanInterval = unwatchedScanInterval
             try Watcher(options: options, timing: timing).run()
         } catch let exit as ExitCode {
             throw exit

@@ -7,7 +7,8 @@ or link() as postfix does), new/ -> cur/ renames, flag changes, moves
 between folders with the deletion first or the addition first, copies of a
 message (the same Message-ID in two files), deletions, folders created
 (and filled at once) and removed, non-mail files, ignored folders, slow
-writers straight into cur/. At quiescence the watcher's database must be
+writers straight into cur/ or new/, folders renamed, moved out of the
+tree and moved in (filled before any watch on them). At quiescence the watcher's database must be
 what a fresh `notmuch new` makes of a copy of the final tree: the same
 messages, the same filenames, the same tags (less the rule's own tag,
 which must be on every message that arrived during the run with the
@@ -15,7 +16,10 @@ rule's subject); a user's tag must have survived its message's moves; and
 `notmuch new` on the watcher's database, once it stopped (SIGTERM, exit
 0), must find nothing to do.
 
-    python3 Tests/Integration/watch.py PATH/TO/notmuch-deliver [--seeds 1,2] [--operations 300]
+    python3 Tests/Integration/watch.py PATH/TO/notmuch-deliver [--seeds 1,2,3,4] [--operations 1000] [--jobs 4]
+
+By default four seeds of 1,000 operations each, the seeds side by side
+(`--jobs`), so that `make test` plays 4,000 operations in about a minute.
 
 Exit status: 0 passed, 1 a check failed, 77 it cannot run here (the
 reason after "SKIPPED:"). The watcher refuses to run as root: run as root,
@@ -32,10 +36,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 from common import Failure, check, skip
 
 NOBODY = 65534
+# Run as root, the watcher, the generator and notmuch run as nobody, and
+# the files are nobody's. (Root of a user namespace, where nobody is not
+# mapped, sets this to False and keeps its own identity.)
+DROPS_ROOT = os.geteuid() == 0
 GRACE = 0.5
 RULE_TAG = "ruled"
 USER_TAG = "kept-by-user"
@@ -43,7 +52,7 @@ USER_TAG = "kept-by-user"
 
 def as_nobody():
     """For subprocesses and the generator's child: drop to nobody when root."""
-    if os.geteuid() == 0:
+    if DROPS_ROOT:
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)
@@ -63,7 +72,7 @@ class Setup:
         with open(os.path.join(self.dir, "rules"), "w") as f:
             f.write(f"+{RULE_TAG} -- header:Subject~/rule-me/\n")
         os.mkdir(self.mail)
-        if os.geteuid() == 0:
+        if DROPS_ROOT:
             for top, dirs, files in os.walk(self.dir):
                 for name in [top] + [os.path.join(top, n) for n in dirs + files]:
                     os.chown(name, NOBODY, NOBODY)
@@ -263,8 +272,7 @@ class Generator:
                 mid = f"m{self.seed}-{self.serial + 1}@example.org"
                 self.files[mid] = {self.deliver(folder, self.message(mid), self.random.choice([None, "S"]))}
         elif r < 0.83:
-            candidates = [f for f in self.made_folders
-                          if not any(p.startswith(f + "/") for m in self.protected for p in self.files.get(m, ()))]
+            candidates = self.unprotected_made_folders()
             if candidates:
                 folder = self.random.choice(candidates)
                 shutil.rmtree(os.path.join(self.mail, folder))
@@ -286,8 +294,14 @@ class Generator:
                 f.write(f"state {self.serial}\n")
             self.maildir("ignored-stuff")
             self.deliver("ignored-stuff", self.message(f"ignored{self.serial}@example.org"), "S")
-        else:
+        elif r < 0.95:
             self.slow_writer()
+        elif r < 0.97:
+            self.rename_folder()
+        elif r < 0.985:
+            self.folder_out()
+        else:
+            self.folder_in()
 
     def flag_change(self, mid, path):
         """A flag change: one rename of the ':2,' part."""
@@ -296,6 +310,7 @@ class Generator:
         flags = [f for f in self.FLAGS if f != path.split(":2,")[1]]
         new = path.split(":2,")[0] + ":2," + self.random.choice(flags)
         os.rename(os.path.join(self.mail, path), os.path.join(self.mail, new))
+        self.trace(f"flags of {mid} {path} -> {new}")
         self.files[mid] = (self.files[mid] - {path}) | {new}
 
     def move(self, mid, path):
@@ -316,13 +331,18 @@ class Generator:
             self.files[mid].add(target)
             time.sleep(self.random.uniform(0, GRACE / 3))
             self.remove(mid, path)
+        self.trace(f"moved {mid} {path} -> {target}")
 
     def slow_writer(self):
-        """A writer straight into cur/, pausing longer than a burst's quiet window."""
+        """A writer straight into cur/ (or new/), pausing longer than a
+        burst's quiet window."""
         mid = f"m{self.seed}-{self.serial + 1}@example.org"
         folder = self.random.choice(self.folders)
         content = self.message(mid)
-        name = os.path.join(folder, "cur", self.unique() + ":2,S")
+        if self.random.random() < 0.5:
+            name = os.path.join(folder, "cur", self.unique() + ":2,S")
+        else:
+            name = os.path.join(folder, "new", self.unique())
         with open(os.path.join(self.mail, name), "wb") as f:
             f.write(content[:20])
             f.flush()
@@ -330,10 +350,76 @@ class Generator:
             f.write(content[20:])
         self.files[mid] = {name}
 
+    def unprotected_made_folders(self):
+        return [f for f in self.made_folders
+                if not any(p.startswith(f + "/") for m in self.protected for p in self.files.get(m, ()))]
 
-def run_generator(setup, seed, operations):
+    def trace(self, what):
+        """With KEEP_WATCH_TEST set, what the generator did, in trace.log
+        beside the tree (for reading a failure against the watcher's log)."""
+        if os.environ.get("KEEP_WATCH_TEST"):
+            with open(os.path.join(os.path.dirname(self.mail), "trace.log"), "a") as f:
+                f.write(f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {what}\n")
+
+    def rename_folder(self):
+        """A folder renamed in the tree (a mail client renaming a
+        mailbox): one rename of a directory full of mail."""
+        if not self.made_folders:
+            return
+        old = self.random.choice(self.made_folders)
+        new = f"made/r{self.serial}"
+        self.serial += 1
+        os.rename(os.path.join(self.mail, old), os.path.join(self.mail, new))
+        self.trace(f"folder renamed {old} -> {new}")
+        self.folders[self.folders.index(old)] = new
+        self.made_folders[self.made_folders.index(old)] = new
+        for mid in self.files:
+            self.files[mid] = {new + p[len(old):] if p.startswith(old + "/") else p for p in self.files[mid]}
+
+    def outside(self):
+        path = os.path.join(os.path.dirname(self.mail), "outside")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def folder_out(self):
+        """A folder moved out of the tree whole: its mail is gone."""
+        candidates = self.unprotected_made_folders()
+        if not candidates:
+            return
+        folder = self.random.choice(candidates)
+        os.rename(os.path.join(self.mail, folder), os.path.join(self.outside(), f"out{self.serial}"))
+        self.serial += 1
+        self.folders.remove(folder)
+        self.made_folders.remove(folder)
+        for mid in list(self.files):
+            self.files[mid] = {p for p in self.files[mid] if not p.startswith(folder + "/")}
+            if not self.files[mid]:
+                del self.files[mid]
+
+    def folder_in(self):
+        """A maildir filled elsewhere and moved into the tree whole: its
+        files are there before any watch on it."""
+        name = f"in{self.serial}"
+        self.serial += 1
+        staging = os.path.join(os.path.relpath(self.outside(), self.mail), name)
+        self.maildir(staging)
+        arrived = {}
+        for _ in range(self.random.randint(1, 4)):
+            mid = f"m{self.seed}-{self.serial + 1}@example.org"
+            arrived[mid] = self.deliver(staging, self.message(mid), self.random.choice([None, "S", "FS"]))
+        folder = f"made/{name}"
+        os.makedirs(os.path.join(self.mail, "made"), exist_ok=True)
+        os.rename(os.path.join(self.mail, staging), os.path.join(self.mail, folder))
+        self.folders.append(folder)
+        self.made_folders.append(folder)
+        for mid, path in arrived.items():
+            self.files[mid] = {folder + path[len(staging):]}
+
+
+def run_generator(setup, seed, operations, while_running=None):
     """In a child as the watcher's user (files owned as a sync tool's
-    would be); returns what it made, through a pipe."""
+    would be); returns what it made, through a pipe. `while_running` is
+    called in the parent once the child runs (threads start after the fork)."""
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -359,12 +445,14 @@ def run_generator(setup, seed, operations):
                             moved += 1
                 time.sleep(generator.random.choice([0, 0, 0.001, 0.005, 0.08]))
             os.write(writer, json.dumps({"ruled": sorted(generator.ruled), "moved": moved}).encode())
-        except BaseException as error:  # reported by the parent
-            os.write(writer, json.dumps({"error": repr(error)}).encode())
+        except BaseException:  # reported by the parent
             code = 1
+            os.write(writer, json.dumps({"error": traceback.format_exc()}).encode())
         finally:
             os._exit(code)
     os.close(writer)
+    if while_running:
+        while_running()
     chunks = []
     while True:
         chunk = os.read(reader, 65536)
@@ -410,10 +498,11 @@ def start_watcher(setup):
     return start_watcher_with(setup, ["--grace", str(GRACE)])
 
 
-def start_watcher_with(setup, options):
-    log = os.path.join(setup.dir, "watch.log")
+def start_watcher_with(setup, options, prefix=(), log_name="watch.log"):
+    """`prefix`: a command the watcher runs under (a user namespace)."""
+    log = os.path.join(setup.dir, log_name)
     errors = open(os.path.join(setup.dir, "watch.stderr"), "wb")
-    process = subprocess.Popen([setup.binary, "watch", "--log", log] + options,
+    process = subprocess.Popen(list(prefix) + [setup.binary, "watch", "--log", log] + options,
                                env=setup.env(setup.config), preexec_fn=as_nobody,
                                stdout=subprocess.DEVNULL, stderr=errors)
     deadline = time.time() + 30
@@ -437,7 +526,7 @@ def fresh_view(setup):
     copy = os.path.join(setup.dir, "copy")
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(setup.mail, copy, symlinks=True, ignore=shutil.ignore_patterns(".notmuch"))
-    if os.geteuid() == 0:
+    if DROPS_ROOT:
         for top, dirs, files in os.walk(copy):
             for name in [top] + [os.path.join(top, n) for n in dirs + files]:
                 os.chown(name, NOBODY, NOBODY)
@@ -524,17 +613,21 @@ def main():
         print(__doc__)
         sys.exit(2)
     binary = os.path.abspath(args[0])
-    seeds, operations = [1, 2], 300
+    seeds, operations, jobs = [1, 2, 3, 4], 1000, 4
     if "--seeds" in args:
         seeds = [int(s) for s in args[args.index("--seeds") + 1].split(",")]
     if "--operations" in args:
         operations = int(args[args.index("--operations") + 1])
+    if "--jobs" in args:
+        jobs = max(1, int(args[args.index("--jobs") + 1]))
     if not os.access(binary, os.X_OK):
         skip(f"{binary} is not built (make build)")
     if shutil.which("notmuch") is None:
         skip("the notmuch CLI is not installed")
     if not os.path.isdir("/proc/sys/fs/inotify"):
         skip("no inotify on this kernel")
+    if len(seeds) > 1 and jobs > 1:
+        sys.exit(run_in_parallel(binary, seeds, operations, jobs))
     try:
         for seed in seeds:
             run_seed(binary, seed, operations)
@@ -542,6 +635,37 @@ def main():
         print(f"FAILED: {failure}")
         sys.exit(1)
     print(f"watch: {len(seeds)} passed, 0 failed")
+
+
+def run_in_parallel(binary, seeds, operations, jobs):
+    """Each seed in its own process (its own tree, database and watcher),
+    `jobs` at a time: the generators mostly sleep between operations, so
+    seeds side by side cost little more wall time than one, and the
+    watchers then also run on a busy machine."""
+    waiting = list(seeds)
+    running = {}
+    failed = []
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            seed = waiting.pop(0)
+            running[seed] = subprocess.Popen([sys.executable, os.path.abspath(__file__), binary, "--seeds", str(seed),
+                                              "--operations", str(operations), "--jobs", "1"],
+                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        seed = next(iter(running))
+        output = running[seed].communicate()[0].decode(errors="replace")
+        status = running.pop(seed).returncode
+        for line in output.splitlines():
+            if not line.startswith("watch: "):
+                print(line, flush=True)
+        if status == 77:
+            return 77
+        if status != 0:
+            failed.append(seed)
+    if failed:
+        print(f"FAILED: seeds {failed} (see above)")
+        return 1
+    print(f"watch: {len(seeds)} seeds of {operations} operations passed, 0 failed")
+    return 0
 
 
 if __name__ == "__main__":

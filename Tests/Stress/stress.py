@@ -23,7 +23,9 @@ it: refused like not-mail), and a body that smuggles an SMTP transaction
 after a bare-LF dot (one message, never two; over LMTP it is sent raw, bare
 LFs and all). A lock holder keeps the database busy part of the time.
 With --lmtp the same messages go through `notmuch-deliver lmtp` instead
-(see lmtp_main below).
+(see lmtp_main below). With --watch, no deliveries: watch.py's seeded
+sync-tool generator runs against `notmuch-deliver watch`, which is
+SIGKILLed at random instants and restarted (see watch_main below).
 Exit status 1 when any figure printed with "must be" is not what it must be:
 anything lost, duplicated, wrongly tagged or stuck, a delivery failing in
 another way than 75, more or fewer files than messages delivered, any
@@ -167,10 +169,15 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the maildir and database for inspection")
     parser.add_argument("--lmtp", action="store_true", help="deliver through the LMTP server, killed and restarted")
     parser.add_argument("--kill-every", type=float, default=2.0,
-                        help="--lmtp: mean seconds between SIGKILLs of the server (0: never)")
+                        help="--lmtp, --watch: mean seconds between SIGKILLs of the server or watcher (0: never)")
+    parser.add_argument("--watch", action="store_true",
+                        help="a sync tool's file operations under `notmuch-deliver watch`, SIGKILLed and restarted")
+    parser.add_argument("--operations", type=int, default=6000, help="--watch: the generator's operations")
     args = parser.parse_args()
     if args.lmtp:
         return lmtp_main(args)
+    if args.watch:
+        return watch_main(args)
     deliver = os.path.abspath(args.deliver)
     random.seed(args.seed)
 
@@ -687,5 +694,136 @@ def lmtp_main(args):
     sys.exit(1 if failures else 0)
 
 
+def watch_main(args):
+    """The watcher killed at any instant loses nothing. Watch.py's seeded
+    generator of a sync tool's file operations runs for --operations
+    steps while `notmuch-deliver watch` is SIGKILLed every --kill-every
+    seconds on average (mid-scan, mid-commit, mid-burst) and started
+    again at once. At quiescence the database must equal what a fresh
+    `notmuch new` makes of a copy of the tree (messages, filenames, tags
+    but the rule's and the user's), every message present with the
+    rule's subject must have the rule's tag, the watcher must have exited
+    only when killed (and 0 on the final SIGTERM), and `notmuch new`
+    afterwards must find nothing. (A user's tag is not checked: killed
+    between a move's deletion and its download, a restart's scan removes
+    the message, as `notmuch new` would.)"""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Integration"))
+    import watch
+
+    binary = os.path.abspath(args.deliver)
+    if not os.access(binary, os.X_OK):
+        print(f"FAILED: {binary} is not built (make build)")
+        return 1
+    setup = watch.Setup(binary, f"stress-{args.seed}")
+    log = os.path.join(setup.dir, "watch.log")
+    rng = random.Random(args.seed)
+    counters = {"kills": 0, "starts": 0, "exited by itself": 0}
+    state = {"process": None}
+    stop = threading.Event()
+
+    def start():
+        state["started before"] = started_count()
+        errors = open(os.path.join(setup.dir, "watch.stderr"), "ab")
+        state["process"] = subprocess.Popen([binary, "watch", "--log", log, "--grace", str(watch.GRACE)],
+                                            env=setup.env(setup.config), preexec_fn=watch.as_nobody,
+                                            stdout=subprocess.DEVNULL, stderr=errors)
+        errors.close()
+        counters["starts"] += 1
+
+    def started_count():
+        if not os.path.exists(log):
+            return 0
+        with open(log) as f:
+            return f.read().count("watch: started")
+
+    def killer():
+        while not stop.is_set():
+            if stop.wait(min(rng.expovariate(1 / args.kill_every), 4 * args.kill_every)):
+                return
+            process = state["process"]
+            if process.poll() is not None:
+                counters["exited by itself"] += 1
+            else:
+                process.kill()
+                counters["kills"] += 1
+            process.wait()
+            start()
+
+    failures = []
+    try:
+        watch.prepare(setup, args.seed)
+        start()
+        deadline = time.time() + 30
+        while started_count() == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        print(f"watch stress: {args.operations} operations (seed {args.seed}), the watcher SIGKILLed every "
+              f"{args.kill_every} s on average", flush=True)
+        began = time.time()
+        loops = [threading.Thread(target=killer)] if args.kill_every > 0 else []
+
+        def run_killer():
+            for loop in loops:
+                loop.start()
+
+        made = watch.run_generator(setup, args.seed, args.operations, while_running=run_killer)
+        stop.set()
+        for loop in loops:
+            loop.join()
+        played = time.time() - began
+        # The last start must have finished its scan before quiescence counts.
+        deadline = time.time() + 60
+        while started_count() <= state["started before"] and time.time() < deadline:
+            if state["process"].poll() is not None:
+                break
+            time.sleep(0.05)
+        fresh = watch.without(watch.fresh_view(setup), {watch.RULE_TAG, watch.USER_TAG})
+        deadline = time.time() + watch.GRACE + 30
+        while True:
+            time.sleep(watch.GRACE + 0.3)
+            full = setup.state(setup.config, setup.mail)
+            diff = watch.differences(watch.without(full, {watch.RULE_TAG, watch.USER_TAG}), fresh)
+            if not diff or time.time() > deadline:
+                break
+        process = state["process"]
+        if process.poll() is not None:
+            failures.append(f"the last watcher exited by itself ({process.returncode}): {watch.stderr_of(setup)[-500:]}")
+        if counters["exited by itself"]:
+            failures.append(f"{counters['exited by itself']} watchers exited by themselves: {watch.stderr_of(setup)[-500:]}")
+        if diff:
+            failures.append(f"the database differs from notmuch new's view ({len(diff)} messages):\n"
+                            + "\n".join(diff[:20]))
+        unruled = [mid for mid in made["ruled"] if mid in full and watch.RULE_TAG not in full[mid][0]]
+        if unruled:
+            failures.append(f"{len(unruled)} messages with the rule's subject lack '{watch.RULE_TAG}': {unruled[:5]}")
+        time.sleep(1.5)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            status = process.wait(timeout=60)
+            if status != 0:
+                failures.append(f"the watcher exited {status} on SIGTERM")
+        report = setup.notmuch(setup.config, "new", "--verbose").strip()
+        if not report.endswith("No new mail.") or any(w in report for w in ("Added", "Removed", "Detected")):
+            failures.append(f"notmuch new after the watcher did something: {report[-500:]!r}")
+        print(f"watch stress: {args.operations} operations in {played:.0f} s, {len(fresh)} messages, "
+              f"{len(made['ruled'])} with the rule's subject, watcher SIGKILLed {counters['kills']} times and "
+              f"restarted; differences from notmuch new's view {len(diff)} (must be 0), "
+              f"messages without their rule tag {len(unruled)} (must be 0)")
+    except watch.Failure as failure:
+        failures.append(str(failure))
+    finally:
+        stop.set()
+        process = state["process"]
+        if process and process.poll() is None:
+            process.kill()
+            process.wait()
+        if args.keep:
+            print(f"kept {setup.dir}")
+        else:
+            shutil.rmtree(setup.dir, ignore_errors=True)
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    return 1 if failures else 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

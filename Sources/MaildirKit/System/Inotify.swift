@@ -19,6 +19,9 @@ package final class Inotify {
         package static let movedOut = What(rawValue: UInt32(IN_MOVED_FROM))
         package static let deleted = What(rawValue: UInt32(IN_DELETE))
         package static let modified = What(rawValue: UInt32(IN_MODIFY))
+        /// A file was opened (a writer's create is followed by it; a
+        /// link(2) is not).
+        package static let opened = What(rawValue: UInt32(IN_OPEN))
         /// A file open for writing was closed.
         package static let closedAfterWriting = What(rawValue: UInt32(IN_CLOSE_WRITE))
         /// The kernel's queue overflowed: events were lost.
@@ -50,10 +53,12 @@ package final class Inotify {
     package let descriptor: Int32
 
     /// What a maildir watcher needs to hear of: entries appearing (by
-    /// create, link or rename), going (unlink, rename away), files written
-    /// and closed, and the directory itself going.
+    /// create, link or rename), going (unlink, rename away), files opened,
+    /// written and closed, and the directory itself going. (The open tells
+    /// a file created by a writer, which closes it later, from one made by
+    /// link(), which nobody closes.)
     private static let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_MODIFY
-                                     | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+                                     | IN_OPEN | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
         | UInt32(IN_ONLYDIR)
 
     package init() throws(Errno) {

@@ -47,6 +47,13 @@ package enum SignalPipe {
         return ends[0]
     }
 
+    /// Whether SIGTERM or SIGINT came and was not taken yet: a wait for
+    /// the write lock gives up for it.
+    package static var isStopRequested: Bool {
+        let bits = received.load(ordering: .sequentiallyConsistent)
+        return bits & (UInt64(1) << UInt64(SIGTERM) | UInt64(1) << UInt64(SIGINT)) != 0
+    }
+
     /// The signals received since the last call; empties the pipe.
     package static func take(from descriptor: Int32) -> Set<Signal> {
         var buffer = [UInt8](repeating: 0, count: 64)
