@@ -64,6 +64,8 @@ final class GroupCommitter: @unchecked Sendable {
     private var queueingAtOnce = false
     /// A commit is under way (the lock was seen free, the turn taken).
     private var committing = false
+    /// The committer waits for a fuller commit (`gather`).
+    private var gathering = false
     /// Records handed over since the running commit began: the first waits
     /// for its commit, the others are answered once durable.
     private var arrivalsDuringThisCommit = 0
@@ -82,6 +84,8 @@ final class GroupCommitter: @unchecked Sendable {
     private var handedOver: UInt64 = 0
     /// The committer thread's own: how many records its next commit takes.
     private var sizing = CommitSizing()
+    /// The committer thread's own: when its latest commit began (Monotonic seconds).
+    private var latestCommit = -Double.infinity
 
     /// How long the committer sleeps when the lock or the flusher turn is
     /// taken before it looks again.
@@ -99,6 +103,13 @@ final class GroupCommitter: @unchecked Sendable {
     /// asks for the lock (seconds): the records not reached wait for the
     /// next round.
     static let preparationBudget = 0.1
+    /// Under a stream of mail, a commit waits for this many records, or
+    /// until `gatherWindow` after the previous one began: a Xapian commit
+    /// costs about as much CPU for 16 messages as for 60 (its fixed part,
+    /// the open, the blocks rewritten), and commits that follow each other
+    /// as fast as they can take only what arrived during the last.
+    static let gatherSize = 64
+    static let gatherWindow = 0.2
     /// How long an idle committer waits for more before its thread ends.
     static let linger = 2.0
 
@@ -120,12 +131,11 @@ final class GroupCommitter: @unchecked Sendable {
                 handedOver += 1
                 arrival[name] = handedOver
             }
-            if committing, isNew {
-                if arrivalsDuringThisCommit > 0 {
-                    if pending.count + backlog <= Self.aheadLimit { answeredEarly.insert(name) } else { heldBack.insert(name) }
-                }
-                arrivalsDuringThisCommit += 1
+            // Gathering, the next commit takes it: nothing is gained by waiting.
+            if (committing && arrivalsDuringThisCommit > 0) || gathering, isNew {
+                if pending.count + backlog <= Self.aheadLimit { answeredEarly.insert(name) } else { heldBack.insert(name) }
             }
+            if committing, isNew { arrivalsDuringThisCommit += 1 }
             guard !running else {
                 // The committer may be lingering for work.
                 monitor.broadcast()
@@ -191,6 +201,23 @@ final class GroupCommitter: @unchecked Sendable {
         case failed(DeliveryError)
     }
 
+    /// Waits, under a stream of mail, for a fuller commit (`gatherSize`):
+    /// only when some pending record was answered already (its client is
+    /// not held back by the wait), so never for a lone sender, whose reply
+    /// waits for its commit, nor while a backlog is applied.
+    private func gather() {
+        let end = latestCommit + Self.gatherWindow
+        monitor.locked {
+            guard Monotonic.seconds < end, pending.keys.contains(where: { waiters[$0] == nil }) else { return }
+            let wanted = min(Self.gatherSize, sizing.limit)
+            gathering = true
+            while backlog == 0, !pending.isEmpty, pending.count < wanted, Monotonic.seconds < end {
+                monitor.wait(until: end)
+            }
+            gathering = false
+        }
+    }
+
     /// What a round needs to know of the deliveries, taken under the monitor.
     private struct Snapshot {
         let applier: QueueApplier
@@ -214,6 +241,7 @@ final class GroupCommitter: @unchecked Sendable {
 
     private func run() {
         while true {
+            gather()
             let taken = snapshot()
             let applier = taken.applier
             let round = commitOnce(taken)
@@ -309,6 +337,7 @@ final class GroupCommitter: @unchecked Sendable {
         guard let turn = applier.queue.tryBecomeFlusher() else { return .busy }
         defer { try? turn.close() }
         let started = Monotonic.seconds
+        latestCommit = started
         let queued = Set(applier.queue.names())
         let handed = Set(taken.waiting).union(taken.answered)
         let backlog = applier.queue.oldestFirst(queued.filter { !handed.contains($0) })
