@@ -13,7 +13,7 @@ extension LMTPEngine {
         }
         guard let verb = Verb(command.word) else { return refuse(.unknownCommand) }
         if verb == .helo || verb == .ehlo { return refuse(.notLMTP) }
-        if !greeted && !verb.allowedBeforeGreeting { return refuse(.greetFirst) }
+        if !hasGreeted && !verb.allowedBeforeGreeting { return refuse(.greetFirst) }
 
         switch verb {
         case .lhlo: lhlo(command)
@@ -21,7 +21,7 @@ extension LMTPEngine {
         case .rcpt: rcpt(command)
         case .data: data(command)
         case .rset:
-            transaction = nil
+            if case .transaction = state { state = .ready }
             output.send(.ok)
         case .noop:
             output.send(.ok)
@@ -38,6 +38,14 @@ extension LMTPEngine {
         }
     }
 
+    /// LHLO has been answered (the client greeted us).
+    private var hasGreeted: Bool {
+        switch state {
+        case .connected, .greeted, .closed: false
+        case .ready, .transaction, .checkingRecipient, .receiving, .discarding, .delivering: true
+        }
+    }
+
     /// A bad command: its reply, and the session ends when there have been
     /// too many (a client that is lost, or probing).
     mutating func refuse(_ reply: LMTPReply) {
@@ -51,13 +59,12 @@ extension LMTPEngine {
 
     private mutating func lhlo(_ command: CommandText) {
         if command.argument.isEmpty { return refuse(.syntax("LHLO domain")) }
-        greeted = true
-        transaction = nil
+        state = .ready
         output.send(.lhlo(configuration.hostname, maxMessageSize: limits.messageSize))
     }
 
     private mutating func mail(_ command: CommandText) {
-        if transaction != nil { return refuse(.nestedMail) }
+        if case .transaction = state { return refuse(.nestedMail) }
         guard let argument = command.argument(after: "FROM") else { return refuse(.syntax("MAIL FROM:<address>")) }
         let path: MailPath
         do { path = try MailPath.parse(argument, allowsNull: true) } catch {
@@ -74,13 +81,13 @@ extension LMTPEngine {
             // A limit, not a mistake: not counted as an error.
             return output.send(.declaredTooBig(limits.messageSize))
         }
-        transaction = LMTPEnvelope(sender: path.address, declaredSize: options.declaredSize, eightBit: options.eightBit,
-                                   smtputf8: options.smtputf8)
+        state = .transaction(LMTPEnvelope(sender: path.address, declaredSize: options.declaredSize,
+                                          eightBit: options.eightBit, smtputf8: options.smtputf8))
         output.send(.senderOK)
     }
 
     private mutating func rcpt(_ command: CommandText) {
-        guard let envelope = transaction else { return refuse(.mailFirst) }
+        guard case .transaction(let envelope) = state else { return refuse(.mailFirst) }
         guard let argument = command.argument(after: "TO") else { return refuse(.syntax("RCPT TO:<address>")) }
         let path: MailPath
         do { path = try MailPath.parse(argument, allowsNull: false) } catch {
@@ -100,20 +107,17 @@ extension LMTPEngine {
         }
         let recipient = LMTPRecipient(address: path.address, parameters: options.parameters,
                                       index: envelope.recipients.count)
-        pendingRecipient = recipient
-        mode = .awaitingRecipient
+        state = .checkingRecipient(envelope, recipient)
         output.append(.checkRecipient(recipient))
     }
 
     private mutating func data(_ command: CommandText) {
         if !command.argument.isEmpty { return refuse(.syntax("DATA")) }
-        guard let envelope = transaction else { return refuse(.mailFirst) }
+        guard case .transaction(let envelope) = state else { return refuse(.mailFirst) }
         if envelope.recipients.isEmpty { return refuse(.noRecipients) }
         output.send(.startMessage)
         output.append(.beginMessage(envelope))
-        messageReader = MessageReceiver(limit: limits.messageSize)
-        abortedMessage = false
-        mode = .message
+        state = .receiving(envelope, MessageReceiver(limit: limits.messageSize))
     }
 
     /// Invalid UTF-8 and control characters get replies of their own, so

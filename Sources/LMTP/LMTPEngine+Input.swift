@@ -2,12 +2,12 @@
 /// input runs out or the engine pauses or closes.
 extension LMTPEngine {
     mutating func process() {
-        while mode != .closed {
+        while !isClosed {
             if closeIfShutdownDue() || isPaused { break }
             let unread = input[inputStart...]
             if unread.isEmpty { break }
-            switch mode {
-            case .command:
+            switch state {
+            case .connected, .greeted, .ready, .transaction:
                 let (event, consumed) = lineReader.take(from: unread)
                 inputStart += consumed
                 switch event {
@@ -16,29 +16,40 @@ extension LMTPEngine {
                 case .bareLineFeed: refuse(.bareLineFeed)
                 case nil: break
                 }
-            case .message:
-                let (consumed, finished) = messageReader.take(from: unread, into: &output.content)
+            case .receiving(let envelope, var receiver):
+                let (consumed, finished) = receiver.take(from: unread, into: &output.content)
                 inputStart += consumed
-                if messageReader.overflowed && !abortedMessage {
+                if receiver.overflowed {
                     output.content = []
-                    abortedMessage = true
                     output.append(.abortMessage("message over \(limits.messageSize) bytes"))
+                    state = .discarding(envelope, receiver)
+                } else {
+                    state = .receiving(envelope, receiver)
                 }
                 if finished { finishMessage() }
-            case .awaitingRecipient, .awaitingDelivery, .closed:
-                break
+            case .discarding(let envelope, var receiver):
+                let (consumed, finished) = receiver.take(from: unread, into: &output.content)
+                inputStart += consumed
+                state = .discarding(envelope, receiver)
+                if finished { finishMessage() }
+            case .checkingRecipient, .delivering, .closed:
+                // Not reached: the loop stops for a pause or the end first.
+                return keepUnreadInput()
             }
         }
         keepUnreadInput()
-        guard mode != .closed, !isPaused, unreadCount == 0 else { return }
-        if droppedInput {
+        guard !isClosed, !isPaused, unreadCount == 0 else { return }
+        switch clientInput {
+        case .open:
+            break
+        case .cutOff:
             abortMessageInProgress("too much pipelined input")
             output.send(.tooMuchInput(configuration.hostname))
             close()
-        } else if inputEnded {
+        case .ended:
             abortMessageInProgress("the client went away")
             lineReader.reset()
-            mode = .closed
+            state = .closed
         }
     }
 
@@ -52,39 +63,38 @@ extension LMTPEngine {
             input.removeSubrange(0..<inputStart)
         }
         inputStart = 0
-        if mode != .closed, isPaused, input.count > limits.pipelinedInputHardLimit {
+        if !isClosed, isPaused, input.count > limits.pipelinedInputHardLimit {
             input.removeSubrange(limits.pipelinedInputHardLimit...)
-            droppedInput = true
+            clientInput = .cutOff
         }
     }
 
     /// The final dot: the message goes to the server, or, if it was too
     /// big, each recipient gets 552 here and the transaction ends.
     private mutating func finishMessage() {
-        guard let envelope = transaction else { mode = .command; return }
-        if abortedMessage {
-            for _ in envelope.recipients { output.send(.messageTooBig) }
-            transaction = nil
-            mode = .command
-        } else {
+        switch state {
+        case .receiving(let envelope, _):
             output.append(.endMessage(envelope))
-            mode = .awaitingDelivery
+            state = .delivering(envelope)
+        case .discarding(let envelope, _):
+            for _ in envelope.recipients { output.send(.messageTooBig) }
+            state = .ready
+        case .connected, .greeted, .ready, .transaction, .checkingRecipient, .delivering, .closed:
+            break
         }
     }
 
     /// `.abortMessage` if a message is being read and was not aborted yet.
     mutating func abortMessageInProgress(_ reason: String) {
-        guard mode == .message, !abortedMessage else { return }
+        guard case .receiving(let envelope, let receiver) = state else { return }
         output.content = []
-        abortedMessage = true
         output.append(.abortMessage(reason))
+        state = .discarding(envelope, receiver)
     }
 
     mutating func close() {
         output.append(.close)
-        mode = .closed
-        transaction = nil
-        pendingRecipient = nil
+        state = .closed
         input = []
         inputStart = 0
         lineReader.reset()
@@ -93,9 +103,14 @@ extension LMTPEngine {
     /// A shutdown waits for the transaction in progress; between
     /// transactions it closes.
     private mutating func closeIfShutdownDue() -> Bool {
-        guard shutdownRequested, mode == .command, transaction == nil else { return false }
-        output.send(.shuttingDown(configuration.hostname))
-        close()
-        return true
+        guard shutdownRequested else { return false }
+        switch state {
+        case .connected, .greeted, .ready:
+            output.send(.shuttingDown(configuration.hostname))
+            close()
+            return true
+        case .transaction, .checkingRecipient, .receiving, .discarding, .delivering, .closed:
+            return false
+        }
     }
 }

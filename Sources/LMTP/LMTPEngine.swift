@@ -10,58 +10,88 @@
 /// Nothing the client sends stops the engine: any byte sequence, in any
 /// chunking, gives replies; memory stays within the configured limits.
 public struct LMTPEngine: Sendable {
-    enum Mode {
-        case command
-        /// `.checkRecipient` is out, `pendingRecipient` holds it.
-        case awaitingRecipient
-        /// Between 354 and the final dot.
-        case message
-        /// `.endMessage` is out.
-        case awaitingDelivery
+    /// Where the session is. Each case holds what is known in it, and the
+    /// transitions (in the `LMTPEngine+` files) switch over it: a
+    /// transaction exists only after LHLO, a recipient waits for its check
+    /// only inside one, a message is read only with accepted recipients.
+    enum State {
+        /// Nothing sent yet: the greeting comes first.
+        case connected
+        /// The greeting went out; LHLO has not come (only LHLO, NOOP, RSET
+        /// and QUIT are taken).
+        case greeted
+        /// LHLO was answered; no transaction.
+        case ready
+        /// MAIL FROM was taken: the envelope so far, its accepted
+        /// recipients in RCPT order (none yet, at first).
+        case transaction(LMTPEnvelope)
+        /// RCPT TO named `recipient` and `.checkRecipient` went out; input
+        /// is kept until `resume(recipient:)`.
+        case checkingRecipient(LMTPEnvelope, LMTPRecipient)
+        /// Between 354 and the final dot: the content goes out as it comes.
+        case receiving(LMTPEnvelope, MessageReceiver)
+        /// Over the size limit (`.abortMessage` went out): read on to the
+        /// final dot and dropped; each recipient then gets 552.
+        case discarding(LMTPEnvelope, MessageReceiver)
+        /// The final dot went out as `.endMessage`; input is kept until
+        /// `resume(delivered:)`.
+        case delivering(LMTPEnvelope)
+        /// The session is over: nothing more is read or sent.
         case closed
+    }
+
+    /// What the client's side of the connection has come to. Independent of
+    /// `State`: a client may close its side while the server delivers.
+    enum ClientInput {
+        case open
+        /// The client closed its side: what it sent before is answered,
+        /// then the session ends.
+        case ended
+        /// It sent beyond the hard limit while the engine was paused and the
+        /// rest was dropped: what was kept is answered, then 421.
+        case cutOff
     }
 
     let configuration: LMTPConfiguration
     let limits: LMTPConfiguration.Limits
-    var mode = Mode.command
-    var output = OutputQueue()
-
-    var started = false
-    var greeted = false
+    var state = State.connected
+    var clientInput = ClientInput.open
+    /// The server is stopping: the session closes once no transaction is
+    /// under way (any state may see it come, so it is not one of them).
+    var shutdownRequested = false
+    /// Bad commands so far in the session.
     var errors = 0
-    /// MAIL FROM has been taken; the envelope so far.
-    var transaction: LMTPEnvelope?
-    var pendingRecipient: LMTPRecipient?
-
+    var output = OutputQueue()
+    /// Command framing: the line being read, carried between chunks.
     var lineReader: CommandLineReader
-    var messageReader: MessageReceiver
-    /// `.abortMessage` went out for the message being read (too big).
-    var abortedMessage = false
 
     /// Input not read yet: kept while paused. `inputStart` saves moving the
     /// bytes on every command.
     var input: [UInt8] = []
     var inputStart = 0
-    /// Input came beyond the hard limit and was dropped: once what was kept
-    /// has been answered, the session ends.
-    var droppedInput = false
-    var inputEnded = false
-    var shutdownRequested = false
 
     public init(configuration: LMTPConfiguration) {
         self.configuration = configuration
         limits = LMTPConfiguration.Limits(configuration)
         lineReader = CommandLineReader(limit: limits.commandLength)
-        messageReader = MessageReceiver(limit: limits.messageSize)
     }
 
     /// Waiting for a `resume`: input is only kept.
-    public var isPaused: Bool { mode == .awaitingRecipient || mode == .awaitingDelivery }
+    public var isPaused: Bool {
+        switch state {
+        case .checkingRecipient, .delivering: true
+        default: false
+        }
+    }
+
+    var isClosed: Bool {
+        if case .closed = state { true } else { false }
+    }
 
     /// False when the server should stop reading from the client: the
     /// session is over, or a paused engine holds `maxPipelinedInput`.
     public var wantsInput: Bool {
-        mode != .closed && !inputEnded && !droppedInput && unreadCount < limits.pipelinedInput
+        !isClosed && clientInput == .open && unreadCount < limits.pipelinedInput
     }
 
     /// Client bytes the engine holds: input kept while paused, and the
@@ -71,25 +101,41 @@ public struct LMTPEngine: Sendable {
 
     var unreadCount: Int { input.count - inputStart }
 
+    /// The transaction under way, from MAIL FROM to its replies.
+    var envelope: LMTPEnvelope? {
+        switch state {
+        case .transaction(let envelope), .checkingRecipient(let envelope, _), .receiving(let envelope, _),
+             .discarding(let envelope, _), .delivering(let envelope):
+            envelope
+        case .connected, .greeted, .ready, .closed:
+            nil
+        }
+    }
+
+    /// MAIL FROM's SIZE= in the transaction under way: a server checks a
+    /// recipient's room for it at RCPT time.
+    public var declaredSize: Int? { envelope?.declaredSize }
+
     /// The greeting.
     public mutating func start() -> [LMTPOutput] {
-        guard !started, mode != .closed else { return [] }
-        started = true
-        output.send(.greeting(configuration.hostname))
+        guard case .connected = state else { return [] }
+        greet()
         return output.take()
+    }
+
+    private mutating func greet() {
+        output.send(.greeting(configuration.hostname))
+        state = .greeted
     }
 
     /// Client bytes, in any chunking.
     public mutating func receive(_ bytes: some Collection<UInt8>) -> [LMTPOutput] {
-        guard mode != .closed, !inputEnded, !droppedInput else { return [] }
-        if !started {
-            started = true
-            output.send(.greeting(configuration.hostname))
-        }
+        guard !isClosed, clientInput == .open else { return [] }
+        if case .connected = state { greet() }
         if isPaused {
             let room = max(limits.pipelinedInputHardLimit - unreadCount, 0)
             input += bytes.prefix(room)
-            if bytes.count > room { droppedInput = true }
+            if bytes.count > room { clientInput = .cutOff }
         } else {
             input += bytes
             process()
@@ -100,16 +146,15 @@ public struct LMTPEngine: Sendable {
     /// The answer to the pending `.checkRecipient`: 250 2.1.5, or the
     /// refusal; then the input kept meanwhile is read.
     public mutating func resume(recipient verdict: RecipientVerdict) -> [LMTPOutput] {
-        guard mode == .awaitingRecipient, let recipient = pendingRecipient else { return [] }
-        pendingRecipient = nil
-        mode = .command
+        guard case .checkingRecipient(var envelope, let recipient) = state else { return [] }
         switch verdict {
         case .accept:
-            transaction?.recipients.append(recipient)
+            envelope.recipients.append(recipient)
             output.send(.recipientOK)
         case .refuse(let reply):
             output.send(reply.normalized(allowing: [4, 5], fallback: .badVerdict))
         }
+        state = .transaction(envelope)
         process()
         return output.take()
     }
@@ -119,13 +164,12 @@ public struct LMTPEngine: Sendable {
     /// tries again later), extra ones dropped: the client counts on exactly
     /// one each. Then the input kept meanwhile is read.
     public mutating func resume(delivered replies: [LMTPReply]) -> [LMTPOutput] {
-        guard mode == .awaitingDelivery, let envelope = transaction else { return [] }
+        guard case .delivering(let envelope) = state else { return [] }
         for index in envelope.recipients.indices {
             let reply = index < replies.count ? replies[index] : .missingReply
             output.send(reply.normalized(allowing: [2, 4, 5], fallback: .missingReply))
         }
-        transaction = nil
-        mode = .command
+        state = .ready
         process()
         return output.take()
     }
@@ -134,8 +178,8 @@ public struct LMTPEngine: Sendable {
     /// kept while paused is still answered on resume (a client may send
     /// QUIT and close at once).
     public mutating func endOfInput() -> [LMTPOutput] {
-        guard mode != .closed, !inputEnded else { return [] }
-        inputEnded = true
+        guard !isClosed, clientInput == .open else { return [] }
+        clientInput = .ended
         process()
         return output.take()
     }
@@ -144,7 +188,7 @@ public struct LMTPEngine: Sendable {
     /// being read is aborted first. A message handed over with
     /// `.endMessage` stays the server's: it is not aborted.
     public mutating func timedOut() -> [LMTPOutput] {
-        guard mode != .closed else { return [] }
+        guard !isClosed else { return [] }
         abortMessageInProgress("timeout")
         output.send(.timeout(configuration.hostname))
         close()
@@ -155,7 +199,7 @@ public struct LMTPEngine: Sendable {
     /// transactions, else as soon as the transaction in progress has had its
     /// replies (or was reset).
     public mutating func shuttingDown() -> [LMTPOutput] {
-        guard mode != .closed else { return [] }
+        guard !isClosed else { return [] }
         shutdownRequested = true
         process()
         return output.take()

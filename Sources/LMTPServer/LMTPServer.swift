@@ -4,16 +4,16 @@ import LMTP
 import NIOCore
 import NIOPosix
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
+import MaildirKit
+import SystemPackage
 
 /// What `notmuch-deliver lmtp` is asked for.
 public struct LMTPServerConfiguration: Sendable {
     /// Empty: the sockets systemd passes (socket activation).
     public var listen: [ListenAddress] = []
     /// A unix socket's permissions once bound (postfix must be able to connect).
-    public var socketMode: mode_t?
+    public var socketMode: UInt32?
     /// One session on standard input and output (inetd, systemd Accept=yes, tests).
     public var stdio = false
     public var maxConnections = 64
@@ -36,8 +36,8 @@ public struct LMTPServerError: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// The long-lived LMTP server: listens, hands each connection to an
-/// `LMTPHandler`, and stops cleanly: on SIGTERM or SIGINT it stops
+/// The long-lived LMTP server: listens, gives each connection its
+/// handlers (timeouts, the session, the spool, the deliveries), and stops cleanly: on SIGTERM or SIGINT it stops
 /// accepting, lets every transaction in flight end with its replies, waits
 /// for the commits, and returns.
 public final class LMTPServer: Sendable {
@@ -45,7 +45,6 @@ public final class LMTPServer: Sendable {
     private let deliverer: Deliverer
     private let spoolDirectory: String
     private let connections = ConnectionRegistry()
-    private let stopping = Atomic<Bool>(false)
     /// Deliveries per mailbox: with virtual mailboxes a quarter of the
     /// connections (at least 2) for one mailbox, so that one whose files
     /// hang its deliveries leaves threads for the others; a personal
@@ -98,7 +97,8 @@ public final class LMTPServer: Sendable {
                         try self.addHandlers(to: channel, pool: pool)
                     }
                 }
-                .takingOwnershipOfDescriptors(input: STDIN_FILENO, output: STDOUT_FILENO)
+                .takingOwnershipOfDescriptors(input: FileDescriptor.standardInput.rawValue,
+                                              output: FileDescriptor.standardOutput.rawValue)
                 .wait()
             try channel.closeFuture.wait()
         } catch {
@@ -136,8 +136,10 @@ public final class LMTPServer: Sendable {
                 switch address {
                 case .unix(let path):
                     listeners.append(try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait())
-                    if let mode = configuration.socketMode, chmod(path, mode) != 0 {
-                        throw LMTPServerError(description: "cannot set the mode of '\(path)': \(String(cString: strerror(errno)))")
+                    if let mode = configuration.socketMode {
+                        do { try FileSystem.setMode(path, mode) } catch {
+                            throw LMTPServerError(description: "cannot set the mode of '\(path)': \(error)")
+                        }
                     }
                 case .tcp(let host, let port):
                     listeners.append(try bootstrap.bind(host: host, port: port).wait())
@@ -156,17 +158,17 @@ public final class LMTPServer: Sendable {
 
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
-        for signalNumber in [SIGTERM, SIGINT] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        for stopSignal in [SignalPipe.Signal.terminate, .interrupt] {
+            SignalPipe.ignore(stopSignal)
+            let source = DispatchSource.makeSignalSource(signal: stopSignal.rawValue, queue: .global())
             source.setEventHandler { stop.signal() }
             source.resume()
             sources.append(source)
         }
         // The rules and the notmuch configuration are read again within a
         // second of a change; SIGHUP has them read at the next delivery.
-        signal(SIGHUP, SIG_IGN)
-        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        SignalPipe.ignore(.hangUp)
+        let hangup = DispatchSource.makeSignalSource(signal: SignalPipe.Signal.hangUp.rawValue, queue: .global())
         let deliverer = deliverer
         hangup.setEventHandler {
             deliverer.reload()
@@ -176,7 +178,6 @@ public final class LMTPServer: Sendable {
         stop.wait()
 
         DeliveryLog.notice("stopping: no new connections; finishing the transactions in flight")
-        stopping.store(true, ordering: .relaxed)
         for listener in listeners { try? listener.close().wait() }
         connections.requestShutdown()
         // A client that neither finishes nor leaves is cut off after its timeout.
@@ -191,27 +192,26 @@ public final class LMTPServer: Sendable {
             maxRecipients: configuration.maxRecipients))
         let delivery = TransactionDelivery(deliverer: deliverer, commitWait: configuration.commitWait,
                                            recipientDelimiters: configuration.recipientDelimiters, gate: gate)
-        try channel.pipeline.syncOperations.addHandler(
-            LMTPHandler(engine: engine, delivery: delivery, pool: pool, spoolDirectory: spoolDirectory,
-                        session: Self.sessionID(), timeout: .seconds(configuration.timeout)))
+        let timeout = TimeAmount.seconds(configuration.timeout)
+        // One job each, from the socket inwards (see PipelineMessages.swift).
+        try channel.pipeline.syncOperations.addHandlers([
+            ClientTimeoutHandler(commandTime: timeout, dataTime: timeout * 4),
+            LMTPSessionHandler(engine: engine),
+            SpoolHandler(directory: spoolDirectory),
+            DeliveryHandler(delivery: delivery, pool: pool, session: Self.sessionID(), workTime: timeout),
+        ])
     }
 
     /// Why standard input and output cannot carry a session, if they
     /// cannot: NIO polls them, and a regular file or /dev/null cannot be
     /// polled (NIO would stop the process rather than give an error).
     public static func stdioProblem() -> String? {
-        for (descriptor, name) in [(STDIN_FILENO, "input"), (STDOUT_FILENO, "output")] where !isPollable(descriptor) {
+        for (descriptor, name) in [(FileDescriptor.standardInput, "input"), (FileDescriptor.standardOutput, "output")]
+            where !FileSystem.isPollable(descriptor) {
             return "--stdio needs its standard \(name) to be a socket, a pipe or a terminal "
                 + "(as inetd or systemd's Accept=yes give it), not a file"
         }
         return nil
-    }
-
-    private static func isPollable(_ descriptor: Int32) -> Bool {
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { return false }
-        let type = info.st_mode & S_IFMT
-        return type == S_IFSOCK || type == S_IFIFO || isatty(descriptor) == 1
     }
 
     /// Short, random, and the same in every log line of one connection.

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import MaildirKit
 
 /// Where the server listens: `unix:PATH`, `HOST:PORT` or `[V6HOST]:PORT`;
 /// or sockets systemd opened for it.
@@ -37,13 +35,13 @@ enum SocketActivation {
     static let firstDescriptor: Int32 = 3
 
     static func descriptors() -> [Int32] {
-        guard let pid = getenv("LISTEN_PID").map({ String(cString: $0) }), Int32(pid) == getpid(),
-              let countText = getenv("LISTEN_FDS").map({ String(cString: $0) }), let count = Int32(countText),
+        guard let pid = ProcessEnvironment.value(of: "LISTEN_PID"), Int32(pid) == ProcessEnvironment.processID,
+              let countText = ProcessEnvironment.value(of: "LISTEN_FDS"), let count = Int32(countText),
               count > 0, count < 1024 else { return [] }
         // Not passed on to anything the server starts (a hook).
-        unsetenv("LISTEN_PID")
-        unsetenv("LISTEN_FDS")
-        unsetenv("LISTEN_FDNAMES")
+        ProcessEnvironment.remove("LISTEN_PID")
+        ProcessEnvironment.remove("LISTEN_FDS")
+        ProcessEnvironment.remove("LISTEN_FDNAMES")
         return (0..<count).map { firstDescriptor + $0 }
     }
 }

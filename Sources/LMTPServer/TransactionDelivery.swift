@@ -1,6 +1,7 @@
 import DeliveryKit
 import LMTP
 import MaildirKit
+import Threads
 
 /// One LMTP transaction's message, delivered to each of its recipients:
 /// all are written and queued first, then their commits waited for
@@ -34,7 +35,7 @@ struct TransactionDelivery: Sendable {
     /// One reply per recipient, in RCPT order; nil when `progress` says
     /// the deadline passed while recipients were being staged (the handler
     /// answers then, through `answerAfterDeadline`).
-    func deliver(_ spool: Spool, envelope: LMTPEnvelope, session: String,
+    func deliver(_ spool: SpoolFile, envelope: LMTPEnvelope, session: String,
                  progress: TransactionProgress) -> [LMTPReply]? {
         let started = Monotonic.milliseconds
         if let failure = spool.failure {
@@ -181,8 +182,8 @@ struct TransactionDelivery: Sendable {
         switch error.kind {
         case .notAMessage: return error.isTooBig ? LMTPReply(552, "5.3.4", text) : LMTPReply(554, "5.6.0", text)
         case .noSuchMailbox, .usage: return LMTPReply(550, "5.1.1", text)
-        case .overQuota: return LMTPReply(552, "5.2.2", text)
-        case .temporary: return error.isOverQuota ? LMTPReply(452, "4.2.2", text) : LMTPReply(451, "4.3.0", text)
+        case .overQuota(let permanent): return permanent ? LMTPReply(552, "5.2.2", text) : LMTPReply(452, "4.2.2", text)
+        case .temporary: return LMTPReply(451, "4.3.0", text)
         }
     }
 }

@@ -2,6 +2,7 @@ import Dispatch
 import DeliveryKit
 import MaildirKit
 import Synchronization
+import Threads
 
 /// How far a transaction's worker thread has got, shared with the
 /// deadline that may stop waiting for it (a mailbox whose file or lock

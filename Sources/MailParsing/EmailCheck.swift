@@ -1,8 +1,5 @@
 internal import CGMime
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Whether libnotmuch will take a file as an email message, decided the way
 /// `notmuch_database_index_file` decides it, without the database: GMime
@@ -49,35 +46,36 @@ public enum EmailCheck {
     private static func inspect(_ path: String, checkingLimits: Bool,
                                 message seen: (UnsafeMutablePointer<GMimeMessage>) -> Void) -> Verdict {
         GMimeLibrary.initialise
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return .unreadable(errno) }
+        func code(_ error: any Error) -> Int32 { (error as? Errno ?? .ioError).rawValue }
+        let file: FileDescriptor
+        do { file = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) } catch {
+            return .unreadable(code(error))
+        }
         do {
-            if checkingLimits, let excess = try MessageLimits.scan(FileDescriptor(rawValue: fd)).excess {
-                close(fd)
+            if checkingLimits, let excess = try MessageLimits.scan(file).excess {
+                try? file.close()
                 return .overLimit(excess)
             }
+            // GMime's stream starts at the descriptor's offset.
+            _ = try file.seek(offset: 0, from: .start)
         } catch {
-            close(fd)
-            return .unreadable((error as? Errno)?.rawValue ?? EIO)
-        }
-        // GMime's stream starts at the descriptor's offset.
-        guard lseek(fd, 0, SEEK_SET) == 0 else {
-            let code = errno
-            close(fd)
-            return .unreadable(code)
+            try? file.close()
+            return .unreadable(code(error))
         }
         // The stream owns the descriptor and closes it.
-        guard let stream = g_mime_stream_fs_new(fd) else {
-            close(fd)
-            return .unreadable(ENOMEM)
+        guard let stream = g_mime_stream_fs_new(file.rawValue) else {
+            try? file.close()
+            return .unreadable(Errno.noMemory.rawValue)
         }
         defer { g_object_unref(stream) }
         var prefix = [UInt8](repeating: 0, count: 5)
-        let count = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 5, 0) }
-        if count < 0 { return .unreadable(errno) }
+        let count: Int
+        do { count = try prefix.withUnsafeMutableBytes { try file.read(fromAbsoluteOffset: 0, into: $0) } } catch {
+            return .unreadable(code(error))
+        }
         let isMbox = count == 5 && prefix == Array("From ".utf8)
 
-        guard let parser = g_mime_parser_new_with_stream(stream) else { return .unreadable(ENOMEM) }
+        guard let parser = g_mime_parser_new_with_stream(stream) else { return .unreadable(Errno.noMemory.rawValue) }
         defer { g_object_unref(parser) }
         g_mime_parser_set_format(parser, isMbox ? GMIME_FORMAT_MBOX : GMIME_FORMAT_MESSAGE)
         guard let message = g_mime_parser_construct_message(parser, nil) else { return .notEmail }

@@ -1,7 +1,5 @@
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
+internal import MaildirKit
 
 /// How much of what GMime parses as header fields and MIME parts a message
 /// may hold. GMime keeps every header field and every part as objects of a
@@ -145,8 +143,8 @@ public enum MessageLimits {
                 // is skipped at memchr's speed (a message is read twice).
                 if place == .body && lineLength >= 2 {
                     let rest = buffer.count - index
-                    let start = UnsafeRawPointer(base + index)
-                    let skipped = memchr(start, 10, rest).map { UnsafeRawPointer($0) - start } ?? rest
+                    let tail = UnsafeRawBufferPointer(start: base + index, count: rest)
+                    let skipped = ByteSearch.firstOffset(of: 10, in: tail) ?? rest
                     bytes += Int64(skipped)
                     lineLength += skipped
                     index += skipped

@@ -74,6 +74,26 @@ package enum FileSystem {
         path.withCString { (try? Stat($0)) != nil }
     }
 
+    /// What `openRegularFile` opens a file for.
+    package enum Use {
+        case reading
+        /// Writing from the start, created if missing, emptied if not.
+        case writingAfresh
+        /// Writing at the end only (O_APPEND), never created.
+        case appending
+        /// Reading and writing, created if missing, kept if not.
+        case updating
+
+        var flags: Int32 {
+            switch self {
+            case .reading: return O_RDONLY
+            case .writingAfresh: return O_WRONLY | O_CREAT | O_TRUNC
+            case .appending: return O_WRONLY | O_APPEND
+            case .updating: return O_RDWR | O_CREAT
+            }
+        }
+    }
+
     /// Why `openRegularFile` gave no descriptor.
     package enum RegularFileProblem: Error, Equatable, CustomStringConvertible {
         case missing
@@ -100,13 +120,12 @@ package enum FileSystem {
     /// for a reader), and a device may never answer. The open is
     /// non-blocking; fstat then refuses anything but a regular file, and
     /// O_NONBLOCK is cleared again (on a regular file it changes nothing,
-    /// but a caller may rely on ordinary reads). `flags`: O_RDONLY,
-    /// O_WRONLY|O_APPEND, O_RDWR|O_CREAT and the like; O_CLOEXEC is added.
+    /// but a caller may rely on ordinary reads). O_CLOEXEC is added.
     /// `followSymlinks` false adds O_NOFOLLOW: a symlink is `.symlink`.
-    package static func openRegularFile(_ path: String, in directory: FileDescriptor? = nil, flags: Int32 = O_RDONLY,
+    package static func openRegularFile(_ path: String, in directory: FileDescriptor? = nil, for use: Use = .reading,
                                         mode: mode_t = 0o600,
                                         followSymlinks: Bool = true) throws(RegularFileProblem) -> FileDescriptor {
-        let allFlags = flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (followSymlinks ? 0 : O_NOFOLLOW)
+        let allFlags = use.flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (followSymlinks ? 0 : O_NOFOLLOW)
         let base = directory?.rawValue ?? AT_FDCWD
         var raw: Int32
         repeat { raw = openat(base, path, allFlags, mode) } while raw < 0 && errno == EINTR
@@ -261,6 +280,40 @@ package enum FileSystem {
     package static func isExecutable(_ path: FilePath) -> Bool {
         guard path.withPlatformString({ access($0, X_OK) }) == 0, let info = try? Stat(path) else { return false }
         return info.type == .regular
+    }
+
+    /// The longest name a directory entry may have (NAME_MAX) and the
+    /// longest path the kernel takes (PATH_MAX, with its NUL).
+    package static let longestName = Int(NAME_MAX)
+    package static let longestPath = Int(PATH_MAX)
+
+    /// Whether poll(2) can wait on `fd`: a socket, a pipe or a terminal; a
+    /// regular file or /dev/null cannot be polled.
+    package static func isPollable(_ fd: FileDescriptor) -> Bool {
+        guard let info = try? fd.stat() else { return false }
+        return info.type == .socket || info.type == .fifo || isatty(fd.rawValue) == 1
+    }
+
+    /// chmod(2).
+    package static func setMode(_ path: String, _ mode: mode_t) throws(Errno) {
+        if chmod(path, mode) != 0 { throw Errno(rawValue: errno) }
+    }
+
+    /// Whether this process may read `path` (access(2) with R_OK: its real
+    /// user's rights).
+    package static func isReadable(_ path: String) -> Bool {
+        access(path, R_OK) == 0
+    }
+
+    /// The directories whose paths match the shell pattern `pattern`
+    /// (glob(3): `*`, `?`, `[...]`), sorted; none when nothing matches.
+    package static func directories(matching pattern: String) -> [String] {
+        var found = glob_t()
+        defer { globfree(&found) }
+        guard glob(pattern, GLOB_ONLYDIR, nil, &found) == 0 else { return [] }
+        return (0..<Int(found.gl_pathc)).compactMap { index in
+            found.gl_pathv[index].map { String(cString: $0) }
+        }
     }
 
     package static func hostName() -> String {

@@ -130,7 +130,7 @@ package enum Leftovers {
     private static func sweepBelow(_ folder: FileDescriptor, now: Double, depth: Int) -> Int {
         guard depth < 64, let names = try? FileSystem.list(folder) else { return 0 }
         var removed = 0
-        for name in names where !["new", "cur", ".notmuch"].contains(name) {
+        for name in names where !["new", "cur", MailFolder.databaseFolderName].contains(name) {
             let raw = openat(folder.rawValue, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard raw >= 0 else { continue }
             let sub = FileDescriptor(rawValue: raw)

@@ -14,7 +14,13 @@ package enum MailFolder {
     /// (mail under tmp/ is invisible, and a maildir inside new/ or cur/
     /// would be read as messages). The quota skips the same names, so what
     /// it counts is what a delivery may write.
-    package static let reservedNames: Set<String> = [".notmuch", "tmp", "new", "cur"]
+    package static let reservedNames: Set<String> = [databaseFolderName, "tmp", "new", "cur"]
+
+    /// The notmuch database's folder in a mail root. Notmuch owns the name
+    /// (`Database.folderName`); this target keeps its own copy because a
+    /// maildir library must not depend on the database, and a test
+    /// (DatabaseFolderNameTests) holds the two equal.
+    package static let databaseFolderName = ".notmuch"
 
     /// The most levels a folder may have: as deep as the quota counts
     /// (MaildirQuota), so that no folder holds mail it does not see.
@@ -24,14 +30,14 @@ package enum MailFolder {
     /// reserved part, and not the database's folder (`database`: its path
     /// relative to the mail root, as components, when it is inside it).
     /// Returns the normalised components ("" or nil: the root itself).
-    package static func components(of name: String?, database: [String] = []) throws(DeliveryError) -> [String] {
+    package static func components(of name: String?, database: [String] = []) throws(FolderError) -> [String] {
         let parts = try checkedComponents(of: name)
         if let reserved = parts.first(where: { reservedNames.contains($0) }) {
-            throw DeliveryError(.usage, "folder '\(name ?? "")' has a part '\(reserved)', which is reserved "
-                                + "(the database's .notmuch, or a maildir's tmp, new or cur); choose another folder")
+            throw FolderError(.refusedName, "folder '\(name ?? "")' has a part '\(reserved)', which is reserved "
+                                + "(the database's \(databaseFolderName), or a maildir's tmp, new or cur); choose another folder")
         }
         if !database.isEmpty, parts.starts(with: database) {
-            throw DeliveryError(.usage, "folder '\(name ?? "")' is inside the notmuch database's folder "
+            throw FolderError(.refusedName, "folder '\(name ?? "")' is inside the notmuch database's folder "
                                 + "'\(database.joined(separator: "/"))'; choose another folder")
         }
         return parts
@@ -61,44 +67,44 @@ package enum MailFolder {
         return folder.dropFirst(prefix.count).split(separator: "/").map(String.init)
     }
 
-    private static func checkedComponents(of name: String?) throws(DeliveryError) -> [String] {
+    private static func checkedComponents(of name: String?) throws(FolderError) -> [String] {
         guard let name, !name.isEmpty else { return [] }
         if name.hasPrefix("/") {
-            throw DeliveryError(.usage, "folder '\(name)' is absolute; give a folder relative to the mail root")
+            throw FolderError(.refusedName, "folder '\(name)' is absolute; give a folder relative to the mail root")
         }
         var parts: [String] = []
         for part in name.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
             if part == ".." {
-                throw DeliveryError(.usage, "folder '\(name)' contains '..'; give a folder inside the mail root")
+                throw FolderError(.refusedName, "folder '\(name)' contains '..'; give a folder inside the mail root")
             }
             if part.contains("\0") {
-                throw DeliveryError(.usage, "folder '\(name)' contains a NUL byte")
+                throw FolderError(.refusedName, "folder '\(name)' contains a NUL byte")
             }
             if part.utf8.count > Int(NAME_MAX) {
-                throw DeliveryError(.usage, "folder '\(name.prefix(64))…' has a component of \(part.utf8.count) bytes, "
+                throw FolderError(.refusedName, "folder '\(name.prefix(64))…' has a component of \(part.utf8.count) bytes, "
                                     + "over NAME_MAX (\(NAME_MAX)); no directory can have that name")
             }
             parts.append(String(part))
         }
         if parts.count > maximumDepth {
-            throw DeliveryError(.usage, "folder '\(name.prefix(64))…' has \(parts.count) levels, more than \(maximumDepth)")
+            throw FolderError(.refusedName, "folder '\(name.prefix(64))…' has \(parts.count) levels, more than \(maximumDepth)")
         }
         return parts
     }
 
     /// Where the folder really is, once the symlinks inside the root that
     /// the opening followed are resolved, through the same check: a link
-    /// (`box` to `.notmuch/x`, say) must not lead a delivery into the
+    /// (`box` into the database's folder, say) must not lead a delivery into the
     /// database or a maildir's tmp/.
     private static func checkWhereItLeads(_ folder: FileDescriptor, named name: String, root: FilePath,
-                                          database: [String]) throws(DeliveryError) {
+                                          database: [String]) throws(FolderError) {
         guard let realRoot = FileSystem.realPath(root),
               let realFolder = FileSystem.realPath(FilePath("/proc/self/fd/\(folder.rawValue)")),
               realFolder.starts(with: realRoot), realFolder != realRoot else { return }
         let relative = realFolder.components.dropFirst(realRoot.components.count).map(\.string).joined(separator: "/")
         do { _ = try components(of: relative, database: database) } catch {
-            throw DeliveryError(.usage, "folder '\(name)' leads to '\(relative)': \(error.message)")
+            throw FolderError(.refusedName, "folder '\(name)' leads to '\(relative)': \(error.message)")
         }
     }
 
@@ -116,13 +122,13 @@ package enum MailFolder {
     /// one holding its `.notmuch`), which no folder may be or be inside
     /// unless it is the root itself; nil when it is not known.
     package static func resolve(root: String, name: String?, create: Bool, databaseFolder: String?,
-                                worldReadable: Bool = false) throws(DeliveryError) -> Maildir {
+                                worldReadable: Bool = false) throws(FolderError) -> Maildir {
         let database = databaseFolder.map { databaseComponents(root: root, databaseFolder: $0) } ?? []
         let parts = try components(of: name, database: database)
         let rootPath = FilePath(root)
         var contained: ContainedDirectories
         do { contained = try ContainedDirectories(root: rootPath) } catch {
-            throw DeliveryError.config("mail root '\(root)' (database.mail_root) is not a directory (\(error))")
+            throw FolderError(.badMailRoot, "mail root '\(root)' (database.mail_root) is not a directory (\(error))")
         }
         defer { contained.close() }
         if worldReadable { contained.creationMode = 0o755 }
@@ -131,7 +137,7 @@ package enum MailFolder {
         // Room for the longest name written below: tmp/, new/ or cur/, and
         // a file name of up to NAME_MAX.
         if !parts.isEmpty, path.string.utf8.count + 5 + Int(NAME_MAX) >= Int(PATH_MAX) {
-            throw DeliveryError(.usage, "folder '\(name?.prefix(64) ?? "")…' makes a path of \(path.string.utf8.count) "
+            throw FolderError(.refusedName, "folder '\(name?.prefix(64) ?? "")…' makes a path of \(path.string.utf8.count) "
                                 + "bytes; with the files inside it, that exceeds PATH_MAX (\(PATH_MAX))")
         }
 
@@ -141,13 +147,13 @@ package enum MailFolder {
         } catch {
             switch error {
             case .outside(_, let resolved, let realRoot):
-                throw DeliveryError(.usage, "folder '\(name ?? "")' resolves to '\(resolved)', outside the mail root '\(realRoot)'")
+                throw FolderError(.refusedName, "folder '\(name ?? "")' resolves to '\(resolved)', outside the mail root '\(realRoot)'")
             case .missing:
-                throw DeliveryError(.temporary, "folder '\(name ?? "")' does not exist under '\(root)'; create it or pass --create-folder")
+                throw FolderError(.unavailable, "folder '\(name ?? "")' does not exist under '\(root)'; create it or pass --create-folder")
             case .notADirectory:
-                throw DeliveryError(.temporary, "folder '\(path)' is not a maildir (no tmp/, new/ and cur/); create them or pass --create-folder")
+                throw FolderError(.unavailable, "folder '\(path)' is not a maildir (no tmp/, new/ and cur/); create them or pass --create-folder")
             case .failed, .symlink:
-                throw DeliveryError(.temporary, "cannot create maildir '\(path)': \(error)")
+                throw FolderError(.unavailable, "cannot create maildir '\(path)': \(error)")
             }
         }
         defer { if !parts.isEmpty { try? folder.close() } }
@@ -157,12 +163,37 @@ package enum MailFolder {
         } catch {
             switch error {
             case .outside, .symlink:
-                throw DeliveryError(.temporary, "maildir '\(path)' cannot take mail: \(error)")
+                throw FolderError(.unavailable, "maildir '\(path)' cannot take mail: \(error)")
             case .missing, .notADirectory:
-                throw DeliveryError(.temporary, "folder '\(path)' is not a maildir (no tmp/, new/ and cur/); create them or pass --create-folder")
+                throw FolderError(.unavailable, "folder '\(path)' is not a maildir (no tmp/, new/ and cur/); create them or pass --create-folder")
             case .failed:
-                throw DeliveryError(.temporary, "cannot create maildir '\(path)': \(error)")
+                throw FolderError(.unavailable, "cannot create maildir '\(path)': \(error)")
             }
         }
     }
+}
+
+/// Why the folder gate refused a folder, in one line, and whether trying
+/// again can help: MaildirKit's own outcome, which a delivery maps to its
+/// (DeliveryKit's DeliveryError).
+package struct FolderError: Error, CustomStringConvertible, Sendable {
+    package enum Kind: Sendable {
+        /// The name itself is refused (absolute, `..`, reserved, too long,
+        /// leading outside the root): retrying cannot help.
+        case refusedName
+        /// The mail root is not a directory: the configuration is wrong.
+        case badMailRoot
+        /// The folder is missing, or cannot be opened or made now: may pass.
+        case unavailable
+    }
+
+    package let kind: Kind
+    package let message: String
+
+    package init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    package var description: String { message }
 }

@@ -90,8 +90,6 @@ package struct Maildir: Sendable {
         case emptyInput
         case read(Errno)
         case write(Errno, FilePath)
-        /// `beforeSync` turned the content down (it is not mail, say).
-        case rejected(DeliveryError)
     }
 
     /// A delivered file, and whether it was there already: the same bytes
@@ -101,8 +99,73 @@ package struct Maildir: Sendable {
         package let adopted: Bool
     }
 
-    /// Copies `input` (minus a leading From_ line) into new/ and returns the
-    /// file's path once the file is on disk; its directory entry too unless
+    /// A message copied into tmp/ and not yet synced or linked into new/:
+    /// what a delivery looks at (is it mail, does it fit the quota) before
+    /// it pays for the syncs. `publish` makes it a delivered file;
+    /// `abandon` removes it.
+    package final class TemporaryMessage: @unchecked Sendable {
+        /// Its name in tmp/, to read it by.
+        package let path: FilePath
+        fileprivate let name: String
+        fileprivate let digest: String
+        fileprivate let directories: Subdirectories
+        /// Open until synced; nil for a hard link to a file synced already.
+        fileprivate var file: FileDescriptor?
+
+        fileprivate init(path: FilePath, name: String, digest: String, directories: Subdirectories,
+                         file: FileDescriptor?) {
+            self.path = path
+            self.name = name
+            self.digest = digest
+            self.directories = directories
+            self.file = file
+        }
+
+        deinit { try? file?.close() }
+    }
+
+    /// Copies `input` (minus a leading From_ line) into tmp/, unsynced.
+    /// On any failure nothing is left behind.
+    ///
+    /// `sameAs`: a file delivered from the same input into another maildir
+    /// (another recipient of one LMTP transaction). When it can be
+    /// hard-linked, as Dovecot does, the bytes are not written again; when
+    /// it cannot (another file system, or it moved meanwhile), they are.
+    package func write(from input: FileDescriptor, permissions: FilePermissions,
+                       sameAs: FilePath? = nil) throws(WriteError) -> TemporaryMessage {
+        let directories = try subdirectories()
+        let tmpName = MaildirName.unique()
+        let tmpPath = tmp.appending(tmpName)
+        if let sameAs, let digest = MaildirName.digest(of: sameAs),
+           sameAs.withPlatformString({ linkat(AT_FDCWD, $0, directories.tmp.rawValue, tmpName, 0) }) == 0 {
+            return TemporaryMessage(path: tmpPath, name: tmpName, digest: digest, directories: directories, file: nil)
+        }
+        let raw = openat(directories.tmp.rawValue, tmpName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                         permissions.rawValue)
+        guard raw >= 0 else { throw .write(Errno(rawValue: errno), tmpPath) }
+        let file = FileDescriptor(rawValue: raw)
+        do {
+            let (written, sha1) = try copyMessage(from: input, to: file, path: tmpPath)
+            guard written > 0 else { throw WriteError.emptyInput }
+            return TemporaryMessage(path: tmpPath, name: tmpName, digest: sha1, directories: directories, file: file)
+        } catch let error as WriteError {
+            try? file.close()
+            unlinkat(directories.tmp.rawValue, tmpName, 0)
+            throw error
+        } catch {
+            fatalError("unreachable: \(error)")
+        }
+    }
+
+    /// Removes a temporary message that is not to be delivered.
+    package func abandon(_ message: TemporaryMessage) {
+        try? message.file?.close()
+        message.file = nil
+        unlinkat(message.directories.tmp.rawValue, message.name, 0)
+    }
+
+    /// Syncs a temporary message and links it into new/; returns the
+    /// file's path once the file is on disk, its directory entry too unless
     /// `syncingDirectory` is false, when the caller syncs `path`'s
     /// directory itself (a delivery that queues syncs it once together with
     /// its queue record). On any failure nothing is left behind.
@@ -112,54 +175,29 @@ package struct Maildir: Sendable {
     /// already there (in new/, or in cur/ with flags), that file is the
     /// delivery, so a delivery killed before it could report success and
     /// then retried does not store the message twice.
-    /// `scratch` keeps the copy in tmp/ under a unique name (`explain`).
-    /// `beforeSync` runs once the whole input is written, before the fsyncs,
-    /// with the temporary file's path; an error it returns rejects the
-    /// content before it ever reaches new/.
-    ///
-    /// `sameAs`: a file delivered from the same input into another maildir
-    /// (another recipient of one LMTP transaction). When it can be
-    /// hard-linked, as Dovecot does, the bytes are not written again; when
-    /// it cannot (another file system, or it moved meanwhile), they are.
-    package func deliver(from input: FileDescriptor, permissions: FilePermissions,
-                        scratch: Bool = false, syncingDirectory: Bool = true, sameAs: FilePath? = nil,
-                        beforeSync: (FilePath) -> DeliveryError? = { _ in nil }) throws(WriteError) -> Delivered {
-        let directories = try subdirectories()
-        // Its deinit closes the descriptors: alive until every call below is done.
-        defer { withExtendedLifetime(directories) {} }
-        let tmpName = MaildirName.unique()
-        let tmpPath = tmp.appending(tmpName)
-        if let sameAs, let digest = MaildirName.digest(of: sameAs),
-           sameAs.withPlatformString({ linkat(AT_FDCWD, $0, directories.tmp.rawValue, tmpName, 0) }) == 0 {
-            if let rejection = beforeSync(tmpPath) {
-                unlinkat(directories.tmp.rawValue, tmpName, 0)
-                throw .rejected(rejection)
+    /// `scratch` keeps the copy in tmp/ under its unique name, unsynced
+    /// (`explain`, which discards it).
+    package func publish(_ message: TemporaryMessage, scratch: Bool = false,
+                         syncingDirectory: Bool = true) throws(WriteError) -> Delivered {
+        if scratch { return Delivered(path: message.path, adopted: false) }
+        if let file = message.file {
+            do {
+                try FileSystem.fsync(file)
+                message.file = nil
+                try file.close()
+            } catch {
+                abandon(message)
+                throw .write(error as? Errno ?? .ioError, message.path)
             }
-            return try place(tmpName, digest: digest, directories: directories, syncingDirectory: syncingDirectory)
         }
-        let raw = openat(directories.tmp.rawValue, tmpName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                         permissions.rawValue)
-        guard raw >= 0 else { throw .write(Errno(rawValue: errno), tmpPath) }
-        let file = FileDescriptor(rawValue: raw)
-        var closed = false
-        let digest: String
-        do {
-            let (written, sha1) = try copyMessage(from: input, to: file, path: tmpPath)
-            guard written > 0 else { throw WriteError.emptyInput }
-            digest = sha1
-            if let rejection = beforeSync(tmpPath) { throw WriteError.rejected(rejection) }
-            do { try FileSystem.fsync(file) } catch { throw WriteError.write(error, tmpPath) }
-            closed = true
-            do { try file.close() } catch { throw WriteError.write(error as? Errno ?? .ioError, tmpPath) }
-        } catch let error as WriteError {
-            if !closed { try? file.close() }
-            unlinkat(directories.tmp.rawValue, tmpName, 0)
-            throw error
-        } catch {
-            fatalError("unreachable: \(error)")
-        }
-        if scratch { return Delivered(path: tmpPath, adopted: false) }
-        return try place(tmpName, digest: digest, directories: directories, syncingDirectory: syncingDirectory)
+        return try place(message.name, digest: message.digest, directories: message.directories,
+                         syncingDirectory: syncingDirectory)
+    }
+
+    /// `write` and `publish` in one, for a caller with nothing to check in between.
+    package func deliver(from input: FileDescriptor, permissions: FilePermissions,
+                         syncingDirectory: Bool = true) throws(WriteError) -> Delivered {
+        try publish(try write(from: input, permissions: permissions), syncingDirectory: syncingDirectory)
     }
 
     /// Links a synced file of tmp/ into new/ under the name its content
@@ -270,7 +308,7 @@ package struct Maildir: Sendable {
             if FileSystem.kind(of: new) == .notADirectory { return new }
             if let read = renamedForFlags(new) { return read }
             guard depth < 64, let names = try? FileSystem.list(directory) else { return nil }
-            for entry in names where ![".notmuch", "tmp", "new", "cur"].contains(entry) {
+            for entry in names where !MailFolder.reservedNames.contains(entry) {
                 let sub = directory.appending(entry)
                 var info = stat()
                 guard lstat(sub.string, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }

@@ -269,7 +269,7 @@ package struct MaildirQuota: Sendable {
     /// limit line would be corrupt; a missing file is recounted next time.
     @discardableResult
     package func add(bytes: Int64, messages: Int64) -> Bool {
-        guard let fd = try? FileSystem.openRegularFile(file.string, flags: O_WRONLY | O_APPEND,
+        guard let fd = try? FileSystem.openRegularFile(file.string, for: .appending,
                                                        followSymlinks: false) else { return false }
         defer { try? fd.close() }
         return FileSystem.append("\(bytes) \(messages)\n", to: fd)
@@ -355,4 +355,45 @@ extension Substring {
 
 extension Character {
     var isASCIIDigit: Bool { isASCII && isNumber }
+}
+
+extension MaildirQuota {
+    /// The lock deliveries take on the maildir's root directory while they
+    /// read `maildirsize` and append to it, so that two of them never
+    /// both admit a message on the same last free bytes: flock(2) on the
+    /// directory, released when its descriptor is closed (or the process dies).
+    package final class Lock {
+        private var fd: FileDescriptor?
+
+        fileprivate init(_ fd: FileDescriptor) { self.fd = fd }
+
+        deinit { release() }
+
+        /// Takes the lock without waiting (flock has no timeout): true when
+        /// this process holds it now, false while another one does.
+        package func tryTake() throws(Errno) -> Bool {
+            guard let fd else { return false }
+            while flock(fd.rawValue, LOCK_EX | LOCK_NB) != 0 {
+                switch Errno(rawValue: errno) {
+                case .interrupted: continue
+                case .wouldBlock: return false
+                case let error: throw error
+                }
+            }
+            return true
+        }
+
+        /// Lets go of the lock (closing its descriptor); a lock never taken
+        /// is only closed.
+        package func release() {
+            try? fd?.close()
+            fd = nil
+        }
+    }
+
+    /// The root's lock, open but not taken; nil when the root cannot be opened.
+    package func openLock() -> Lock? {
+        guard let fd = try? FileDescriptor.open(root, .readOnly, options: [.directory, .closeOnExec]) else { return nil }
+        return Lock(fd)
+    }
 }

@@ -1,7 +1,5 @@
 internal import CCompression
-#if canImport(Glibc)
-import Glibc
-#endif
+import SystemPackage
 
 /// Something that hands out bytes in order: a file, or a compressed file
 /// decoded on the fly, so an archive is never loaded whole.
@@ -46,9 +44,7 @@ public enum Archive {
     /// `name` is how errors call it (a spool file stands for "-").
     public static func open(_ path: String, name: String? = nil) throws -> ByteSource {
         let name = name ?? path
-        let fd = path == "-" ? dup(STDIN_FILENO) : Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ArchiveError(description: "\(name): \(String(cString: strerror(errno)))") }
-        let plain = PlainSource(fd: fd, name: name)
+        let plain = PlainSource(fd: try openInput(path, name: name), name: name)
         var magic = [UInt8](repeating: 0, count: 6)
         let count = try magic.withUnsafeMutableBytes { try plain.read(into: $0) }
         let head = Array(magic[..<count])
@@ -63,6 +59,16 @@ public enum Archive {
     static let xzMagic: [UInt8] = [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]
     static let bzip2Magic = Array("BZh".utf8)
 
+    /// `path` opened for reading, or a copy of standard input for "-".
+    static func openInput(_ path: String, name: String) throws(ArchiveError) -> FileDescriptor {
+        do {
+            if path == "-" { return try FileDescriptor.standardInput.duplicate() }
+            return try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+        } catch {
+            throw ArchiveError(description: "\(name): \(error)")
+        }
+    }
+
     static func isCompressed(_ head: [UInt8]) -> Bool {
         head.starts(with: gzipMagic) || head.starts(with: xzMagic) || head.starts(with: bzip2Magic)
     }
@@ -70,24 +76,23 @@ public enum Archive {
 
 /// A file descriptor, with room to push back the bytes used to sniff it.
 final class PlainSource: ByteSource {
-    private let fd: Int32
+    private let fd: FileDescriptor
     private let name: String
     private var pushedBack: [UInt8] = []
 
-    init(fd: Int32, name: String) {
+    init(fd: FileDescriptor, name: String) {
         self.fd = fd
         self.name = name
     }
 
-    deinit { close(fd) }
+    deinit { try? fd.close() }
 
     func unread(_ bytes: [UInt8]) { pushedBack = bytes + pushedBack }
 
     var fractionRead: Double? {
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size > 0 else { return nil }
-        let offset = lseek(fd, 0, SEEK_CUR)
-        return offset < 0 ? nil : min(Double(offset) / Double(info.st_size), 1)
+        guard let info = try? fd.stat(), info.type == .regular, info.size > 0,
+              let offset = try? fd.seek(offset: 0, from: .current) else { return nil }
+        return min(Double(offset) / Double(info.size), 1)
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
@@ -97,11 +102,8 @@ final class PlainSource: ByteSource {
             pushedBack.removeFirst(count)
             return count
         }
-        while true {
-            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
-            if count >= 0 { return count }
-            if errno != EINTR { throw ArchiveError(description: "\(name): \(String(cString: strerror(errno)))") }
-        }
+        // Retried when a signal interrupts it.
+        do { return try fd.read(into: buffer) } catch { throw ArchiveError(description: "\(name): \(error)") }
     }
 }
 

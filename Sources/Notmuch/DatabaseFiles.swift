@@ -6,6 +6,12 @@ import Glibc
 /// place that knows Xapian's layout, so that nothing above this target
 /// names `xapian/` or `flintlock`.
 extension Database {
+    /// The database's folder inside a mail root, as `notmuch new` names it
+    /// and skips it: the only spelling of it outside MaildirKit, which keeps
+    /// the same name (`MailFolder.databaseFolderName`) to refuse it as a
+    /// folder without depending on this target.
+    public static let folderName = ".notmuch"
+
     /// libnotmuch opens the database with Xapian's retry lock, so a writer
     /// waits for as long as another holds the lock, with no timeout. This
     /// sees the lock taken without waiting: Xapian holds an OFD lock on its
@@ -35,7 +41,14 @@ extension Database {
     /// deliveries) belong here, beside Xapian's.
     public static func folder(databasePath: String) -> String {
         let direct = join(databasePath, "xapian")
-        return isDirectory(direct) ? databasePath : join(databasePath, ".notmuch")
+        return isDirectory(direct) ? databasePath : join(databasePath, folderName)
+    }
+
+    /// The database's folder where a database made at `databasePath` by
+    /// this program puts it (`notmuch new`'s layout): its `.notmuch`
+    /// folder, whether or not it exists yet.
+    public static func standardFolder(databasePath: String) -> String {
+        join(databasePath, folderName)
     }
 
     /// Whether a database has been made at `databasePath`: its Xapian

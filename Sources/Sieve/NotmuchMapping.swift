@@ -87,7 +87,7 @@ public struct SieveRules: RulePrelude {
     public func folderProblems() -> [String] {
         script.literalMailboxes.compactMap { line, name -> String? in
             guard let folder = folder(for: name) else { return nil }
-            do throws(DeliveryError) { _ = try MailFolder.components(of: folder) } catch {
+            do throws(FolderError) { _ = try MailFolder.components(of: folder) } catch {
                 return "\(origin):\(line): fileinto \"\(name)\": \(error.message)"
             }
             return nil

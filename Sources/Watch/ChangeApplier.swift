@@ -2,6 +2,7 @@ import DeliveryKit
 import Logging
 import Notmuch
 import SystemPackage
+import MaildirKit
 
 /// What one transaction did, for the log line per burst.
 public struct Counts: Sendable, CustomStringConvertible {

@@ -1,7 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
+import SystemPackage
 /// What tells one version of a file from the next without reading it:
 /// a file written again or replaced has another inode, size or mtime.
 struct FileSignature: Equatable {
@@ -9,10 +6,9 @@ struct FileSignature: Equatable {
 
     /// Nil when nothing is at `path`.
     init?(_ path: String) {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        inode = UInt64(info.st_ino)
-        size = Int64(info.st_size)
+        guard let info = try? Stat(path) else { return nil }
+        inode = UInt64(info.inode.rawValue)
+        size = info.size
         seconds = info.st_mtim.tv_sec
         nanoseconds = info.st_mtim.tv_nsec
     }

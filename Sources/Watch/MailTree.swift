@@ -1,3 +1,6 @@
+import Notmuch
+import MaildirKit
+
 /// The mail root and what under it is never mail: `new.ignore`, every
 /// `.notmuch` folder, and the database's own folder when it lies inside.
 public struct MailTree {
@@ -34,7 +37,7 @@ public struct MailTree {
     /// outright (ignored, or the database's folder).
     func ignores(_ name: String, in directory: String) -> Bool {
         let path = join(directory, name)
-        return name == ".notmuch" || skipped.contains(path) || ignore.ignores(name: name, relativePath: relative(path))
+        return name == Database.folderName || skipped.contains(path) || ignore.ignores(name: name, relativePath: relative(path))
     }
 
     /// Whether a directory below the root is walked: not ignored, and no

@@ -3,9 +3,7 @@ import Logging
 import MaildirKit
 import Notmuch
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// A watcher's failure: what went wrong, for one line in the log or on stderr.
 public struct WatchError: Error, CustomStringConvertible {
@@ -106,7 +104,7 @@ public final class Reconciler {
         let deadline = Monotonic.seconds + found.lockTimeout
         while Database.isWriteLockHeld(databasePath: found.databasePath) {
             if Monotonic.seconds >= deadline { return nil }
-            usleep(20_000)
+            Pause.sleep(seconds: 0.02)
         }
         let database: Database
         do { database = try found.openForWriting() } catch {

@@ -1,7 +1,7 @@
 import Notmuch
-#if canImport(Glibc)
-import Glibc
-#endif
+import SystemPackage
+import Threads
+import MaildirKit
 
 /// Compares a directory tree with the database as `notmuch new` does
 /// (notmuch-new.c's add_files): a directory whose mtime equals the stored
@@ -14,7 +14,7 @@ struct TreeScan {
     let database: Database
     /// Seconds since the epoch; the directory mtime read in the current
     /// second is not stored (mail may still arrive within it).
-    var now: () -> Int = { Int(time(nil)) }
+    var now: () -> Int = { WallClock.seconds }
 
     /// Walks `directory` and everything below it.
     func scan(_ directory: String) throws -> Changes {
@@ -25,12 +25,11 @@ struct TreeScan {
 
     private func walk(_ directory: String, into changes: inout Changes) throws {
         let statTime = now()
-        var info = stat()
-        guard stat(directory, &info) == 0 else { return }
+        guard let info = try? Stat(directory) else { return }
         let fsMtime = Int(info.st_mtim.tv_sec)
         let known = try database.directory(directory)
         let dbMtime = try known?.mtime() ?? 0
-        if let known, fsMtime == dbMtime, info.st_nlink == 2, try known.childDirectories().isEmpty { return }
+        if let known, fsMtime == dbMtime, info.linkCount == 2, try known.childDirectories().isEmpty { return }
         guard let listing = DirectoryListing(directory) else { return }
         let isMaildir = listing.hasMaildirSubdirectories
         for entry in listing.entries where entry.kind == .directory {

@@ -1,9 +1,9 @@
 import DeliveryKit
 import Logging
 import Notmuch
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
+import SystemPackage
+import MaildirKit
 
 /// The long-lived watcher: inotify on every directory of the mail tree,
 /// events gathered into bursts (a short quiet window), each burst one
@@ -68,15 +68,15 @@ public final class Watcher {
         self.options = options
         self.timing = timing
         reconciler = try Reconciler(options: options)
-        guard let inotify = Inotify() else { throw WatchError("cannot start inotify: \(String(cString: strerror(errno)))") }
-        self.inotify = inotify
+        do { inotify = try Inotify() } catch { throw WatchError("cannot start inotify: \(error)") }
     }
 
     /// Watches, reconciles, then follows events until SIGTERM or SIGINT;
     /// SIGHUP reads the configuration and the rules again.
     public func run() throws {
-        guard let signals = SignalPipe.install([SIGTERM, SIGINT, SIGHUP]) else {
-            throw WatchError("cannot make the signal pipe: \(String(cString: strerror(errno)))")
+        let signals: Int32
+        do { signals = try SignalPipe.install([.terminate, .interrupt, .hangUp]) } catch {
+            throw WatchError("cannot make the signal pipe: \(error)")
         }
         noteRuleFiles()
         // Watches first: what changes during the first scan is heard of.
@@ -89,17 +89,15 @@ public final class Watcher {
             retryAt = Monotonic.seconds + timing.retryAfterLock
         }
         while true {
-            var descriptors = [pollfd(fd: inotify.descriptor, events: Int16(POLLIN), revents: 0),
-                               pollfd(fd: signals, events: Int16(POLLIN), revents: 0)]
-            let timeout = nextTimeout()
-            let ready = poll(&descriptors, 2, timeout)
-            if ready < 0 && errno != EINTR { throw WatchError("poll failed: \(String(cString: strerror(errno)))") }
+            do { try InputWait.wait(for: [inotify.descriptor, signals], timeout: nextTimeout()) } catch {
+                throw WatchError("poll failed: \(error)")
+            }
             let caught = SignalPipe.take(from: signals)
-            if caught.contains(SIGTERM) || caught.contains(SIGINT) {
+            if caught.contains(.terminate) || caught.contains(.interrupt) {
                 log.info("watch: stopping; pending removals (\(pendingRemovals.count)) are left to the next start's scan")
                 return
             }
-            if caught.contains(SIGHUP) { reload() }
+            if caught.contains(.hangUp) { reload() }
             for event in inotify.read() { handle(event) }
             if isDue() { try commitBurst() }
         }
@@ -173,14 +171,14 @@ public final class Watcher {
 
     private func handle(_ event: Inotify.Event) {
         let now = Monotonic.seconds
-        if event.has(IN_Q_OVERFLOW) {
+        if event.has(.overflowed) {
             log.warning("watch: inotify queue overflowed; scanning the whole tree")
             fullScanNeeded = true
             noteEvent(now)
             return
         }
         guard let directory = watches[event.watch] else { return }
-        if event.has(IN_IGNORED) {
+        if event.has(.watchRemoved) {
             watches[event.watch] = nil
             if watchOf[directory] == event.watch { watchOf[directory] = nil }
             return
@@ -194,10 +192,10 @@ public final class Watcher {
         let path = tree.join(directory, event.name)
         noteEvent(now)
         if event.isDirectory {
-            if event.has(IN_CREATE) || event.has(IN_MOVED_TO) {
+            if event.has(.created) || event.has(.movedIn) {
                 goneDirectories[path] = nil
                 if tree.isWatched(path) { newDirectories.insert(path) }
-            } else if event.has(IN_DELETE) || event.has(IN_MOVED_FROM) {
+            } else if event.has(.deleted) || event.has(.movedOut) {
                 unwatchTree(path)
                 newDirectories.remove(path)
                 goneDirectories[path] = now + timing.grace
@@ -205,19 +203,19 @@ public final class Watcher {
             return
         }
         touched.insert(path)
-        if event.has(IN_CREATE) { created.insert(path) }
-        if event.has(IN_MODIFY), created.contains(path) { writing.insert(path) }
-        if event.has(IN_MODIFY), young[path] != nil { young[path] = now + 1 }
-        if event.has(IN_CLOSE_WRITE) {
+        if event.has(.created) { created.insert(path) }
+        if event.has(.modified), created.contains(path) { writing.insert(path) }
+        if event.has(.modified), young[path] != nil { young[path] = now + 1 }
+        if event.has(.closedAfterWriting) {
             young[path] = nil
             created.remove(path)
             writing.remove(path)
         }
-        if event.has(IN_MOVED_FROM) { movedFrom[event.cookie] = path }
-        if event.has(IN_MOVED_TO), let old = movedFrom.removeValue(forKey: event.cookie) {
+        if event.has(.movedOut) { movedFrom[event.cookie] = path }
+        if event.has(.movedIn), let old = movedFrom.removeValue(forKey: event.cookie) {
             renamedAway[old] = path
         }
-        if event.has(IN_DELETE) || event.has(IN_MOVED_FROM) {
+        if event.has(.deleted) || event.has(.movedOut) {
             young[path] = nil
             created.remove(path)
             writing.remove(path)
@@ -248,11 +246,10 @@ public final class Watcher {
 
     private func deferringYoungFiles(_ scanned: Changes, now: Double) -> Changes {
         var changes = scanned
-        let second = Int(time(nil))
+        let second = WallClock.seconds
         var deferredIn = Set<String>()
         changes.additions.removeAll { path in
-            var info = stat()
-            guard stat(path, &info) == 0, info.st_mtim.tv_sec >= second - 1 else { return false }
+            guard let info = try? Stat(path), info.st_mtim.tv_sec >= second - 1 else { return false }
             young[path] = now + 1
             touched.insert(path)
             deferredIn.insert(Self.parent(of: path))
@@ -307,9 +304,8 @@ public final class Watcher {
         // the mtime shows has its event in hand by then.
         var mtimes: [String: (seconds: Int, readAt: Int)] = [:]
         for directory in changedDirectories {
-            var info = stat()
-            let readAt = Int(time(nil))
-            if stat(directory, &info) == 0 { mtimes[directory] = (Int(info.st_mtim.tv_sec), readAt) }
+            let readAt = WallClock.seconds
+            if let info = try? Stat(directory) { mtimes[directory] = (Int(info.st_mtim.tv_sec), readAt) }
         }
         var heardLate = Set<String>()
         for event in inotify.read() {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeliveryKit
+import Notmuch
 import Rules
 import Sieve
 
@@ -7,27 +8,24 @@ struct CheckRules: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-rules",
         abstract: "Check a rules file or a Sieve script; exit 1 if it has errors.",
-        discussion: "A file whose name ends in .sieve, or any file with --sieve, is checked as a Sieve script.")
+        discussion: "A file whose name ends in .sieve, or any file with --sieve, is checked as a Sieve script. "
+            + "With --mail-root and --recipient, the virtual mailbox's own rules or script (deliver.rules "
+            + "or deliver.sieve in its \(Database.folderName) folder) are checked, as a delivery reads them.")
 
     @Argument(help: "The rules file or Sieve script (default: deliver.rules, or with --sieve deliver.sieve, from the notmuch config).")
     var file: String?
 
     @OptionGroup var notmuch: NotmuchConfigArguments
 
-    @Option(help: ArgumentHelp("With --recipient: check the virtual mailbox's own rules, which a delivery "
-                               + "with this --mail-root reads (its .notmuch/deliver.rules or deliver.sieve).",
-                               valueName: "template"))
-    var mailRoot: String?
-
-    @Option(help: "With --mail-root: the address whose mailbox it is. With --sieve-actions: the envelope recipient.")
-    var recipient: String?
+    /// --recipient alone is the envelope of --sieve-actions.
+    @OptionGroup var mailbox: VirtualMailboxArguments
 
     @Flag(help: "Check a Sieve script, whatever its name.")
     var sieve = false
 
     @Option(help: ArgumentHelp("Run the Sieve script on this message (no database: notmuch tests are false) and print "
-                               + "its actions, one per line: 'store MAILBOX FLAGS…' or 'discard'.",
-                               valueName: "message"))
+                               + "its actions, one per line: 'store MAILBOX FLAGS…' or 'discard'; --recipient "
+                               + "and --sender give its envelope.", valueName: "message"))
     var sieveActions: String?
 
     @Option(help: "With --sieve-actions: the envelope sender.")
@@ -35,7 +33,7 @@ struct CheckRules: ParsableCommand {
 
     func validate() throws {
         // --recipient alone is the envelope of --sieve-actions.
-        if mailRoot != nil ? recipient == nil : (recipient != nil && sieveActions == nil) {
+        if mailbox.mailRoot != nil ? mailbox.recipient == nil : (mailbox.recipient != nil && sieveActions == nil) {
             throw ValidationError("--mail-root and --recipient go together")
         }
         if sender != nil, sieveActions == nil {
@@ -51,16 +49,19 @@ struct CheckRules: ParsableCommand {
         notmuch.apply(to: &options)
         options.rules = file.map { .file($0) } ?? .configured
         options.sieve = file.map { .file($0) } ?? .configured
-        options.mailRootTemplate = mailRoot
-        options.envelope = Envelope(recipient: mailRoot == nil ? nil : recipient)
+        options.mailRootTemplate = mailbox.mailRoot
+        let recipient = mailbox.mailRoot == nil ? nil : mailbox.recipient
         let found: String?
-        do { found = try checksSieve ? SieveLoader.path(for: options) : RulesLoader.path(for: options) } catch {
+        do {
+            found = try checksSieve ? SieveLoader.path(for: options, recipient: recipient)
+                : RulesLoader.path(for: options, recipient: recipient)
+        } catch {
             complain(error.message)
             throw ExitCode(1)
         }
         guard let path = found else {
             let (key, name) = checksSieve ? (SieveLoader.configKey, "Sieve script") : (RulesLoader.configKey, "rules file")
-            complain(mailRoot == nil
+            complain(mailbox.mailRoot == nil
                      ? "no \(name): give one, or set \(key) in the notmuch config"
                      : "no \(name): give one, or write \(key) in the mailbox's .notmuch folder")
             throw ExitCode(1)
@@ -95,7 +96,7 @@ struct CheckRules: ParsableCommand {
             return
         }
         do {
-            let outcome = try SieveLoader.run(script, onMessageAt: message, envelope: Envelope(recipient: recipient, sender: sender))
+            let outcome = try SieveLoader.run(script, onMessageAt: message, envelope: Envelope(recipient: mailbox.recipient, sender: sender))
             for line in outcome.normalised { print(line) }
         } catch {
             complain("\(error)")

@@ -1,7 +1,5 @@
 import ArgumentParser
-#if canImport(Glibc)
-import Glibc
-#endif
+import MaildirKit
 
 struct Deliver: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,6 +34,6 @@ struct Deliver: ParsableCommand {
     }
 
     func run() throws {
-        _exit(request.deliver())
+        ProcessEnvironment.exitImmediately(request.deliver())
     }
 }

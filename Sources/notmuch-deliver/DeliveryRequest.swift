@@ -2,9 +2,7 @@ import DeliveryKit
 import Notmuch
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// Where mail goes and how it is tagged, as plain values: what a delivery,
 /// `explain` and `import` share.
@@ -21,15 +19,15 @@ struct FilingValues: Equatable {
 
     /// These values, onto delivery options.
     func apply(to options: inout DeliveryOptions) throws(DeliveryError) {
-        options.folder = folder
-        options.createFolder = createFolder
+        options.filing.folder = folder
+        options.filing.createFolder = createFolder
         options.config = config.map { .file($0) } ?? .search
         options.profile = profile
         options.rules = noRules ? .none : rules.map { .file($0) } ?? .configured
         options.sieve = noRules ? .none : sieve.map { .file($0) } ?? .configured
-        options.home = ProcessEnvironment.value("HOME")
-        for tag in addTags { options.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
-        for tag in removeTags { options.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
+        options.home = ProcessEnvironment.value(of: "HOME")
+        for tag in addTags { options.filing.tagOperations.append(try TagOperation(parsing: "+" + tag)) }
+        for tag in removeTags { options.filing.tagOperations.append(try TagOperation(parsing: "-" + tag)) }
     }
 }
 
@@ -54,21 +52,26 @@ struct DeliveryRequest: Equatable {
     var quotaWarn: String?
     var quotaPermanent = false
 
-    func options() throws(DeliveryError) -> DeliveryOptions {
+    /// The envelope: the command line's, else postfix local(8)'s environment.
+    func envelope() throws(DeliveryError) -> Envelope {
         let environment = ProcessEnvironment.values(Envelope.environmentVariables)
-        var options = DeliveryOptions()
-        try filing.apply(to: &options)
-        options.decrypt = decrypt
-        options.envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
+        let envelope = Envelope.from(recipient: recipient, sender: sender, environment: environment)
         // UTF-8 addresses are welcome (RFC 6531), as over LMTP; a control
         // character or bytes that are not UTF-8 are not.
-        for (what, value) in [("recipient", options.envelope.recipient), ("sender", options.envelope.sender)] {
+        for (what, value) in [("recipient", envelope.recipient), ("sender", envelope.sender)] {
             if let value, let problem = AddressText.problem(value) {
                 throw DeliveryError(.usage, "the \(what) '\(LogText.oneLine(value))' \(problem): give the address as UTF-8 text")
             }
         }
+        return envelope
+    }
+
+    func options() throws(DeliveryError) -> DeliveryOptions {
+        var options = DeliveryOptions()
+        try filing.apply(to: &options)
+        options.filing.decrypt = decrypt
         options.mailRootTemplate = mailRoot
-        options.timingsFile = ProcessEnvironment.value("NOTMUCH_DELIVER_TIMINGS")
+        options.timingsFile = ProcessEnvironment.value(of: "NOTMUCH_DELIVER_TIMINGS")
         if let lockTimeout {
             guard DeliveryOptions.isValidLockTimeout(lockTimeout) else {
                 throw DeliveryError(.usage, "--lock-timeout must be between 0 and \(Int(DeliveryOptions.maximumLockTimeout)) seconds")
@@ -79,11 +82,11 @@ struct DeliveryRequest: Equatable {
             if argument.hasPrefix("--") {
                 throw DeliveryError(.usage, "unknown option '\(argument)'; see --help")
             }
-            options.tagOperations.append(try TagOperation(parsing: argument))
+            options.filing.tagOperations.append(try TagOperation(parsing: argument))
         }
-        options.keep = keep
+        options.filing.keep = keep
         options.runHooks = !noHooks
-        options.worldReadable = worldReadable
+        options.filing.worldReadable = worldReadable
         options.quota = quota
         options.quotaWarn = quotaWarn
         options.quotaPermanent = quotaPermanent
@@ -98,7 +101,7 @@ struct DeliveryRequest: Equatable {
         DeliveryLog.bootstrap(verbose: verbose, logFile: log)
         let started = Monotonic.milliseconds
         do {
-            let report = try Delivery.deliver(try options(), input: .standardInput)
+            let report = try Delivery.deliver(try options(), envelope: try envelope(), input: .standardInput)
             DeliveryLog.delivery(report, mailRoot: report.mailRoot, milliseconds: Monotonic.milliseconds - started)
             if let warning = report.warning { complain("warning: \(warning)") }
             return 0

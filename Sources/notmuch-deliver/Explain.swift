@@ -11,7 +11,8 @@ struct Explain: ParsableCommand {
     func run() throws {
         DeliveryLog.bootstrap(verbose: true)
         do {
-            let report = try Delivery.explain(try delivery.request.options(), input: .standardInput)
+            let request = delivery.request
+            let report = try Delivery.explain(try request.options(), envelope: try request.envelope(), input: .standardInput)
             print(ExplainFormatter.format(report))
         } catch {
             complain(error.message)
@@ -25,7 +26,7 @@ enum ExplainFormatter {
     /// folder gate's verdict on its name), as the folder line says it; nil
     /// when the name passes.
     static func refusal(of folder: String) -> String? {
-        do throws(DeliveryError) { _ = try MailFolder.components(of: folder) } catch {
+        do throws(FolderError) { _ = try MailFolder.components(of: folder) } catch {
             return "(default): '\(folder)' is not used: \(error.message)"
         }
         return nil

@@ -1,9 +1,6 @@
 import ArgumentParser
 import DeliveryKit
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct Flush: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,7 +62,7 @@ struct Flush: ParsableCommand {
             complain(error.message)
             // After a lock timeout a thread still waits in libnotmuch: leave
             // without running exit handlers under its feet.
-            _exit(error.exitStatus.rawValue)
+            ProcessEnvironment.exitImmediately(error.exitStatus.rawValue)
         }
     }
 }

@@ -2,9 +2,7 @@ import ArgumentParser
 import DeliveryKit
 import Mbox
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,7 +38,7 @@ struct Import: ParsableCommand {
         options.dryRun = dryRun
         options.batchSize = max(1, batchSize)
         options.maxMessageSize = maxMessageSize
-        let onTerminal = isatty(STDERR_FILENO) == 1
+        let onTerminal = ProcessEnvironment.standardErrorIsTerminal
         let started = Monotonic.seconds
         do {
             try filing.values.apply(to: &options.delivery)
@@ -51,7 +49,7 @@ struct Import: ParsableCommand {
                 let left = progress.secondsLeft.map { ", \(Int($0.rounded(.up)) / 60) min \(Int($0.rounded(.up)) % 60) s left" } ?? ""
                 let line = "\r\(progress.archive): \(progress.messages) messages, "
                     + "\(Int(megabytes)) MB, \(Int(Double(progress.messages) / seconds)) msg/s\(left)   "
-                line.utf8CString.withUnsafeBufferPointer { _ = Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+                complainRaw(line)
             }
             let report = try importer.run(archives)
             if onTerminal { complainRaw("\n") }

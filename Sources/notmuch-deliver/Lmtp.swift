@@ -2,9 +2,6 @@ import ArgumentParser
 import DeliveryKit
 import LMTPServer
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct Lmtp: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,7 +53,7 @@ struct Lmtp: ParsableCommand {
     @OptionGroup var logging: LogArguments
 
     func validate() throws {
-        if getuid() == 0 || geteuid() == 0 {
+        if ProcessEnvironment.isRoot {
             throw ValidationError("refusing to run as root: run the server as the mailbox owner (a user, or vmail)")
         }
         if stdio && !listen.isEmpty { throw ValidationError("--stdio and --listen exclude each other") }
@@ -80,7 +77,7 @@ struct Lmtp: ParsableCommand {
         DeliveryLog.bootstrap(verbose: logging.verbose, logFile: logging.log)
         // A virtual mailbox is its own home; libnotmuch wants one set
         // before any thread starts (setenv is not thread-safe).
-        if mailRoot != nil, getenv("HOME") == nil { setenv("HOME", "/", 1) }
+        if mailRoot != nil, ProcessEnvironment.value(of: "HOME") == nil { ProcessEnvironment.set("HOME", to: "/") }
         var options = DeliveryOptions()
         // No folder and no tags: where mail goes is the rules' business.
         try FilingValues(config: notmuch.config, profile: notmuch.profile, rules: rules.rules, sieve: rules.sieve,
@@ -90,7 +87,7 @@ struct Lmtp: ParsableCommand {
         options.quota = quotas.quota
         options.quotaPermanent = quotas.quotaPermanent
         options.quotaWarn = quotas.quotaWarn
-        let deliverer = Deliverer(options, server: true)
+        let deliverer = Deliverer(options)
         let spoolDirectory: String
         do {
             spoolDirectory = try deliverer.spoolDirectory()
@@ -98,9 +95,9 @@ struct Lmtp: ParsableCommand {
             complain(error.message)
             throw ExitCode(error.exitStatus.rawValue)
         }
-        var configuration = LMTPServerConfiguration(hostname: Self.hostname())
+        var configuration = LMTPServerConfiguration(hostname: FileSystem.hostName())
         configuration.listen = listen.compactMap(ListenAddress.init(parsing:))
-        configuration.socketMode = socketMode.flatMap { mode_t($0, radix: 8) }
+        configuration.socketMode = socketMode.flatMap { UInt32($0, radix: 8) }
         configuration.stdio = stdio
         configuration.maxConnections = maxConnections
         configuration.maxRecipients = maxRecipients
@@ -112,17 +109,11 @@ struct Lmtp: ParsableCommand {
             try LMTPServer(configuration: configuration, deliverer: deliverer, spoolDirectory: spoolDirectory).run()
         } catch {
             complain(error.description)
-            _exit(ExitStatus.temporaryFailure.rawValue)
+            ProcessEnvironment.exitImmediately(ExitStatus.temporaryFailure.rawValue)
         }
         // Every reply is sent and every record durable; a committer may
         // still wait in libnotmuch for a lock another writer holds, under
         // whose feet exit handlers (Xapian's among them) must not run.
-        _exit(0)
-    }
-
-    static func hostname() -> String {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+        ProcessEnvironment.exitImmediately(0)
     }
 }

@@ -1,7 +1,5 @@
 import ArgumentParser
-#if canImport(Glibc)
-import Glibc
-#endif
+import MaildirKit
 
 @main
 struct NotmuchDeliver: ParsableCommand {
@@ -24,9 +22,9 @@ struct NotmuchDeliver: ParsableCommand {
     static func main() {
         var arguments = Array(CommandLine.arguments.dropFirst())
         // A virtual mailbox is its own home (see VirtualMailbox.select).
-        if !arguments.contains(where: { $0.hasPrefix("--mail-root") }) { ProcessEnvironment.ensureHome() }
+        if !arguments.contains(where: { $0.hasPrefix("--mail-root") }) { ProcessSetup.ensureHome() }
         let subcommand = arguments.first.flatMap { subcommandNames.contains($0) ? $0 : nil }
-        if subcommand == "lmtp" || subcommand == "watch" { ProcessEnvironment.ensureMallocForGLib() }
+        if subcommand == "lmtp" || subcommand == "watch" { ProcessSetup.ensureMallocForGLib() }
         if ["check-rules", "flush", "import", "quota", "lmtp", "watch", "help"].contains(subcommand) || isRootOption(arguments.first) {
             main(arguments)
             return
@@ -35,7 +33,7 @@ struct NotmuchDeliver: ParsableCommand {
         let (operations, rest) = splitTagOperations(arguments)
         if subcommand != "explain", var request = QuickCommandLine.deliveryRequest(rest) {
             request.tagOperations += operations
-            _exit(request.deliver())
+            ProcessEnvironment.exitImmediately(request.deliver())
         }
         do {
             if subcommand == "explain" {

@@ -2,6 +2,7 @@ import ArgumentParser
 import DeliveryKit
 import Mbox
 import Notmuch
+import MaildirKit
 
 extension DecryptPolicy: ExpressibleByArgument {}
 extension MboxFormat: ExpressibleByArgument {}
@@ -20,7 +21,7 @@ struct NotmuchConfigArguments: ParsableArguments {
     func apply(to options: inout DeliveryOptions) {
         options.config = config.map { .file($0) } ?? .search
         options.profile = profile
-        options.home = ProcessEnvironment.value("HOME")
+        options.home = ProcessEnvironment.value(of: "HOME")
     }
 }
 
@@ -92,6 +93,17 @@ struct DeliveryArguments: ParsableArguments {
         DeliveryRequest(filing: filing.values, recipient: recipient, mailRoot: mailRoot, sender: sender,
                         decrypt: decrypt, lockTimeout: lockTimeout, tagOperations: tagOperations)
     }
+}
+
+/// A virtual mailbox looked at (its rules, its quota) the way a delivery
+/// with this mail root finds it for this recipient.
+struct VirtualMailboxArguments: ParsableArguments {
+    @Option(help: ArgumentHelp("With --recipient: a virtual mailbox, as a delivery with this --mail-root finds it.",
+                               valueName: "template"))
+    var mailRoot: String?
+
+    @Option(help: "With --mail-root: the address whose mailbox it is.")
+    var recipient: String?
 }
 
 /// A mailbox's quota: what a delivery and the LMTP server take alike.

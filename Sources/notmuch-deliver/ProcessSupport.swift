@@ -1,27 +1,16 @@
 import DeliveryKit
+import MaildirKit
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
 
-enum ProcessEnvironment {
-    /// One variable, read when asked: copying the whole environment into a
-    /// dictionary cost a delivery more than everything it asks for.
-    static func value(_ name: String) -> String? {
-        getenv(name).map { String(cString: $0) }
-    }
-
+/// What the process sets up about itself before a command runs.
+enum ProcessSetup {
     /// Some MTAs and cron start commands without HOME, and libnotmuch then
     /// refuses to open even a database named by NOTMUCH_CONFIG. Like most
     /// Unix programs, take the home directory from the password database.
     static func ensureHome() {
-        guard getenv("HOME") == nil else { return }
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard getpwuid_r(getuid(), &entry, &buffer, buffer.count, &result) == 0, result != nil,
-              let directory = entry.pw_dir, directory.pointee != 0 else { return }
-        setenv("HOME", directory, 1)
+        guard ProcessEnvironment.value(of: "HOME") == nil,
+              let directory = ProcessEnvironment.homeFromPasswordDatabase() else { return }
+        ProcessEnvironment.set("HOME", to: directory)
     }
 
     /// A long-lived process (the LMTP server) must give back what GMime
@@ -34,17 +23,9 @@ enum ProcessEnvironment {
     /// same pid: systemd's LISTEN_PID still holds). An administrator's own
     /// G_SLICE is left alone; if the exec fails, the server runs as it is.
     static func ensureMallocForGLib() {
-        guard getenv("G_SLICE") == nil else { return }
-        setenv("G_SLICE", "always-malloc", 1)
-        let arguments = CommandLine.unsafeArgv
-        execv("/proc/self/exe", arguments)
-    }
-
-    /// The variables among `names` that are set.
-    static func values(_ names: [String]) -> [String: String] {
-        var found: [String: String] = [:]
-        for name in names { if let value = value(name) { found[name] = value } }
-        return found
+        guard ProcessEnvironment.value(of: "G_SLICE") == nil else { return }
+        ProcessEnvironment.set("G_SLICE", to: "always-malloc")
+        ProcessEnvironment.restartInPlace()
     }
 }
 

@@ -1,9 +1,6 @@
 import ArgumentParser
 import DeliveryKit
 import FoundationEssentials
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct Quota: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -47,8 +44,7 @@ struct Quota: ParsableCommand {
                 var options = DeliveryOptions()
                 notmuch.apply(to: &options)
                 options.mailRootTemplate = mailRoot
-                options.envelope = Envelope(recipient: recipient)
-                statuses.append(try Delivery.quotaStatus(options, recalculate: recalculate))
+                statuses.append(try Delivery.quotaStatus(options, recipient: recipient, recalculate: recalculate))
             } else {
                 for mailbox in mailboxes {
                     statuses.append(try Delivery.quotaStatus(mailbox: mailbox, recalculate: recalculate))

@@ -2,9 +2,6 @@ import ArgumentParser
 import DeliveryKit
 import MaildirKit
 import Watch
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,7 +37,7 @@ struct WatchCommand: ParsableCommand {
     @OptionGroup var logging: LogArguments
 
     func validate() throws {
-        if getuid() == 0 || geteuid() == 0 {
+        if ProcessEnvironment.isRoot {
             throw ValidationError("refusing to run as root: run the watcher as the mailbox owner")
         }
         if !grace.isFinite || grace < 0 || grace > 86_400 { throw ValidationError("--grace must be between 0 and 86400 seconds") }

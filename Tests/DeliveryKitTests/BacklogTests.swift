@@ -3,6 +3,7 @@ import Foundation
 import MaildirKit
 import SystemPackage
 import Testing
+import Threads
 
 /// What lets a server killed again and again still apply a backlog: small
 /// commits first, the oldest records first, and slow rules evaluated a
@@ -55,8 +56,8 @@ import Testing
         try "[database]\npath=\(mail.path)\n[deliver]\nrules=\(rules.path)\n".write(to: config, atomically: true, encoding: .utf8)
         var options = DeliveryOptions()
         options.config = .file(config.path)
-        let settings = try DeliverySettings(options: options)
-        let queue = PendingQueue(databasePath: settings.databasePath)
+        let mailbox = try Mailboxes(options).findOrCreate(recipient: nil)
+        let queue = mailbox.queue
         var order: [String] = []
         for n in 0..<6 {
             let file = mail.appendingPathComponent("new/m\(n).host")
@@ -65,7 +66,7 @@ import Testing
             let record = PendingRecord(path: "new/m\(n).host", tagOperations: [], rulesFile: rules.path)
             order.append(try queue.enqueue(record, message: FilePath(file.path)))
         }
-        let applier = QueueApplier(settings: settings, options: options, queue: queue)
+        let applier = mailbox.applier
         let spent = applier.prepareBatch(order, known: [:], limit: 250, until: Monotonic.seconds - 1)
         #expect(spent.names == [order[0]], "the budget spent: only the first")
         #expect(spent.prepared.preevaluated[order[0]] != nil)

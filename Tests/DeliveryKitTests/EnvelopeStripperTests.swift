@@ -26,29 +26,23 @@ import MaildirKit
         }
     }
 
-    @Test func dropsTheEnvelopeLineWhereverTheChunksBreak() {
-        everySplit("From a@b Mon Nov 24 09:00:00 2025\nSubject: x\n\nbody\n", expect: "Subject: x\n\nbody\n")
-    }
+    /// (input, what is left of it): the envelope line dropped wherever the
+    /// chunks break, with CRLF too, and to nothing when no newline ends it;
+    /// a message without one, input shorter than the marker and a From_
+    /// line after the first kept whole.
+    static let cases = [
+        ("From a@b Mon Nov 24 09:00:00 2025\nSubject: x\n\nbody\n", "Subject: x\n\nbody\n"),
+        ("From a@b Mon\r\nX: y\r\n", "X: y\r\n"),
+        ("From a@b Mon Nov 24", ""),
+        ("From: a@b\nSubject: x\n\nFrom here\n", "From: a@b\nSubject: x\n\nFrom here\n"),
+        ("Fro", "Fro"),
+        ("From", "From"),
+        ("X: y\nFrom a@b Mon\n", "X: y\nFrom a@b Mon\n"),
+    ]
 
-    @Test func keepsAMessageWithoutEnvelope() {
-        everySplit("From: a@b\nSubject: x\n\nFrom here\n", expect: "From: a@b\nSubject: x\n\nFrom here\n")
-    }
-
-    @Test func keepsInputShorterThanTheMarker() {
-        everySplit("Fro", expect: "Fro")
-        everySplit("From", expect: "From")
-    }
-
-    @Test func onlyTheFirstLineCounts() {
-        everySplit("X: y\nFrom a@b Mon\n", expect: "X: y\nFrom a@b Mon\n")
-    }
-
-    @Test func envelopeWithoutNewlineLeavesNothing() {
-        everySplit("From a@b Mon Nov 24", expect: "")
-    }
-
-    @Test func crlfEnvelope() {
-        everySplit("From a@b Mon\r\nX: y\r\n", expect: "X: y\r\n")
+    @Test(arguments: cases)
+    func stripsTheEnvelopeLineOnlyWhereverTheChunksBreak(input: String, expected: String) {
+        everySplit(input, expect: expected)
     }
 }
 
@@ -81,21 +75,23 @@ import MaildirKit
 
     @Test(arguments: ["/etc", "..", "a/../b", "a/..", "../a"])
     func refusesEscapes(name: String) {
-        let error = #expect(throws: DeliveryError.self) { try MailFolder.components(of: name) }
-        #expect(error?.exitStatus == .usage)
+        let error = #expect(throws: FolderError.self) { try MailFolder.components(of: name) }
+        #expect(error?.kind == .refusedName)
+        #expect(error.map(DeliveryError.init)?.exitStatus == .usage)
     }
 
     /// The database's folder and a maildir's own subdirectories, at any level.
     @Test(arguments: [".notmuch", ".notmuch/xapian", "tmp", "new", "cur", "./tmp", "lists/cur",
                       "a/.notmuch/notmuch-deliver-quota-warning", "tmp/abs"])
     func refusesReservedNames(name: String) {
-        let error = #expect(throws: DeliveryError.self) { try MailFolder.components(of: name) }
-        #expect(error?.exitStatus == .usage)
+        let error = #expect(throws: FolderError.self) { try MailFolder.components(of: name) }
+        #expect(error?.kind == .refusedName)
+        #expect(error.map(DeliveryError.init)?.exitStatus == .usage)
     }
 
     @Test func refusesTheDatabaseFolderInsideTheRoot() throws {
-        #expect(throws: DeliveryError.self) { try MailFolder.components(of: "db", database: ["db"]) }
-        #expect(throws: DeliveryError.self) { try MailFolder.components(of: "db/x", database: ["db"]) }
+        #expect(throws: FolderError.self) { try MailFolder.components(of: "db", database: ["db"]) }
+        #expect(throws: FolderError.self) { try MailFolder.components(of: "db/x", database: ["db"]) }
         #expect(try MailFolder.components(of: "dbx", database: ["db"]) == ["dbx"])
         #expect(try MailFolder.components(of: "Tmp/news", database: ["db"]) == ["Tmp", "news"])
     }

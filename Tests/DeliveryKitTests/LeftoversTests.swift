@@ -2,6 +2,7 @@ import Foundation
 import SystemPackage
 import Testing
 import MaildirKit
+import TestSupport
 
 /// What a killed delivery leaves in tmp/ goes; what a live one is writing,
 /// and what another host's delivery may still be writing, stays.
@@ -21,15 +22,6 @@ import MaildirKit
         let middle = parts[1]
         let r = middle.firstIndex(of: "R")!
         return "\(seconds).\(middle[..<middle.firstIndex(of: "P")!])P\(pid)\(middle[r...]).\(host ?? String(parts[2]))"
-    }
-
-    /// A process that has ended (and been reaped): its pid is free.
-    private func deadPid() throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/true")
-        try process.run()
-        process.waitUntilExit()
-        return process.processIdentifier
     }
 
     private func sleeper() throws -> Process {
@@ -56,7 +48,7 @@ import MaildirKit
     @Test func aDeadWritersFileGoesAtOnce() throws {
         let tmp = try scratchTmp()
         let now = Int(Date().timeIntervalSince1970)
-        let dead = name(pid: try deadPid(), seconds: now)
+        let dead = name(pid: try deadProcessID(), seconds: now)
         try touch(tmp, dead)
         #expect(try sweep(tmp).isEmpty)
     }
@@ -89,8 +81,8 @@ import MaildirKit
     @Test func anotherHostsFilesWaitFor36Hours() throws {
         let tmp = try scratchTmp()
         let now = Int(Date().timeIntervalSince1970)
-        let young = name(pid: try deadPid(), seconds: now, host: "elsewhere.example")
-        let old = name(pid: try deadPid(), seconds: now - 40 * 3600, host: "elsewhere.example")
+        let young = name(pid: try deadProcessID(), seconds: now, host: "elsewhere.example")
+        let old = name(pid: try deadProcessID(), seconds: now - 40 * 3600, host: "elsewhere.example")
         let foreign = "\(now).M1P2.elsewhere.example"
         try touch(tmp, young, age: 35 * 3600)
         try touch(tmp, old, age: 37 * 3600)
@@ -105,7 +97,7 @@ import MaildirKit
             try manager.createDirectory(at: root.appendingPathComponent(folder), withIntermediateDirectories: true)
         }
         let now = Int(Date().timeIntervalSince1970)
-        let dead = name(pid: try deadPid(), seconds: now)
+        let dead = name(pid: try deadProcessID(), seconds: now)
         for folder in ["tmp", "Lists/tmp", ".notmuch/tmp", "Lists/new"] {
             try touch(root.appendingPathComponent(folder), dead)
         }

@@ -27,14 +27,28 @@ import MaildirKit
         return (aside, outside)
     }
 
+    /// mail/box resolved (and made) as a delivery resolves it, then its new/
+    /// swapped for a link out: the resolved maildir, where the real new/
+    /// went, and where the link leads.
+    private func resolveThenSwapNew(_ base: URL) throws -> (maildir: Maildir, aside: URL, outside: URL) {
+        let maildir = try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true,
+                                             databaseFolder: nil)
+        let (aside, outside) = try swapNewForALinkOut(base)
+        return (maildir, aside, outside)
+    }
+
+    /// A small message written in `base`, open for reading, as a delivery's input.
+    private func openMessage(in base: URL) throws -> FileDescriptor {
+        let message = base.appendingPathComponent("message")
+        try "From: a@example.org\nSubject: x\n\nbody\n".write(to: message, atomically: true, encoding: .utf8)
+        return try FileDescriptor.open(FilePath(message.path), .readOnly)
+    }
+
     @Test func aDeliveryGoesWhereTheCheckWasMade() throws {
         let base = try scratchDirectory()
         defer { try? manager.removeItem(at: base) }
-        let maildir = try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true, databaseFolder: nil)
-        let (aside, outside) = try swapNewForALinkOut(base)
-        let message = base.appendingPathComponent("message")
-        try "From: a@example.org\nSubject: x\n\nbody\n".write(to: message, atomically: true, encoding: .utf8)
-        let fd = try FileDescriptor.open(FilePath(message.path), .readOnly)
+        let (maildir, aside, outside) = try resolveThenSwapNew(base)
+        let fd = try openMessage(in: base)
         defer { try? fd.close() }
         _ = try maildir.deliver(from: fd, permissions: .ownerReadWrite)
         #expect(try manager.contentsOfDirectory(atPath: outside.path).isEmpty)
@@ -44,8 +58,7 @@ import MaildirKit
     @Test func aMoveGoesWhereTheCheckWasMade() throws {
         let base = try scratchDirectory()
         defer { try? manager.removeItem(at: base) }
-        let maildir = try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true, databaseFolder: nil)
-        let (aside, outside) = try swapNewForALinkOut(base)
+        let (maildir, aside, outside) = try resolveThenSwapNew(base)
         let file = base.appendingPathComponent("mail/somefile")
         try "x".write(to: file, atomically: true, encoding: .utf8)
         _ = try maildir.moveIntoNew(FilePath(file.path))
@@ -56,10 +69,10 @@ import MaildirKit
     @Test func resolvingAgainRefusesTheLink() throws {
         let base = try scratchDirectory()
         defer { try? manager.removeItem(at: base) }
-        let root = base.appendingPathComponent("mail").path
-        _ = try MailFolder.resolve(root: root, name: "box", create: true, databaseFolder: nil)
-        _ = try swapNewForALinkOut(base)
-        #expect(throws: DeliveryError.self) { try MailFolder.resolve(root: root, name: "box", create: true, databaseFolder: nil) }
+        _ = try resolveThenSwapNew(base)
+        #expect(throws: FolderError.self) {
+            try MailFolder.resolve(root: base.appendingPathComponent("mail").path, name: "box", create: true, databaseFolder: nil)
+        }
     }
 
     @Test func aMaildirMadeFromAPathRefusesALinkOutToo() throws {
@@ -72,9 +85,7 @@ import MaildirKit
         let outside = base.appendingPathComponent("outside")
         try manager.createDirectory(at: outside, withIntermediateDirectories: true)
         try manager.createSymbolicLink(at: folder.appendingPathComponent("tmp"), withDestinationURL: outside)
-        let message = base.appendingPathComponent("message")
-        try "From: a@example.org\nSubject: x\n\nbody\n".write(to: message, atomically: true, encoding: .utf8)
-        let fd = try FileDescriptor.open(FilePath(message.path), .readOnly)
+        let fd = try openMessage(in: base)
         defer { try? fd.close() }
         #expect(throws: Maildir.WriteError.self) {
             try Maildir(FilePath(folder.path)).deliver(from: fd, permissions: .ownerReadWrite)

@@ -49,9 +49,7 @@ struct ContainmentTests {
         // A folder linked to another folder of the same mail root is fine.
         let fixture = try MailFixture()
         let real = fixture.mailRoot.appendingPathComponent("archive")
-        for sub in ["tmp", "new", "cur"] {
-            try FileManager.default.createDirectory(at: real.appendingPathComponent(sub), withIntermediateDirectories: true)
-        }
+        try makeMaildir(real)
         try FileManager.default.createSymbolicLink(at: fixture.mailRoot.appendingPathComponent("box"), withDestinationURL: real)
         let result = try fixture.deliver(sampleMessage(id: "inside@example.org"), ["--folder=box"])
         #expect(result.status == 0, "\(result.stderr)")
@@ -131,7 +129,7 @@ struct ContainmentTests {
         try FileManager.default.createDirectory(at: vmail, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(at: vmail.appendingPathComponent("example.org"), withDestinationURL: outside)
         fixture.extraEnvironment = ["NOTMUCH_CONFIG": "/nonexistent/config"]
-        let result = try fixture.deliver(sampleMessage(), ["--mail-root", vmail.path + "/%d/%u",
+        let result = try fixture.deliver(sampleMessage(), ["--mail-root", fixture.virtualTemplate,
                                                            "--recipient", "dave@example.org"])
         #expect(result.status == 75, "\(result.stderr)")
         #expect(result.stderr.contains("outside"), "\(result.stderr)")
@@ -141,12 +139,10 @@ struct ContainmentTests {
     @Test(arguments: [String(repeating: "a", count: 300) + "@example.org",
                       "bob@" + String(repeating: "d", count: 300) + ".example"])
     func aRecipientTooLongForADirectoryNameBouncesAtOnce(recipient: String) throws {
-        let fixture = try MailFixture(createDatabase: false)
-        let vmail = fixture.directory.appendingPathComponent("vmail")
-        try FileManager.default.createDirectory(at: vmail, withIntermediateDirectories: true)
-        fixture.extraEnvironment = ["NOTMUCH_CONFIG": "/nonexistent/config"]
+        let fixture = try MailFixture.virtualOnly()
+        let vmail = fixture.virtualRoot
         let started = Date()
-        let result = try fixture.deliver(sampleMessage(), ["--mail-root", vmail.path + "/%d/%u", "--recipient", recipient],
+        let result = try fixture.deliver(sampleMessage(), ["--mail-root", fixture.virtualTemplate, "--recipient", recipient],
                                          timeout: 30)
         // EX_NOUSER: postfix's pipe(8) bounces it as "user unknown" instead of deferring it for days.
         #expect(result.status == 67, "\(result.stderr)")
@@ -158,10 +154,8 @@ struct ContainmentTests {
 
     @Test func aMailboxPathOverPathMaxBouncesAtOnce() throws {
         // Each name fits NAME_MAX, the whole path does not fit PATH_MAX.
-        let fixture = try MailFixture(createDatabase: false)
-        let vmail = fixture.directory.appendingPathComponent("vmail")
-        try FileManager.default.createDirectory(at: vmail, withIntermediateDirectories: true)
-        fixture.extraEnvironment = ["NOTMUCH_CONFIG": "/nonexistent/config"]
+        let fixture = try MailFixture.virtualOnly()
+        let vmail = fixture.virtualRoot
         let user = String(repeating: "u", count: 250)
         let template = vmail.path + "/%d" + String(repeating: "/%u", count: 15)
         let result = try fixture.deliver(sampleMessage(), ["--mail-root", template, "--recipient", user + "@example.org"])

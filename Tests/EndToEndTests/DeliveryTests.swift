@@ -181,10 +181,7 @@ struct MaildirFlagTests {
 struct FolderTests {
     @Test func existingFolder() throws {
         let fixture = try MailFixture()
-        for sub in ["tmp", "new", "cur"] {
-            try FileManager.default.createDirectory(at: fixture.mailRoot.appendingPathComponent("Sent/\(sub)"),
-                                                    withIntermediateDirectories: true)
-        }
+        try makeMaildir(fixture.mailRoot.appendingPathComponent("Sent"))
         #expect(try fixture.deliver(sampleMessage(id: "sent@example.org"), ["--folder=Sent", "--tag", "sent"]).status == 0)
         #expect(fixture.files().first?.hasPrefix("Sent/new/") == true)
         #expect(try fixture.count("folder:Sent") == 1)
@@ -225,9 +222,7 @@ struct FolderTests {
     @Test func symlinkOutOfTheRootIsRefused() throws {
         let fixture = try MailFixture()
         let outside = fixture.directory.appendingPathComponent("elsewhere")
-        for sub in ["tmp", "new", "cur"] {
-            try FileManager.default.createDirectory(at: outside.appendingPathComponent(sub), withIntermediateDirectories: true)
-        }
+        try makeMaildir(outside)
         try FileManager.default.createSymbolicLink(at: fixture.mailRoot.appendingPathComponent("escape"), withDestinationURL: outside)
         let result = try fixture.deliver(sampleMessage(), ["--folder", "escape"])
         #expect(result.status == 64)
@@ -404,20 +399,22 @@ struct ModeAndHookTests {
         #expect(try mode(fixture) == 0o644 & ~Int(currentUmask()))
     }
 
-    private func installHook(_ fixture: MailFixture, body: String) throws -> URL {
+    /// Installs a post-insert hook whose shell `body` is given the path of a
+    /// marker file it may write (to show it ran, and what it saw); that path.
+    private func installHook(_ fixture: MailFixture, body: (String) -> String) throws -> URL {
+        let marker = fixture.directory.appendingPathComponent("hook-ran")
         let hooks = fixture.mailRoot.appendingPathComponent(".notmuch/hooks")
         try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
         let hook = hooks.appendingPathComponent("post-insert")
-        try "#!/bin/sh\n\(body)\n".write(to: hook, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\n\(body(marker.path))\n".write(to: hook, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hook.path)
-        return hook
+        return marker
     }
 
     @Test func postInsertHookRunsAfterTheCommit() throws {
         let fixture = try MailFixture()
-        let marker = fixture.directory.appendingPathComponent("hook-ran")
         // The hook sees the message in the database: it ran after the commit.
-        _ = try installHook(fixture, body: "notmuch count id:hook@example.org > '\(marker.path)'; echo noise; echo noise >&2")
+        let marker = try installHook(fixture) { "notmuch count id:hook@example.org > '\($0)'; echo noise; echo noise >&2" }
         let result = try fixture.deliver(sampleMessage(id: "hook@example.org"))
         #expect(result.status == 0)
         #expect(result.stdout.isEmpty && result.stderr.isEmpty)
@@ -426,8 +423,7 @@ struct ModeAndHookTests {
 
     @Test func failingHookDoesNotFailTheDelivery() throws {
         let fixture = try MailFixture()
-        let marker = fixture.directory.appendingPathComponent("hook-ran")
-        _ = try installHook(fixture, body: "touch '\(marker.path)'; exit 3")
+        let marker = try installHook(fixture) { "touch '\($0)'; exit 3" }
         let result = try fixture.deliver(sampleMessage(id: "hookfail@example.org"))
         #expect(result.status == 0)
         #expect(try fixture.count("id:hookfail@example.org") == 1)
@@ -437,8 +433,7 @@ struct ModeAndHookTests {
 
     @Test func noHooksSkipsTheHook() throws {
         let fixture = try MailFixture()
-        let marker = fixture.directory.appendingPathComponent("hook-ran")
-        _ = try installHook(fixture, body: "touch '\(marker.path)'")
+        let marker = try installHook(fixture) { "touch '\($0)'" }
         #expect(try fixture.deliver(sampleMessage(), ["--no-hooks"]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: marker.path))
         // The same hook runs without --no-hooks: its absence above was the option's doing.

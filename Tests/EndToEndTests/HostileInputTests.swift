@@ -95,19 +95,14 @@ struct FullDiskTests {
         let fixture = try MailFixture()
         // A folder of the mail root on a disk of its own; the database stays where it is.
         let small = fixture.mailRoot.appendingPathComponent("Small")
-        try FileManager.default.createDirectory(at: small, withIntermediateDirectories: true)
         try mountTmpfs(on: small, options: "size=1m")
         defer { unmount(small) }
-        for sub in ["tmp", "new", "cur"] {
-            try FileManager.default.createDirectory(at: small.appendingPathComponent(sub), withIntermediateDirectories: true)
-        }
+        try makeMaildir(small)
         let big = "From: a@example.org\nSubject: too big\n\n" + String(repeating: "x", count: 3 << 20)
         let result = try fixture.deliver(big, ["--folder", "Small"])
         #expect(result.status == 75)
         #expect(result.stderr.contains("No space left on device"), "\(result.stderr)")
-        for sub in ["tmp", "new", "cur"] {
-            #expect(try FileManager.default.contentsOfDirectory(atPath: small.appendingPathComponent(sub).path).isEmpty)
-        }
+        #expect(try maildirEntries(small).isEmpty)
         // Space back: the retry goes through.
         let fits = sampleMessage(id: "fits@example.org")
         #expect(try fixture.deliver(fits, ["--folder", "Small"]).status == 0)
@@ -121,18 +116,14 @@ struct FullDiskTests {
     @Test func failureAfterTheOpenStartedDefersAndFreesTheDatabase() throws {
         let fixture = try MailFixture()
         let folder = fixture.mailRoot.appendingPathComponent("Split")
-        for sub in ["tmp", "new", "cur"] {
-            try FileManager.default.createDirectory(at: folder.appendingPathComponent(sub), withIntermediateDirectories: true)
-        }
+        try makeMaildir(folder)
         let newDirectory = folder.appendingPathComponent("new")
         try mountTmpfs(on: newDirectory, options: "size=1m")
         defer { unmount(newDirectory) }
         let result = try fixture.deliver(sampleMessage(id: "split@example.org"), ["--folder", "Split"])
         #expect(result.status == 75, "\(result.stderr)")
         #expect(result.stderr.contains("Invalid cross-device link"), "\(result.stderr)")
-        for sub in ["tmp", "new", "cur"] {
-            #expect(try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent(sub).path).isEmpty)
-        }
+        #expect(try maildirEntries(folder).isEmpty)
         // Nothing holds the lock or the flusher turn: the next delivery is
         // indexed at once, not queued.
         let next = try fixture.deliver(sampleMessage(id: "after-split@example.org"), ["--lock-timeout", "2"])
@@ -147,7 +138,6 @@ struct FullDiskTests {
     @Test func aQueueOnAnotherFilesystemGetsRecordFiles() throws {
         let fixture = try MailFixture()
         let queue = fixture.mailRoot.appendingPathComponent(".notmuch/notmuch-deliver-queue")
-        try FileManager.default.createDirectory(at: queue, withIntermediateDirectories: true)
         try mountTmpfs(on: queue, options: "size=1m,mode=0700")
         defer { unmount(queue) }
         let holder = try LockHolder(fixture)
@@ -166,13 +156,14 @@ struct FullDiskTests {
 private let canMountTmpfs: Bool = {
     let probe = FileManager.default.temporaryDirectory.appendingPathComponent("tmpfs-probe-\(getpid())")
     defer { try? FileManager.default.removeItem(at: probe) }
-    guard (try? FileManager.default.createDirectory(at: probe, withIntermediateDirectories: true)) != nil,
-          (try? mountTmpfs(on: probe, options: "size=64k")) != nil else { return false }
+    guard (try? mountTmpfs(on: probe, options: "size=64k")) != nil else { return false }
     unmount(probe)
     return true
 }()
 
+/// Mounts a tmpfs on `directory`, made first when missing.
 private func mountTmpfs(on directory: URL, options: String) throws {
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     let status = try runTool("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", directory.path])
     guard status == 0 else { throw MountFailed(status: status, path: directory.path) }
 }

@@ -123,8 +123,7 @@ struct ImportHostileTests {
 
     /// `text` compressed by `tool` (gzip, xz or bzip2).
     private func compressed(_ text: String, _ tool: String, _ fixture: MailFixture) throws -> Data {
-        let plain = fixture.directory.appendingPathComponent("plain-\(tool)")
-        try text.write(to: plain, atomically: true, encoding: .utf8)
+        let plain = try fixture.file("plain-\(tool)", text)
         let result = try fixture.run(URL(fileURLWithPath: "/usr/bin/env"), [tool, "-k", "-1", plain.path], input: Data(), chunks: nil)
         #expect(result.status == 0, "\(tool): \(result.stderr)")
         let suffix = ["gzip": "gz", "xz": "xz", "bzip2": "bz2"][tool]!
@@ -209,8 +208,7 @@ struct ImportHostileTests {
             // The first half was left in new/ by the killed run (a message
             // with Status flags goes to cur/, under its flags).
             guard i < count / 2 else { continue }
-            let staged = fixture.directory.appendingPathComponent("staged-\(i)")
-            try text.write(to: staged, atomically: true, encoding: .utf8)
+            let staged = try fixture.file("staged-\(i)", text)
             let sum = try fixture.run(URL(fileURLWithPath: "/usr/bin/sha1sum"), [staged.path], input: Data(), chunks: nil)
             let digest = String(sum.stdout.prefix(40))
             let name = status.isEmpty ? "new/\(digest).import" : "cur/\(digest).import:2,FS"

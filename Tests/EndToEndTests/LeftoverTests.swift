@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// A delivery killed half-way leaves a file in tmp/; `flush`, the next
 /// delivery and a server starting remove it, never a live writer's.
@@ -15,14 +16,6 @@ import Testing
         "\(seconds).M123456P\(pid)R5eedQ1.\(Self.hostName())"
     }
 
-    private func deadPid() throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/true")
-        try process.run()
-        process.waitUntilExit()
-        return process.processIdentifier
-    }
-
     private func leave(_ name: String, in fixture: MailFixture) throws {
         let path = fixture.mailRoot.appendingPathComponent("tmp/\(name)").path
         #expect(FileManager.default.createFile(atPath: path, contents: Data("From: half\n".utf8)))
@@ -36,7 +29,7 @@ import Testing
     @Test func flushRemovesADeadWritersFileAndKeepsALiveOnes() throws {
         let fixture = try MailFixture()
         #expect(try fixture.deliver(sampleMessage(id: "first@x")).status == 0)
-        let dead = name(pid: try deadPid())
+        let dead = name(pid: try deadProcessID())
         // This test process is alive, and started before the name's time.
         let live = name(pid: getpid(), seconds: Int(Date().timeIntervalSince1970) + 1)
         try leave(dead, in: fixture)
@@ -49,7 +42,7 @@ import Testing
     @Test func aDeliveryRemovesADeadWritersFileInItsMaildir() throws {
         let fixture = try MailFixture()
         #expect(try fixture.deliver(sampleMessage(id: "first@x")).status == 0)
-        let dead = name(pid: try deadPid())
+        let dead = name(pid: try deadProcessID())
         try leave(dead, in: fixture)
         #expect(try fixture.deliver(sampleMessage(id: "second@x")).status == 0)
         #expect(tmp(fixture).isEmpty)

@@ -44,6 +44,16 @@ struct LockAndQueueTests {
         return ((try? FileManager.default.contentsOfDirectory(atPath: queue)) ?? []).filter { $0.hasPrefix("Q1~") || $0.hasSuffix(".record") }
     }
 
+    /// Delivers the message `id` while another program holds the write
+    /// lock: written and queued, not indexed (the wait is --lock-timeout 0.2).
+    private func deliverQueued(_ fixture: MailFixture, id: String, _ arguments: [String] = [],
+                               sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let holder = try LockHolder(fixture)
+        defer { holder.release() }
+        let result = try fixture.deliver(sampleMessage(id: id), ["--lock-timeout", "0.2"] + arguments)
+        #expect(result.status == 0, "\(result.stderr)", sourceLocation: sourceLocation)
+    }
+
     @Test func theHolderReallyBlocksNotmuchInsert() throws {
         // The test's lock is the real thing: notmuch insert waits on it.
         let fixture = try MailFixture()
@@ -58,15 +68,32 @@ struct LockAndQueueTests {
         try process.run()
         try input.fileHandleForWriting.write(contentsOf: Data(sampleMessage().utf8))
         try input.fileHandleForWriting.close()
-        Thread.sleep(forTimeInterval: 1.5)
-        #expect(process.isRunning, "notmuch insert did not wait for the lock")
+        // Waiting is a state the kernel shows: the process sleeps in a
+        // file lock's wait (its wchan), not merely "has not finished yet".
+        #expect(Self.waitsForALock(process.processIdentifier), "notmuch insert did not wait for the lock")
+        #expect(process.isRunning)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
+    /// Whether `pid` comes to sleep in a file lock's wait (within 20 s: a
+    /// bound for a loaded machine, not a synchronisation).
+    static func waitsForALock(_ pid: Int32) -> Bool {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            for task in tasks {
+                let wchan = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/wchan", encoding: .utf8)) ?? ""
+                // fcntl_setlk for Xapian's OFD lock; locks_lock_inode_wait for flock(2).
+                if wchan.contains("setlk") || wchan.contains("lock_inode_wait") { return true }
+            }
+            usleep(10_000)
+        }
+        return false
+    }
+
     @Test func lockedDatabaseQueuesDurablyAndFlushApplies() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         let holder = try LockHolder(fixture)
         let message = sampleMessage(id: "queued@example.org")
         let started = Date()
@@ -93,14 +120,10 @@ struct LockAndQueueTests {
     /// The queue entry is a link to the message named after the record; a
     /// record too long for a file name goes to a file of its own instead.
     @Test func bothKindsOfQueueEntryAreApplied() throws {
-        let fixture = try MailFixture()
-        let holder = try LockHolder(fixture)
-        try fixture.useRules("+long -- sender:/^s{200}@/\n")
+        let fixture = try MailFixture.withRules("+long -- sender:/^s{200}@/\n")
         let longSender = String(repeating: "s", count: 200) + "@example.org"
-        #expect(try fixture.deliver(sampleMessage(id: "short@example.org"), ["--lock-timeout", "0.2", "+cli"]).status == 0)
-        #expect(try fixture.deliver(sampleMessage(id: "long@example.org"),
-                                    ["--lock-timeout", "0.2", "--sender", longSender]).status == 0)
-        holder.release()
+        try deliverQueued(fixture, id: "short@example.org", ["+cli"])
+        try deliverQueued(fixture, id: "long@example.org", ["--sender", longSender])
         let entries = queueFiles(fixture)
         #expect(entries.count == 2)
         let linked = try #require(entries.first { $0.hasPrefix("Q1~") })
@@ -128,11 +151,8 @@ struct LockAndQueueTests {
     }
 
     @Test func theNextDeliveryTakesTheQueueAlong() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
-        let holder = try LockHolder(fixture)
-        #expect(try fixture.deliver(sampleMessage(id: "first@example.org"), ["--lock-timeout", "0.2"]).status == 0)
-        holder.release()
+        let fixture = try MailFixture.withRules(Self.rules)
+        try deliverQueued(fixture, id: "first@example.org")
         #expect(try fixture.deliver(sampleMessage(id: "second@example.org")).status == 0)
         #expect(try fixture.tags("id:first@example.org") == ["ruled", "unread"])
         #expect(try fixture.tags("id:second@example.org") == ["ruled", "unread"])
@@ -141,11 +161,8 @@ struct LockAndQueueTests {
     }
 
     @Test func aQueuedMessageIndexedFirstByNotmuchNewGetsItsRuleTagsExactlyOnce() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
-        let holder = try LockHolder(fixture)
-        #expect(try fixture.deliver(sampleMessage(id: "raced@example.org"), ["--lock-timeout", "0.2", "+cli"]).status == 0)
-        holder.release()
+        let fixture = try MailFixture.withRules(Self.rules)
+        try deliverQueued(fixture, id: "raced@example.org", ["+cli"])
         // notmuch new indexes the file first, with new.tags only.
         _ = try fixture.notmuch("new")
         #expect(try fixture.tags("id:raced@example.org") == ["inbox", "unread"])
@@ -165,11 +182,8 @@ struct LockAndQueueTests {
     }
 
     @Test func aQueuedFileRenamedByAReaderIsStillFound() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
-        let holder = try LockHolder(fixture)
-        #expect(try fixture.deliver(sampleMessage(id: "renamed@example.org"), ["--lock-timeout", "0.2"]).status == 0)
-        holder.release()
+        let fixture = try MailFixture.withRules(Self.rules)
+        try deliverQueued(fixture, id: "renamed@example.org")
         // notmuch new indexes it; the reader marks it read, which moves it to cur/ with S.
         _ = try fixture.notmuch("new")
         _ = try fixture.notmuch("tag", "-unread", "id:renamed@example.org")
@@ -201,8 +215,7 @@ struct LockAndQueueTests {
     }
 
     @Test func aBurstOfConcurrentDeliveriesLosesNothing() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         let workers = 8, each = 6
         let failures = Mutex(0)
         // One thread per deliverer: all eight really run at once.

@@ -47,6 +47,42 @@ final class MailFixture: @unchecked Sendable {
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
+    /// A fixture for virtual mailboxes only: no notmuch config file and no
+    /// database, and an empty `virtualRoot` to deliver into with
+    /// `--mail-root virtualTemplate`.
+    static func virtualOnly() throws -> MailFixture {
+        let fixture = try MailFixture(createDatabase: false)
+        try FileManager.default.createDirectory(at: fixture.virtualRoot, withIntermediateDirectories: true)
+        fixture.extraEnvironment = ["NOTMUCH_CONFIG": "/nonexistent/config"]
+        return fixture
+    }
+
+    var virtualRoot: URL { directory.appendingPathComponent("vmail") }
+    var virtualTemplate: String { virtualRoot.path + "/%d/%u" }
+
+    /// A delivery to `recipient` under `virtualRoot` (made empty here) that
+    /// must be refused as a usage error (64) before any mailbox is made: its stderr.
+    func expectRefused(recipient: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        try FileManager.default.createDirectory(at: virtualRoot, withIntermediateDirectories: true)
+        let result = try deliver(sampleMessage(), ["--mail-root", virtualTemplate, "--recipient", recipient])
+        #expect(result.status == 64, "\(result.stderr)", sourceLocation: sourceLocation)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: virtualRoot.path).isEmpty,
+                "a mailbox was made for \(recipient)", sourceLocation: sourceLocation)
+        return result.stderr
+    }
+
+    /// The user mutes a thread by hand (`notmuch tag +muted` on its first
+    /// message, id:root@example.org), then a reply to it
+    /// (id:reply@example.org) is delivered.
+    func deliverAReplyToAMutedThread(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(try deliver(sampleMessage(id: "root@example.org", subject: "Noisy")).status == 0,
+                sourceLocation: sourceLocation)
+        _ = try notmuch("tag", "+muted", "id:root@example.org")
+        let reply = sampleMessage(id: "reply@example.org", subject: "Re: Noisy")
+            .replacingOccurrences(of: "Message-ID:", with: "In-Reply-To: <root@example.org>\nMessage-ID:")
+        #expect(try deliver(reply).status == 0, sourceLocation: sourceLocation)
+    }
+
     /// Extra variables for the next runs, e.g. postfix's RECIPIENT.
     var extraEnvironment: [String: String] = [:]
 
@@ -65,17 +101,32 @@ final class MailFixture: @unchecked Sendable {
 
     /// Runs notmuch-deliver with `input` on stdin, handed over in `chunks`
     /// separate writes with a pause between, as a slow pipe would.
+    /// `environment`: instead of the fixture's, e.g. with a variable removed.
     @discardableResult
     func deliver(_ input: String, _ arguments: [String] = [], chunks: [Int]? = nil,
-                 timeout: Double? = nil) throws -> Result {
-        try run(Self.deliverExecutable, arguments, input: Data(input.utf8), chunks: chunks, timeout: timeout)
+                 timeout: Double? = nil, environment: [String: String]? = nil) throws -> Result {
+        try run(Self.deliverExecutable, arguments, input: Data(input.utf8), chunks: chunks, timeout: timeout,
+                environment: environment)
+    }
+
+    /// Writes `text` to the file `name` in the fixture's directory: its URL.
+    func file(_ name: String, _ text: String) throws -> URL {
+        let url = directory.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url
     }
 
     /// Writes a rules file and names it in the config as deliver.rules.
     func useRules(_ text: String) throws {
-        let path = directory.appendingPathComponent("rules")
-        try text.write(to: path, atomically: true, encoding: .utf8)
+        let path = try file("rules", text)
         try writeConfig(extra: "[deliver]\nrules=\(path.path)")
+    }
+
+    /// A fixture whose config names a rules file of `rules`.
+    static func withRules(_ rules: String) throws -> MailFixture {
+        let fixture = try MailFixture()
+        try fixture.useRules(rules)
+        return fixture
     }
 
     /// Runs notmuch-deliver with arguments and no input worth mentioning.
@@ -89,7 +140,7 @@ final class MailFixture: @unchecked Sendable {
     }
 
     func notmuchResult(_ arguments: [String]) throws -> Result {
-        try run(URL(fileURLWithPath: "/usr/bin/notmuch"), arguments, input: Data(), chunks: nil)
+        try run(Self.notmuchExecutable, arguments, input: Data(), chunks: nil)
     }
 
     /// Runs the notmuch CLI; its stdout, trimmed.
@@ -99,20 +150,16 @@ final class MailFixture: @unchecked Sendable {
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Runs the notmuch CLI on another mailbox (a virtual one): its stdout.
+    /// Runs the notmuch CLI on another mailbox (a virtual one), through a
+    /// config file naming it: its stdout, trimmed.
     func notmuchIn(_ mailbox: URL, _ arguments: String...) throws -> String {
         let config = directory.appendingPathComponent("view-\(mailbox.lastPathComponent).conf")
         try "[database]\npath=\(mailbox.path)\n".write(to: config, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/notmuch")
-        process.arguments = arguments
-        process.environment = ["NOTMUCH_CONFIG": config.path, "HOME": directory.path]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        var view = environment
+        view["NOTMUCH_CONFIG"] = config.path
+        let result = try run(Self.notmuchExecutable, arguments, input: Data(), chunks: nil, environment: view)
+        #expect(result.status == 0, "notmuch \(arguments) in \(mailbox.path) failed: \(result.stderr)")
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Tags of the messages matching `query`, sorted.
@@ -153,6 +200,8 @@ final class MailFixture: @unchecked Sendable {
                 "notmuch new found something: \(output)", sourceLocation: sourceLocation)
     }
 
+    static let notmuchExecutable = URL(fileURLWithPath: "/usr/bin/notmuch")
+
     static var deliverExecutable: URL {
         // The test bundle runs from the build directory, next to the executable.
         let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -161,15 +210,16 @@ final class MailFixture: @unchecked Sendable {
 
     private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
 
-    /// Runs a program; one still running after `timeout` seconds is killed
-    /// (its status then shows the signal), so a hang fails instead of blocking.
+    /// Runs a program, in the fixture's environment unless given another;
+    /// one still running after `timeout` seconds is killed (its status then
+    /// shows the signal), so a hang fails instead of blocking.
     func run(_ executable: URL, _ arguments: [String], input: Data, chunks: [Int]?,
-                     timeout: Double? = nil) throws -> Result {
+             timeout: Double? = nil, environment: [String: String]? = nil) throws -> Result {
         Self.ignoreSIGPIPE
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        process.environment = environment
+        process.environment = environment ?? self.environment
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
         process.standardInput = stdin
         process.standardOutput = stdout
@@ -198,6 +248,20 @@ final class MailFixture: @unchecked Sendable {
         return Result(status: process.terminationStatus,
                       stdout: String(decoding: out, as: UTF8.self),
                       stderr: String(decoding: err, as: UTF8.self))
+    }
+}
+
+/// Makes `folder` a maildir: its tmp/, new/ and cur/ (and what is above them).
+func makeMaildir(_ folder: URL) throws {
+    for sub in ["tmp", "new", "cur"] {
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent(sub), withIntermediateDirectories: true)
+    }
+}
+
+/// What the maildir `folder` holds in tmp/, new/ and cur/, as sub/name.
+func maildirEntries(_ folder: URL) throws -> [String] {
+    try ["tmp", "new", "cur"].flatMap { sub in
+        try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent(sub).path).map { "\(sub)/\($0)" }
     }
 }
 

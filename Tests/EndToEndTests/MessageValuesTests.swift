@@ -10,8 +10,7 @@ struct MessageValuesTests {
     static let hostileListID = "x -inbox -unread +spam +deleted"
 
     private func useSieve(_ fixture: MailFixture, _ text: String, extra: String = "") throws -> URL {
-        let path = fixture.directory.appendingPathComponent("deliver.sieve")
-        try text.write(to: path, atomically: true, encoding: .utf8)
+        let path = try fixture.file("deliver.sieve", text)
         try fixture.writeConfig(extra: "[deliver]\nsieve=\(path.path)\n\(extra)")
         return path
     }
@@ -123,8 +122,7 @@ struct MessageValuesTests {
 
     @Test func importRefusesReservedFolders() throws {
         let fixture = try MailFixture()
-        let mbox = fixture.directory.appendingPathComponent("in.mbox")
-        try ("From alice@example.org Mon Nov 24 09:00:00 2025\n" + sampleMessage(id: "imp@example.org")).write(to: mbox, atomically: true, encoding: .utf8)
+        let mbox = try fixture.file("in.mbox", "From alice@example.org Mon Nov 24 09:00:00 2025\n" + sampleMessage(id: "imp@example.org"))
         for folder in ["tmp", ".notmuch"] {
             for dryRun in [false, true] {
                 let result = try fixture.command(["import", "--folder", folder, "--create-folder"] + (dryRun ? ["--dry-run"] : []) + [mbox.path])
@@ -222,13 +220,11 @@ struct MessageValuesTests {
 
     @Test func checkRulesRefusesReservedFoldersWithTheirLine() throws {
         let fixture = try MailFixture()
-        let rules = fixture.directory.appendingPathComponent("rules")
-        try "+a -- *\n+b folder:lists/tmp -- *\n".write(to: rules, atomically: true, encoding: .utf8)
+        let rules = try fixture.file("rules", "+a -- *\n+b folder:lists/tmp -- *\n")
         let result = try fixture.command(["check-rules", rules.path])
         #expect(result.status == 1)
         #expect(result.stderr.contains("\(rules.path):2:"), "\(result.stderr)")
-        let sieve = fixture.directory.appendingPathComponent("s.sieve")
-        try "require \"fileinto\";\nfileinto \".notmuch\";\n".write(to: sieve, atomically: true, encoding: .utf8)
+        let sieve = try fixture.file("s.sieve", "require \"fileinto\";\nfileinto \".notmuch\";\n")
         let sieveResult = try fixture.command(["check-rules", sieve.path])
         #expect(sieveResult.status == 1)
         #expect(sieveResult.stderr.contains("\(sieve.path):2: fileinto \".notmuch\""), "\(sieveResult.stderr)")
@@ -238,8 +234,7 @@ struct MessageValuesTests {
     /// recount: 9 messages went into a 3-message mailbox.
     @Test func theQuotaCountsWhereverARuleFiles() throws {
         let fixture = try MailFixture()
-        let rules = fixture.directory.appendingPathComponent("rules")
-        try "folder:$1 -- header:X-Folder~/^(.*)$/\n".write(to: rules, atomically: true, encoding: .utf8)
+        let rules = try fixture.file("rules", "folder:$1 -- header:X-Folder~/^(.*)$/\n")
         try fixture.writeConfig(extra: "[deliver]\nrules=\(rules.path)\nquota=3C\nquota_grace=0")
         var delivered = 0
         for index in 0..<9 {

@@ -209,18 +209,8 @@ struct OneBadMessageTests {
         fixture.extraEnvironment["HOME"] = nil
         var environment = fixture.environment
         environment.removeValue(forKey: "HOME")
-        let process = Process()
-        process.executableURL = MailFixture.deliverExecutable
-        process.environment = environment
-        let input = Pipe(), errors = Pipe()
-        process.standardInput = input
-        process.standardError = errors
-        try process.run()
-        try input.fileHandleForWriting.write(contentsOf: Data(sampleMessage(id: "homeless@example.org").utf8))
-        try input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(stderr)")
+        let result = try fixture.deliver(sampleMessage(id: "homeless@example.org"), environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
         #expect(try fixture.count("id:homeless@example.org") == 1)
         #expect(queueEntries(fixture).isEmpty)
     }

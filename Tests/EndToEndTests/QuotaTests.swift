@@ -191,16 +191,14 @@ import Testing
     /// come from the command line (as for the LMTP server), and the warning
     /// lands in that mailbox's own database.
     @Test func aVirtualMailboxIsWarnedFromTheCommandLine() throws {
-        let mail = try MailFixture(createDatabase: false)
-        let vmail = mail.directory.appendingPathComponent("vmail")
-        try FileManager.default.createDirectory(at: vmail, withIntermediateDirectories: true)
-        mail.extraEnvironment = ["NOTMUCH_CONFIG": "/nonexistent/config"]
-        let arguments = ["--mail-root", vmail.path + "/%d/%u", "--recipient", "dana@example.org",
+        let mail = try MailFixture.virtualOnly()
+        let vmail = mail.virtualRoot
+        let arguments = ["--mail-root", mail.virtualTemplate, "--recipient", "dana@example.org",
                          "--quota", "1000", "--quota-warn", "40"]
         #expect(try mail.deliver(message(0), arguments).status == 0)
         let mailbox = vmail.appendingPathComponent("example.org/dana")
         func count(_ query: String) throws -> String {
-            try mail.notmuchIn(mailbox, "count", query).trimmingCharacters(in: .whitespacesAndNewlines)
+            try mail.notmuchIn(mailbox, "count", query)
         }
         #expect(try count("tag:quota-warning") == "0")
         #expect(try mail.deliver(message(1), arguments).status == 0)
@@ -215,8 +213,7 @@ import Testing
     /// quota_warning.)
     @Test func aWarningIsNotFiledByTheUsersRulesOrScript() throws {
         let mail = try MailFixture()
-        let rules = mail.directory.appendingPathComponent("rules")
-        try "+ruled -- *\n".write(to: rules, atomically: true, encoding: .utf8)
+        let rules = try mail.file("rules", "+ruled -- *\n")
         let script = mail.directory.appendingPathComponent("script.sieve")
         try "require [\"vnd.notmuch\", \"fileinto\", \"mailbox\"]; tag \"+sieved\"; fileinto :create \"Filed\";\n"
             .write(to: script, atomically: true, encoding: .utf8)
@@ -231,11 +228,9 @@ import Testing
     /// Looking at a virtual mailbox that no delivery has made yet makes
     /// nothing: `quota` and `explain` say there is none.
     @Test func lookingAtAnAbsentVirtualMailboxCreatesNothing() throws {
-        let mail = try MailFixture(createDatabase: false)
-        let vmail = mail.directory.appendingPathComponent("vmail")
-        try FileManager.default.createDirectory(at: vmail, withIntermediateDirectories: true)
-        mail.extraEnvironment = ["NOTMUCH_CONFIG": "/nonexistent/config"]
-        let mailbox = ["--mail-root", vmail.path + "/%d/%u", "--recipient", "anyone@example.org"]
+        let mail = try MailFixture.virtualOnly()
+        let vmail = mail.virtualRoot
+        let mailbox = ["--mail-root", mail.virtualTemplate, "--recipient", "anyone@example.org"]
         for command in [["quota"], ["explain"]] {
             let result = try mail.deliver(message(0), command + mailbox)
             #expect(result.status == 67, "\(command): \(result.status) \(result.stderr)")
@@ -324,9 +319,7 @@ import Testing
         var boxes: [URL] = []
         for (name, limit) in [("alice", "1000S,4C"), ("bob", "2000S")] {
             let box = mail.directory.appendingPathComponent("vmail/\(name)")
-            for sub in ["tmp", "new", "cur"] {
-                try FileManager.default.createDirectory(at: box.appendingPathComponent(sub), withIntermediateDirectories: true)
-            }
+            try makeMaildir(box)
             try Data(repeating: 65, count: 300).write(to: box.appendingPathComponent("new/one"))
             try "\(limit)\n300 1\n".write(to: box.appendingPathComponent("maildirsize"), atomically: true, encoding: .utf8)
             boxes.append(box)

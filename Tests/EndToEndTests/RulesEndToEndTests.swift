@@ -13,8 +13,7 @@ struct RulesEndToEndTests {
         """
 
     @Test func spamGoesToJunkWithExactlyTheRuleTags() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         var message = "X-Spam-Flag: YES\n" + sampleMessage(id: "spam@example.org")
         #expect(try fixture.deliver(message).status == 0)
         message = "X-Spam: yes\nList-Id: <dev.lists.example.org>\n" + sampleMessage(id: "rspamd@example.org")
@@ -28,16 +27,14 @@ struct RulesEndToEndTests {
     }
 
     @Test func mailingListTagFromTheHeader() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         let message = "List-Id: Developers <dev.lists.example.org>\n" + sampleMessage(id: "list@example.org")
         #expect(try fixture.deliver(message).status == 0)
         #expect(try fixture.tags("id:list@example.org") == ["lists/dev", "unread"])
     }
 
     @Test func hostileListIdCannotMakeAnArbitraryTag() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         let message = "List-Id: <-inbox +spam\u{7}.evil>\n" + sampleMessage(id: "evil@example.org")
         #expect(try fixture.deliver(message).status == 0)
         let tags = try fixture.tags("id:evil@example.org")
@@ -45,13 +42,8 @@ struct RulesEndToEndTests {
     }
 
     @Test func queryRuleOnAThreadDeliveredBeforeMovesFileAndIndexEntry() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
-        #expect(try fixture.deliver(sampleMessage(id: "root@example.org", subject: "Noisy")).status == 0)
-        _ = try fixture.notmuch("tag", "+muted", "id:root@example.org")
-        let reply = sampleMessage(id: "reply@example.org", subject: "Re: Noisy")
-            .replacingOccurrences(of: "Message-ID:", with: "In-Reply-To: <root@example.org>\nMessage-ID:")
-        #expect(try fixture.deliver(reply).status == 0)
+        let fixture = try MailFixture.withRules(Self.rules)
+        try fixture.deliverAReplyToAMutedThread()
         #expect(try fixture.tags("id:reply@example.org") == ["muted"])
         // Moved, then renamed for the flags: read, so cur/ with S.
         let files = try fixture.notmuch("search", "--output=files", "id:reply@example.org")
@@ -62,8 +54,7 @@ struct RulesEndToEndTests {
     }
 
     @Test func extensionFromPostfixEnvironmentAndFromTheCommandLine() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         fixture.extraEnvironment = ["RECIPIENT": "me+shop@example.org", "EXTENSION": "shop"]
         #expect(try fixture.deliver(sampleMessage(id: "env@example.org")).status == 0)
         fixture.extraEnvironment = [:]
@@ -75,30 +66,26 @@ struct RulesEndToEndTests {
     }
 
     @Test func extensionFromDeliveredToWhenNothingElseSaysIt() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         let message = "Delivered-To: me+shop@example.org\n" + sampleMessage(id: "dt@example.org")
         #expect(try fixture.deliver(message).status == 0)
         #expect(try fixture.count("folder:shop and id:dt@example.org") == 1)
     }
 
     @Test func commandLineTagsComeLast() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules("-inbox +ruled -- *\n")
+        let fixture = try MailFixture.withRules("-inbox +ruled -- *\n")
         #expect(try fixture.deliver(sampleMessage(id: "last@example.org"), ["+inbox"]).status == 0)
         #expect(try fixture.tags("id:last@example.org") == ["inbox", "ruled", "unread"])
     }
 
     @Test func laterRulesSeeEarlierTags() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules("+work -- from:alice@example.org\n+important -- tag:work and tag:unread\n")
+        let fixture = try MailFixture.withRules("+work -- from:alice@example.org\n+important -- tag:work and tag:unread\n")
         #expect(try fixture.deliver(sampleMessage(id: "chain@example.org")).status == 0)
         #expect(try fixture.tags("id:chain@example.org") == ["important", "inbox", "unread", "work"])
     }
 
     @Test func discardStoresNothingAndIsLogged() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         let result = try fixture.deliver("X-Virus: infected\n" + sampleMessage(id: "virus@example.org"), ["-v"])
         #expect(result.status == 0)
         #expect(result.stderr.contains("discarded virus@example.org"))
@@ -108,8 +95,7 @@ struct RulesEndToEndTests {
     }
 
     @Test func aQueryLibnotmuchRejectsDoesNotStopMail() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules("+never -- date:bogusdate..\n+always -- *\n")
+        let fixture = try MailFixture.withRules("+never -- date:bogusdate..\n+always -- *\n")
         let result = try fixture.deliver(sampleMessage(id: "badquery@example.org"), ["-v"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("taken as not matching"))
@@ -132,8 +118,7 @@ struct RulesEndToEndTests {
     }
 
     @Test func brokenRulesFileStillDelivers() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules("+ok -- *\n+spam folder:Junk -- header:X-Spam~/(/\n")
+        let fixture = try MailFixture.withRules("+ok -- *\n+spam folder:Junk -- header:X-Spam~/(/\n")
         let quiet = try fixture.deliver(sampleMessage(id: "typo@example.org"), ["+cli"])
         #expect(quiet.status == 0)
         #expect(quiet.stderr.isEmpty, "the error goes to the log, not to stderr: \(quiet.stderr)")
@@ -155,10 +140,8 @@ struct RulesEndToEndTests {
     }
 
     @Test func rulesOptionOverridesAndNoRulesDisables() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules("+configured -- *\n")
-        let other = fixture.directory.appendingPathComponent("other.rules")
-        try "+other -- *\n".write(to: other, atomically: true, encoding: .utf8)
+        let fixture = try MailFixture.withRules("+configured -- *\n")
+        let other = try fixture.file("other.rules", "+other -- *\n")
         #expect(try fixture.deliver(sampleMessage(id: "a@x"), ["--rules", other.path]).status == 0)
         #expect(try fixture.deliver(sampleMessage(id: "b@x"), ["--no-rules"]).status == 0)
         #expect(try fixture.deliver(sampleMessage(id: "c@x")).status == 0)
@@ -171,8 +154,7 @@ struct RulesEndToEndTests {
         // Each load of a broken rules file logs its error once: one line, one load.
         // (A FIFO, readable only once, showed this before FIFOs were refused.)
         let fixture = try MailFixture()
-        let rules = fixture.directory.appendingPathComponent("broken.rules")
-        try "+ok -- *\n+broken header:X\n".write(to: rules, atomically: true, encoding: .utf8)
+        let rules = try fixture.file("broken.rules", "+ok -- *\n+broken header:X\n")
         let log = fixture.directory.appendingPathComponent("deliver.log")
         let result = try fixture.deliver(sampleMessage(id: "once@example.org"), ["--rules", rules.path, "--log", log.path])
         #expect(result.status == 0)
@@ -183,13 +165,11 @@ struct RulesEndToEndTests {
 
     @Test func checkRules() throws {
         let fixture = try MailFixture()
-        let good = fixture.directory.appendingPathComponent("good.rules")
-        try Self.rules.write(to: good, atomically: true, encoding: .utf8)
+        let good = try fixture.file("good.rules", Self.rules)
         let ok = try fixture.command(["check-rules", good.path])
         #expect(ok.status == 0)
         #expect(ok.stdout == "\(good.path): 5 rules, no errors\n")
-        let bad = fixture.directory.appendingPathComponent("bad.rules")
-        try "+a -- *\n+b header:X~/y/\n".write(to: bad, atomically: true, encoding: .utf8)
+        let bad = try fixture.file("bad.rules", "+a -- *\n+b header:X~/y/\n")
         let failed = try fixture.command(["check-rules", bad.path])
         #expect(failed.status == 1)
         #expect(failed.stderr.hasPrefix("\(bad.path):2:4: expected an action"), "\(failed.stderr)")
@@ -199,8 +179,7 @@ struct RulesEndToEndTests {
     }
 
     @Test func explainShowsWhyAndStoresNothing() throws {
-        let fixture = try MailFixture()
-        try fixture.useRules(Self.rules)
+        let fixture = try MailFixture.withRules(Self.rules)
         let message = "List-Id: <dev.lists.example.org>\n" + sampleMessage(id: "explain@example.org")
         let result = try fixture.command(["explain", "--recipient", "me+shop@example.org", "+cli"], input: message)
         #expect(result.status == 0, "\(result.stderr)")

@@ -25,8 +25,7 @@ struct SieveEndToEndTests {
 
     /// Writes the script and names it in the config as deliver.sieve, beside `extra` lines of [deliver].
     private func useSieve(_ fixture: MailFixture, _ text: String = Self.script, extra: String = "") throws -> URL {
-        let path = fixture.directory.appendingPathComponent("deliver.sieve")
-        try text.write(to: path, atomically: true, encoding: .utf8)
+        let path = try fixture.file("deliver.sieve", text)
         try fixture.writeConfig(extra: "[deliver]\nsieve=\(path.path)\n\(extra)")
         return path
     }
@@ -98,8 +97,7 @@ struct SieveEndToEndTests {
     @Test func commandLineScriptAndDotSeparator() throws {
         let fixture = try MailFixture()
         try fixture.writeConfig(extra: "[deliver]\nsieve_separator=.")
-        let path = fixture.directory.appendingPathComponent("other.sieve")
-        try #"require ["fileinto", "mailbox"]; fileinto :create "INBOX.Lists.dev";"#.write(to: path, atomically: true, encoding: .utf8)
+        let path = try fixture.file("other.sieve", #"require ["fileinto", "mailbox"]; fileinto :create "INBOX.Lists.dev";"#)
         #expect(try fixture.deliver(sampleMessage(id: "dot@example.org"), ["--sieve", path.path]).status == 0)
         #expect(try fixture.count("folder:Lists/dev") == 1)
         // --no-rules turns the script off too.
@@ -109,8 +107,7 @@ struct SieveEndToEndTests {
 
     @Test func sieveRunsBeforeTheRulesAndBothFeedOneTagSet() throws {
         let fixture = try MailFixture()
-        let rules = fixture.directory.appendingPathComponent("rules")
-        try "+seen-spam -- tag:spam\n".write(to: rules, atomically: true, encoding: .utf8)
+        let rules = try fixture.file("rules", "+seen-spam -- tag:spam\n")
         _ = try useSieve(fixture, extra: "rules=\(rules.path)")
         #expect(try fixture.deliver("X-Spam-Flag: YES\n" + sampleMessage(id: "both@example.org")).status == 0)
         #expect(try fixture.tags("id:both@example.org") == ["inbox", "seen-spam", "spam"])
@@ -131,11 +128,7 @@ struct SieveEndToEndTests {
             require "vnd.notmuch";
             if notmuch "thread:{tag:muted}" { tag "+muted -inbox -unread"; }
             """#)
-        #expect(try fixture.deliver(sampleMessage(id: "root@example.org", subject: "Noisy")).status == 0)
-        _ = try fixture.notmuch("tag", "+muted", "id:root@example.org")
-        let reply = sampleMessage(id: "reply@example.org", subject: "Re: Noisy")
-            .replacingOccurrences(of: "Message-ID:", with: "In-Reply-To: <root@example.org>\nMessage-ID:")
-        #expect(try fixture.deliver(reply).status == 0)
+        try fixture.deliverAReplyToAMutedThread()
         #expect(try fixture.tags("id:reply@example.org") == ["muted"])
     }
 
@@ -178,8 +171,7 @@ struct SieveEndToEndTests {
             if header :matches "Subject" "message *" { addflag "n${1}"; }
             if header :is "Subject" "message 3" { fileinto :create "Three"; }
             """#.write(to: script, atomically: true, encoding: .utf8)
-        let archive = fixture.directory.appendingPathComponent("archive.mbox")
-        try ImportTests.archive(5).mbox.write(to: archive, atomically: true, encoding: .utf8)
+        let archive = try fixture.file("archive.mbox", ImportTests.archive(5).mbox)
         let result = try fixture.command(["import", "--sieve", script.path, archive.path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try fixture.count("tag:n2 and id:imp-2@example.org") == 1)
@@ -219,13 +211,11 @@ struct CheckSieveTests {
 
     @Test func acceptsAGoodScriptAndPrintsItsActions() throws {
         let fixture = try MailFixture(createDatabase: false)
-        let path = fixture.directory.appendingPathComponent("filters")
-        try SieveEndToEndTests.script.write(to: path, atomically: true, encoding: .utf8)
+        let path = try fixture.file("filters", SieveEndToEndTests.script)
         let checked = try fixture.command(["check-rules", "--sieve", path.path])
         #expect(checked.status == 0, "\(checked.stderr)")
         #expect(checked.stdout == "\(path.path): Sieve script, no errors\n")
-        let message = fixture.directory.appendingPathComponent("m.eml")
-        try ("X-Spam-Flag: YES\n" + sampleMessage()).write(to: message, atomically: true, encoding: .utf8)
+        let message = try fixture.file("m.eml", "X-Spam-Flag: YES\n" + sampleMessage())
         let acted = try fixture.command(["check-rules", "--sieve-actions", message.path, path.path])
         #expect(acted.stdout == "store Junk $junk \\seen\n", "\(acted.stderr)")
     }

@@ -6,48 +6,26 @@ import Testing
 /// what was not UTF-8 refused.
 @Suite("UTF-8 recipients")
 struct UTF8RecipientTests {
-    private func count(_ mailbox: URL, _ fixture: MailFixture) throws -> String {
-        let config = fixture.directory.appendingPathComponent("view.conf")
-        try "[database]\npath=\(mailbox.path)\n".write(to: config, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/notmuch")
-        process.arguments = ["count", "*"]
-        process.environment = ["NOTMUCH_CONFIG": config.path, "HOME": fixture.directory.path]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     @Test func aUTF8LocalPartNamesOneMailboxWhateverItsCaseAndComposition() throws {
-        let fixture = try MailFixture(createDatabase: false)
-        let vmail = fixture.directory.appendingPathComponent("vmail")
-        try FileManager.default.createDirectory(at: vmail, withIntermediateDirectories: true)
-        fixture.extraEnvironment = ["NOTMUCH_CONFIG": "/nonexistent/config"]
+        let fixture = try MailFixture.virtualOnly()
+        let vmail = fixture.virtualRoot
         // Composed ö, decomposed o + U+0308, and upper case: one person, one mailbox.
         let spellings = ["jörg@bücher.example", "jo\u{308}rg+news@bu\u{308}cher.example", "JÖRG@BÜCHER.EXAMPLE"]
         for (n, recipient) in spellings.enumerated() {
             let result = try fixture.deliver(sampleMessage(id: "utf8-\(n)@example.org"),
-                                             ["--mail-root", vmail.path + "/%d/%u", "--recipient", recipient])
+                                             ["--mail-root", fixture.virtualTemplate, "--recipient", recipient])
             #expect(result.status == 0, "\(recipient): \(result.stderr)")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: vmail.path) == ["bücher.example"])
         let domain = vmail.appendingPathComponent("bücher.example")
         #expect(try FileManager.default.contentsOfDirectory(atPath: domain.path) == ["jörg"])
-        #expect(try count(domain.appendingPathComponent("jörg"), fixture) == "3")
+        #expect(try fixture.notmuchIn(domain.appendingPathComponent("jörg"), "count", "*") == "3")
     }
 
     @Test(arguments: ["a\u{85}b@example.org", "a\u{9B}b@example.org", "ab@exa\u{2028}mple.org", "a\u{FFFD}b@example.org"])
     func aRecipientWithAControlCharacterOrNotUTF8IsRefused(recipient: String) throws {
-        let fixture = try MailFixture(createDatabase: false)
-        let vmail = fixture.directory.appendingPathComponent("vmail")
-        try FileManager.default.createDirectory(at: vmail, withIntermediateDirectories: true)
-        let result = try fixture.deliver(sampleMessage(), ["--mail-root", vmail.path + "/%d/%u", "--recipient", recipient])
-        #expect(result.status == 64, "\(result.stderr)")
-        #expect(result.stderr.contains("control character") || result.stderr.contains("not valid UTF-8"), "\(result.stderr)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: vmail.path).isEmpty)
+        let stderr = try MailFixture(createDatabase: false).expectRefused(recipient: recipient)
+        #expect(stderr.contains("control character") || stderr.contains("not valid UTF-8"), "\(stderr)")
     }
 
     @Test func aUTF8SenderIsTakenAndAControlCharacterInOneRefused() throws {

@@ -14,10 +14,9 @@ import PackageDescription
 let fuzzing: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address", "-parse-as-library"])]
 let linking: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
 
-func fuzzTarget(_ name: String, _ products: [String], support: Bool = false) -> Target {
+func fuzzTarget(_ name: String, _ products: [String], support: [Target.Dependency] = []) -> Target {
     .executableTarget(name: name,
-                      dependencies: products.map { .product(name: $0, package: "notmuch-deliver") }
-                          + (support ? ["FuzzSupport"] : []),
+                      dependencies: products.map { .product(name: $0, package: "notmuch-deliver") } + support,
                       swiftSettings: fuzzing, linkerSettings: linking)
 }
 
@@ -27,16 +26,19 @@ let package = Package(
     targets: [
         // What more than one harness needs: a scratch file for code that reads a path.
         .target(name: "FuzzSupport", swiftSettings: fuzzing),
+        // One fixed message for the harnesses that evaluate rules or run scripts.
+        .target(name: "FuzzFacts", dependencies: [.product(name: "Rules", package: "notmuch-deliver")],
+                swiftSettings: fuzzing),
         // The rules language: RuleParser, then evaluation against fixed facts.
-        fuzzTarget("FuzzRules", ["Rules"]),
+        fuzzTarget("FuzzRules", ["Rules"], support: ["FuzzFacts"]),
         // Sieve scripts: parsing, checking, running against fixed facts.
-        fuzzTarget("FuzzSieve", ["Sieve", "Rules"]),
+        fuzzTarget("FuzzSieve", ["Sieve", "Rules"], support: ["FuzzFacts"]),
         // The From_ line stripper of a delivery, fed in random chunks.
         fuzzTarget("FuzzEnvelope", ["MaildirKit"]),
         // mbox splitting in every format, from memory; compressed input through a file.
-        fuzzTarget("FuzzMbox", ["Mbox"], support: true),
+        fuzzTarget("FuzzMbox", ["Mbox"], support: ["FuzzSupport"]),
         // Header reading through GMime, from memory and from a file.
-        fuzzTarget("FuzzHeaders", ["MailParsing"], support: true),
+        fuzzTarget("FuzzHeaders", ["MailParsing"], support: ["FuzzSupport"]),
         // Queue records: refused or read back the same; cut short, refused.
         fuzzTarget("FuzzRecord", ["DeliveryKit"]),
         // The LMTP engine, fed in random chunks, the server's answers seeded.

@@ -30,22 +30,10 @@ import tempfile
 import threading
 import time
 
+from common import Failure, check, skip
+
 NOBODY = 65534
 SENDER = "sender@remote.example"
-
-
-def skip(reason):
-    print(f"SKIPPED: {reason}")
-    sys.exit(77)
-
-
-class Failure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
 
 
 class Environment:
@@ -233,6 +221,21 @@ class Raw:
               f"{what}: expected {code} {enhanced or ''}, got {got}")
         return got
 
+    def ask(self, command, code, enhanced=None, what=""):
+        """Sends one command (or a message and its dot) and checks its one reply."""
+        self.send(command)
+        return self.expect(code, enhanced, what)
+
+    def open_data(self, recipients=("t@example.org",), sender=SENDER, lhlo=True, what="commands"):
+        """LHLO (unless the session had it), MAIL, a RCPT for each recipient
+        and DATA in one write: each accepted (250), then DATA's 354."""
+        commands = ((b"LHLO x\r\n" if lhlo else b"") + f"MAIL FROM:<{sender}>\r\n".encode()
+                    + b"".join(f"RCPT TO:<{r}>\r\n".encode() for r in recipients) + b"DATA\r\n")
+        self.send(commands)
+        want = [250] * (lhlo + 1 + len(recipients)) + [354]
+        codes = [r[0] for r in self.replies(len(want))]
+        check(codes == want, f"{what}: replies {codes}, want {want}")
+
     def closed_by_server(self, within=10):
         """True when the server closes the connection (EOF) before `within` seconds."""
         self.sock.settimeout(within)
@@ -411,11 +414,8 @@ def test_rset(env, personal, virtual):
 
 def test_pipelining(env, personal, virtual):
     c = personal.raw()
-    c.send(b"LHLO x\r\n")
-    c.expect(250, what="LHLO")
-    c.send(b"MAIL FROM:<sender@remote.example>\r\nRCPT TO:<t@example.org>\r\nRCPT TO:<t+shop@example.org>\r\nDATA\r\n")
-    codes = [r[0] for r in c.replies(4)]
-    check(codes == [250, 250, 250, 354], f"pipelined MAIL/RCPT/RCPT/DATA replies: {codes}")
+    c.ask(b"LHLO x\r\n", 250, what="LHLO")
+    c.open_data(["t@example.org", "t+shop@example.org"], lhlo=False, what="pipelined MAIL/RCPT/RCPT/DATA")
     c.send(message("pipe@remote.example", "pipelined").encode() + b".\r\n")
     replies = c.replies(2)
     check(replies[0][0] == 250 and "<t@example.org>" in replies[0][1], f"first reply: {replies[0]}")
@@ -434,17 +434,15 @@ def test_pipelining(env, personal, virtual):
 
 def test_dot_stuffing_and_bare_lf(env, personal, virtual):
     c = personal.raw()
-    c.send(b"LHLO x\r\nMAIL FROM:<sender@remote.example>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n")
-    check([r[0] for r in c.replies(4)] == [250, 250, 250, 354], "commands before the stuffed message")
+    c.open_data(what="commands before the stuffed message")
     body = b"..starts with a dot\r\n...\r\n..\r\n. \r\nend\r\n"
-    c.send(message("dots@remote.example", "dots").encode().replace(b"Hello.\r\n", b"") + body + b".\r\n")
-    c.expect(250, "2.0.0", "stuffed message")
+    c.ask(message("dots@remote.example", "dots").encode().replace(b"Hello.\r\n", b"") + body + b".\r\n",
+          250, "2.0.0", "stuffed message")
     # A bare LF ends no command: 500 at once, its line skipped through the
     # next CRLF, never run (MAIL here would answer 250).
     c.send(b"MAIL FROM:<sender@remote.example>\nRCPT TO:<t@example.org>\r\nNOOP\r\n")
     check([r[0] for r in c.replies(2)] == [500, 250], "a bare-LF command")
-    c.send(b"QUIT\r\n")
-    c.expect(221, what="QUIT")
+    c.ask(b"QUIT\r\n", 221, what="QUIT")
     c.close()
     with open(env.notmuch("search", "--output=files", "id:dots@remote.example"), "rb") as f:
         stored = f.read()
@@ -507,11 +505,9 @@ def test_utf8_addresses(env, personal, virtual):
     rcpt = "Jörg@Bücher.example"
     c.send(f"MAIL FROM:<jörg@bücher.example> SMTPUTF8 BODY=8BITMIME\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
     check([r[0] for r in c.replies(3)] == [250, 250, 354], "MAIL/RCPT/DATA with UTF-8 addresses")
-    c.send(message("utf8@remote.example", "Grüße", to=rcpt).encode() + b".\r\n")
-    c.expect(250, "2.0.0", "UTF-8 recipient delivered")
+    c.ask(message("utf8@remote.example", "Grüße", to=rcpt).encode() + b".\r\n", 250, "2.0.0", "UTF-8 recipient delivered")
     # Without SMTPUTF8: 553 5.6.7; not UTF-8 or a C1 control: 501.
-    c.send("MAIL FROM:<jörg@bücher.example>\r\n".encode())
-    c.expect(553, "5.6.7", "UTF-8 sender without SMTPUTF8")
+    c.ask("MAIL FROM:<jörg@bücher.example>\r\n".encode(), 553, "5.6.7", "UTF-8 sender without SMTPUTF8")
     c.send(b"MAIL FROM:<s@remote.example> SMTPUTF8\r\nRCPT TO:<j\xc3rg@example.org>\r\n"
            + "RCPT TO:<j\u0085rg@example.org>\r\nQUIT\r\n".encode())
     replies = c.replies(4)
@@ -531,31 +527,20 @@ def test_utf8_addresses(env, personal, virtual):
 
 def test_bad_commands(env, personal, virtual):
     c = personal.raw()
-    c.send(b"HELO client.test\r\n")
-    c.expect(500, what="HELO")
-    c.send(b"EHLO client.test\r\n")
-    c.expect(500, what="EHLO")
-    c.send(b"LHLO client.test\r\n")
-    c.expect(250, what="LHLO")
-    c.send(b"NOOP " + b"x" * 5000 + b"\r\n")
-    c.expect(500, "5.5.2", "5,000-byte command line")
-    c.send(b"NOOP\r\n")
-    c.expect(250, what="NOOP after the overlong line")
-    c.send(b"NOOP\x00\r\n")
-    c.expect(500, what="NUL in a command")
-    c.send(b"MAIL FROM:<sen\x00der@remote.example>\r\n")
-    c.expect(500, what="NUL in MAIL FROM")
-    c.send(b"DATA\r\n")
-    c.expect(503, what="DATA without MAIL")
-    c.send(b"MAIL FROM:<sender@remote.example>\r\n")
-    c.expect(250, what="MAIL")
-    c.send(b"DATA\r\n")
-    c.expect(503, what="DATA without RCPT")
-    c.send(b"RCPT TO:<t@example.org>\r\nDATA\r\n")
-    c.expect(250, what="RCPT")
+    c.ask(b"HELO client.test\r\n", 500, what="HELO")
+    c.ask(b"EHLO client.test\r\n", 500, what="EHLO")
+    c.ask(b"LHLO client.test\r\n", 250, what="LHLO")
+    c.ask(b"NOOP " + b"x" * 5000 + b"\r\n", 500, "5.5.2", "5,000-byte command line")
+    c.ask(b"NOOP\r\n", 250, what="NOOP after the overlong line")
+    c.ask(b"NOOP\x00\r\n", 500, what="NUL in a command")
+    c.ask(b"MAIL FROM:<sen\x00der@remote.example>\r\n", 500, what="NUL in MAIL FROM")
+    c.ask(b"DATA\r\n", 503, what="DATA without MAIL")
+    c.ask(b"MAIL FROM:<sender@remote.example>\r\n", 250, what="MAIL")
+    c.ask(b"DATA\r\n", 503, what="DATA without RCPT")
+    c.ask(b"RCPT TO:<t@example.org>\r\nDATA\r\n", 250, what="RCPT")
     c.expect(354, what="DATA")
-    c.send(message("afterbad@remote.example", "after bad commands").encode() + b".\r\n")
-    c.expect(250, "2.0.0", "message after the bad commands")
+    c.ask(message("afterbad@remote.example", "after bad commands").encode() + b".\r\n",
+          250, "2.0.0", "message after the bad commands")
     c.close()
     check(env.count("id:afterbad@remote.example") == 1, "message after the bad commands not indexed")
     return "HELO/EHLO 500, 5,000-byte line 500 5.5.2, NUL 500, DATA without MAIL/RCPT 503; the session still delivers"
@@ -564,15 +549,13 @@ def test_bad_commands(env, personal, virtual):
 def test_disconnect_mid_data(env, personal, virtual):
     before = files_under(env.mail)
     c = personal.raw()
-    c.send(b"LHLO x\r\nMAIL FROM:<sender@remote.example>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n")
-    check([r[0] for r in c.replies(4)] == [250, 250, 250, 354], "commands")
+    c.open_data()
     c.send(message("middata@remote.example", "cut off").encode() + b"x" * 100000 + b"\r\nmore")
     c.close()
     # A virtual mailbox that does not exist yet: it must not be made.
     ghost = env.vmailbox("ghost@virt.example")
     v = virtual.raw()
-    v.send(b"LHLO x\r\nMAIL FROM:<sender@remote.example>\r\nRCPT TO:<ghost@virt.example>\r\nDATA\r\n")
-    check([r[0] for r in v.replies(4)] == [250, 250, 250, 354], "commands (virtual)")
+    v.open_data(["ghost@virt.example"], what="commands (virtual)")
     v.send(message("middata-v@remote.example", "cut off").encode())
     v.close()
     time.sleep(1.5)
@@ -591,8 +574,7 @@ def test_disconnect_mid_data(env, personal, virtual):
 def test_not_mail(env, personal, virtual):
     before = files_under(env.mail)
     c = personal.raw()
-    c.send(b"LHLO x\r\nMAIL FROM:<sender@remote.example>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n")
-    c.replies(4)
+    c.open_data()
     c.send(b"just some words\r\nand no header at all\r\n.\r\n")
     code, text = c.reply()
     check(code == 554 and text.startswith("5.6.0 "), f"not-mail data: {code} {text}")
@@ -609,15 +591,12 @@ def test_too_big(env, personal, virtual):
     c.send(b"LHLO x\r\n")
     lines = c.reply_lines()
     check("250 SIZE 65536" in lines, f"SIZE 65536 not advertised for --max-message-size 64K: {lines}")
-    c.send(b"MAIL FROM:<sender@remote.example> SIZE=100000\r\n")
-    c.expect(552, "5.3.4", "MAIL with SIZE over the limit")
-    c.send(b"MAIL FROM:<sender@remote.example>\r\nRCPT TO:<t@example.org>\r\nRCPT TO:<t+x@example.org>\r\nDATA\r\n")
-    check([r[0] for r in c.replies(4)] == [250, 250, 250, 354], "commands")
+    c.ask(b"MAIL FROM:<sender@remote.example> SIZE=100000\r\n", 552, "5.3.4", "MAIL with SIZE over the limit")
+    c.open_data(["t@example.org", "t+x@example.org"], lhlo=False)
     c.send(message("big@remote.example", "too big").encode() + (b"y" * 998 + b"\r\n") * 100 + b".\r\n")
     replies = c.replies(2)
     check(all(r[0] == 552 and r[1].startswith("5.3.4 ") for r in replies), f"replies to a 100 KB message: {replies}")
-    c.send(b"NOOP\r\n")
-    c.expect(250, what="NOOP after the refusal")
+    c.ask(b"NOOP\r\n", 250, what="NOOP after the refusal")
     c.close()
     time.sleep(0.2)
     after = files_under(env.mail)
@@ -762,8 +741,7 @@ def test_stuck_mailbox(env, personal, virtual):
     try:
         stuck = server.raw()
         stuck.sock.settimeout(15)
-        stuck.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<alice@stuck.example>\r\nDATA\r\n".encode())
-        check([r[0] for r in stuck.replies(4)] == [250, 250, 250, 354], "transaction for alice")
+        stuck.open_data(["alice@stuck.example"], what="transaction for alice")
         stuck.send(message("stuck-alice@remote.example", "stuck").encode() + b".\r\n")
         try:
             code, text = stuck.reply()
@@ -800,9 +778,7 @@ def test_stuck_mailbox(env, personal, virtual):
     try:
         both = server.raw()
         both.sock.settimeout(20)
-        both.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<bob@stuck.example>\r\n"
-                  f"RCPT TO:<alice@stuck.example>\r\nDATA\r\n".encode())
-        check([r[0] for r in both.replies(5)] == [250, 250, 250, 250, 354], "transaction for bob and alice")
+        both.open_data(["bob@stuck.example", "alice@stuck.example"], what="transaction for bob and alice")
         both.send(message("both@remote.example", "both").encode() + b".\r\n")
         try:
             first, second = both.replies(2)
@@ -829,8 +805,7 @@ def test_stuck_mailbox(env, personal, virtual):
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
         stuck = server.raw()
-        stuck.send(f"LHLO x\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<alice@stuck.example>\r\nDATA\r\n".encode())
-        stuck.replies(4)
+        stuck.open_data(["alice@stuck.example"], what="transaction for alice at SIGTERM")
         stuck.send(message("term-alice@remote.example", "at SIGTERM").encode() + b".\r\n")
         time.sleep(0.5)
         server.process.send_signal(signal.SIGTERM)
@@ -857,8 +832,7 @@ def test_max_connections(env, personal, virtual):
     check(third.greeting[0] == 421 and third.greeting[1].startswith("4."), f"3rd connection with 2 open: {third.greeting}")
     check(third.closed_by_server(), "the refused connection was not closed")
     third.close()
-    held[0].send(b"QUIT\r\n")
-    held[0].expect(221, what="QUIT")
+    held[0].ask(b"QUIT\r\n", 221, what="QUIT")
     held[0].close()
     def admitted():
         c = Raw(limited.socket)
@@ -931,8 +905,7 @@ def test_sigterm(env, personal, virtual):
     busy.send(b"LHLO x\r\nMAIL FROM:<sender@remote.example>\r\nRCPT TO:<t@example.org>\r\n")
     check([r[0] for r in busy.replies(3)] == [250, 250, 250], "transaction before SIGTERM")
     idle = server.raw()
-    idle.send(b"LHLO x\r\n")
-    idle.expect(250, what="LHLO")
+    idle.ask(b"LHLO x\r\n", 250, what="LHLO")
     server.process.send_signal(signal.SIGTERM)
     code, text = idle.reply()
     check(code == 421 and text.startswith("4."), f"idle connection at SIGTERM: {code} {text}")
@@ -946,10 +919,9 @@ def test_sigterm(env, personal, virtual):
         refused = True
     check(refused, "a new connection was served after SIGTERM")
     check(server.process.poll() is None, "the server exited with a transaction in flight")
-    busy.send(b"DATA\r\n")
-    busy.expect(354, what="DATA after SIGTERM")
-    busy.send(message("sigterm@remote.example", "in flight at SIGTERM").encode() + b".\r\n")
-    busy.expect(250, "2.0.0", "the transaction in flight")
+    busy.ask(b"DATA\r\n", 354, what="DATA after SIGTERM")
+    busy.ask(message("sigterm@remote.example", "in flight at SIGTERM").encode() + b".\r\n",
+             250, "2.0.0", "the transaction in flight")
     code, text = busy.reply()
     check(code == 421, f"after the transaction's reply: {code} {text}")
     busy.close()
@@ -1006,11 +978,9 @@ def test_rules_reread(env, personal, virtual):
 
 def test_null_sender(env, personal, virtual):
     c = personal.raw()
-    c.send(b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n")
-    check([r[0] for r in c.replies(4)] == [250, 250, 250, 354], "a bounce's commands")
-    c.send(b"From: MAILER-DAEMON@remote.example\r\nSubject: Undelivered Mail\r\nMessage-ID: <bounce@remote.example>\r\n\r\n"
-           b"8-bit \xc3\xa9 and a NUL \x00 kept\r\n.\r\n")
-    c.expect(250, "2.0.0", "a bounce (null sender)")
+    c.open_data(sender="", what="a bounce's commands")
+    c.ask(b"From: MAILER-DAEMON@remote.example\r\nSubject: Undelivered Mail\r\nMessage-ID: <bounce@remote.example>\r\n\r\n"
+          b"8-bit \xc3\xa9 and a NUL \x00 kept\r\n.\r\n", 250, "2.0.0", "a bounce (null sender)")
     c.close()
     with open(env.notmuch("search", "--output=files", "id:bounce@remote.example"), "rb") as f:
         stored = f.read()
@@ -1220,8 +1190,7 @@ def test_timeouts(env, personal, virtual):
     before = files_under(env.mail)
     idle = server.raw()
     data = server.raw()
-    data.send(b"LHLO x\r\nMAIL FROM:<sender@remote.example>\r\nRCPT TO:<t@example.org>\r\nDATA\r\n")
-    check([r[0] for r in data.replies(4)] == [250, 250, 250, 354], "commands")
+    data.open_data()
     data.send(message("slow@remote.example", "slowloris").encode())
     started = time.monotonic()
     for c, what in ((idle, "idle"), (data, "silent in DATA")):

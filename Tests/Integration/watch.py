@@ -33,24 +33,12 @@ import sys
 import tempfile
 import time
 
+from common import Failure, check, skip
+
 NOBODY = 65534
 GRACE = 0.5
 RULE_TAG = "ruled"
 USER_TAG = "kept-by-user"
-
-
-def skip(reason):
-    print(f"SKIPPED: {reason}")
-    sys.exit(77)
-
-
-class Failure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
 
 
 def as_nobody():

@@ -73,7 +73,10 @@ struct Client {
 
     /// The last line of each reply, cut to code and enhanced code:
     /// ["250 2.1.0", "550 5.1.1", "354"].
-    var replies: [String] {
+    var replies: [String] { Self.replies(in: lines) }
+
+    /// `lines`, the last of each reply, cut to code and enhanced code.
+    static func replies(in lines: [String]) -> [String] {
         lines.filter { $0.count < 4 || $0.dropFirst(3).first == " " }.map { line in
             let words = line.split(separator: " ", maxSplits: 2)
             if words.count > 1, words[1].first?.isNumber == true, words[1].contains(".") {
@@ -89,15 +92,3 @@ struct Client {
 
 let lhlo = "LHLO client.test\r\n"
 
-/// A seeded generator, the same numbers on every run.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
-}

@@ -1,5 +1,6 @@
 import LMTP
 import Testing
+import TestSupport
 
 /// Where lines and messages end (RFC 5321 2.3.8, 4.1.1.4): at CRLF, and a
 /// message at CRLF "." CRLF, nowhere else, whatever the chunking. The

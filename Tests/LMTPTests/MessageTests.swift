@@ -1,5 +1,6 @@
 import LMTP
 import Testing
+import TestSupport
 
 /// The DATA phase: content as delivered, the end whatever the chunking,
 /// the size limit, and the ways a message can fail to arrive.

@@ -1,5 +1,6 @@
 import LMTP
 import Testing
+import TestSupport
 
 /// Hostile and random input: never a trap, memory within the limits, and
 /// the protocol's bookkeeping right whatever happens.

@@ -35,6 +35,18 @@ final class TemporaryDatabase {
             .write(toFile: path, atomically: false, encoding: .utf8)
         return path
     }
+
+    /// A mail root with a new database, open for writing.
+    static func created() throws -> (TemporaryDatabase, Database) {
+        let temp = try TemporaryDatabase()
+        return (temp, try Database.create(config: temp.config))
+    }
+
+    /// Writes a message into new/ and indexes it: its path and what indexing said.
+    func index(_ name: String, id: String, in database: Database) throws -> (path: String, indexed: Database.Indexed) {
+        let path = try writeMessage(name, id: id)
+        return (path, try database.indexFile(path))
+    }
 }
 
 @Suite struct DatabaseTests {
@@ -113,10 +125,8 @@ final class TemporaryDatabase {
     }
 
     @Test func flagSyncRenamesIntoCur() throws {
-        let temp = try TemporaryDatabase()
-        let database = try Database.create(config: temp.config)
-        let path = try temp.writeMessage("flags", id: "flags@example.org")
-        let message = try database.indexFile(path).message
+        let (temp, database) = try TemporaryDatabase.created()
+        let message = try temp.index("flags", id: "flags@example.org", in: database).indexed.message
         try message.addTag("flagged")
         try message.syncTagsToMaildirFlags()
         // No `unread` tag means seen: S as well as F.

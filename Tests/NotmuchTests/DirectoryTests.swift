@@ -6,12 +6,9 @@ import Testing
 /// `notmuch new`) reconciles a maildir with.
 @Suite struct DirectoryTests {
     @Test func aDirectoryKnowsItsFilesAndStoresAnMtime() throws {
-        let temp = try TemporaryDatabase()
-        let database = try Database.create(config: temp.config)
-        let first = try temp.writeMessage("b-first", id: "first@example.org")
-        let second = try temp.writeMessage("a-second", id: "second@example.org")
-        _ = try database.indexFile(first)
-        _ = try database.indexFile(second)
+        let (temp, database) = try TemporaryDatabase.created()
+        _ = try temp.index("b-first", id: "first@example.org", in: database)
+        _ = try temp.index("a-second", id: "second@example.org", in: database)
         let new = try #require(try database.directory(temp.mailRoot.appendingPathComponent("new").path))
         #expect(try new.childFiles() == ["a-second", "b-first"])
         #expect(try new.mtime() == 0)
@@ -26,12 +23,10 @@ import Testing
     }
 
     @Test func removingAFilenameSaysWhetherTheMessageStays() throws {
-        let temp = try TemporaryDatabase()
-        let database = try Database.create(config: temp.config)
-        let original = try temp.writeMessage("one", id: "same@example.org")
-        let copy = try temp.writeMessage("two", id: "same@example.org")
-        _ = try database.indexFile(original)
-        #expect(try database.indexFile(copy).isDuplicate)
+        let (temp, database) = try TemporaryDatabase.created()
+        let original = try temp.index("one", id: "same@example.org", in: database).path
+        let (copy, indexed) = try temp.index("two", id: "same@example.org", in: database)
+        #expect(indexed.isDuplicate)
         #expect(try database.removeFilename(original) == .otherFilesRemain)
         #expect(try database.findMessage(id: "same@example.org") != nil)
         #expect(try database.removeFilename(copy) == .messageRemoved)
@@ -40,10 +35,8 @@ import Testing
     }
 
     @Test func deletingADirectoryDocument() throws {
-        let temp = try TemporaryDatabase()
-        let database = try Database.create(config: temp.config)
-        let path = try temp.writeMessage("gone", id: "gone@example.org")
-        _ = try database.indexFile(path)
+        let (temp, database) = try TemporaryDatabase.created()
+        let path = try temp.index("gone", id: "gone@example.org", in: database).path
         _ = try database.removeFilename(path)
         let new = try #require(try database.directory("new"))
         #expect(try new.childFiles().isEmpty)
@@ -54,10 +47,9 @@ import Testing
     }
 
     @Test func flagsBecomeTagsFromEveryFile() throws {
-        let temp = try TemporaryDatabase()
-        let database = try Database.create(config: temp.config)
-        let inNew = try temp.writeMessage("x", id: "flags@example.org")
-        let message = try database.indexFile(inNew).message
+        let (temp, database) = try TemporaryDatabase.created()
+        let (inNew, indexed) = try temp.index("x", id: "flags@example.org", in: database)
+        let message = indexed.message
         try message.addTag("unread")
         // A file in new/ without ":2,": nothing to go on, tags unchanged.
         try message.syncMaildirFlagsToTags()

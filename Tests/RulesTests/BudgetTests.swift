@@ -1,5 +1,6 @@
 import Rules
 import Testing
+import TestSupport
 
 /// Slow regular expressions: each match is bounded, so is the sum for one
 /// message, and what is cut off is said (with its line), not swallowed.
@@ -12,7 +13,7 @@ import Testing
         let clock = ContinuousClock()
         var traces: [RuleTrace] = []
         let elapsed = try clock.measure {
-            traces = try rules.evaluate(FakeFacts(headers: [("Subject", Self.catastrophic)])) { _ in }
+            traces = try rules.evaluate(TableFacts([("Subject", Self.catastrophic)])) { _ in }
         }
         #expect(traces.map(\.matched) == [true, false])
         #expect(traces[1].notes == ["rules:2: header:Subject~/^(a+)+$/ could not be evaluated "
@@ -22,7 +23,7 @@ import Testing
 
     @Test func aMatchThatSucceedsIsUnaffected() throws {
         let rules = parse("+ok/$1 -- header:Subject~/^(a+)+$/")
-        #expect(try effects(rules, FakeFacts(headers: [("Subject", String(repeating: "a", count: 5_000))]))
+        #expect(try effects(rules, TableFacts([("Subject", String(repeating: "a", count: 5_000))]))
                 == [.addTag("ok/" + String(repeating: "a", count: 64))])
     }
 
@@ -36,7 +37,7 @@ import Testing
         let clock = ContinuousClock()
         var traces: [RuleTrace] = []
         let elapsed = try clock.measure {
-            traces = try rules.evaluate(FakeFacts(headers: headers), budget: .milliseconds(50)) { _ in }
+            traces = try rules.evaluate(TableFacts(headers), budget: .milliseconds(50)) { _ in }
         }
         #expect(elapsed < .milliseconds(500), "the budget did not stop the rules: \(elapsed)")
         #expect(traces.map(\.matched) == [false, false, true], "a leaf without a regex still counts")
@@ -49,23 +50,23 @@ import Testing
     @Test func onlyTheFirst64KiBOfAValueIsSearched() throws {
         let rules = parse("+end -- header:X~/b$/\n+start -- header:X~/^a/")
         let value = String(repeating: "a", count: Pattern.maximumSubjectLength) + "b"
-        #expect(try effects(rules, FakeFacts(headers: [("X", value)])) == [.addTag("start")])
+        #expect(try effects(rules, TableFacts([("X", value)])) == [.addTag("start")])
         // A character across the cut is left out whole, not split into invalid UTF-8.
         let straddling = String(repeating: "a", count: Pattern.maximumSubjectLength - 1) + "é"
         let anyEnd = parse("+seen -- header:X~/a$/")
-        #expect(try effects(anyEnd, FakeFacts(headers: [("X", straddling)])) == [.addTag("seen")])
+        #expect(try effects(anyEnd, TableFacts([("X", straddling)])) == [.addTag("seen")])
     }
 
     // MARK: Pre-evaluation
 
     /// Counts what the rules ask, to prove that the pre-evaluated leaves are not asked again.
     final class CountingFacts: MessageFacts {
-        let base: FakeFacts
+        let base: TableFacts
         var headerLookups = 0
         var queries: [String] = []
         var reports: [String] = []
 
-        init(_ base: FakeFacts) { self.base = base }
+        init(_ base: TableFacts) { self.base = base }
         func headerValues(_ name: String) -> [String] { headerLookups += 1; return base.headerValues(name) }
         var recipient: String? { base.recipient }
         var sender: String? { base.sender }
@@ -85,10 +86,10 @@ import Testing
         +never -- *
         """
 
-    static let facts = FakeFacts(headers: [("X", "xxx"), ("Y", "yy"), ("List-Id", "<l.example.org>")],
+    static let facts = TableFacts([("X", "xxx"), ("Y", "yy"), ("List-Id", "<l.example.org>")],
                                  recipient: "bob+shop@example.org", sender: "alice@example.org",
-                                 recipientExtension: "shop", size: 1500,
-                                 queries: ["tag:a": true, "tag:b": false, "not (tag:a)": false])
+                                 recipientExtension: "shop", size: 1500)
+        .answering(["tag:a": true, "tag:b": false, "not (tag:a)": false])
 
     @Test func preevaluatedRulesGiveTheSameEffectsAndChecks() throws {
         let rules = parse(Self.rulesText)
@@ -113,8 +114,8 @@ import Testing
 
     @Test func preevaluationSpendsTheBudgetBeforeTheDatabase() throws {
         let rules = parse("+slow -- header:Received~/^(a+)+$/ and tag:x\n+late -- header:Subject~/late/ or tag:y")
-        let counting = CountingFacts(FakeFacts(headers: Array(repeating: ("Received", Self.catastrophic), count: 200)
-                                               + [("Subject", "late")], queries: ["tag:x": true, "tag:y": false]))
+        let counting = CountingFacts(TableFacts(Array(repeating: ("Received", Self.catastrophic), count: 200)
+                                               + [("Subject", "late")]).answering(["tag:x": true, "tag:y": false]))
         let clock = ContinuousClock()
         let start = clock.now
         let known = rules.preevaluate(counting, budget: .milliseconds(50))

@@ -1,5 +1,6 @@
 @testable import Rules
 import Testing
+import TestSupport
 
 /// The bounds that keep a rules file, and a message meeting it, from
 /// crashing or stalling a delivery: nesting depth, rule length, name lengths.
@@ -29,7 +30,7 @@ import Testing
             + String(repeating: ")", count: depth / 2)
         let rules = parse(text)
         #expect(rules.rules.count == 1)
-        let facts = FakeFacts(headers: [("X", "b")])
+        let facts = TableFacts([("X", "b")])
         // An even number of nots: the same as the leaf, which does not match.
         #expect(try effects(rules, facts).isEmpty)
     }
@@ -46,7 +47,7 @@ import Testing
     @Test func capturedTagFitsLibnotmuchsLimit() throws {
         let rules = parse(#"+list/$1/$2/$3/$4 -- header:List-Id~/^(\S+) (\S+) (\S+) (\S+)/"#)
         let words = ["a", "b", "c", "d"].map { String(repeating: $0, count: 100) }
-        let applied = try effects(rules, FakeFacts(headers: [("List-Id", words.joined(separator: " "))]))
+        let applied = try effects(rules, TableFacts([("List-Id", words.joined(separator: " "))]))
         guard case .addTag(let tag) = applied.first else { Issue.record("no tag: \(applied)"); return }
         #expect(tag.utf8.count <= Template.maximumTagLength)
         #expect(tag.utf8.count == Template.maximumTagLength, "the room there is should be used: \(tag)")
@@ -58,7 +59,7 @@ import Testing
 
     @Test func shortSubstitutionsStayWholeWhileLongOnesShrink() throws {
         let rules = parse(#"+\#(String(repeating: "p", count: 150))/$1/$2 -- header:X~/^(\S+) (\S+)/"#)
-        let applied = try effects(rules, FakeFacts(headers: [("X", "short " + String(repeating: "l", count: 60))]))
+        let applied = try effects(rules, TableFacts([("X", "short " + String(repeating: "l", count: 60))]))
         guard case .addTag(let tag) = applied.first else { Issue.record("no tag: \(applied)"); return }
         #expect(tag.utf8.count == 200)
         #expect(tag.hasSuffix("/short/" + String(repeating: "l", count: 200 - 150 - 7)))
@@ -78,12 +79,12 @@ import Testing
     @Test func folderComponentsAndWholeFolderAreBounded() throws {
         let long = String(repeating: "f", count: 250)
         let rules = parse("folder:\(long)$1 -- header:X~/(.+)/")
-        let applied = try effects(rules, FakeFacts(headers: [("X", String(repeating: "v", count: 100))]))
+        let applied = try effects(rules, TableFacts([("X", String(repeating: "v", count: 100))]))
         #expect(applied == [.folder(long + "vvvvv")])
 
         let four = Array(repeating: long, count: 4).joined(separator: "/")
         let deep = parse("folder:\(four)/$1 -- header:X~/(.+)/")
-        let deepApplied = try effects(deep, FakeFacts(headers: [("X", String(repeating: "v", count: 100))]))
+        let deepApplied = try effects(deep, TableFacts([("X", String(repeating: "v", count: 100))]))
         guard case .folder(let folder) = deepApplied.first else { Issue.record("no folder"); return }
         #expect(folder.utf8.count == Template.maximumFolderLength)
         #expect(folder.split(separator: "/").allSatisfy { $0.utf8.count <= Template.maximumFolderComponentLength })

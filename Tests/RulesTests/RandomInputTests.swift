@@ -1,21 +1,10 @@
 import Rules
 import Testing
+import TestSupport
 
 /// Random and hostile rules files: the parser must answer with rules or
 /// located errors, never crash or hang.
 @Suite struct RandomRulesInputTests {
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E3779B97F4A7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-            z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     static let pieces = ["+", "-", "--", "tag", "folder:", "stop", "discard", "header:", "X-Spam", "~", "/", "(", ")",
                          "{", "}", "\"", "and", "or", "not", "*", "size:>", "10k", "$1", "$extension", "recipient:",
                          "sender:", "extension:", " ", " ", "\t", "\n", "\n  ", "#", "é", "\\", "[", "]", "^", "$",

@@ -1,26 +1,6 @@
 import Rules
 import Testing
-
-/// Facts for evaluation without a database: queries answer from a table.
-struct FakeFacts: MessageFacts {
-    var headers: [(String, String)] = []
-    var recipient: String?
-    var sender: String?
-    var recipientExtension: String?
-    var size = 1000
-    var queries: [String: Bool] = [:]
-
-    func headerValues(_ name: String) -> [String] {
-        headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
-    }
-
-    func matches(query: String) throws -> Bool {
-        guard let answer = queries[query] else { throw UnexpectedQuery(query: query) }
-        return answer
-    }
-
-    struct UnexpectedQuery: Error { let query: String }
-}
+import TestSupport
 
 func parse(_ text: String) -> RuleSet {
     let (rules, errors) = RuleParser.parse(text, origin: "rules")
@@ -28,7 +8,7 @@ func parse(_ text: String) -> RuleSet {
     return rules
 }
 
-func effects(_ rules: RuleSet, _ facts: FakeFacts) throws -> [Effect] {
+func effects(_ rules: RuleSet, _ facts: TableFacts) throws -> [Effect] {
     var applied: [Effect] = []
     try rules.evaluate(facts) { applied.append($0) }
     return applied
@@ -107,21 +87,21 @@ func effects(_ rules: RuleSet, _ facts: FakeFacts) throws -> [Effect] {
 @Suite struct RuleEvaluationTests {
     @Test func headerMatchIsCaseInsensitiveAndSeesEveryOccurrence() throws {
         let rules = parse("+spam -- header:x-spam-flag~/^yes$/\n+relay -- header:Received~/mx2\\.example/\n")
-        let facts = FakeFacts(headers: [("X-Spam-Flag", "YES"), ("Received", "from mx1.example"), ("Received", "from mx2.example")])
+        let facts = TableFacts([("X-Spam-Flag", "YES"), ("Received", "from mx1.example"), ("Received", "from mx2.example")])
         #expect(try effects(rules, facts) == [.addTag("spam"), .addTag("relay")])
         #expect(try effects(parse("+spam -- header:X-Spam-Flag~/^yes$/c"), facts) == [])
     }
 
     @Test func rulesApplyInOrderAndStopStops() throws {
         let rules = parse("+a -- *\n+b stop -- header:X~/1/\n+c -- *\n")
-        #expect(try effects(rules, FakeFacts(headers: [("X", "1")])) == [.addTag("a"), .addTag("b")])
-        #expect(try effects(rules, FakeFacts()) == [.addTag("a"), .addTag("c")])
+        #expect(try effects(rules, TableFacts([("X", "1")])) == [.addTag("a"), .addTag("b")])
+        #expect(try effects(rules, TableFacts()) == [.addTag("a"), .addTag("c")])
     }
 
     @Test func capturesAreSanitisedAndConfinedToThePrefix() throws {
         let rules = parse("+lists/$1 -inbox -- header:List-Id~/<([^>]*)>/")
         func tagFor(_ listID: String) throws -> [Effect] {
-            try effects(rules, FakeFacts(headers: [("List-Id", listID)]))
+            try effects(rules, TableFacts([("List-Id", listID)]))
         }
         #expect(try tagFor("Dev <dev.lists.example.org>") == [.addTag("lists/dev.lists.example.org"), .removeTag("inbox")])
         #expect(try tagFor("<-inbox evil tag/../x>") == [.addTag("lists/inbox_evil_tag_.._x"), .removeTag("inbox")])
@@ -134,7 +114,7 @@ func effects(_ rules: RuleSet, _ facts: FakeFacts) throws -> [Effect] {
     /// A header full of tag operations is still one tag, and one folder level.
     @Test func aCaptureIsOneTagNeverAnOperation() throws {
         let rules = parse("+lists/$1 folder:lists/$1 -- header:List-Id~/^(.*)$/")
-        let effects = try effects(rules, FakeFacts(headers: [("List-Id", "x -inbox -unread +spam +deleted")]))
+        let effects = try effects(rules, TableFacts([("List-Id", "x -inbox -unread +spam +deleted")]))
         #expect(effects == [.addTag("lists/x_-inbox_-unread_+spam_+deleted"), .folder("lists/x_-inbox_-unread_+spam_+deleted")])
     }
 
@@ -144,30 +124,30 @@ func effects(_ rules: RuleSet, _ facts: FakeFacts) throws -> [Effect] {
             +to-me -- recipient:/^me(\\+.*)?@example\\.org$/
             +ext/$extension -- sender:/@bank\\.example$/
             """)
-        let facts = FakeFacts(recipient: "me+shop@example.org", sender: "alerts@bank.example", recipientExtension: "Shop")
+        let facts = TableFacts(recipient: "me+shop@example.org", sender: "alerts@bank.example", recipientExtension: "Shop")
         #expect(try effects(rules, facts) == [.addTag("shopping"), .folder("shop"), .addTag("to-me"), .addTag("ext/shop")])
-        #expect(try effects(rules, FakeFacts()) == [])
+        #expect(try effects(rules, TableFacts()) == [])
     }
 
     @Test func sizeConditions() throws {
         let rules = parse("+big -- size:>1k\n+small -- size:<100\n")
-        #expect(try effects(rules, FakeFacts(size: 2000)) == [.addTag("big")])
-        #expect(try effects(rules, FakeFacts(size: 50)) == [.addTag("small")])
-        #expect(try effects(rules, FakeFacts(size: 500)) == [])
+        #expect(try effects(rules, TableFacts(size: 2000)) == [.addTag("big")])
+        #expect(try effects(rules, TableFacts(size: 50)) == [.addTag("small")])
+        #expect(try effects(rules, TableFacts(size: 500)) == [])
     }
 
     @Test func booleanStructureAndQueries() throws {
         let rules = parse("+x -- (header:A~/1/ or header:B~/1/) and not tag:muted\n")
-        var facts = FakeFacts(headers: [("B", "1")], queries: ["not (tag:muted)": true])
+        var facts = TableFacts([("B", "1")]).answering(["not (tag:muted)": true])
         #expect(try effects(rules, facts) == [.addTag("x")])
         facts.queries["not (tag:muted)"] = false
         #expect(try effects(rules, facts) == [])
         // A failing cheap leaf spares the query.
-        #expect(try effects(rules, FakeFacts(queries: [:])) == [])
+        #expect(try effects(rules, TableFacts()) == [])
     }
 
     @Test func discardStops() throws {
         let rules = parse("discard -- header:X-Virus~/yes/\n+after -- *\n")
-        #expect(try effects(rules, FakeFacts(headers: [("X-Virus", "yes")])) == [.discard])
+        #expect(try effects(rules, TableFacts([("X-Virus", "yes")])) == [.discard])
     }
 }

@@ -11,31 +11,31 @@ import Testing
         SieveRules(script: compile(script)!, separator: separator).run(Message(headers), budget: .seconds(2))
     }
 
-    @Test func aMatchVariableInATagIsOneTag() {
-        let result = effects(#"""
-            require ["variables", "vnd.notmuch"];
-            if header :matches "List-Id" "*" { tag "+lists/${1}"; }
-            """#, [("List-Id", Self.hostileListID)])
-        #expect(result.effects == [.addTag("lists/x_-inbox_-unread_+spam_+deleted")])
-    }
+    /// Scripts whose effects alone tell: a value from the message is one
+    /// tag (through modifiers too, and none when empty, as in the rules);
+    /// the script's own text, variables included, may hold several operations.
+    static let tagCases: [(what: String, script: String, headers: [(String, String)], expected: [Effect])] = [
+        ("a match variable in a tag is one tag",
+         #"if header :matches "List-Id" "*" { tag "+lists/${1}"; }"#,
+         [("List-Id", hostileListID)], [.addTag("lists/x_-inbox_-unread_+spam_+deleted")]),
+        ("a variable set from the message stays the message's through modifiers",
+         #"if header :matches "List-Id" "*" { set :lower "list" "${1}"; set "both" "a-${list}"; } tag "+lists/${both} -inbox";"#,
+         [("List-Id", "X +Spam")], [.addTag("lists/a-x_+spam"), .removeTag("inbox")]),
+        ("an empty value skips the tag, as in the rules",
+         #"if header :matches "List-Id" "*" { tag "+lists/${1} +seen"; }"#,
+         [("List-Id", " \t")], [.addTag("seen")]),
+        ("the script's own variables may hold several operations",
+         #"set "ops" "+muted -inbox"; tag "${ops}";"#,
+         [], [.addTag("muted"), .removeTag("inbox")]),
+        ("the script's own flag lists still split",
+         #"set "f" "\\Seen $Junk"; addflag "${f}";"#,
+         [], [.removeTag("unread"), .addTag("spam")]),
+    ]
 
-    @Test func aVariableSetFromTheMessageStaysTheMessagesThroughModifiers() {
-        let result = effects(#"""
-            require ["variables", "vnd.notmuch"];
-            if header :matches "List-Id" "*" { set :lower "list" "${1}"; set "both" "a-${list}"; }
-            tag "+lists/${both} -inbox";
-            """#, [("List-Id", "X +Spam")])
-        #expect(result.effects == [.addTag("lists/a-x_+spam"), .removeTag("inbox")])
-    }
-
-    /// The script's own variables are the script's: they may hold several operations.
-    @Test func theScriptsOwnTextStillSplits() {
-        let result = effects(#"""
-            require ["variables", "vnd.notmuch"];
-            set "ops" "+muted -inbox";
-            tag "${ops}";
-            """#, [])
-        #expect(result.effects == [.addTag("muted"), .removeTag("inbox")])
+    @Test(arguments: tagCases)
+    func effectsOf(what: String, script: String, headers: [(String, String)], expected: [Effect]) {
+        let result = effects(#"require ["variables", "vnd.notmuch", "imap4flags"];"# + "\n" + script, headers)
+        #expect(result.effects == expected, "\(what)")
     }
 
     @Test func aSignFromTheMessageIsNoOperation() {
@@ -45,14 +45,6 @@ import Testing
             """#, [("X-Tags", "-unread")])
         #expect(result.effects == [.addTag("unread")])
         #expect(result.notes.count == 1 && result.notes[0].contains("is not +TAG or -TAG written in the script"), "\(result.notes)")
-    }
-
-    @Test func anEmptyValueSkipsTheTagAsInTheRules() {
-        let result = effects(#"""
-            require ["variables", "vnd.notmuch"];
-            if header :matches "List-Id" "*" { tag "+lists/${1} +seen"; }
-            """#, [("List-Id", " \t")])
-        #expect(result.effects == [.addTag("seen")])
     }
 
     /// RFC 5232 splits a flag list at spaces; only the script's spaces do
@@ -81,15 +73,6 @@ import Testing
             """#, [("X-Var", "ops")])
         #expect(result.effects == [.addTag("muted")])
         #expect(result.notes.first?.contains("test.sieve:3: setflag: the variable's name comes from the message") == true, "\(result.notes)")
-    }
-
-    @Test func theScriptsOwnFlagListsStillSplit() {
-        let result = effects(#"""
-            require ["variables", "imap4flags"];
-            set "f" "\\Seen $Junk";
-            addflag "${f}";
-            """#, [])
-        #expect(result.effects == [.removeTag("unread"), .addTag("spam")])
     }
 
     /// A value from the message adds to one level: separators become `_`.

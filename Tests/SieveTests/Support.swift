@@ -1,30 +1,11 @@
 import Rules
 @testable import Sieve
 import Testing
+import TestSupport
 
 /// A message for scripts: headers in order, the envelope, a size, and
-/// the answers notmuch queries get.
-struct Message: MessageFacts {
-    var headers: [(String, String)] = []
-    var recipient: String?
-    var sender: String?
-    var recipientExtension: String?
-    var size = 1000
-    var queries: [String: Bool] = [:]
-
-    init(_ headers: [(String, String)] = [], recipient: String? = nil, sender: String? = nil, size: Int = 1000) {
-        self.headers = headers
-        self.recipient = recipient
-        self.sender = sender
-        self.size = size
-    }
-
-    func headerValues(_ name: String) -> [String] {
-        headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
-    }
-
-    func matches(query: String) throws -> Bool { queries[query] ?? false }
-}
+/// the answers notmuch queries get (a query the test did not list fails it).
+typealias Message = TableFacts
 
 func compile(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> SieveScript? {
     switch SieveParser.parse(text, origin: "test.sieve") {

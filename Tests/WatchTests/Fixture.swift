@@ -2,6 +2,7 @@ import DeliveryKit
 import Foundation
 import Notmuch
 @testable import Watch
+import TestSupport
 
 /// A mail root with a notmuch config and an empty database, made with the
 /// notmuch CLI's library; messages written straight into it.
@@ -38,9 +39,12 @@ final class MailFixture {
         return options
     }
 
-    func maildir(_ folder: String) throws {
-        for sub in ["cur", "new", "tmp"] {
-            try FileManager.default.createDirectory(atPath: "\(root)/\(folder)/\(sub)", withIntermediateDirectories: true)
+    /// Makes each folder a maildir (cur/, new/, tmp/).
+    func maildir(_ folders: String...) throws {
+        for folder in folders {
+            for sub in ["cur", "new", "tmp"] {
+                try FileManager.default.createDirectory(atPath: "\(root)/\(folder)/\(sub)", withIntermediateDirectories: true)
+            }
         }
     }
 
@@ -56,17 +60,7 @@ final class MailFixture {
 
     /// What the database says, through the notmuch CLI.
     func notmuch(_ arguments: String...) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/notmuch")
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["NOTMUCH_CONFIG": config]) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try notmuchOutput(arguments, config: config)
     }
 
     func tags(_ id: String) throws -> Set<String> {

@@ -1,4 +1,5 @@
 import Testing
+import MaildirKit
 @testable import DeliveryKit
 @testable import Watch
 

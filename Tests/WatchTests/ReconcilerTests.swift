@@ -12,8 +12,7 @@ import Testing
 
     @Test func aNewTreeIsIndexedAsNotmuchNewWould() throws {
         let fixture = try MailFixture()
-        try fixture.maildir("INBOX")
-        try fixture.maildir("ignored-lists")
+        try fixture.maildir("INBOX", "ignored-lists")
         try fixture.write("INBOX/new/a", id: "a@x")
         try fixture.write("INBOX/cur/b:2,FS", id: "b@x")
         try fixture.write("INBOX/tmp/c", id: "c@x")            // tmp/ is never mail yet
@@ -76,8 +75,7 @@ import Testing
 
     @Test func aRemovedFolderTakesItsMessagesAndItsDirectories() throws {
         let fixture = try MailFixture()
-        try fixture.maildir("INBOX")
-        try fixture.maildir("old")
+        try fixture.maildir("INBOX", "old")
         try fixture.write("old/cur/x:2,S", id: "x@x")
         try fixture.write("old/new/y", id: "y@x")
         try fixture.write("INBOX/new/z", id: "y@x")  // a copy of y survives

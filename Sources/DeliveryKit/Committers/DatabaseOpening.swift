@@ -1,4 +1,5 @@
 import Notmuch
+import Threads
 
 /// What the opening thread hands over. Not `Result<Database,
 /// NotmuchError>`: building that generic type at run time has the Swift
@@ -9,14 +10,14 @@ enum DatabaseOpening {
     case failed(NotmuchError)
 }
 
-extension DeliveryOptions {
+extension Mailbox {
     /// Opens the database for writing on a thread of its own: libnotmuch
     /// waits for the write lock with no time limit, and a wait that lasts
     /// too long must be left behind (see `BackgroundCall.wait(upTo:)`).
     func startOpening() -> BackgroundCall<DatabaseOpening> {
-        let options = self
+        let location = location
         return BackgroundCall { () -> DatabaseOpening in
-            do throws(NotmuchError) { return .opened(try options.openDatabase()) } catch { return .failed(error) }
+            do throws(NotmuchError) { return .opened(try location.openDatabase()) } catch { return .failed(error) }
         }
     }
 }

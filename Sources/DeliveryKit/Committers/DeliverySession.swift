@@ -2,25 +2,22 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// One delivery's way through the database, once its message is written:
 /// a bounded wait for the write lock, then its own message and every
 /// queued one in one transaction; or, when the database cannot be had in
 /// time, a durable record in the queue for whoever opens it next.
 struct DeliverySession {
-    let settings: DeliverySettings
-    let options: DeliveryOptions
-    let queue: PendingQueue
-    let applier: QueueApplier
+    let mailbox: Mailbox
+    let request: MessageRequest
+    var settings: DeliverySettings { mailbox.settings }
+    var queue: PendingQueue { mailbox.queue }
+    var applier: QueueApplier { mailbox.applier }
 
-    init(settings: DeliverySettings, options: DeliveryOptions) {
-        self.settings = settings
-        self.options = options
-        queue = PendingQueue(databasePath: settings.databasePath)
-        applier = QueueApplier(settings: settings, options: options, queue: queue)
+    init(mailbox: Mailbox, request: MessageRequest) {
+        self.mailbox = mailbox
+        self.request = request
     }
 
     /// What a delivery settles once its message is written, before the
@@ -51,7 +48,7 @@ struct DeliverySession {
         guard flusherTurn != nil || FileSystem.kind(of: queue.directory.directory) == .missing else {
             return .queueFirst(deadline: deadline)
         }
-        return .direct(deadline: deadline, flusherTurn: flusherTurn, opening: options.startOpening())
+        return .direct(deadline: deadline, flusherTurn: flusherTurn, opening: mailbox.startOpening())
     }
 
     /// The message could not be made durable after `plan`: let go of the
@@ -144,7 +141,7 @@ struct DeliverySession {
             if let recordName, let preevaluated { known[recordName] = preevaluated }
             prepared = applier.prepareQueue(known: known, until: Monotonic.seconds + settings.lockTimeout / 2)
         }
-        let opening = opening ?? options.startOpening()
+        let opening = opening ?? mailbox.startOpening()
         guard let opened = opening.wait(upTo: max(deadline - Monotonic.seconds, 0.01)) else {
             if recordName == nil { try enqueueDurably(file) }
             return queued(file, reason: nil, abandoned: true)
@@ -169,7 +166,7 @@ struct DeliverySession {
         do {
             let applied = try applier.applyQueue(in: database, prepared: prepared, timer: &timer) { moves in
                 if recordName == nil {
-                    var job = IndexJob(.delivery, options: options, settings: settings)
+                    var job = IndexJob(.delivery, request: request, settings: settings)
                     job.preevaluated = preevaluated
                     report = try job.run(in: database, location: &location, moves: &moves)
                 }
@@ -178,7 +175,7 @@ struct DeliverySession {
             // among them.
             if let recordName { report = applied.reports[recordName] }
         } catch {
-            var failure = Delivery.classify(error, file: location)
+            var failure = IndexOutcome.classify(error, file: location)
             failure.location = location
             throw failure
         }
@@ -244,11 +241,12 @@ struct DeliverySession {
         var relative = file.string
         let root = settings.mailRoot.hasSuffix("/") ? settings.mailRoot : settings.mailRoot + "/"
         if relative.hasPrefix(root) { relative.removeFirst(root.count) }
-        let record = PendingRecord(path: relative, tagOperations: options.tagOperations.map(\.description),
-                                   rulesFile: settings.rulesPath ?? "", recipient: options.envelope.recipient,
-                                   sender: options.envelope.sender,
-                                   recipientExtension: options.envelope.recipientExtension,
-                                   decrypt: options.decrypt?.rawValue, sieveFile: settings.sievePath)
+        let rules = request.appliesRules
+        let record = PendingRecord(path: relative, tagOperations: request.filing.tagOperations.map(\.description),
+                                   rulesFile: rules ? settings.rulesPath ?? "" : "",
+                                   recipient: request.envelope.recipient, sender: request.envelope.sender,
+                                   recipientExtension: request.envelope.recipientExtension,
+                                   decrypt: request.filing.decrypt?.rawValue, sieveFile: rules ? settings.sievePath : nil)
         do {
             return try queue.enqueue(record, message: file, linking: queueLinksAreSafe)
         } catch {
@@ -262,7 +260,7 @@ struct DeliverySession {
     private var queueLinksAreSafe: Bool {
         let queue = queue.directory.string
         let root = settings.mailRoot.hasSuffix("/") ? settings.mailRoot : settings.mailRoot + "/"
-        return !queue.hasPrefix(root) || queue.contains("/.notmuch/")
+        return !queue.hasPrefix(root) || queue.contains("/\(Database.folderName)/")
     }
 
     private func queued(_ file: FilePath, reason: String?, abandoned: Bool) -> DeliveryReport {

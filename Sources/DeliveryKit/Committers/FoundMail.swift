@@ -2,6 +2,7 @@ import MaildirKit
 import Notmuch
 import Rules
 import SystemPackage
+import Threads
 
 /// The delivery core as a watcher of the maildir uses it: files that a
 /// sync tool wrote are indexed as `notmuch new` indexes them (`new.tags`,
@@ -9,12 +10,17 @@ import SystemPackage
 /// as a delivery, in the transaction that also applies the delivery queue.
 /// Built from the same options as a delivery; build another to reload.
 public struct FoundMail {
-    let options: DeliveryOptions
-    let settings: DeliverySettings
+    let mailbox: Mailbox
+    /// What a found file is indexed as: no envelope, the options' filing
+    /// (decryption; its tag operations are a delivery's, not applied here).
+    let request: MessageRequest
+    var settings: DeliverySettings { mailbox.settings }
 
     public init(options: DeliveryOptions) throws(DeliveryError) {
-        self.options = options
-        settings = try DeliverySettings(options: options)
+        mailbox = try Mailboxes(options).find(recipient: nil)
+        var filing = Filing()
+        filing.decrypt = options.filing.decrypt
+        request = MessageRequest(envelope: Envelope(), filing: filing)
     }
 
     public var mailRoot: String { settings.mailRoot }
@@ -43,7 +49,7 @@ public struct FoundMail {
     /// Opens the database for writing. libnotmuch waits for the write lock
     /// without limit: look at `Database.isWriteLockHeld` first.
     public func openForWriting() throws(NotmuchError) -> Database {
-        try options.openDatabase()
+        try mailbox.openDatabase()
     }
 
     /// Indexes a file found in the maildir, inside the caller's transaction.
@@ -53,7 +59,7 @@ public struct FoundMail {
         let started = Monotonic.seconds
         let indexed: Database.Indexed
         do throws(NotmuchError) {
-            indexed = try database.indexFile(path, decrypt: options.decrypt)
+            indexed = try database.indexFile(path, decrypt: request.filing.decrypt)
         } catch {
             if error.status == .fileNotEmail { return .notMail }
             if error.status == .fileError { return .vanished }
@@ -86,7 +92,7 @@ public struct FoundMail {
             // name unless the rules changed what its flags say (below).
             var ruleSettings = settings
             ruleSettings.synchronizeFlags = false
-            let job = IndexJob(.archiveMessage(statusTags: [], inPlace: true), options: options, settings: ruleSettings)
+            let job = IndexJob(.archiveMessage(statusTags: [], inPlace: true), request: request, settings: ruleSettings)
             report = try job.run(in: database, location: &location, moves: &moves)
             if settings.synchronizeFlags, report.outcome != .discarded,
                let current = try database.findMessage(filename: location.string),
@@ -164,10 +170,10 @@ public struct FoundMail {
     /// flusher turn; then commits and closes the database. The directories
     /// `work` adds to its list are synced before the commit.
     public func commit(_ database: Database, _ work: (inout [FilePath]) throws -> Void) throws {
-        let queue = PendingQueue(databasePath: settings.databasePath)
+        let queue = mailbox.queue
         if !queue.names().isEmpty, let turn = queue.tryBecomeFlusher() {
             defer { try? turn.close() }
-            let applier = QueueApplier(settings: settings, options: options, queue: queue)
+            let applier = mailbox.applier
             var timer = PhaseTimer(path: nil)
             let prepared = applier.prepareQueue(until: Monotonic.seconds + 1)
             let drained = try applier.applyQueue(in: database, prepared: prepared, timer: &timer, first: work)
@@ -180,7 +186,7 @@ public struct FoundMail {
         try database.atomically {
             var moves: [FilePath] = []
             try work(&moves)
-            try Delivery.makeDurable(moves)
+            try IndexOutcome.makeDurable(moves)
         }
         try database.close()
     }

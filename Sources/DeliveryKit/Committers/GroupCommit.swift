@@ -3,9 +3,7 @@ import Rules
 import SystemPackage
 import Synchronization
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// A server's deliveries into one database, committed together. Each
 /// delivery syncs its message and queues it, as a command-line delivery
@@ -89,7 +87,7 @@ final class GroupCommitter: @unchecked Sendable {
 
     /// How long the committer sleeps when the lock or the flusher turn is
     /// taken before it looks again.
-    static let busyPause: useconds_t = 20_000
+    static let busyPause = 0.02
     /// Past this many records queued (handed over and not applied, and a
     /// backlog), deliveries wait for their commit again: how far replies
     /// may run ahead of what is searchable. Waiting, each client sends at
@@ -246,7 +244,7 @@ final class GroupCommitter: @unchecked Sendable {
             let applier = taken.applier
             let round = commitOnce(taken)
             CostlyMessageGate.shared.trimAfterCommit()
-            if case .committed(let reports) = round, !reports.isEmpty, applier.options.runHooks,
+            if case .committed(let reports) = round, !reports.isEmpty,
                let hooks = applier.settings.hookDirectory {
                 Hook.run("post-insert", in: hooks)
             }
@@ -272,7 +270,7 @@ final class GroupCommitter: @unchecked Sendable {
                 CostlyMessageGate.shared.trimAfterCommit()
                 return
             }
-            if case .busy = round { usleep(Self.busyPause) }
+            if case .busy = round { Pause.sleep(seconds: Self.busyPause) }
         }
     }
 
@@ -354,7 +352,7 @@ final class GroupCommitter: @unchecked Sendable {
         prepared.checkedAsMail = taken.checkedAsMail
         let database: Database
         do {
-            database = try applier.options.openDatabase()
+            database = try applier.mailbox.openDatabase()
         } catch {
             return .failed(DeliveryError(.temporary, "cannot open the notmuch database: \(error)"))
         }
@@ -395,7 +393,7 @@ final class GroupCommits: Sendable {
     func waitUntilIdle(until deadline: Double) {
         let all = committers.withLock { Array($0.values) }
         while all.contains(where: { !$0.isIdle }), Monotonic.seconds < deadline {
-            usleep(10_000)
+            Pause.sleep(seconds: 0.01)
         }
     }
 }

@@ -25,16 +25,19 @@ struct IndexJob {
     }
 
     let purpose: Purpose
-    let options: DeliveryOptions
+    let request: MessageRequest
     let settings: DeliverySettings
+    /// The mailbox's rules, or none for a message that runs none (a quota warning).
+    let rules: RuleSet
     /// The rules' conditions that need no index, evaluated before the
     /// database was opened (`RuleSet.preevaluate` on `settings.rules`).
     var preevaluated: PreevaluatedLeaves?
 
-    init(_ purpose: Purpose, options: DeliveryOptions, settings: DeliverySettings) {
+    init(_ purpose: Purpose, request: MessageRequest, settings: DeliverySettings) {
         self.purpose = purpose
-        self.options = options
+        self.request = request
         self.settings = settings
+        rules = request.appliesRules ? settings.rules : .empty
     }
 
     /// Whether anything is written: the database, moves, renames.
@@ -102,7 +105,7 @@ struct IndexJob {
         } else {
             let indexed: Database.Indexed
             do throws(NotmuchError) {
-                indexed = try database.indexFile(path, decrypt: options.decrypt)
+                indexed = try database.indexFile(path, decrypt: request.filing.decrypt)
             } catch {
                 // Not .fileError: a file libnotmuch could not open now (EMFILE,
                 // EIO) may open next time; the caller retries it.
@@ -133,7 +136,7 @@ struct IndexJob {
         // lot instead of once per tag. Not around the rules: their `tag:`
         // queries must see what earlier rules did. Without rules, the
         // command line's tags and the marker join this one rewrite.
-        let hasRules = !settings.rules.isEmpty
+        let hasRules = !rules.isEmpty
         try message.withTagsFrozen {
             if applyNewTags {
                 for operation in settings.newTags { try apply(operation, to: message) }
@@ -150,8 +153,8 @@ struct IndexJob {
         var traces: [RuleTrace] = []
         if hasRules {
             var discard = false
-            let facts = DeliveryFacts(path: path, envelope: options.envelope, database: database, messageID: message.id)
-            traces = try settings.rules.evaluate(facts, preevaluated: preevaluated) { effect in
+            let facts = DeliveryFacts(path: path, envelope: request.envelope, database: database, messageID: message.id)
+            traces = try rules.evaluate(facts, preevaluated: preevaluated) { effect in
                 switch effect {
                 case .addTag(let tag): try apply(.add(tag), to: message)
                 case .removeTag(let tag): try apply(.remove(tag), to: message)
@@ -190,7 +193,7 @@ struct IndexJob {
             location = target
             moves += [source.directory, target.directory]
             // The new name first: removing the only name would remove the message.
-            _ = try database.indexFile(target.string, decrypt: options.decrypt)
+            _ = try database.indexFile(target.string, decrypt: request.filing.decrypt)
             try database.removeFile(source.string)
             // libnotmuch caches a message's filenames; ask again for the current ones.
             guard let moved = try database.findMessage(id: message.id) else { throw NotmuchError(.fileError) }
@@ -225,7 +228,7 @@ struct IndexJob {
                 continue
             }
             moves.append(target.directory)
-            _ = try database.indexFile(target.string, decrypt: options.decrypt)
+            _ = try database.indexFile(target.string, decrypt: request.filing.decrypt)
         }
     }
 
@@ -244,7 +247,7 @@ struct IndexJob {
     /// The command line's tag operations, last, then the marker that the
     /// delivery is done (properties stay with the document through a move).
     private func applyCommandLineAndMark(_ message: Message) throws {
-        for operation in options.tagOperations { try apply(operation, to: message) }
+        for operation in request.filing.tagOperations { try apply(operation, to: message) }
         try markDone(message)
     }
 

@@ -1,12 +1,9 @@
-internal import CPosix
 import MailParsing
 import Mbox
 import Notmuch
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// What an import is asked to do.
 public struct ImportOptions: Sendable {
@@ -60,7 +57,10 @@ public struct ImportReport: Sendable {
 /// interrupted batch left unindexed.
 public final class Importer {
     private let options: ImportOptions
-    private let settings: DeliverySettings
+    private let mailbox: Mailbox
+    private var settings: DeliverySettings { mailbox.settings }
+    /// What each archive message is filed as: no envelope, the command line's filing.
+    private let request: MessageRequest
     private let maildir: Maildir
     private var database: Database?
     private var report = ImportReport()
@@ -70,15 +70,19 @@ public final class Importer {
     public init(_ options: ImportOptions, onProgress: @escaping (ImportProgress) -> Void = { _ in }) throws(DeliveryError) {
         self.options = options
         self.onProgress = onProgress
-        settings = try DeliverySettings(options: options.delivery)
+        mailbox = try Mailboxes(options.delivery).find(recipient: nil)
+        request = MessageRequest(envelope: Envelope(), filing: options.delivery.filing)
         // A dry run creates nothing, not even the folder, but checks its name.
         if options.dryRun {
-            let database = MailFolder.databaseComponents(root: settings.mailRoot, databaseFolder: settings.databaseFolder)
-            _ = try MailFolder.components(of: options.delivery.folder, database: database)
+            let database = MailFolder.databaseComponents(root: mailbox.settings.mailRoot,
+                                                         databaseFolder: mailbox.settings.databaseFolder)
+            do { _ = try MailFolder.components(of: options.delivery.filing.folder, database: database) } catch {
+                throw DeliveryError(error)
+            }
         }
         maildir = options.dryRun
-            ? Maildir(FilePath(settings.mailRoot))
-            : try settings.maildir(options.delivery.folder, create: options.delivery.createFolder)
+            ? Maildir(FilePath(mailbox.settings.mailRoot))
+            : try mailbox.maildir(for: options.delivery.filing)
     }
 
     public func run(_ archives: [String]) throws(DeliveryError) -> ImportReport {
@@ -137,7 +141,7 @@ public final class Importer {
     }
 
     private func open() throws(DeliveryError) -> Database {
-        do { return try options.delivery.openDatabase() } catch {
+        do { return try mailbox.openDatabase() } catch {
             throw DeliveryError(.temporary, "cannot open the notmuch database: \(error)")
         }
     }
@@ -279,7 +283,7 @@ public final class Importer {
         // The job marks the message delivered, as a delivery's does: without
         // the mark a re-run cannot tell a message this import finished from
         // one `notmuch new` indexed from a file an interrupted run left.
-        let job = IndexJob(.archiveMessage(statusTags: message.tags, inPlace: inPlace), options: options.delivery,
+        let job = IndexJob(.archiveMessage(statusTags: message.tags, inPlace: inPlace), request: request,
                            settings: settings)
         var location = entry.path
         let outcome: Indexing
@@ -334,7 +338,7 @@ public final class Importer {
     private func commit() throws(DeliveryError) {
         guard uncommitted.count > 0 || !uncommitted.moves.isEmpty, let database else { return }
         do {
-            try Delivery.makeDurable(uncommitted.moves)
+            try IndexOutcome.makeDurable(uncommitted.moves)
             try database.close()
             self.database = try open()
         } catch let error as DeliveryError {
@@ -360,12 +364,7 @@ public final class Importer {
 
     /// The From_ line's date (`Mon Nov 24 09:00:00 2025`, in UTC by convention).
     static func envelopeDate(_ envelope: String) -> Int? {
-        let words = envelope.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        guard words.count >= 5 else { return nil }
-        let date = words.suffix(5).joined(separator: " ")
-        var parts = tm()
-        guard cposix_strptime(date, "%a %b %d %H:%M:%S %Y", &parts) != nil else { return nil }
-        return timegm(&parts)
+        FromLineDate.seconds(in: envelope)
     }
 }
 

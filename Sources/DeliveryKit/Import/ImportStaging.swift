@@ -1,11 +1,8 @@
-internal import CPosix
 import Mbox
 import Synchronization
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// An archive message written to tmp/ (or found in place), waiting for the
 /// database to say whether it is new.
@@ -68,7 +65,7 @@ final class ImportStager: @unchecked Sendable {
     /// maildir's tmp/, on the same disk as what it will become; a dry run
     /// creates nothing there.
     private var spoolDirectory: String {
-        dryRun ? (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") : maildir.tmp.string
+        dryRun ? (ProcessEnvironment.value(of: "TMPDIR") ?? "/tmp") : maildir.tmp.string
     }
 
     /// Asks `run` to hand over what it has, marked last, and end.

@@ -1,7 +1,4 @@
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
 import MaildirKit
 
 /// One archive message on its way to tmp/, hashed piece by piece as the
@@ -88,7 +85,7 @@ final class StagingFile {
 
     private func open() {
         do throws(FileSystem.RegularFileProblem) {
-            fd = try FileSystem.openRegularFile(path.string, flags: O_WRONLY | O_CREAT | O_TRUNC, followSymlinks: false)
+            fd = try FileSystem.openRegularFile(path.string, for: .writingAfresh, followSymlinks: false)
             created = true
         } catch {
             switch error {

@@ -1,9 +1,7 @@
-internal import CPosix
 import MailParsing
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
+import MaildirKit
 
 /// How many costly messages a process parses (GMime, for the email check)
 /// and indexes (libnotmuch) at once. Both cost memory in proportion to the
@@ -56,7 +54,7 @@ final class CostlyMessageGate: @unchecked Sendable {
                 monitor.broadcast()
             }
             // What GMime and libnotmuch freed goes back to the system.
-            cposix_malloc_trim()
+            ProcessMemory.giveBackFreePages()
         }
         return try body()
     }
@@ -67,6 +65,6 @@ final class CostlyMessageGate: @unchecked Sendable {
     /// lines or MIME parts): every arena's free pages. Far cheaper than the
     /// commit's fsyncs.
     func trimAfterCommit() {
-        cposix_malloc_trim()
+        ProcessMemory.giveBackFreePages()
     }
 }

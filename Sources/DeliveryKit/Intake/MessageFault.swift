@@ -13,7 +13,7 @@ enum MessageFault {
         if error is IndexJob.Refused { return true }
         if let error = error as? NotmuchError { return messageStatuses.contains(error.status) }
         if let error = error as? Errno { return messageErrnos.contains(error) }
-        if let error = error as? DeliveryError { return error.kind != .temporary }
+        if let error = error as? DeliveryError { return !error.isTemporary }
         // Anything else comes from the rules (a pattern that fails on this
         // message's text): the message's own.
         return true

@@ -1,8 +1,6 @@
 import MaildirKit
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// How a delivery treats the mailbox's quota: the limit configured (if
 /// any; else the one an existing `maildirsize` names), whether a refusal is
@@ -93,21 +91,22 @@ struct QuotaPolicy: Sendable {
         guard let size = measure() else {
             return .refused(DeliveryError(.temporary, "cannot measure the message for the quota"))
         }
-        let lock = mailbox.root.withPlatformString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard lock >= 0 else { return .refused(DeliveryError(.temporary, "cannot open '\(mailbox.root)' to lock it")) }
-        defer { close(lock) }
-        // Held for a read and an append: short, and released by close.
-        // flock(2) has no timeout: tried without waiting, again and again.
+        guard let lock = mailbox.openLock() else {
+            return .refused(DeliveryError(.temporary, "cannot open '\(mailbox.root)' to lock it"))
+        }
+        // Held for a read and an append: short.
+        defer { lock.release() }
+        // The lock has no timeout: tried without waiting, again and again.
         let giveUp = Monotonic.seconds + lockWait
-        while flock(lock, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR else {
-                return .refused(DeliveryError(.temporary, "cannot lock '\(mailbox.root)': \(Errno(rawValue: errno))"))
+        while true {
+            do throws(Errno) { if try lock.tryTake() { break } } catch {
+                return .refused(DeliveryError(.temporary, "cannot lock '\(mailbox.root)': \(error)"))
             }
             guard Monotonic.seconds < giveUp else {
                 return .refused(DeliveryError(.temporary, "'\(mailbox.root)' stayed locked (flock) by another program "
                                               + "for \(lockWait) s; deferred"))
             }
-            usleep(20_000)
+            Pause.sleep(seconds: 0.02)
         }
         // Read again under the lock: another delivery may have added since.
         guard let (limit, usage) = mailbox.current(limit: limit) else { return .admitted(nil) }
@@ -154,10 +153,7 @@ struct QuotaPolicy: Sendable {
     private func refusal(_ mailbox: MaildirQuota, usage: QuotaUsage, limit: QuotaLimit, size: Int64) -> DeliveryError {
         let message = "mailbox '\(mailbox.root)' is full: it holds \(usage.bytes) bytes in \(usage.messages) messages "
             + "of its quota \(limit.maildirsizeLine), and this message of \(size) bytes does not fit"
-        var error = permanent ? DeliveryError(.overQuota, message)
-            : DeliveryError(.temporary, message + "; deferred until mail is removed")
-        error.isOverQuota = true
-        return error
+        return DeliveryError(.overQuota(permanent: permanent), permanent ? message : message + "; deferred until mail is removed")
     }
 }
 
@@ -191,17 +187,20 @@ extension Delivery {
             throw DeliveryError(.usage, "mailbox '\(path)' is not a directory")
         }
         var options = DeliveryOptions()
-        options.config = .none
-        options.databasePath = path
         options.rules = .none
         options.sieve = .none
-        return try quotaStatus(options, recalculate: recalculate)
+        return try status(of: Mailboxes(options).mailbox(root: path), recalculate: recalculate)
     }
 
-    public static func quotaStatus(_ options: DeliveryOptions, recalculate: Bool) throws(DeliveryError) -> QuotaStatus {
-        var options = options
-        try VirtualMailbox.select(&options, ifAbsent: .refuse)
-        let settings = try DeliverySettings(options: options)
+    /// The same for the mailbox the options and `recipient` name (which
+    /// must exist: nothing is created).
+    public static func quotaStatus(_ options: DeliveryOptions, recipient: String?,
+                                   recalculate: Bool) throws(DeliveryError) -> QuotaStatus {
+        try status(of: Mailboxes(options).find(recipient: recipient), recalculate: recalculate)
+    }
+
+    private static func status(of found: Mailbox, recalculate: Bool) -> QuotaStatus {
+        let settings = found.settings
         let mailbox = MaildirQuota(root: FilePath(settings.mailRoot))
         let configured = settings.quota.limit
         let fileLimit = configured == nil ? mailbox.read()?.limit : nil

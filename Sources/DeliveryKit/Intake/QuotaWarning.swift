@@ -1,9 +1,7 @@
 import MaildirKit
 import Notmuch
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// Warnings put into a mailbox as it fills up, as maildrop's `-w` and
 /// Dovecot's quota_warning do: when a delivery takes usage to or past a
@@ -82,29 +80,28 @@ struct QuotaWarnings: Sendable {
     /// and forgets the last one when usage is back under every threshold.
     /// A concurrent delivery holding the lock is deciding already: this
     /// one says nothing. Nil: no warning.
-    func claim(_ usage: QuotaUsage, limit: QuotaLimit, databasePath: String, now: Int = Int(time(nil))) -> Int64? {
+    func claim(_ usage: QuotaUsage, limit: QuotaLimit, databasePath: String, now: Int = WallClock.seconds) -> Int64? {
         guard !thresholds.isEmpty else { return nil }
         let path = Self.stateFile(databasePath: databasePath)
         let reached = reached(usage.percent(of: limit))
-        guard let fd = try? FileSystem.openRegularFile(path.string, flags: O_RDWR | O_CREAT, followSymlinks: false) else {
+        guard let fd = try? FileSystem.openRegularFile(path.string, for: .updating, followSymlinks: false) else {
             return nil
         }
-        let raw = fd.rawValue
         defer { try? fd.close() }
         guard FileSystem.tryLockExclusively(fd) else { return nil }
         var buffer = [UInt8](repeating: 0, count: 64)
-        let count = buffer.withUnsafeMutableBytes { pread(raw, $0.baseAddress, 64, 0) }
-        let fields = String(decoding: buffer.prefix(max(count, 0)), as: UTF8.self).split(whereSeparator: \.isWhitespace)
+        let count = (try? buffer.withUnsafeMutableBytes { try fd.read(fromAbsoluteOffset: 0, into: $0) }) ?? 0
+        let fields = String(decoding: buffer.prefix(count), as: UTF8.self).split(whereSeparator: \.isWhitespace)
         var last: (threshold: Int64, time: Int)?
         if fields.count == 2, let threshold = Int64(fields[0]), let time = Int(fields[1]) { last = (threshold, time) }
         guard let reached else {
-            if last != nil { _ = ftruncate(raw, 0) }
+            if last != nil { _ = try? fd.resize(to: 0) }
             return nil
         }
         guard Self.isDue(reached, last: last, now: now) else { return nil }
         let text = "\(reached) \(now)\n"
-        _ = ftruncate(raw, 0)
-        _ = text.withCString { pwrite(raw, $0, strlen($0), 0) }
+        _ = try? fd.resize(to: 0)
+        _ = try? text.utf8CString.dropLast().withUnsafeBytes { try fd.write(toAbsoluteOffset: 0, $0) }
         return reached
     }
 
@@ -114,7 +111,7 @@ struct QuotaWarnings: Sendable {
     /// deliverquota adds them. An unreadable template falls back to the
     /// built-in text: the delivery that triggered the warning has succeeded.
     func message(usage: QuotaUsage, limit: QuotaLimit, threshold: Int64, mailbox: String,
-                 recipient: String?, now: Int = Int(time(nil))) -> String {
+                 recipient: String?, now: Int = WallClock.seconds) -> String {
         let template = templatePath.flatMap(Self.readTemplate) ?? Self.defaultTemplate
         var text = template
         let values: [(String, String)] = [
@@ -128,7 +125,7 @@ struct QuotaWarnings: Sendable {
         ]
         for (placeholder, value) in values { text = text.replacing(placeholder, with: Self.headerSafe(value)) }
         let host = FileSystem.hostName()
-        return "Date: \(Self.rfc5322Date(now))\nMessage-ID: <quota-warning.\(now).\(threshold).\(getpid())@\(host)>\n" + text
+        return "Date: \(Self.rfc5322Date(now))\nMessage-ID: <quota-warning.\(now).\(threshold).\(ProcessEnvironment.processID)@\(host)>\n" + text
     }
 
     /// No line break may come in with a value (a mailbox path is the
@@ -146,8 +143,7 @@ struct QuotaWarnings: Sendable {
         var bytes = [UInt8](repeating: 0, count: largestTemplate)
         var count = 0
         while count < largestTemplate {
-            let got = bytes.withUnsafeMutableBytes { read(fd.rawValue, $0.baseAddress! + count, largestTemplate - count) }
-            if got < 0 && errno == EINTR { continue }
+            let got = (try? bytes.withUnsafeMutableBytes { try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[count...])) }) ?? 0
             guard got > 0 else { break }
             count += got
         }
@@ -178,11 +174,6 @@ struct QuotaWarnings: Sendable {
         """
 
     private static func rfc5322Date(_ seconds: Int) -> String {
-        var value = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&value, &parts)
-        var buffer = [CChar](repeating: 0, count: 64)
-        let length = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S +0000", &parts)
-        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        WallClock.utc(seconds, format: "%a, %d %b %Y %H:%M:%S +0000")
     }
 }

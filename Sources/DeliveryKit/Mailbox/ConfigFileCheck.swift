@@ -1,9 +1,6 @@
 import MaildirKit
 import Notmuch
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// libnotmuch reads its configuration file with GLib, which opens it with
 /// a plain blocking open: a FIFO in its place would hold every delivery
@@ -46,15 +43,14 @@ enum ConfigFileCheck {
             let directory = root + "/notmuch/" + (named ?? "default")
             let path = directory + "/config"
             // libnotmuch takes it when access(2) says it can be read.
-            if FileSystem.kind(of: FilePath(directory)) == .directory, access(path, R_OK) == 0 { return path }
+            if FileSystem.kind(of: FilePath(directory)) == .directory, FileSystem.isReadable(path) { return path }
         }
         guard let home else { return nil }
         return home + "/.notmuch-config" + (named.map { "." + $0 } ?? "")
     }
 
     private static func environment(_ name: String) -> String? {
-        guard let value = getenv(name) else { return nil }
-        let text = String(cString: value)
-        return text.isEmpty ? nil : text
+        guard let text = ProcessEnvironment.value(of: name), !text.isEmpty else { return nil }
+        return text
     }
 }

@@ -13,24 +13,21 @@ public enum RulesSource: Sendable, Equatable {
     case none
 }
 
-/// What one delivery is asked to do: `notmuch insert`'s options, and ours.
+/// What a front door was started with: where the configuration and the
+/// rules come from, the mailboxes it serves, quotas and timeouts. Built once
+/// from the command line and the same for every message; each message's own
+/// envelope and filing are a `MessageRequest`.
 public struct DeliveryOptions: Sendable {
-    public var folder: String?
-    public var createFolder = false
-    /// Keep the file even when indexing fails (`notmuch new` picks it up later).
-    public var keep = false
+    /// The filing the command line asks for, which each message's request
+    /// starts from.
+    public var filing = Filing()
     public var runHooks = true
-    public var worldReadable = false
-    public var decrypt: DecryptPolicy?
-    /// Command-line tag changes, applied after `new.tags` and the rules.
-    public var tagOperations: [TagOperation] = []
     public var config: ConfigSource = .search
     public var profile: String?
     public var rules: RulesSource = .configured
     /// Where the Sieve script comes from (`deliver.sieve`, `--sieve`);
     /// it runs before the rules.
     public var sieve: RulesSource = .configured
-    public var envelope = Envelope()
     public var home: String?
     /// NOTMUCH_DELIVER_TIMINGS: where to append this delivery's phase times.
     public var timingsFile: String?
@@ -38,8 +35,6 @@ public struct DeliveryOptions: Sendable {
     /// envelope recipient; the mailbox needs no notmuch config file, and its
     /// maildir and database are created on first delivery.
     public var mailRootTemplate: String?
-    /// Set from the template: the mailbox's own database, no config file.
-    var databasePath: String?
     /// `--quota`, as written (checked with the configuration).
     public var quota: String?
     /// `--quota-warn`, as written: thresholds in percent (`80,95`), for
@@ -47,13 +42,6 @@ public struct DeliveryOptions: Sendable {
     public var quotaWarn: String?
     /// `--quota-permanent`: an over-quota refusal bounces.
     public var quotaPermanent = false
-    /// A quota warning: counted, never refused, and warns of nothing itself.
-    var quotaExempt = false
-
-    /// Opens the database for writing, as these options locate it.
-    func openDatabase() throws(NotmuchError) -> Database {
-        try Database.open(mode: .readWrite, config: config, profile: profile, databasePath: databasePath)
-    }
 
     /// How long to wait for the database's write lock before queueing;
     /// nil: `deliver.lock_timeout` from the config, else the default.
@@ -117,7 +105,7 @@ public struct DeliveryReport: Sendable {
 }
 
 /// The settings a delivery reads from the notmuch configuration.
-struct DeliverySettings {
+struct DeliverySettings: Sendable {
     let mailRoot: String
     let databasePath: String
     let newTags: [TagOperation]
@@ -142,8 +130,10 @@ struct DeliverySettings {
     /// The maildir for a folder name from any source, through the one gate
     /// (MailFolder) that refuses names that are not folders.
     func maildir(_ name: String?, create: Bool, worldReadable: Bool = false) throws(DeliveryError) -> Maildir {
-        try MailFolder.resolve(root: mailRoot, name: name, create: create, databaseFolder: databaseFolder,
-                               worldReadable: worldReadable)
+        do {
+            return try MailFolder.resolve(root: mailRoot, name: name, create: create, databaseFolder: databaseFolder,
+                                          worldReadable: worldReadable)
+        } catch { throw DeliveryError(error) }
     }
 
     /// A few seconds: long enough for a mail client's tagging, short
@@ -151,18 +141,19 @@ struct DeliverySettings {
     static let defaultLockTimeout = 5.0
 
     /// Reads the config without taking the database's write lock.
-    init(options: DeliveryOptions, rulesCache: RulesCache = RulesCache()) throws(DeliveryError) {
+    /// `Mailboxes` is the one caller: nothing else reads settings.
+    init(location: MailboxLocation, options: DeliveryOptions, rulesCache: RulesCache) throws(DeliveryError) {
         let loaded: Database.LoadedConfig
-        if let problem = ConfigFileCheck.problem(options.config, profile: options.profile) {
+        if let problem = ConfigFileCheck.problem(location.config, profile: location.profile) {
             throw DeliveryError.config(problem)
         }
         do {
-            loaded = try Database.loadConfig(config: options.config, profile: options.profile,
-                                             databasePath: options.databasePath)
+            loaded = try Database.loadConfig(config: location.config, profile: location.profile,
+                                             databasePath: location.root)
         } catch {
             throw DeliveryError.config("cannot load the notmuch configuration: \(error)")
         }
-        if case .file(let path) = options.config, loaded.missingConfigFile {
+        if case .file(let path) = location.config, loaded.missingConfigFile {
             throw DeliveryError.config("config file '\(path)' not found")
         }
         let database = loaded.database
@@ -175,7 +166,8 @@ struct DeliverySettings {
         do { self.synchronizeFlags = try database.synchronizesFlags() } catch {
             throw DeliveryError.config("maildir.synchronize_flags: \(error)")
         }
-        self.hookDirectory = database.hookDirectory
+        // --no-hooks: no hook of this process runs, whoever commits.
+        self.hookDirectory = options.runHooks ? database.hookDirectory : nil
         if let timeout = options.lockTimeout {
             guard DeliveryOptions.isValidLockTimeout(timeout) else {
                 throw DeliveryError(.usage, "lock timeout \(timeout) is not between 0 and \(Int(DeliveryOptions.maximumLockTimeout)) seconds")
@@ -199,13 +191,15 @@ struct DeliverySettings {
             return items.isEmpty ? nil : items.joined(separator: ";")
         }
 
-        let rulesPath = try RulesLoader.path(for: options) { database.configValues(RulesLoader.configKey).first }
+        let rulesPath = try RulesLoader.path(for: options, mailboxRoot: location.root) {
+            database.configValues(RulesLoader.configKey).first
+        }
         self.rulesPath = rulesPath
         self.rules = rulesPath.map { rulesCache.rules(at: $0) } ?? .empty
         // The Sieve script runs first and feeds the same tags (see Docs/sieve.md).
-        // A quota warning, which applies no rules, runs no script either.
-        let sievePath = options.quotaExempt ? nil
-            : try SieveLoader.path(for: options) { database.configValues(SieveLoader.configKey).first }
+        let sievePath = try SieveLoader.path(for: options, mailboxRoot: location.root) {
+            database.configValues(SieveLoader.configKey).first
+        }
         self.sievePath = sievePath
         self.sieveSeparator = try SieveLoader.separator(database.configValues(SieveLoader.separatorKey).first)
         if let sievePath {

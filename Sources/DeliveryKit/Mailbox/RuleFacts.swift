@@ -3,9 +3,6 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The envelope of a delivery: who it is for and from, as the MTA said.
 public struct Envelope: Sendable, Equatable {
@@ -159,10 +156,8 @@ public enum RulesLoader {
             }
         }
         defer { try? fd.close() }
-        var info = stat()
-        guard fstat(fd.rawValue, &info) == 0 else { throw Errno(rawValue: errno) }
         let tooLarge = UnreadableFile(description: "larger than the limit of \(limit) bytes")
-        guard info.st_size <= limit else { throw tooLarge }
+        guard try fd.stat().size <= limit else { throw tooLarge }
         var bytes: [UInt8] = []
         try fd.readChunks { chunk in
             bytes += chunk
@@ -191,20 +186,20 @@ public enum RulesLoader {
 
 extension RulesLoader {
     /// The rules file a delivery with `options` reads, nil for none: the
-    /// file given; else a virtual mailbox's own `.notmuch/deliver.rules`
+    /// file given; else a virtual mailbox's own `deliver.rules` in its database folder
     /// (`mailRootTemplate` and the envelope's recipient name the mailbox),
     /// if it has one; else `deliver.rules` from the notmuch config. Creates
     /// nothing, so that `check-rules` can ask before the first delivery.
-    public static func path(for options: DeliveryOptions) throws(DeliveryError) -> String? {
-        try ScriptLocation.rules.path(for: options)
+    public static func path(for options: DeliveryOptions, recipient: String?) throws(DeliveryError) -> String? {
+        try ScriptLocation.rules.path(for: options, recipient: recipient)
     }
 
     /// The resolution, for a delivery that has loaded its config already:
     /// `configured` gives `deliver.rules` from it, and is asked only when
     /// neither the options nor a virtual mailbox decide.
-    static func path(for options: DeliveryOptions,
+    static func path(for options: DeliveryOptions, mailboxRoot: String?,
                      configured: () throws(DeliveryError) -> String?) throws(DeliveryError) -> String? {
-        try ScriptLocation.rules.path(for: options, configured: configured)
+        try ScriptLocation.rules.path(for: options, mailboxRoot: mailboxRoot, configured: configured)
     }
 }
 
@@ -223,15 +218,15 @@ enum ScriptLocation {
     private var configKey: String { self == .rules ? RulesLoader.configKey : SieveLoader.configKey }
     private var mailboxFileName: String { self == .rules ? "deliver.rules" : SieveLoader.mailboxFileName }
 
-    func path(for options: DeliveryOptions) throws(DeliveryError) -> String? {
-        var options = options
+    func path(for options: DeliveryOptions, recipient: String?) throws(DeliveryError) -> String? {
+        var mailboxRoot: String?
         if source(options) == .configured, let template = options.mailRootTemplate {
-            guard let recipient = options.envelope.recipient else {
+            guard let recipient else {
                 throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR")
             }
-            options.databasePath = try VirtualMailbox.path(template: template, recipient: recipient)
+            mailboxRoot = try VirtualMailbox.path(template: template, recipient: recipient)
         }
-        return try path(for: options) { () throws(DeliveryError) -> String? in
+        return try path(for: options, mailboxRoot: mailboxRoot) { () throws(DeliveryError) -> String? in
             let loaded: Database.LoadedConfig
             do {
                 loaded = try Database.loadConfig(config: options.config, profile: options.profile)
@@ -248,14 +243,14 @@ enum ScriptLocation {
     /// The resolution, for a delivery that has loaded its config already:
     /// `configured` gives the config key's value, and is asked only when
     /// neither the options nor a virtual mailbox decide.
-    func path(for options: DeliveryOptions,
+    func path(for options: DeliveryOptions, mailboxRoot: String?,
               configured: () throws(DeliveryError) -> String?) throws(DeliveryError) -> String? {
         switch source(options) {
         case .none: return nil
         case .file(let path): return path
         case .configured:
-            if let mailbox = options.databasePath {
-                let own = FilePath(mailbox).appending(".notmuch").appending(mailboxFileName)
+            if let mailbox = mailboxRoot {
+                let own = FilePath(Database.standardFolder(databasePath: mailbox)).appending(mailboxFileName)
                 return FileSystem.kind(of: own) == .notADirectory ? own.string : nil
             }
             return try configured().map { RulesLoader.expand($0, home: options.home) }

@@ -61,13 +61,13 @@ public enum SieveLoader {
 
     /// The script a delivery with `options` runs, nil for none: found as
     /// the rules file is (`ScriptLocation`).
-    public static func path(for options: DeliveryOptions) throws(DeliveryError) -> String? {
-        try ScriptLocation.sieve.path(for: options)
+    public static func path(for options: DeliveryOptions, recipient: String?) throws(DeliveryError) -> String? {
+        try ScriptLocation.sieve.path(for: options, recipient: recipient)
     }
 
-    static func path(for options: DeliveryOptions,
+    static func path(for options: DeliveryOptions, mailboxRoot: String?,
                      configured: () throws(DeliveryError) -> String?) throws(DeliveryError) -> String? {
-        try ScriptLocation.sieve.path(for: options, configured: configured)
+        try ScriptLocation.sieve.path(for: options, mailboxRoot: mailboxRoot, configured: configured)
     }
 }
 

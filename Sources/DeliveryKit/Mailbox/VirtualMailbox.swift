@@ -1,9 +1,6 @@
 import Notmuch
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Virtual mailboxes (postfix `virtual_transport` through pipe(8), as
 /// maildrop is used with courier-authlib): one maildir and notmuch database
@@ -72,12 +69,12 @@ enum VirtualMailbox {
         }
         try checkLength(of: result, substituted: substituted, recipient: recipient)
         // Room below the mailbox for the longest names written there: a
-        // queue entry's (NAME_MAX) in .notmuch/notmuch-deliver-queue/.
-        let longestInside = "/.notmuch/notmuch-deliver-queue/".utf8.count + Int(NAME_MAX)
-        if result.utf8.count + longestInside >= Int(PATH_MAX) {
+        // queue entry's (NAME_MAX) in the database folder's queue directory.
+        let longestInside = "/\(Database.folderName)/\(PendingQueue.directoryName)/".utf8.count + FileSystem.longestName
+        if result.utf8.count + longestInside >= FileSystem.longestPath {
             throw DeliveryError(.noSuchMailbox, "recipient '\(shortened(recipient))': its mailbox path is "
                                 + "\(result.utf8.count) bytes; with the files inside it, that exceeds PATH_MAX "
-                                + "(\(PATH_MAX) bytes), so it can never be created")
+                                + "(\(FileSystem.longestPath) bytes), so it can never be created")
         }
         return (result, base ?? result)
     }
@@ -87,16 +84,16 @@ enum VirtualMailbox {
     /// is unknown here); when the template alone did, it is a setting to fix.
     private static func checkLength(of path: String, substituted: Bool, recipient: String) throws(DeliveryError) {
         let name = path[(path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex)...]
-        guard name.utf8.count > Int(NAME_MAX) else { return }
+        guard name.utf8.count > FileSystem.longestName else { return }
         if substituted {
             throw DeliveryError(.noSuchMailbox, "recipient '\(shortened(recipient))' cannot name a mailbox: "
-                                + "its directory name would be \(name.utf8.count) bytes, over NAME_MAX (\(NAME_MAX))")
+                                + "its directory name would be \(name.utf8.count) bytes, over NAME_MAX (\(FileSystem.longestName))")
         }
-        throw DeliveryError.config("--mail-root: the directory name '\(shortened(String(name)))' is over NAME_MAX (\(NAME_MAX) bytes)")
+        throw DeliveryError.config("--mail-root: the directory name '\(shortened(String(name)))' is over NAME_MAX (\(FileSystem.longestName) bytes)")
     }
 
     /// Enough of a long value to recognise it in a one-line message.
-    private static func shortened(_ value: String) -> String {
+    static func shortened(_ value: String) -> String {
         value.count > 64 ? value.prefix(64) + "…" : value
     }
 
@@ -135,7 +132,7 @@ enum VirtualMailbox {
         } catch {
             throw DeliveryError(.temporary, "cannot create the mailbox '\(root)': \(error)")
         }
-        // .notmuch/ may exist already, holding the mailbox's rules.
+        // The database folder may exist already, holding the mailbox's rules.
         guard !Database.exists(databasePath: root) else { return }
         do {
             let database = try Database.create(config: .none, databasePath: root)
@@ -163,43 +160,17 @@ enum VirtualMailbox {
                 pattern.append(character)
             }
         }
-        var found = glob_t()
-        defer { globfree(&found) }
-        guard glob(pattern, GLOB_ONLYDIR, nil, &found) == 0 else { return [] }
-        var roots: [String] = []
-        for index in 0..<Int(found.gl_pathc) {
-            guard let path = found.gl_pathv[index].map({ String(cString: $0) }) else { continue }
-            if Database.exists(databasePath: path) { roots.append(path) }
-        }
-        return roots
+        return FileSystem.directories(matching: pattern).filter { Database.exists(databasePath: $0) }
     }
 
-    /// What `select` does about a virtual mailbox that does not exist yet:
-    /// a delivery makes it; looking at one (`quota`, `explain`, `flush`)
-    /// finds none and makes nothing.
-    enum Absent { case create, refuse }
+    /// Whether the mailbox at `root` has been made (its folder and database).
+    static func exists(root: String) -> Bool {
+        FileSystem.kind(of: FilePath(root)) == .directory && Database.exists(databasePath: root)
+    }
 
-    /// Points the options at the recipient's mailbox.
-    static func select(_ options: inout DeliveryOptions, ifAbsent: Absent) throws(DeliveryError) {
-        guard let template = options.mailRootTemplate else { return }
-        guard let recipient = options.envelope.recipient else {
-            throw DeliveryError(.usage, "--mail-root needs the recipient: pass --recipient ADDR (pipe's ${recipient}) or set RECIPIENT")
-        }
-        let (root, base) = try expand(template: template, recipient: recipient)
-        // pipe(8) passes no HOME, and libnotmuch derives default paths from
-        // it even with no config file; the mailbox is the natural home.
-        if getenv("HOME") == nil { setenv("HOME", root, 1) }
-        switch ifAbsent {
-        case .create:
-            try prepare(root: root, base: base)
-        case .refuse:
-            guard FileSystem.kind(of: FilePath(root)) == .directory, Database.exists(databasePath: root) else {
-                throw DeliveryError(.noSuchMailbox, "recipient '\(shortened(recipient))' has no mailbox yet "
-                                    + "('\(root)'): its first delivery makes it")
-            }
-        }
-        options.config = .none
-        options.profile = nil
-        options.databasePath = root
+    /// pipe(8) passes no HOME, and libnotmuch derives default paths from
+    /// it even with no config file; the mailbox is the natural home.
+    static func becomeHome(_ root: String) {
+        if ProcessEnvironment.value(of: "HOME") == nil { ProcessEnvironment.set("HOME", to: root) }
     }
 }

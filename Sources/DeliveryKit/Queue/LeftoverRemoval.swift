@@ -24,10 +24,7 @@ extension Deliverer {
     /// predecessor's included) left in its mailbox, or in every virtual
     /// mailbox the template has made, and in its spool directory.
     public func removeLeftovers() {
-        for mailbox in mailboxes() {
-            guard let settings = try? settings(for: mailbox) else { continue }
-            LeftoverRemoval.run(settings: settings)
-        }
+        for mailbox in mailboxes.existing() { LeftoverRemoval.run(settings: mailbox.settings) }
         // A spool is named `.lmtp-spool.PID.RANDOM` only for an instant,
         // and only where O_TMPFILE is missing.
         if let spool = try? spoolDirectory() { Leftovers.sweep(FilePath(spool), prefix: ".lmtp-spool.") }

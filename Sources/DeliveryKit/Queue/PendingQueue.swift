@@ -3,9 +3,6 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What is needed to finish a delivery later: the file, and everything
 /// that decides its tags and folder. One small text file per message (see
@@ -31,14 +28,13 @@ extension PendingRecord {
     /// The envelope the delivery found, for the rules.
     var envelope: Envelope { Envelope(recipient: recipient, sender: sender, recipientExtension: recipientExtension) }
 
-    /// The delivery's options again, as far as the record carries them,
-    /// on those of the process applying it (the database, the config).
-    func options(basedOn base: DeliveryOptions) -> DeliveryOptions {
-        var options = base
-        options.tagOperations = tagOperations.compactMap { try? TagOperation(parsing: $0) }
-        options.envelope = envelope
-        options.decrypt = decrypt.flatMap(DecryptPolicy.init(rawValue:))
-        return options
+    /// The delivery's request again, as far as the record carries it
+    /// (its rules are the record's files: see `QueueApplier`).
+    var request: MessageRequest {
+        var filing = Filing()
+        filing.tagOperations = tagOperations.compactMap { try? TagOperation(parsing: $0) }
+        filing.decrypt = decrypt.flatMap(DecryptPolicy.init(rawValue:))
+        return MessageRequest(envelope: envelope, filing: filing)
     }
 
     /// A record's fields: their names in a record file, and in a queue
@@ -189,9 +185,12 @@ extension PendingRecord {
 public struct PendingQueue: Sendable {
     let directory: FilePath
 
+    /// The queue's directory name inside the database's folder.
+    static let directoryName = "notmuch-deliver-queue"
+
     init(databasePath: String) {
         // Beside the xapian/ directory, inside the database's own folder.
-        directory = FilePath(Database.folder(databasePath: databasePath)).appending("notmuch-deliver-queue")
+        directory = FilePath(Database.folder(databasePath: databasePath)).appending(Self.directoryName)
     }
 
     /// Queues a delivery of `message` (the file, already synced) and
@@ -231,9 +230,9 @@ public struct PendingQueue: Sendable {
         }
         let name = (message.lastComponent?.string ?? MaildirName.unique()) + Self.recordSuffix
         // Two retries of one message may queue at once: each its own temp file.
-        let temporary = directory.appending(".tmp-\(getpid())-" + name)
+        let temporary = directory.appending(".tmp-\(ProcessEnvironment.processID)-" + name)
         var data = record.encoded
-        let fd = try FileSystem.openRegularFile(temporary.string, flags: O_WRONLY | O_CREAT | O_TRUNC,
+        let fd = try FileSystem.openRegularFile(temporary.string, for: .writingAfresh,
                                                 followSymlinks: false)
         do {
             try data.withUTF8 { try fd.writeEverything(UnsafeRawBufferPointer($0)) }

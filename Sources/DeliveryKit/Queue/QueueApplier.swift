@@ -3,6 +3,7 @@ import Notmuch
 import Rules
 import SystemPackage
 import MaildirKit
+import Threads
 
 /// Applies the queue of deliveries that waited for the database: every
 /// record in one transaction, each exactly once, with the tags, rules and
@@ -10,10 +11,9 @@ import MaildirKit
 /// its own is set aside. Used by the delivery holding the flusher turn, by
 /// the hand-over loop after it, and by `flush`.
 struct QueueApplier {
-    let settings: DeliverySettings
-    /// Where the database is, and what a record does not carry.
-    let options: DeliveryOptions
-    let queue: PendingQueue
+    let mailbox: Mailbox
+    var settings: DeliverySettings { mailbox.settings }
+    var queue: PendingQueue { mailbox.queue }
 
     /// In one atomic section, `first` (a delivery's own message) and every
     /// queued record; then the renamed directories are synced, the commit
@@ -35,7 +35,7 @@ struct QueueApplier {
             // Renamed files' directories reach the disk before the commit
             // that names them; inside the section, so that a failed sync
             // leaves it open and the database's destruction cancels it.
-            try Delivery.makeDurable(moves)
+            try IndexOutcome.makeDurable(moves)
         }
         try database.close()
         queue.remove(drained.applied, syncing: false)
@@ -113,7 +113,7 @@ struct QueueApplier {
         let prepared = prepareQueue(until: Monotonic.seconds + timeout / 2)
         // Nil when the time ran out: a thread is then left waiting in
         // libnotmuch, and the process must not touch the database again.
-        guard let opened = options.startOpening().wait(upTo: timeout) else { return .lockTimedOut }
+        guard let opened = mailbox.startOpening().wait(upTo: timeout) else { return .lockTimedOut }
         let database: Database
         switch opened {
         case .opened(let value): database = value
@@ -183,7 +183,7 @@ struct QueueApplier {
                 }
             }
             // The server's own records were checked as they were written.
-            switch prepared.checkedAsMail.contains(name) ? .email : Delivery.emailVerdict(path) {
+            switch prepared.checkedAsMail.contains(name) ? .email : MailCheck.verdict(path) {
             case .email:
                 break
             case .notEmail:
@@ -201,7 +201,7 @@ struct QueueApplier {
             }
             var recordSettings = settings
             recordSettings.rules = rules(of: record, cache: &rulesByPath)
-            var job = IndexJob(.queuedRecord(name: name), options: record.options(basedOn: options),
+            var job = IndexJob(.queuedRecord(name: name), request: record.request,
                                settings: recordSettings)
             job.preevaluated = prepared.preevaluated[name]
             var location = path

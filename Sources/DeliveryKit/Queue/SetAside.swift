@@ -1,8 +1,6 @@
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// A queue record that failed for a reason of its own (its file is not
 /// mail, has gone, or libnotmuch refused it): kept apart, with the reason,
@@ -19,7 +17,7 @@ public struct SetAsideRecord: Sendable {
     let since: Int
 
     /// `since` in ISO 8601, UTC.
-    public var sinceDescription: String { Timestamp.iso8601(time_t(since)) }
+    public var sinceDescription: String { Timestamp.iso8601(since) }
 }
 
 extension PendingQueue {
@@ -40,9 +38,9 @@ extension PendingQueue {
     func setAside(_ name: String, reason: String) throws {
         try FileSystem.makeDirectory(setAsideDirectory, mode: 0o700)
         let why = reasonFile(for: name)
-        let fd = try FileSystem.openRegularFile(why.string, flags: O_WRONLY | O_CREAT | O_TRUNC, followSymlinks: false)
+        let fd = try FileSystem.openRegularFile(why.string, for: .writingAfresh, followSymlinks: false)
         do {
-            var text = "\(time(nil))\n\(reason)\n"
+            var text = "\(WallClock.seconds)\n\(reason)\n"
             try text.withUTF8 { try fd.writeEverything(UnsafeRawBufferPointer($0)) }
             try FileSystem.fsync(fd)
             try fd.close()

@@ -1,8 +1,5 @@
 import SystemPackage
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Runs a notmuch hook (e.g. `post-insert`) from the hook directory, as
 /// notmuch does: only if it exists and is executable, with no arguments.
@@ -15,22 +12,6 @@ enum Hook {
     static func run(_ name: String, in directory: String) -> Int32? {
         let path = FilePath(directory).appending(name)
         guard FileSystem.isExecutable(path) else { return nil }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] {
-            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0)
-        }
-        let pathString = path.string
-        var pid: pid_t = 0
-        let status: Int32 = pathString.withCString { cPath in
-            var argv: [UnsafeMutablePointer<CChar>?] = [strdup(cPath), nil]
-            defer { free(argv[0]) }
-            return posix_spawn(&pid, cPath, &actions, nil, &argv, environ)
-        }
-        guard status == 0 else { return nil }
-        var waitStatus: Int32 = 0
-        while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
-        return waitStatus
+        return ChildProcess.runSilently(path)
     }
 }

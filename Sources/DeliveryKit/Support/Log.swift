@@ -1,11 +1,8 @@
 import Logging
-internal import CPosix
+import Threads
 import MailParsing
 import MaildirKit
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Sends swift-log records to syslog (facility mail), where an MTA's
 /// administrator looks; an MDA's stderr is not a place to leave notes on success.
@@ -13,12 +10,7 @@ struct SyslogLogHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .info
 
-    init() {
-        Self.opened
-    }
-
-    // openlog keeps the ident pointer, so it must never be freed.
-    private static let opened: Void = { openlog(strdup("notmuch-deliver"), LOG_PID, LOG_MAIL) }()
+    init() {}
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -26,17 +18,16 @@ struct SyslogLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        let priority: Int32
+        let priority: SystemLog.Priority
         switch event.level {
-        case .trace, .debug: priority = LOG_DEBUG
-        case .info: priority = LOG_INFO
-        case .notice: priority = LOG_NOTICE
-        case .warning: priority = LOG_WARNING
-        case .error: priority = LOG_ERR
-        case .critical: priority = LOG_CRIT
+        case .trace, .debug: priority = .debug
+        case .info: priority = .info
+        case .notice: priority = .notice
+        case .warning: priority = .warning
+        case .error: priority = .error
+        case .critical: priority = .critical
         }
-        let text = LogText.oneLine("\(event.message)")
-        text.withCString { cposix_syslog(priority, $0) }
+        SystemLog.write(priority, LogText.oneLine("\(event.message)"))
     }
 }
 
@@ -58,10 +49,8 @@ struct FileLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let stamp = Timestamp.iso8601(now.tv_sec)
-        let line = "\(stamp) notmuch-deliver[\(getpid())] \(event.level): \(LogText.oneLine("\(event.message)"))\n"
+        let stamp = Timestamp.iso8601(WallClock.seconds)
+        let line = "\(stamp) notmuch-deliver[\(ProcessEnvironment.processID)] \(event.level): \(LogText.oneLine("\(event.message)"))\n"
         FileSystem.append(line, to: fd)
     }
 }
@@ -134,12 +123,8 @@ struct OneLineLogHandler: LogHandler {
 
 enum Timestamp {
     /// `seconds` since the epoch in ISO 8601, UTC (`2026-01-01T00:00:00Z`), without Foundation.
-    static func iso8601(_ seconds: time_t) -> String {
-        var seconds = seconds
-        var t = tm()
-        gmtime_r(&seconds, &t)
-        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return "\(t.tm_year + 1900)-\(two(t.tm_mon + 1))-\(two(t.tm_mday))T\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec))Z"
+    static func iso8601(_ seconds: Int) -> String {
+        WallClock.utc(seconds, format: "%Y-%m-%dT%H:%M:%SZ")
     }
 }
 

@@ -1,7 +1,5 @@
 import MaildirKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import Threads
 
 /// Where one delivery's time goes, for `make bench`: set
 /// NOTMUCH_DELIVER_TIMINGS=FILE and each delivery appends one JSON line of

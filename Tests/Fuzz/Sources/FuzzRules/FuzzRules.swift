@@ -1,4 +1,5 @@
 import Rules
+import FuzzFacts
 
 /// The rules parser on any text, then the rules it accepts evaluated against
 /// one fixed message: regular expressions, captures and name templates run
@@ -69,24 +70,4 @@ private func checkName(_ effect: Effect) {
         fatalError("a rule cannot make a copy: \(effect)")
     case .discard: break
     }
-}
-
-/// A message with a few headers, an envelope and a size; a notmuch query
-/// "matches" when its length is even.
-private struct FixedFacts: MessageFacts {
-    private static let headers: [String: [String]] = [
-        "from": ["Alice Example <alice@example.org>"],
-        "to": ["Bob <bob+lists@example.org>", "carol@example.net"],
-        "subject": ["[dev] Ünïcödé — and $1 \\1 ../../etc"],
-        "list-id": ["Developers <dev.lists.example.org>"],
-        "x-spam-flag": ["YES"],
-        "received": ["from a by b", "from c by d", ""],
-    ]
-
-    func headerValues(_ name: String) -> [String] { Self.headers[name.lowercased()] ?? [] }
-    var recipient: String? { "bob+lists@example.org" }
-    var sender: String? { "bounce-123@lists.example.org" }
-    var recipientExtension: String? { "lists" }
-    var size: Int { 12_345 }
-    func matches(query: String) throws -> Bool { query.utf8.count % 2 == 0 }
 }

@@ -1,5 +1,6 @@
 import Rules
 import Sieve
+import FuzzFacts
 
 /// The Sieve parser and compiler on any text, then the scripts they accept
 /// run against one fixed message and mapped onto the rules' effects.
@@ -102,23 +103,4 @@ private func checkName(_ effect: Effect) {
     case .discard:
         break
     }
-}
-
-/// One message with the headers scripts usually test.
-private struct FixedFacts: MessageFacts {
-    let headers: [String: [String]] = [
-        "from": ["\"Alice (A)\" <alice+x@example.com>, bob@example.org"],
-        "to": ["undisclosed-recipients:;", "me+lists@example.org"],
-        "subject": ["[dev] Release 2.0 *is* out? \\ ${1}"],
-        "list-id": ["Developers <dev.lists.example.org>"],
-        "x-spam-score": ["7"],
-        "received": ["a", "b", "c"],
-    ]
-
-    func headerValues(_ name: String) -> [String] { headers[name.lowercased()] ?? [] }
-    var recipient: String? { "me+lists@example.org" }
-    var sender: String? { "bounce@lists.example.org" }
-    var recipientExtension: String? { "lists" }
-    var size: Int { 4321 }
-    func matches(query: String) throws -> Bool { query.count % 2 == 0 }
 }

@@ -1,8 +1,9 @@
+import MaildirKit
 import SystemPackage
 
 /// Why a delivery did not happen, in one line a mail administrator can act on.
 public struct DeliveryError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable {
+    public enum Kind: Sendable, Equatable {
         /// The command line is wrong: retrying cannot help.
         case usage
         /// The input is not a message: retrying cannot help.
@@ -10,9 +11,10 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
         /// The recipient can never have a mailbox here (say, a local part
         /// too long for a directory name): retrying cannot help.
         case noSuchMailbox
-        /// The mailbox is over its quota and the administrator made that
-        /// permanent (`--quota-permanent`): the MTA bounces.
-        case overQuota
+        /// A quota refused the message: for good when the administrator
+        /// made that permanent (`--quota-permanent`; the MTA bounces), else
+        /// until there is room (the MTA retries).
+        case overQuota(permanent: Bool)
         /// Anything that may pass: a full disk, a database that cannot be
         /// opened, a configuration being fixed. The MTA keeps the mail and retries.
         case temporary
@@ -26,9 +28,6 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
     /// The database (through another process's flush) already names the
     /// delivered file: it must stay, whatever failed afterwards.
     package var fileIsNamedElsewhere = false
-    /// A quota refused the message (deferred or, with `kind` overQuota,
-    /// for good): an LMTP server says 4.2.2 or 5.2.2 rather than 4.3.0.
-    public var isOverQuota = false
     /// The message is over a size limit (its header block's): an LMTP
     /// server says 552 5.3.4 rather than 554 5.6.0.
     public var isTooBig = false
@@ -36,6 +35,25 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
+    }
+
+    /// What the folder gate (MailFolder) refused, as a delivery's outcome:
+    /// a bad name is the caller's mistake, a bad mail root a configuration
+    /// one, a folder that cannot be opened or made now may pass.
+    package init(_ refusal: FolderError) {
+        switch refusal.kind {
+        case .refusedName: self.init(.usage, refusal.message)
+        case .badMailRoot: self = .config(refusal.message)
+        case .unavailable: self.init(.temporary, refusal.message)
+        }
+    }
+
+    /// Whether the MTA keeps the mail and retries.
+    public var isTemporary: Bool {
+        switch kind {
+        case .temporary, .overQuota(permanent: false): return true
+        case .usage, .notAMessage, .noSuchMailbox, .overQuota(permanent: true): return false
+        }
     }
 
     /// Configuration mistakes defer rather than bounce: postfix turns
@@ -49,7 +67,7 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable {
         case .usage: return .usage
         case .notAMessage: return .dataError
         case .noSuchMailbox: return .noUser
-        case .overQuota: return .noPermission
+        case .overQuota(let permanent): return permanent ? .noPermission : .temporaryFailure
         case .temporary: return .temporaryFailure
         }
     }

@@ -5,18 +5,18 @@ import Glibc
 /// One directory's entries, as `notmuch new` sees them: names in `strcmp`
 /// order (the order the database lists its child files in), each a
 /// directory, a regular file (symlinks followed) or something else.
-struct DirectoryListing {
-    enum Kind { case directory, file, other }
+package struct DirectoryListing {
+    package enum Kind { case directory, file, other }
 
-    struct Entry {
-        let name: String
-        let kind: Kind
+    package struct Entry {
+        package let name: String
+        package let kind: Kind
     }
 
-    let entries: [Entry]
+    package let entries: [Entry]
 
     /// Nil when the directory cannot be read (gone, or no permission).
-    init?(_ path: String) {
+    package init?(_ path: String) {
         guard let stream = opendir(path) else { return nil }
         defer { closedir(stream) }
         var entries: [Entry] = []
@@ -38,7 +38,7 @@ struct DirectoryListing {
     }
 
     /// The kind of what `path` names, following symlinks; nil when nothing is there.
-    static func kind(of path: String) -> Kind {
+    package static func kind(of path: String) -> Kind {
         var info = stat()
         guard stat(path, &info) == 0 else { return .other }
         switch info.st_mode & S_IFMT {
@@ -49,11 +49,11 @@ struct DirectoryListing {
     }
 
     /// `strcmp` order: bytes, not Swift's Unicode ordering.
-    static func precedes(_ a: String, _ b: String) -> Bool {
+    package static func precedes(_ a: String, _ b: String) -> Bool {
         a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 
-    var hasMaildirSubdirectories: Bool {
+    package var hasMaildirSubdirectories: Bool {
         let names = Set(entries.filter { $0.kind == .directory }.map(\.name))
         return names.isSuperset(of: ["cur", "new", "tmp"])
     }
