@@ -8,14 +8,27 @@ import Threads
 /// A server's deliveries into one database, committed together. Each
 /// delivery syncs its message and queues it, as a command-line delivery
 /// does when the write lock is taken (its record synced only if the
-/// commit comes too late: `Deliverer.finish`), hands the record here and
-/// waits. One
-/// thread per database applies everything queued in one transaction,
-/// commits, lets go of the write lock, and tells each waiting delivery how
-/// its message ended; messages that arrive during a commit go together into
-/// the next. The queue makes this safe across processes: a command-line
-/// delivery or a `flush` takes the same flusher turn, and a record applied
-/// by either is seen gone from the queue.
+/// reply goes before the commit: `Deliverer.finish`), hands the record here
+/// and waits. One thread per database applies what is queued in one
+/// transaction, commits, lets go of the write lock, and tells each waiting
+/// delivery how its message ended. The queue makes this safe across
+/// processes: a command-line delivery or a `flush` takes the same flusher
+/// turn, and a record applied by either is seen gone from the queue.
+///
+/// A message that arrives while a commit runs is answered as soon as its
+/// record is durable (`250 … (queued)`, as safe as indexed for the MTA),
+/// and the next commit takes it along: waiting would cost it the rest of
+/// the running commit and the whole next one, and hold its client back,
+/// so that a commit could never take more messages than there are
+/// clients. Three things keep this honest: the first message to arrive
+/// during each commit, and every message that arrives while the committer
+/// is idle, still waits for its commit (a lone sender is answered once
+/// indexed); past `aheadLimit` records queued, deliveries wait for their
+/// commit again, so replies never run far ahead of the index; and commits
+/// are sized to be short (`CommitSizing`), take the deliveries still
+/// waiting first and then the oldest records, and evaluate slow rules a
+/// commit's share at a time, so that a server killed again and again
+/// still applies a backlog (`make stress --lmtp`).
 ///
 /// The committer's thread is the only one that waits in libnotmuch for the
 /// write lock, and it only asks when the lock looks free: a delivery's wait
@@ -47,31 +60,54 @@ final class GroupCommitter: @unchecked Sendable {
     /// that finds the turn taken is. Without it each group waited the whole
     /// lock timeout again: 8 clients got 40 replies in 15 s.
     private var queueingAtOnce = false
-    // Replying to a message that arrives during a commit once its record
-    // is synced, instead of after the next commit, let groups grow past
-    // the number of clients and halved the server's CPU a message in a
-    // burst (Docs/performance.md), but `make stress --lmtp` then lost
-    // messages: a commit of hundreds of records runs for seconds, and a
-    // SIGKILL after a rule has moved a file inside it, before the commit,
-    // leaves the record naming a file that is gone (set aside, the message
-    // never indexed). Until that window is closed, every reply waits for
-    // its commit or its deadline.
-
-    /// When each pending record was handed over: commits take the oldest
-    /// first, so that a record waits at most for the running commit and
-    /// the next.
+    /// A commit is under way (the lock was seen free, the turn taken).
+    private var committing = false
+    /// The committer waits for a fuller commit (`gather`).
+    private var gathering = false
+    /// Records handed over since the running commit began: the first waits
+    /// for its commit, the others are answered once durable.
+    private var arrivalsDuringThisCommit = 0
+    /// Records whose deliveries are answered once the record is durable,
+    /// without waiting for their commit.
+    private var answeredEarly: Set<String> = []
+    /// Records that arrived during a commit while the queue was past
+    /// `aheadLimit`: answered early once it is back under it, unless their
+    /// commit comes first.
+    private var heldBack: Set<String> = []
+    /// Queued records not handed over here (a killed server's, a
+    /// command-line delivery's), as the latest round counted them.
+    private var backlog = 0
+    /// When each pending record was handed over.
     private var arrival: [String: UInt64] = [:]
     private var handedOver: UInt64 = 0
+    /// The committer thread's own: how many records its next commit takes.
+    private var sizing = CommitSizing()
+    /// The committer thread's own: when its latest commit began (Monotonic seconds).
+    private var latestCommit = -Double.infinity
 
     /// How long the committer sleeps when the lock or the flusher turn is
     /// taken before it looks again.
     static let busyPause = 0.02
-    /// At most this many records in one transaction: a backlog (a server
-    /// starting on a killed one's queue, the queue after a long lock) must
-    /// not hold the write lock for all of it at once (a user's `notmuch
-    /// tag` waits at most one commit). The import found batches of 250
-    /// the cheapest per message.
-    static let recordsPerCommit = 250
+    /// Past this many records queued (handed over and not applied, and a
+    /// backlog), deliveries wait for their commit again: how far replies
+    /// may run ahead of what is searchable. Waiting, each client sends at
+    /// the pace of the commits, which then catch up.
+    static let aheadLimit = 500
+    /// At most this share of a commit goes to records whose deliveries are
+    /// still waiting, ahead of older ones: a reply waits one commit, not
+    /// a whole backlog, and the backlog still shrinks with every commit.
+    static let waitingShare = 2
+    /// How long a round may spend evaluating rules' conditions before it
+    /// asks for the lock (seconds): the records not reached wait for the
+    /// next round.
+    static let preparationBudget = 0.1
+    /// Under a stream of mail, a commit waits for this many records, or
+    /// until `gatherWindow` after the previous one began: a Xapian commit
+    /// costs about as much CPU for 16 messages as for 60 (its fixed part,
+    /// the open, the blocks rewritten), and commits that follow each other
+    /// as fast as they can take only what arrived during the last.
+    static let gatherSize = 64
+    static let gatherWindow = 0.2
     /// How long an idle committer waits for more before its thread ends.
     static let linger = 2.0
 
@@ -85,6 +121,7 @@ final class GroupCommitter: @unchecked Sendable {
     func submit(_ name: String, preevaluated: PreevaluatedLeaves?, isMail: Bool, applier: QueueApplier) {
         let start: Bool = monitor.locked {
             self.applier = applier
+            let isNew = pending[name] == nil
             pending[name] = .some(preevaluated)
             if isMail { checkedAsMail.insert(name) }
             waiters[name, default: 0] += 1
@@ -92,6 +129,11 @@ final class GroupCommitter: @unchecked Sendable {
                 handedOver += 1
                 arrival[name] = handedOver
             }
+            // Gathering, the next commit takes it: nothing is gained by waiting.
+            if (committing && arrivalsDuringThisCommit > 0) || gathering, isNew {
+                if pending.count + backlog <= Self.aheadLimit { answeredEarly.insert(name) } else { heldBack.insert(name) }
+            }
+            if committing, isNew { arrivalsDuringThisCommit += 1 }
             guard !running else {
                 // The committer may be lingering for work.
                 monitor.broadcast()
@@ -111,8 +153,10 @@ final class GroupCommitter: @unchecked Sendable {
     /// Applies what is queued already (a server killed before its last
     /// commit left records behind), without waiting for a delivery.
     func kick(applier: QueueApplier) {
+        let queued = applier.queue.names().count
         let start: Bool = monitor.locked {
             self.applier = applier
+            backlog = max(backlog, queued - pending.count)
             guard !running else { return false }
             running = true
             return true
@@ -121,15 +165,16 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     /// The record's report once its transaction is committed; nil when
-    /// `deadline` (Monotonic seconds) comes first: the message stays queued
-    /// and is committed later.
+    /// `deadline` (Monotonic seconds) comes first, or when the record may be
+    /// answered before its commit: the message stays queued (its record
+    /// must be made durable before the reply) and is committed later.
     func wait(for name: String, until deadline: Double) -> DeliveryReport? {
         monitor.locked {
-            while results[name] == nil, !queueingAtOnce, Monotonic.seconds < deadline {
+            while results[name] == nil, !queueingAtOnce, !answeredEarly.contains(name), Monotonic.seconds < deadline {
                 monitor.wait(until: deadline)
             }
             let report = results[name]
-            if report == nil, blocked, !queueingAtOnce {
+            if report == nil, blocked, !queueingAtOnce, !answeredEarly.contains(name) {
                 queueingAtOnce = true
                 // The others waiting behind the same writer go too.
                 monitor.broadcast()
@@ -140,6 +185,8 @@ final class GroupCommitter: @unchecked Sendable {
             } else {
                 waiters.removeValue(forKey: name)
                 results.removeValue(forKey: name)
+                answeredEarly.remove(name)
+                heldBack.remove(name)
             }
             return report
         }
@@ -152,14 +199,50 @@ final class GroupCommitter: @unchecked Sendable {
         case failed(DeliveryError)
     }
 
+    /// Waits, under a stream of mail, for a fuller commit (`gatherSize`):
+    /// only when some pending record was answered already (its client is
+    /// not held back by the wait), so never for a lone sender, whose reply
+    /// waits for its commit, nor while a backlog is applied.
+    private func gather() {
+        let end = latestCommit + Self.gatherWindow
+        monitor.locked {
+            guard Monotonic.seconds < end, pending.keys.contains(where: { waiters[$0] == nil }) else { return }
+            let wanted = min(Self.gatherSize, sizing.limit)
+            gathering = true
+            while backlog == 0, !pending.isEmpty, pending.count < wanted, Monotonic.seconds < end {
+                monitor.wait(until: end)
+            }
+            gathering = false
+        }
+    }
+
+    /// What a round needs to know of the deliveries, taken under the monitor.
+    private struct Snapshot {
+        let applier: QueueApplier
+        let known: [String: PreevaluatedLeaves]
+        let checkedAsMail: Set<String>
+        /// Pending records whose deliveries wait for their commit, in the
+        /// order they arrived.
+        let waiting: [String]
+        /// The other pending records, in the order they arrived.
+        let answered: [String]
+    }
+
+    private func snapshot() -> Snapshot {
+        monitor.locked {
+            let byArrival = pending.keys.sorted { (arrival[$0] ?? 0) < (arrival[$1] ?? 0) }
+            let isWaiting = { (name: String) in self.waiters[name] != nil && !self.answeredEarly.contains(name) }
+            return Snapshot(applier: applier, known: pending.compactMapValues { $0 }, checkedAsMail: checkedAsMail,
+                            waiting: byArrival.filter(isWaiting), answered: byArrival.filter { !isWaiting($0) })
+        }
+    }
+
     private func run() {
         while true {
-            let (applier, known, mail, oldestFirst): (QueueApplier, [String: PreevaluatedLeaves], Set<String>, [String])
-                = monitor.locked {
-                (self.applier, pending.compactMapValues { $0 }, checkedAsMail,
-                 pending.keys.sorted { (arrival[$0] ?? 0) < (arrival[$1] ?? 0) })
-            }
-            let round = commitOnce(applier, known: known, checkedAsMail: mail, oldestFirst: oldestFirst)
+            gather()
+            let taken = snapshot()
+            let applier = taken.applier
+            let round = commitOnce(taken)
             CostlyMessageGate.shared.trimAfterCommit()
             if case .committed(let reports) = round, !reports.isEmpty,
                let hooks = applier.settings.hookDirectory {
@@ -169,9 +252,10 @@ final class GroupCommitter: @unchecked Sendable {
                 settle(round, queue: applier.queue)
                 monitor.broadcast()
                 guard pending.isEmpty else { return false }
-                // Records others handed over to the holder of the turn are
-                // ours to apply too; not after a failure (the next delivery
-                // tries again) or while another holds the turn (it applies them).
+                // Records others handed over to the holder of the turn, and
+                // what is left of a backlog, are ours to apply too; not after
+                // a failure (the next delivery tries again) or while another
+                // holds the turn (it applies them).
                 if case .committed = round, !applier.queue.names().isEmpty { return false }
                 // Lingers a while: under a steady stream of mail the next
                 // message comes soon, and finds the thread awake.
@@ -191,21 +275,27 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     /// The committer found the lock free and is about to commit: deliveries
-    /// wait for their commit again.
-    private func sawLockFree() {
+    /// wait for their commit again, and those arriving from now on count
+    /// as arriving during a commit.
+    private func sawLockFree(backlog: Int) {
         monitor.locked {
             blocked = false
             queueingAtOnce = false
+            committing = true
+            arrivalsDuringThisCommit = 0
+            self.backlog = backlog
         }
     }
 
     /// With the monitor held: the results of a round for the records it concerns.
     private func settle(_ round: Round, queue: PendingQueue) {
         if case .busy = round { blocked = true }
+        committing = false
         func finish(_ name: String, _ report: DeliveryReport) {
             pending.removeValue(forKey: name)
             checkedAsMail.remove(name)
             arrival.removeValue(forKey: name)
+            heldBack.remove(name)
             // Kept only for deliveries still waiting.
             if waiters[name] != nil { results[name] = report }
         }
@@ -224,21 +314,42 @@ final class GroupCommitter: @unchecked Sendable {
             DeliveryLog.logger.error("\(error.message); the messages stay queued for the next delivery or 'notmuch-deliver flush'")
             for name in pending.keys { finish(name, DeliveryReport.queuedReport(FilePath(name), abandoned: false)) }
         }
+        // Back under the limit: the deliveries held back go.
+        if !heldBack.isEmpty, pending.count + backlog <= Self.aheadLimit {
+            answeredEarly.formUnion(heldBack)
+            heldBack.removeAll()
+        }
     }
 
     /// Applied by another process (a delivery or a flush that held the turn).
     private static let appliedElsewhere = DeliveryReport(path: "", messageID: nil, tags: [], outcome: .indexed,
                                                          warning: nil, traces: [])
 
-    /// One transaction: the whole queue, if the lock and the turn are free.
-    private func commitOnce(_ applier: QueueApplier, known: [String: PreevaluatedLeaves],
-                            checkedAsMail: Set<String>, oldestFirst: [String]) -> Round {
+    /// One transaction, if the lock and the turn are free: the deliveries
+    /// still waiting (up to a share of the commit), then the oldest records
+    /// (a backlog before what was handed over since), as many as
+    /// `sizing` allows and as were prepared within `preparationBudget`.
+    private func commitOnce(_ taken: Snapshot) -> Round {
+        let applier = taken.applier
         if Database.isWriteLockHeld(databasePath: applier.settings.databasePath) { return .busy }
         guard let turn = applier.queue.tryBecomeFlusher() else { return .busy }
         defer { try? turn.close() }
-        sawLockFree()
-        var prepared = applier.prepareQueue(known: known, until: Monotonic.seconds + applier.settings.lockTimeout / 2)
-        prepared.checkedAsMail = checkedAsMail
+        let started = Monotonic.seconds
+        latestCommit = started
+        let queued = Set(applier.queue.names())
+        let handed = Set(taken.waiting).union(taken.answered)
+        let backlog = applier.queue.oldestFirst(queued.filter { !handed.contains($0) })
+        sawLockFree(backlog: backlog.count)
+        let limit = sizing.limit
+        let waiting = taken.waiting.filter { queued.contains($0) }.prefix(max(1, limit / Self.waitingShare))
+        let taking = Set(waiting)
+        let order = Array(waiting) + backlog + (taken.waiting + taken.answered).filter {
+            queued.contains($0) && !taking.contains($0)
+        }
+        var (names, prepared) = applier.prepareBatch(order, known: taken.known, limit: limit,
+                                                     until: started + Self.preparationBudget)
+        guard !names.isEmpty else { return .committed([:]) }
+        prepared.checkedAsMail = taken.checkedAsMail
         let database: Database
         do {
             database = try applier.mailbox.openDatabase()
@@ -246,12 +357,17 @@ final class GroupCommitter: @unchecked Sendable {
             return .failed(DeliveryError(.temporary, "cannot open the notmuch database: \(error)"))
         }
         var timer = PhaseTimer(path: nil)
+        let applied: (applied: [String], reports: [String: DeliveryReport])
         do {
-            return .committed(try applier.applyQueue(in: database, prepared: prepared, timer: &timer,
-                                                     limit: Self.recordsPerCommit, preferred: oldestFirst).reports)
+            applied = try applier.applyQueue(in: database, prepared: prepared, timer: &timer,
+                                             limit: names.count, preferred: names)
         } catch {
             return .failed(DeliveryError(.temporary, "cannot commit the queued deliveries: \(error)"))
         }
+        sizing.learn(records: names.count, seconds: Monotonic.seconds - started)
+        let backlogApplied = Set(backlog).intersection(applied.applied).count
+        monitor.locked { self.backlog = max(0, backlog.count - backlogApplied) }
+        return .committed(applied.reports)
     }
 }
 

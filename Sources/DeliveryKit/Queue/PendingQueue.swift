@@ -282,6 +282,25 @@ public struct PendingQueue: Sendable {
         }.sorted()
     }
 
+    /// `names` (some of the queue's) in the order they were queued, as far
+    /// as the disk tells: by their entry's modification time (a linked
+    /// entry's is its message's, written just before it was queued), then
+    /// by name. A server applying what a killed one left takes the oldest
+    /// first, so that no record waits behind ever newer ones. A name gone
+    /// meanwhile goes last.
+    func oldestFirst(_ names: [String]) -> [String] {
+        guard names.count > 1, let queue = try? openContainedDirectory(create: false) else { return names }
+        defer { try? queue.close() }
+        let unknown = (seconds: Int.max, nanoseconds: Int.max)
+        let dated = names.map { name -> (name: String, time: (seconds: Int, nanoseconds: Int)) in
+            guard let info = name.withCString({ try? Stat($0, relativeTo: queue, flags: .symlinkNoFollow) }) else {
+                return (name, unknown)
+            }
+            return (name, (info.st_mtim.tv_sec, info.st_mtim.tv_nsec))
+        }
+        return dated.sorted { $0.time != $1.time ? $0.time < $1.time : $0.name < $1.name }.map(\.name)
+    }
+
     func contains(_ name: String) -> Bool {
         FileSystem.kind(of: directory.appending(name)) != .missing
     }

@@ -247,6 +247,36 @@ struct QueueApplier {
         return prepared
     }
 
+    /// A group commit's records: the first of `order` (at most `limit`),
+    /// each prepared as `prepareQueue` does (`known`: evaluated by their
+    /// delivery already). Preparing stops at `until` (a monotonic time), and
+    /// the records not reached wait for the next commit: slow rules are
+    /// paid a commit's share at a time, before the lock is asked for, and
+    /// never for a whole backlog at once. The first record is always taken.
+    func prepareBatch(_ order: [String], known: [String: PreevaluatedLeaves], limit: Int,
+                      until: Double) -> (names: [String], prepared: PreparedQueue) {
+        var prepared = PreparedQueue()
+        var names: [String] = []
+        for name in order {
+            guard names.count < limit else { break }
+            if let leaves = known[name] {
+                prepared.preevaluated[name] = leaves
+                names.append(name)
+                continue
+            }
+            guard names.isEmpty || Monotonic.seconds < until else { break }
+            names.append(name)
+            // A record that cannot be read or found is the transaction's
+            // to settle (recovered, dropped or set aside).
+            guard let record = try? queue.read(name), let path = locate(record) else { continue }
+            let rules = rules(of: record, cache: &prepared.rulesByPath)
+            guard !rules.isEmpty else { continue }
+            prepared.preevaluated[name] = rules.preevaluate(DeliveryFacts(path: path.string, envelope: record.envelope,
+                                                                          database: nil, messageID: nil))
+        }
+        return (names, prepared)
+    }
+
     /// The rules a record names: this delivery's, or another file's, read
     /// once per transaction (at apply time, as documented).
     private func rules(of record: PendingRecord, cache: inout [String: RuleSet]) -> RuleSet {
