@@ -104,17 +104,17 @@ struct GroupCommit: Committer {
     /// and the MTA's retry adopts it.
     func report(_ ticket: Ticket, for message: AcceptedMessage, until deadline: Double) throws(DeliveryError) -> DeliveryReport {
         let path = message.file.path
-        var report = ticket.committer.wait(for: ticket.record, until: deadline)
-            ?? DeliveryReport.queuedReport(path, abandoned: false)
-        if report.outcome == .queued {
+        switch ticket.committer.wait(for: ticket.record, until: deadline) {
+        case .committed(let report) where report.outcome != .queued:
+            return report
+        case .appliedElsewhere:
+            return DeliveryReport(path: path.string, messageID: nil, tags: [], outcome: .indexed, warning: nil, traces: [])
+        case .committed, .leftQueued, nil:
+            // Not committed yet (or set aside): the reply says queued, once
+            // the record is durable.
             try DeliverySession(mailbox: message.mailbox, request: message.request).makeRecordDurable(ticket.record)
+            return DeliveryReport.queuedReport(path, abandoned: false)
         }
-        // Applied by another process, or left queued: known by its file.
-        if report.path.isEmpty || report.outcome == .queued {
-            report = DeliveryReport(path: path.string, messageID: report.messageID, tags: report.tags,
-                                    outcome: report.outcome, warning: report.warning, traces: [])
-        }
-        return report
     }
 
     func afterCare(_ report: DeliveryReport, for message: AcceptedMessage) {}

@@ -47,7 +47,7 @@ final class GroupCommitter: @unchecked Sendable {
     /// wrote it: the committer does not parse them a second time.
     private var checkedAsMail: Set<String> = []
     /// How each record ended, until its deliveries take the report.
-    private var results: [String: DeliveryReport] = [:]
+    private var results: [String: Outcome] = [:]
     /// Deliveries still waiting for each record: the same bytes for the
     /// same recipient make the same record, and each delivery gets its report.
     private var waiters: [String: Int] = [:]
@@ -168,7 +168,7 @@ final class GroupCommitter: @unchecked Sendable {
     /// `deadline` (Monotonic seconds) comes first, or when the record may be
     /// answered before its commit: the message stays queued (its record
     /// must be made durable before the reply) and is committed later.
-    func wait(for name: String, until deadline: Double) -> DeliveryReport? {
+    func wait(for name: String, until deadline: Double) -> Outcome? {
         monitor.locked {
             while results[name] == nil, !queueingAtOnce, !answeredEarly.contains(name), Monotonic.seconds < deadline {
                 monitor.wait(until: deadline)
@@ -291,7 +291,7 @@ final class GroupCommitter: @unchecked Sendable {
     private func settle(_ round: Round, queue: PendingQueue) {
         if case .busy = round { blocked = true }
         committing = false
-        func finish(_ name: String, _ report: DeliveryReport) {
+        func finish(_ name: String, _ report: Outcome) {
             pending.removeValue(forKey: name)
             checkedAsMail.remove(name)
             arrival.removeValue(forKey: name)
@@ -303,16 +303,16 @@ final class GroupCommitter: @unchecked Sendable {
         case .committed(let reports):
             for name in pending.keys {
                 if let report = reports[name] {
-                    finish(name, report)
+                    finish(name, .committed(report))
                 } else if !queue.contains(name) {
-                    finish(name, Self.appliedElsewhere)
+                    finish(name, .appliedElsewhere)
                 }
             }
         case .busy:
-            for name in pending.keys where !queue.contains(name) { finish(name, Self.appliedElsewhere) }
+            for name in pending.keys where !queue.contains(name) { finish(name, .appliedElsewhere) }
         case .failed(let error):
             DeliveryLog.logger.error("\(error.message); the messages stay queued for the next delivery or 'notmuch-deliver flush'")
-            for name in pending.keys { finish(name, DeliveryReport.queuedReport(FilePath(name), abandoned: false)) }
+            for name in pending.keys { finish(name, .leftQueued) }
         }
         // Back under the limit: the deliveries held back go.
         if !heldBack.isEmpty, pending.count + backlog <= Self.aheadLimit {
@@ -321,9 +321,16 @@ final class GroupCommitter: @unchecked Sendable {
         }
     }
 
-    /// Applied by another process (a delivery or a flush that held the turn).
-    private static let appliedElsewhere = DeliveryReport(path: "", messageID: nil, tags: [], outcome: .indexed,
-                                                         warning: nil, traces: [])
+    /// How a handed-over record ended.
+    enum Outcome {
+        /// In this committer's transaction, with its report.
+        case committed(DeliveryReport)
+        /// Applied by another process (a delivery or a flush that held the
+        /// turn): known to be indexed, and nothing more.
+        case appliedElsewhere
+        /// The transaction failed: the record stays queued for the next try.
+        case leftQueued
+    }
 
     /// One transaction, if the lock and the turn are free: the deliveries
     /// still waiting (up to a share of the commit), then the oldest records
