@@ -190,11 +190,15 @@ demo: build
 
 # Figures against notmuch insert and notmuch new, and the LMTP server's
 # (5-8; the postfix one needs root, else it is reported skipped, and has
-# Dovecot's LMTP as a peer); never part of `make test`. One figure:
-# BENCH_ARGS="--only lmtp-burst".
+# Dovecot's LMTP as a peer), and the watcher's (9-13, against notmuch new
+# and afew); never part of `make test`. One figure:
+# BENCH_ARGS="--only lmtp-burst"; the watcher's, smaller and quicker:
+# BENCH_ARGS="--only watch --watch-size 20000".
 bench: build
 	@command -v mdeliver >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mblaze >/dev/null; } || true
 	@[ -x /usr/lib/dovecot/lmtp ] || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-core dovecot-lmtpd >/dev/null; } || true
+	@# afew: the watcher's peer (afew --tag --new after notmuch new; afew --watch needs pyinotify).
+	@command -v afew >/dev/null && /usr/bin/python3 -c 'import pyinotify' 2>/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends afew python3-pyinotify >/dev/null; } || true
 	python3 Tests/Bench/bench.py --deliver $(RELEASE_BIN) $(BENCH_ARGS)
 
 # Nothing lost under load and kill -9: 8 deliverers x 2,000 messages.

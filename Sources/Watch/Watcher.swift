@@ -16,6 +16,12 @@ public final class Watcher {
     public struct Timing {
         /// A burst ends after this long without events.
         public var quietWindow = 0.05
+        /// ... or after only `quietAfterPause` when its first event came
+        /// this long after the last commit: a lone arrival or flag change is
+        /// searchable at once, while a sync's stream of files, whose next
+        /// events come during the first commit, still shares commits.
+        public var pause = 1.0
+        public var quietAfterPause = 0.002
         /// ... or this long after its first event, however busy.
         public var longestBurst = 1.0
         /// How long a removed file's message waits for the file to come back.
@@ -59,6 +65,8 @@ public final class Watcher {
 
     private var firstEvent: Double?
     private var lastEvent = 0.0
+    /// When the last burst was committed (or found to change nothing).
+    private var lastCommit = -Double.infinity
     private var retryAt: Double?
     /// When directories whose mtime was the current second are looked at again.
     private var settleAt: Double?
@@ -270,7 +278,7 @@ public final class Watcher {
         // Waiting for another writer to let go: everything waits with it.
         if let retryAt { return Int32(max(0, (retryAt - Monotonic.seconds) * 1000).rounded(.up)) }
         if hasWork, let firstEvent {
-            due.append(min(lastEvent + timing.quietWindow, firstEvent + timing.longestBurst))
+            due.append(burstEnd(firstEvent: firstEvent))
         } else if hasWork {
             due.append(Monotonic.seconds)
         }
@@ -283,12 +291,17 @@ public final class Watcher {
         return Int32(max(0, min((next - Monotonic.seconds) * 1000, 3_600_000)).rounded(.up))
     }
 
+    /// When the burst that began at `firstEvent` is to be committed.
+    private func burstEnd(firstEvent: Double) -> Double {
+        let afterPause = firstEvent - lastCommit >= timing.pause
+        let quiet = afterPause ? min(timing.quietAfterPause, timing.quietWindow) : timing.quietWindow
+        return min(lastEvent + quiet, firstEvent + timing.longestBurst)
+    }
+
     private func isDue() -> Bool {
         let now = Monotonic.seconds
         if let retryAt, now < retryAt { return false }
-        if hasWork, let firstEvent, now >= min(lastEvent + timing.quietWindow, firstEvent + timing.longestBurst) {
-            return true
-        }
+        if hasWork, let firstEvent, now >= burstEnd(firstEvent: firstEvent) { return true }
         if hasWork, firstEvent == nil { return true }
         if pendingRemovals.values.contains(where: { $0 <= now }) { return true }
         if goneDirectories.values.contains(where: { $0 <= now }) { return true }
@@ -410,6 +423,7 @@ public final class Watcher {
         if !heardLate.subtracting(stored).isEmpty { settleAt = Monotonic.seconds + timing.quietWindow }
         if full { fullScanNeeded = false }
         firstEvent = nil
+        lastCommit = Monotonic.seconds
         if !counts.isEmpty { log.info("watch: committed \(counts)") }
     }
 
