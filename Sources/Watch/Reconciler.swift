@@ -75,6 +75,9 @@ public final class Reconciler {
     /// applying the same changes again is harmless.
     func commit(_ changes: Changes) throws -> Counts? {
         var counts = Counts()
+        // Nothing to write: no write lock, no open for writing, no commit
+        // (a `watch --once` with nothing new is then a read, as notmuch new's is).
+        if changes.isEmpty && !found.hasQueuedDeliveries { return counts }
         var rest = changes
         while rest.additions.count > Self.additionsPerCommit {
             var part = Changes()

@@ -16,12 +16,13 @@ public final class Watcher {
     public struct Timing {
         /// A burst ends after this long without events.
         public var quietWindow = 0.05
-        /// ... or after only `quietAfterPause` when its first event came
-        /// this long after the last commit: a lone arrival or flag change is
-        /// searchable at once, while a sync's stream of files, whose next
-        /// events come during the first commit, still shares commits.
-        public var pause = 1.0
-        public var quietAfterPause = 0.002
+        /// ... or after only `quietForFew` while it has no more than
+        /// `fewEvents` events: a lone arrival (one event) or flag change (a
+        /// rename: two) is searchable at once, while a sync's stream of
+        /// files, whose next events come during that first commit, gathers
+        /// into bursts that wait the whole window and share commits.
+        public var fewEvents = 2
+        public var quietForFew = 0.002
         /// ... or this long after its first event, however busy.
         public var longestBurst = 1.0
         /// How long a removed file's message waits for the file to come back.
@@ -65,8 +66,8 @@ public final class Watcher {
 
     private var firstEvent: Double?
     private var lastEvent = 0.0
-    /// When the last burst was committed (or found to change nothing).
-    private var lastCommit = -Double.infinity
+    /// Events in the burst so far.
+    private var eventsInBurst = 0
     private var retryAt: Double?
     /// When directories whose mtime was the current second are looked at again.
     private var settleAt: Double?
@@ -238,6 +239,7 @@ public final class Watcher {
     private func noteEvent(_ now: Double) {
         if firstEvent == nil { firstEvent = now }
         lastEvent = now
+        eventsInBurst += 1
     }
 
     // MARK: Bursts
@@ -293,8 +295,8 @@ public final class Watcher {
 
     /// When the burst that began at `firstEvent` is to be committed.
     private func burstEnd(firstEvent: Double) -> Double {
-        let afterPause = firstEvent - lastCommit >= timing.pause
-        let quiet = afterPause ? min(timing.quietAfterPause, timing.quietWindow) : timing.quietWindow
+        let few = eventsInBurst <= timing.fewEvents
+        let quiet = few ? min(timing.quietForFew, timing.quietWindow) : timing.quietWindow
         return min(lastEvent + quiet, firstEvent + timing.longestBurst)
     }
 
@@ -423,7 +425,7 @@ public final class Watcher {
         if !heardLate.subtracting(stored).isEmpty { settleAt = Monotonic.seconds + timing.quietWindow }
         if full { fullScanNeeded = false }
         firstEvent = nil
-        lastCommit = Monotonic.seconds
+        eventsInBurst = 0
         if !counts.isEmpty { log.info("watch: committed \(counts)") }
     }
 

@@ -7,6 +7,7 @@ Imported by Tests/Bench/watch_figures.py. The watcher refuses root: run
 as root, it and everything that writes to a tree run as nobody (65534).
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -165,6 +166,7 @@ class WatcherProcess:
     def start(self, timeout=600):
         if os.path.exists(self.log):
             os.unlink(self.log)
+        self.read_to, self.added_so_far = 0, 0
         with open(self.stderr, "ab") as err:
             self.process = subprocess.Popen([self.deliver, "watch", "--log", self.log] + self.options,
                                             env=self.tree.env(), preexec_fn=as_owner, stdin=subprocess.DEVNULL,
@@ -211,6 +213,18 @@ class WatcherProcess:
     def log_text(self):
         with open(self.log, errors="replace") as f:
             return f.read()
+
+    def added(self):
+        """Messages and filenames added by the commits logged since the
+        last start (the log read on from where the last call stopped)."""
+        with open(self.log, "rb") as f:
+            f.seek(self.read_to)
+            text = f.read()
+        whole = text[:text.rfind(b"\n") + 1]
+        self.read_to += len(whole)
+        for match in re.finditer(rb"watch: committed added=(\d+) renamed-or-copied=(\d+)", whole):
+            self.added_so_far += int(match.group(1)) + int(match.group(2))
+        return self.added_so_far
 
     def settle(self, quiet=1.0, timeout=600):
         """Waits until the watcher used no CPU for `quiet` seconds."""
