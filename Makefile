@@ -22,8 +22,9 @@ DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
 # bash-completion for the installed package's test, systemd-analyze for
 # the LMTP units (root only); isync and dovecot-imapd for the watcher with
-# a real sync tool; strace for the order of syncs and replies.
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync dovecot-imapd strace
+# a real sync tool; strace for the order of syncs and replies; afew (with
+# pyinotify, for afew --watch) as the watcher's peer.
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync dovecot-imapd strace afew python3-pyinotify
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -73,12 +74,13 @@ deps-e2e:
 # smtplib and raw sockets (lmtp.py, which also runs without root), and real
 # postfix delivering through it (postfix-lmtp.sh); the maildir watcher
 # against notmuch new on a seeded sync tool's operations (watch.py), and
-# with mbsync syncing from dovecot's IMAP (watch-mbsync.py). Those needing root say
+# with mbsync syncing from dovecot's IMAP (watch-mbsync.py), and beside
+# afew --watch on the same workload (watch-afew.py). Those needing root say
 # why without it and exit 77, and are counted as skipped, not passed.
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-mbsync; do \
+	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-mbsync watch-afew; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  case $$test in \
 	    lmtp) python3 Tests/Integration/lmtp.py $$subject ;; \
