@@ -173,17 +173,15 @@ def remove_burst(tree, folders, turn):
                 os.unlink(os.path.join(new, name))
 
 
-def figure_burst(tree, deliver, files, folders):
-    """11. `files` new files into `folders` folders until all are
-    searchable: the watcher (writing and indexing overlap, as with a sync
-    tool), then `notmuch new` after the same files."""
-    corpus = Corpus(seed=11, tag="burst")
+def burst_watch(tree, deliver, corpus, files, folders, turn, rules):
+    """One burst with the watcher running (with the rules or --no-rules):
+    seconds from the first file written until all are searchable."""
     before = tree.count()
-    watcher = WatcherProcess(deliver, tree).start()
+    watcher = WatcherProcess(deliver, tree, [] if rules else ["--no-rules"]).start()
     try:
         ticks = watcher.ticks()
         started = time.perf_counter()
-        burst_files(tree, corpus, files, folders, 1)
+        burst_files(tree, corpus, files, folders, turn)
         written = time.perf_counter() - started
         # The watcher's log says when its commits are done: read it rather
         # than run `notmuch count` over and over, which would take CPU from
@@ -193,30 +191,67 @@ def figure_burst(tree, deliver, files, folders):
             if watcher.added() >= files and tree.count() >= before + files:
                 break
             time.sleep(0.01)
-        ours = time.perf_counter() - started
+        seconds = time.perf_counter() - started
         cpu = (watcher.ticks() - ticks) / os.sysconf("SC_CLK_TCK")
-        tagged = tree.count("tag:bench")  # the tree was indexed without rules
-        indexed = tree.count() - before
-        commits = watcher.log_text().count("watch: committed")
+        result = {"s": seconds, "writing s": written, "cpu s": cpu, "indexed": tree.count() - before,
+                  "commits": watcher.log_text().count("watch: committed")}
+        if rules:
+            result["rule-tagged"] = tree.count("tag:bench")  # the tree was indexed without rules
     finally:
         watcher.stop()
-    # Back to the tree before the burst (not timed), then the peer.
-    remove_burst(tree, folders, 1)
+    undo_burst(tree, folders, turn)
+    return result
+
+
+def burst_batch(tree, corpus, files, folders, turn, afew):
+    """One burst, then `notmuch new` (and `afew --tag --new`, its config
+    tagging new mail `new`) once all is written."""
+    before = tree.count()
+    if afew:
+        tree.write_config(new_tags="unread;new;")
+    try:
+        started = time.perf_counter()
+        burst_files(tree, corpus, files, folders, turn)
+        written = time.perf_counter() - started
+        cpu_before = children_cpu_s()
+        tree.run(["notmuch", "new", "--quiet"], timeout=3600)
+        if afew:
+            tree.run(["afew", "--tag", "--new"], timeout=3600)
+        seconds = time.perf_counter() - started
+        result = {"s": seconds, "writing s": written, "cpu s": children_cpu_s() - cpu_before,
+                  "indexed": tree.count() - before}
+        if afew:
+            result["rule-tagged"] = tree.count("tag:bench")
+    finally:
+        tree.write_config(rules=True)
+    undo_burst(tree, folders, turn)
+    return result
+
+
+def undo_burst(tree, folders, turn):
+    """Back to the tree before the burst (not timed)."""
+    remove_burst(tree, folders, turn)
     tree.run(["notmuch", "new", "--quiet"], timeout=3600)
-    started = time.perf_counter()
-    burst_files(tree, corpus, files, folders, 2)
-    peer_written = time.perf_counter() - started
-    cpu_before = children_cpu_s()
-    tree.run(["notmuch", "new", "--quiet"], timeout=3600)
-    peer = time.perf_counter() - started
-    peer_cpu = children_cpu_s() - cpu_before
-    peer_indexed = tree.count() - before
-    remove_burst(tree, folders, 2)
-    tree.run(["notmuch", "new", "--quiet"], timeout=3600)
-    return {"files": files, "folders": folders, "watch s": ours, "notmuch new s": peer,
-            "writing s": {"watch": written, "notmuch new": peer_written},
-            "indexed": {"watch": indexed, "notmuch new": peer_indexed}, "rule-tagged (watch)": tagged,
-            "cpu s": {"watch": cpu, "notmuch new": peer_cpu}, "watch commits": commits, "speedup": peer / ours}
+
+
+def figure_burst(tree, deliver, files, folders):
+    """11. `files` new files into `folders` folders until all are
+    searchable: the watcher without rules (writing and indexing overlap, as
+    with a sync tool) against `notmuch new` after the same files; then the
+    watcher with the rules against `notmuch new` + `afew --tag --new`."""
+    corpus = Corpus(seed=11, tag="burst")
+    result = {"files": files, "folders": folders,
+              "watch --no-rules": burst_watch(tree, deliver, corpus, files, folders, 1, rules=False),
+              "notmuch new": burst_batch(tree, corpus, files, folders, 2, afew=False)}
+    result["speedup"] = result["notmuch new"]["s"] / result["watch --no-rules"]["s"]
+    result["watch with rules"] = burst_watch(tree, deliver, corpus, files, folders, 3, rules=True)
+    skipped = afew_missing()
+    if skipped:
+        result["afew skipped"] = skipped
+    else:
+        result["notmuch new + afew"] = burst_batch(tree, corpus, files, folders, 4, afew=True)
+        result["speedup with rules"] = result["notmuch new + afew"]["s"] / result["watch with rules"]["s"]
+    return result
 
 
 def children_cpu_s():
@@ -386,9 +421,17 @@ def print_table(results, args):
         x = results["watch-burst"]
         print(f"11. watcher: {x['files']} files into {x['folders']} folders of a {x['tree messages']}-message "
               f"tree until all searchable (s)")
-        print(f"   {'watch / notmuch new':56} {x['watch s']:8.1f} / {x['notmuch new s']:5.1f}   "
-              f"{x['speedup']:.2f}x  goal >= 1.0 (aim 1.5)  (CPU {x['cpu s']['watch']:.1f} / "
-              f"{x['cpu s']['notmuch new']:.1f} s; {x['watch commits']} commits)")
+        w, n = x["watch --no-rules"], x["notmuch new"]
+        print(f"   {'watch --no-rules / notmuch new':56} {w['s']:8.1f} / {n['s']:5.1f}   "
+              f"{x['speedup']:.2f}x  goal >= 1.0 (aim 1.5)  (CPU {w['cpu s']:.1f} / {n['cpu s']:.1f} s; "
+              f"{w['commits']} commits)")
+        w = x["watch with rules"]
+        if "afew skipped" in x:
+            print(f"   {'watch with rules / notmuch new + afew':56} {w['s']:8.1f} / skipped: {x['afew skipped']}")
+        else:
+            a = x["notmuch new + afew"]
+            print(f"   {'watch with rules / notmuch new + afew --tag --new':56} {w['s']:8.1f} / {a['s']:5.1f}   "
+                  f"{x['speedup with rules']:.2f}x  (CPU {w['cpu s']:.1f} / {a['cpu s']:.1f} s)")
     if "watch-nothing" in results:
         x = results["watch-nothing"]
         print(f"12. watcher: nothing changed, {x['tree messages']}-message trees (median ms)")
