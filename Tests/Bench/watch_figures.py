@@ -194,7 +194,7 @@ def burst_watch(tree, deliver, corpus, files, folders, turn, rules):
         seconds = time.perf_counter() - started
         cpu = (watcher.ticks() - ticks) / os.sysconf("SC_CLK_TCK")
         result = {"s": seconds, "writing s": written, "cpu s": cpu, "indexed": tree.count() - before,
-                  "commits": watcher.log_text().count("watch: committed")}
+                  "commits": watcher.log_text().count("watch: committed")}  # bursts (of transactions of 250)
         if rules:
             result["rule-tagged"] = tree.count("tag:bench")  # the tree was indexed without rules
     finally:
@@ -424,7 +424,7 @@ def print_table(results, args):
         w, n = x["watch --no-rules"], x["notmuch new"]
         print(f"   {'watch --no-rules / notmuch new':56} {w['s']:8.1f} / {n['s']:5.1f}   "
               f"{x['speedup']:.2f}x  goal >= 1.0 (aim 1.5)  (CPU {w['cpu s']:.1f} / {n['cpu s']:.1f} s; "
-              f"{w['commits']} commits)")
+              f"{w['commits']} bursts)")
         w = x["watch with rules"]
         if "afew skipped" in x:
             print(f"   {'watch with rules / notmuch new + afew':56} {w['s']:8.1f} / skipped: {x['afew skipped']}")
