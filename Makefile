@@ -22,8 +22,9 @@ DEB_TOOLS = dpkg-dev lintian
 # The end-to-end tests' real MTA, fetcher and POP3 server, and man and
 # bash-completion for the installed package's test, systemd-analyze for
 # the LMTP units (root only); isync, offlineimap3 and dovecot-imapd for the
-# watcher with real sync tools; strace for the order of syncs and replies.
-E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync offlineimap3 dovecot-imapd strace
+# watcher with real sync tools; strace for the order of syncs and replies;
+# afew (with pyinotify, for afew --watch) as the watcher's peer.
+E2E_PACKAGES = postfix fetchmail dovecot-pop3d dovecot-core dovecot-sieve man-db bash-completion systemd isync offlineimap3 dovecot-imapd strace afew python3-pyinotify
 
 SWIFT ?= swift
 RELEASE_BIN = .build/release/notmuch-deliver
@@ -75,13 +76,14 @@ deps-e2e:
 # against notmuch new on a seeded sync tool's operations (watch.py: 4 seeds
 # of 1,000), at the edges (watch-edges.py: an inotify queue overflow, no
 # inotify watches left, a full disk, SIGTERM while another writer holds
-# the lock), and with mbsync and offlineimap syncing from dovecot's IMAP
-# (watch-mbsync.py, watch-offlineimap.py). Those needing root say
+# the lock), with mbsync and offlineimap syncing from dovecot's IMAP
+# (watch-mbsync.py, watch-offlineimap.py), and beside afew --watch on the
+# same workload (watch-afew.py). Those needing root say
 # why without it and exit 77, and are counted as skipped, not passed.
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps-e2e deb || exit 1; fi; \
 	passed=""; skipped=""; \
-	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-edges watch-mbsync watch-offlineimap; do \
+	for test in postfix fetchmail quota sieve deb lmtp lmtp-order postfix-lmtp watch watch-edges watch-mbsync watch-offlineimap watch-afew; do \
 	  case $$test in deb) subject=$(DEB) ;; *) subject=$(RELEASE_BIN) ;; esac; \
 	  case $$test in \
 	    lmtp) python3 Tests/Integration/lmtp.py $$subject ;; \
@@ -196,11 +198,15 @@ demo: build
 
 # Figures against notmuch insert and notmuch new, and the LMTP server's
 # (5-8; the postfix one needs root, else it is reported skipped, and has
-# Dovecot's LMTP as a peer); never part of `make test`. One figure:
-# BENCH_ARGS="--only lmtp-burst".
+# Dovecot's LMTP as a peer), and the watcher's (9-13, against notmuch new
+# and afew); never part of `make test`. One figure:
+# BENCH_ARGS="--only lmtp-burst"; the watcher's, smaller and quicker:
+# BENCH_ARGS="--only watch --watch-size 20000".
 bench: build
 	@command -v mdeliver >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mblaze >/dev/null; } || true
 	@[ -x /usr/lib/dovecot/lmtp ] || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-core dovecot-lmtpd >/dev/null; } || true
+	@# afew: the watcher's peer (afew --tag --new after notmuch new; afew --watch needs pyinotify).
+	@command -v afew >/dev/null && /usr/bin/python3 -c 'import pyinotify' 2>/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends afew python3-pyinotify >/dev/null; } || true
 	python3 Tests/Bench/bench.py --deliver $(RELEASE_BIN) $(BENCH_ARGS)
 
 # Nothing lost under load and kill -9: 8 deliverers x 2,000 messages.

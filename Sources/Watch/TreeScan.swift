@@ -25,6 +25,7 @@ struct TreeScan {
 
     private func walk(_ directory: String, into changes: inout Changes) throws {
         let statTime = now()
+        let additionsBefore = changes.additions.count
         guard let info = try? Stat(directory) else { return }
         let fsMtime = Int(info.st_mtim.tv_sec)
         let known = try database.directory(directory)
@@ -59,6 +60,11 @@ struct TreeScan {
         }
         changes.removals += files[f...].map { tree.join(directory, $0) }
         changes.removedDirectories += subdirectories[d...].map { tree.join(directory, $0) }
-        if fsMtime != statTime { changes.mtimes.append((directory, fsMtime)) }
+        // A directory with no document (no mail in it or below, as an
+        // empty new/) keeps none, as with notmuch new, which stores mtimes
+        // only in documents that exist: its mtime would be a change that
+        // changes nothing, and opens the database for writing for it.
+        let documented = known != nil || changes.additions.count > additionsBefore
+        if fsMtime != statTime && documented { changes.mtimes.append((directory, fsMtime)) }
     }
 }

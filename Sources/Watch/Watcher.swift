@@ -16,6 +16,13 @@ public final class Watcher {
     public struct Timing {
         /// A burst ends after this long without events.
         public var quietWindow = 0.05
+        /// ... or after only `quietForFew` while it has no more than
+        /// `fewEvents` events: a lone arrival (one event) or flag change (a
+        /// rename: two) is searchable at once, while a sync's stream of
+        /// files, whose next events come during that first commit, gathers
+        /// into bursts that wait the whole window and share commits.
+        public var fewEvents = 2
+        public var quietForFew = 0.002
         /// ... or this long after its first event, however busy.
         public var longestBurst = 1.0
         /// How long a removed file's message waits for the file to come back.
@@ -59,6 +66,8 @@ public final class Watcher {
 
     private var firstEvent: Double?
     private var lastEvent = 0.0
+    /// Events in the burst so far.
+    private var eventsInBurst = 0
     private var retryAt: Double?
     /// When directories whose mtime was the current second are looked at again.
     private var settleAt: Double?
@@ -243,6 +252,7 @@ public final class Watcher {
     private func noteEvent(_ now: Double) {
         if firstEvent == nil { firstEvent = now }
         lastEvent = now
+        eventsInBurst += 1
     }
 
     // MARK: Bursts
@@ -282,7 +292,7 @@ public final class Watcher {
         // Waiting for another writer to let go: everything waits with it.
         if let retryAt { return Int32(max(0, (retryAt - Monotonic.seconds) * 1000).rounded(.up)) }
         if hasWork, let firstEvent {
-            due.append(min(lastEvent + timing.quietWindow, firstEvent + timing.longestBurst))
+            due.append(burstEnd(firstEvent: firstEvent))
         } else if hasWork {
             due.append(Monotonic.seconds)
         }
@@ -296,12 +306,17 @@ public final class Watcher {
         return Int32(max(0, min((next - Monotonic.seconds) * 1000, 3_600_000)).rounded(.up))
     }
 
+    /// When the burst that began at `firstEvent` is to be committed.
+    private func burstEnd(firstEvent: Double) -> Double {
+        let few = eventsInBurst <= timing.fewEvents
+        let quiet = few ? min(timing.quietForFew, timing.quietWindow) : timing.quietWindow
+        return min(lastEvent + quiet, firstEvent + timing.longestBurst)
+    }
+
     private func isDue() -> Bool {
         let now = Monotonic.seconds
         if let retryAt, now < retryAt { return false }
-        if hasWork, let firstEvent, now >= min(lastEvent + timing.quietWindow, firstEvent + timing.longestBurst) {
-            return true
-        }
+        if hasWork, let firstEvent, now >= burstEnd(firstEvent: firstEvent) { return true }
         if hasWork, firstEvent == nil { return true }
         if pendingRemovals.values.contains(where: { removalTime($0, now: now) <= now }) { return true }
         if goneDirectories.values.contains(where: { removalTime($0, now: now) <= now }) { return true }
@@ -451,6 +466,7 @@ public final class Watcher {
         if !heardLate.subtracting(stored).isEmpty { settleAt = Monotonic.seconds + timing.quietWindow }
         if full { fullScanNeeded = false }
         firstEvent = nil
+        eventsInBurst = 0
         if !counts.isEmpty { log.info("watch: committed \(counts)") }
     }
 

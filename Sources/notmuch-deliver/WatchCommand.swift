@@ -22,8 +22,8 @@ struct WatchCommand: ParsableCommand {
                                + "(a move between folders) before it is removed.", valueName: "seconds"))
     var grace: Double = 30
 
-    @Option(help: ArgumentHelp("Milliseconds without events that end a burst (one transaction).",
-                               valueName: "ms"))
+    @Option(help: ArgumentHelp("Milliseconds without events that end a burst (one transaction); "
+                               + "a burst of one or two events ends after 2 ms.", valueName: "ms"))
     var quietWindow: Double = 50
 
     @Option(help: ArgumentHelp("Seconds between scans of the folders left unwatched when "

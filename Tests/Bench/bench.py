@@ -17,7 +17,11 @@ Figures (medians over repeated runs, with ratios to each peer):
      a personal server: mailbox_transport = lmtp: to the server, against
      postfix's floor (discard:), Dovecot's LMTP (to files, then notmuch
      new), `notmuch insert` and notmuch-deliver as mailbox_command;
-  8. the server's RSS after 2,000 and 20,000 messages, and around a 50 MB one.
+  8. the server's RSS after 2,000 and 20,000 messages, and around a 50 MB one;
+  9-13. the maildir watcher (Tests/Bench/watch_figures.py): arrival to
+     searchable with rule tags vs `notmuch new` + `afew --tag --new`; a
+     flag change in a 100,000-message folder, a burst into 200 folders and
+     nothing changed vs `notmuch new`; idle CPU and RSS over many events.
 Every figure runs on a copy of one database pre-filled with --messages
 messages, so the numbers are steady state, not an empty database.
 """
@@ -40,6 +44,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from corpus import Corpus  # noqa: E402
 import mta_harness  # noqa: E402
+import watch_figures  # noqa: E402
 from lmtp_harness import Client, Server, as_user, give_away  # noqa: E402
 
 
@@ -848,7 +853,9 @@ def main():
     parser.add_argument("--per-worker", type=int, default=250)
     parser.add_argument("--out", default="bench-results.json")
     parser.add_argument("--only", choices=["single", "burst", "import", "rules", "lmtp-single", "lmtp-burst",
-                                           "lmtp-postfix", "lmtp-rss"], help="run one figure")
+                                           "lmtp-postfix", "lmtp-rss", "watch", "watch-arrival", "watch-flag",
+                                           "watch-burst", "watch-nothing", "watch-idle"],
+                        help="run one figure (watch: the watcher's five)")
     parser.add_argument("--import-messages", type=int, default=10_000)
     parser.add_argument("--import-large", type=int, default=50_000, help="archive size for the RSS check (0: skip)")
     parser.add_argument("--insert-sample", type=int, default=200)
@@ -864,6 +871,7 @@ def main():
     parser.add_argument("--rss-small", type=int, default=2000)
     parser.add_argument("--rss-large", type=int, default=20_000)
     parser.add_argument("--rss-big-message", type=int, default=50_000_000, help="bytes of the large message")
+    watch_figures.add_arguments(parser)
     args = parser.parse_args()
     # SIGTERM (make interrupted, a kill) unwinds like ^C, so the finally
     # blocks stop the servers, postfix and Dovecot, and remove their trees.
@@ -909,7 +917,13 @@ def main():
         log("8. LMTP server RSS ...")
         results["lmtp-rss"] = figure_lmtp_rss(work, deliver, args.workers, args.rss_small, args.rss_large,
                                               args.rss_big_message)
+    if args.only is None or args.only.startswith("watch"):
+        results.update(watch_figures.run(args, work, base.root, deliver, args.only))
     if args.only:
+        if args.only.startswith("watch"):
+            print(json.dumps({k: v for k, v in results.items() if k.startswith("watch")}, indent=2))
+            watch_figures.print_table(results, args)
+            return
         print(json.dumps(results[args.only], indent=2))
         if args.only.startswith("lmtp-"):
             print_lmtp(results, args)
@@ -948,6 +962,7 @@ def main():
     print(f"{'   a 100-test Sieve script vs none (median ms)':44} {r['with sieve ms']:16.1f} {r['without ms']:16.1f} "
           f"{1 + r['sieve added']:8.2f} {'<= 1.20':>10}")
     print_lmtp(results, args)
+    watch_figures.print_table(results, args)
     print("where one delivery's time goes (median ms):")
     for phase, ms in s["breakdown ms"].items():
         print(f"   {phase:40} {ms:8.2f}")

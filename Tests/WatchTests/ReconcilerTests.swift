@@ -73,6 +73,43 @@ import Testing
         try again.close()
     }
 
+    @Test func anEmptyFolderIsNoChange() throws {
+        let fixture = try MailFixture()
+        try fixture.maildir("INBOX")
+        try fixture.write("INBOX/cur/one:2,S", id: "one@x")
+        let reconciler = try fixture.reconciler()
+        let database = try reconciler.openReadOnly()
+        var scan = TreeScan(tree: reconciler.tree, database: database)
+        scan.now = Self.later
+        let first = try scan.scan(fixture.root)
+        try database.close()
+        _ = try reconciler.commit(first)
+        // new/ holds no mail, so it has no directory document to keep an
+        // mtime in (as after notmuch new): listed each time, found empty,
+        // and no change, so nothing is committed for it.
+        let again = try reconciler.openReadOnly()
+        var second = TreeScan(tree: reconciler.tree, database: again)
+        second.now = Self.later
+        let changes = try second.scan(fixture.root)
+        try again.close()
+        #expect(changes.isEmpty, "changes: \(changes.mtimes.map(\.directory))")
+    }
+
+    @Test func nothingToDoTakesNoWriteLock() throws {
+        let fixture = try MailFixture()
+        try fixture.maildir("INBOX")
+        try fixture.write("INBOX/cur/one:2,S", id: "one@x")
+        var options = fixture.options
+        options.lockTimeout = 0.2
+        _ = try Reconciler(options: options).commit(try Reconciler(options: options).scan(fixture.root))
+        // Another writer holds the lock: a commit of nothing neither waits
+        // for it nor reports that it did not come.
+        let writer = try Database.open(mode: .readWrite, config: .file(fixture.config))
+        defer { try? writer.close() }
+        let counts = try Reconciler(options: options).commit(Changes())
+        #expect(counts != nil && counts?.isEmpty == true)
+    }
+
     @Test func aRemovedFolderTakesItsMessagesAndItsDirectories() throws {
         let fixture = try MailFixture()
         try fixture.maildir("INBOX", "old")

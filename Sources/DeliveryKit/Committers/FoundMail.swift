@@ -165,6 +165,12 @@ public struct FoundMail {
         return files
     }
 
+    /// Whether deliveries wait in the queue: a commit with nothing else
+    /// to do is then still worth opening the database for.
+    public var hasQueuedDeliveries: Bool {
+        !PendingQueue(databasePath: settings.databasePath).names().isEmpty
+    }
+
     /// Runs `work` in one transaction on a database opened for writing,
     /// with every queued delivery when this process can have the queue's
     /// flusher turn; then commits and closes the database. The directories
