@@ -34,13 +34,15 @@ public enum Action: Sendable, Equatable, CustomStringConvertible {
     case stop
     case discard
 
+    /// Spelled as the effect it makes (`Effect`), with the template's
+    /// `$1`… where the message's text will go.
     public var description: String {
         switch self {
-        case .addTag(let tag): return "+\(tag)"
-        case .removeTag(let tag): return "-\(tag)"
-        case .folder(let folder): return "folder:\(folder)"
-        case .stop: return "stop"
-        case .discard: return "discard"
+        case .addTag(let tag): Effect.addTag(tag.description).description
+        case .removeTag(let tag): Effect.removeTag(tag.description).description
+        case .folder(let folder): Effect.folder(folder.description).description
+        case .stop: "stop"
+        case .discard: Effect.discard.description
         }
     }
 }

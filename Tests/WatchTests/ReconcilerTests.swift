@@ -10,6 +10,16 @@ import Testing
     /// A clock far ahead: every directory's mtime is then stored.
     private static func later() -> Int { Int(Date().timeIntervalSince1970) + 3600 }
 
+    /// A scan of the whole tree as it would be made an hour from now (no
+    /// directory in its current second), on its own read-only database.
+    private static func scanLater(_ fixture: MailFixture, _ reconciler: Reconciler) throws -> Changes {
+        let database = try reconciler.openReadOnly()
+        defer { try? database.close() }
+        var scan = TreeScan(tree: reconciler.tree, database: database)
+        scan.now = later
+        return try scan.scan(fixture.root)
+    }
+
     @Test func aNewTreeIsIndexedAsNotmuchNewWould() throws {
         let fixture = try MailFixture()
         try fixture.maildir("INBOX", "ignored-lists")
@@ -53,11 +63,7 @@ import Testing
         try fixture.maildir("INBOX")
         try fixture.write("INBOX/new/one", id: "one@x")
         let reconciler = try fixture.reconciler()
-        let database = try reconciler.openReadOnly()
-        var scan = TreeScan(tree: reconciler.tree, database: database)
-        scan.now = Self.later
-        let first = try scan.scan(fixture.root)
-        try database.close()
+        let first = try Self.scanLater(fixture, reconciler)
         #expect(first.mtimes.contains { $0.directory == fixture.root + "/INBOX/new" })
         _ = try reconciler.commit(first)
         // A file slipped in with the directory's mtime put back: the scan,
@@ -66,11 +72,7 @@ import Testing
         let before = try FileManager.default.attributesOfItem(atPath: new)[.modificationDate] as! Date
         try fixture.write("INBOX/new/two", id: "two@x")
         try FileManager.default.setAttributes([.modificationDate: before], ofItemAtPath: new)
-        let again = try reconciler.openReadOnly()
-        var second = TreeScan(tree: reconciler.tree, database: again)
-        second.now = Self.later
-        #expect(try second.scan(fixture.root).additions.isEmpty)
-        try again.close()
+        #expect(try Self.scanLater(fixture, reconciler).additions.isEmpty)
     }
 
     @Test func anEmptyFolderIsNoChange() throws {
@@ -78,20 +80,11 @@ import Testing
         try fixture.maildir("INBOX")
         try fixture.write("INBOX/cur/one:2,S", id: "one@x")
         let reconciler = try fixture.reconciler()
-        let database = try reconciler.openReadOnly()
-        var scan = TreeScan(tree: reconciler.tree, database: database)
-        scan.now = Self.later
-        let first = try scan.scan(fixture.root)
-        try database.close()
-        _ = try reconciler.commit(first)
+        _ = try reconciler.commit(try Self.scanLater(fixture, reconciler))
         // new/ holds no mail, so it has no directory document to keep an
         // mtime in (as after notmuch new): listed each time, found empty,
         // and no change, so nothing is committed for it.
-        let again = try reconciler.openReadOnly()
-        var second = TreeScan(tree: reconciler.tree, database: again)
-        second.now = Self.later
-        let changes = try second.scan(fixture.root)
-        try again.close()
+        let changes = try Self.scanLater(fixture, reconciler)
         #expect(changes.isEmpty, "changes: \(changes.mtimes.map(\.directory))")
     }
 

@@ -88,12 +88,7 @@ public final class Importer {
     public func run(_ archives: [String]) throws(DeliveryError) -> ImportReport {
         let started = Monotonic.seconds
         if !options.dryRun { database = try open() }
-        // Handed over in chunks smaller than a commit's batch, so that the
-        // indexing starts soon and never waits long for the reading.
-        let stager = ImportStager(archives: archives, maildir: maildir, format: options.format,
-                                  chunkSize: min(100, options.batchSize), dryRun: options.dryRun,
-                                  maxMessageSize: options.maxMessageSize,
-                                  onProgress: onProgress)
+        let stager = ImportStager(archives: archives, maildir: maildir, options: options, onProgress: onProgress)
         let reading = BackgroundCall { stager.run() }
         // Without a thread of its own the reading would wait for ever for
         // an indexing that cannot start.

@@ -42,22 +42,20 @@ final class ImportStager: @unchecked Sendable {
     let chunks = Handoff<StagedChunk>()
     private let archives: [String]
     private let maildir: Maildir
-    private let format: MboxFormat
-    private let chunkSize: Int
-    private let dryRun: Bool
-    private let maxMessageSize: Int
+    /// The format, the dry run and the size limit come from here.
+    private let options: ImportOptions
+    /// Handed over in chunks smaller than a commit's batch, so that the
+    /// indexing starts soon and never waits long for the reading.
+    private var chunkSize: Int { min(100, options.batchSize) }
+    private var dryRun: Bool { options.dryRun }
     private let onProgress: (ImportProgress) -> Void
     private var progress = ImportProgress()
     private let stopping = Atomic<Bool>(false)
 
-    init(archives: [String], maildir: Maildir, format: MboxFormat, chunkSize: Int, dryRun: Bool,
-         maxMessageSize: Int, onProgress: @escaping (ImportProgress) -> Void) {
-        self.maxMessageSize = maxMessageSize
+    init(archives: [String], maildir: Maildir, options: ImportOptions, onProgress: @escaping (ImportProgress) -> Void) {
+        self.options = options
         self.archives = archives
         self.maildir = maildir
-        self.format = format
-        self.chunkSize = chunkSize
-        self.dryRun = dryRun
         self.onProgress = onProgress
     }
 
@@ -107,7 +105,7 @@ final class ImportStager: @unchecked Sendable {
                     }
                     source = try Archive.open(opened.path, name: archive)
                 }
-                reader = MboxReader(source: source, format: format, name: archive)
+                reader = MboxReader(source: source, format: options.format, name: archive)
             } catch {
                 // One unreadable archive does not cost the others.
                 chunk.failures.append(ImportFailure(archive: archive, line: 0, offset: 0, reason: "cannot read: \(error)"))
@@ -116,7 +114,7 @@ final class ImportStager: @unchecked Sendable {
             while true {
                 // A dry run counts the bytes and writes nothing.
                 let file = dryRun ? nil : StagingFile(path: maildir.tmp.appending(MaildirName.unique()),
-                                                      limit: maxMessageSize)
+                                                      limit: options.maxMessageSize)
                 let entry: MboxEntry
                 do {
                     guard let next = try reader.next(writingTo: { file?.append($0) }) else {
@@ -147,7 +145,7 @@ final class ImportStager: @unchecked Sendable {
                     file.discard()
                     chunk.failures.append(ImportFailure(
                         archive: archive, line: entry.line, offset: entry.offset,
-                        reason: "larger than --max-message-size (\(entry.size) bytes, the limit is \(maxMessageSize)); not stored"))
+                        reason: "larger than --max-message-size (\(entry.size) bytes, the limit is \(options.maxMessageSize)); not stored"))
                 } else {
                     do {
                         if let staged = try stage(entry, file: file, archive: archive, finals: &finals) {
