@@ -21,7 +21,7 @@ struct NotmuchDeliver: ParsableCommand {
     /// so tag operations are taken out of the command line before it parses.
     static func main() {
         var arguments = Array(CommandLine.arguments.dropFirst())
-        // A virtual mailbox is its own home (see VirtualMailbox.select).
+        // A virtual mailbox is its own home (see VirtualMailbox.becomeHome).
         if !arguments.contains(where: { $0.hasPrefix("--mail-root") }) { ProcessSetup.ensureHome() }
         let subcommand = arguments.first.flatMap { subcommandNames.contains($0) ? $0 : nil }
         if subcommand == "lmtp" || subcommand == "watch" { ProcessSetup.ensureMallocForGLib() }

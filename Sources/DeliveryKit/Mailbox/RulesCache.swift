@@ -3,7 +3,7 @@ import Sieve
 import Synchronization
 import SystemPackage
 
-/// Rules files, parsed once per Deliverer and read again only when one
+/// Rules files, parsed once per `Mailboxes` and read again only when one
 /// changes on disk: a server delivering thousands of messages parses the
 /// file once, and an edit applies from the next message on. A command-line
 /// delivery, which has one message, reads the file once, as always.
