@@ -40,15 +40,8 @@ public final class Reconciler {
     public init(options: DeliveryOptions, keeping earlier: Reconciler? = nil) throws(WatchError) {
         self.options = options
         do { found = try FoundMail(options: options) } catch { throw WatchError(error.message) }
-        let ignored: [String]
-        do {
-            ignored = try Database.loadConfig(config: options.config, profile: options.profile)
-                .database.configValues("new.ignore")
-        } catch {
-            throw WatchError("cannot load the notmuch configuration: \(error)")
-        }
         let ignore: IgnoreList
-        do { ignore = try IgnoreList(ignored) } catch { throw WatchError(error.description) }
+        do { ignore = try IgnoreList(found.ignoredNames) } catch { throw WatchError(error.description) }
         guard Database.exists(databasePath: found.databasePath) else {
             throw WatchError("no notmuch database at '\(found.databasePath)': run 'notmuch new' once to create it")
         }

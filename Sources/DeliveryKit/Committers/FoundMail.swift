@@ -29,6 +29,8 @@ public struct FoundMail {
     /// How long a commit waits for another writer before it tries again later.
     public var lockTimeout: Double { settings.lockTimeout }
     public var hookDirectory: String? { settings.hookDirectory }
+    /// `new.ignore`: names and `/regex/`s that `notmuch new` skips.
+    public var ignoredNames: [String] { settings.newIgnore }
     public var hasRules: Bool { !settings.rules.isEmpty }
     /// The rules file and the Sieve script these settings read, if any.
     public var ruleFiles: [String] { [settings.rulesPath, settings.sievePath].compactMap { $0 } }

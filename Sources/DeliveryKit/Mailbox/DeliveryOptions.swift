@@ -111,6 +111,9 @@ struct DeliverySettings: Sendable {
     let newTags: [TagOperation]
     var synchronizeFlags: Bool
     let hookDirectory: String?
+    /// `new.ignore`, for the watcher: read with the rest, so that it needs
+    /// no second load of the configuration.
+    let newIgnore: [String]
     let lockTimeout: Double
     var rules: RuleSet
     /// Where `rules` came from (nil: none), to find them again for a queued record.
@@ -168,6 +171,7 @@ struct DeliverySettings: Sendable {
         }
         // --no-hooks: no hook of this process runs, whoever commits.
         self.hookDirectory = options.runHooks ? database.hookDirectory : nil
+        self.newIgnore = database.configValues("new.ignore")
         if let timeout = options.lockTimeout {
             guard DeliveryOptions.isValidLockTimeout(timeout) else {
                 throw DeliveryError(.usage, "lock timeout \(timeout) is not between 0 and \(Int(DeliveryOptions.maximumLockTimeout)) seconds")
