@@ -26,9 +26,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import watch  # noqa: E402  (the differential test's setup and comparison)
 
-mbsync_test = importlib.import_module("watch-mbsync")  # its Dovecot and its settling
-
-GRACE = mbsync_test.GRACE
+mbsync_test = importlib.import_module("watch-mbsync")  # its Dovecot, its first two syncs, its checks
 
 
 def offlineimap(setup, rc):
