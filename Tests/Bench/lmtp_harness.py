@@ -39,7 +39,44 @@ def user_name():
     return pwd.getpwuid(UNPRIVILEGED if os.geteuid() == 0 else os.geteuid()).pw_name
 
 
-class Server:
+class ChildProcess:
+    """A notmuch-deliver the harness started (self.process, a Popen, once
+    started): stopped, killed and measured the same way whatever it
+    serves. stop_timeout: how long a SIGTERM may take before SIGKILL."""
+
+    process = None
+    stop_timeout = 30
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def kill(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout=None):
+        """SIGTERM, then its exit status; None when it had to be killed."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout or self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return None
+        return self.process.returncode if self.process else None
+
+    def status(self, field):
+        """A /proc/PID/status figure in KiB (VmRSS, VmHWM)."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        return 0
+
+
+class Server(ChildProcess):
     """`notmuch-deliver lmtp` on a unix socket in `root`."""
 
     def __init__(self, deliver, root, env, extra=(), log=None, uid=UNPRIVILEGED, gid=None):
@@ -78,33 +115,6 @@ class Server:
                 pass
             time.sleep(0.02)
         raise RuntimeError("the LMTP server did not come up")
-
-    @property
-    def pid(self):
-        return self.process.pid
-
-    def kill(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self, timeout=30):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                return None
-        return self.process.returncode if self.process else None
-
-    def status(self, field):
-        """A /proc/PID/status figure in KiB (VmRSS, VmHWM)."""
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        return 0
 
     def threads(self):
         return len(os.listdir(f"/proc/{self.pid}/task"))

@@ -393,6 +393,28 @@ def add_arguments(parser):
     parser.add_argument("--idle-events", type=int, default=1_000_000)
 
 
+def median_and_p99(latencies):
+    """A latency figure's median and p99, as the table's columns show them."""
+    return f"{latencies['median ms']:8.0f} / {latencies['p99 ms']:5.0f}"
+
+
+def row(label, figures):
+    """One line of the table under a figure's heading: the label in its
+    column, then the figures."""
+    print(f"   {label:56} {figures}")
+
+
+def afew_row(x, skipped_key, label, ours, theirs):
+    """The row that sets notmuch new + afew beside the watcher: label,
+    ours (the watcher's figures before the peer's, if any), then
+    theirs(the peer's figures) or, when afew was skipped, why
+    (x[skipped_key])."""
+    if skipped_key in x:
+        row(label, f"{ours}skipped: {x[skipped_key]}")
+    else:
+        row(label, ours + theirs(x["notmuch new + afew"]))
+
+
 def print_table(results, args):
     """The watcher's lines of the table (those that ran)."""
     if "watch-arrival" in results:
@@ -400,45 +422,37 @@ def print_table(results, args):
         w = x["watch"]
         print(f"9. watcher: a file renamed into new/ until `notmuch search` finds it with its rule tags "
               f"({x['arrivals']} arrivals, {args.messages}-message database)")
-        print(f"   {'watch (median / p99 ms)':56} {w['median ms']:8.0f} / {w['p99 ms']:5.0f}   "
-              f"goal <= 50 / <= 250  (one search {x['search probe ms']:.0f} ms; not found {x['not found']})")
-        if "peer skipped" in x:
-            print(f"   {'notmuch new + afew --tag --new':56} skipped: {x['peer skipped']}")
-        else:
-            p = x["notmuch new + afew"]
-            print(f"   {'notmuch new + afew --tag --new (median / p99 ms)':56} {p['median ms']:8.0f} / "
-                  f"{p['p99 ms']:5.0f}   ratio {x['ratio']:.1f}x")
+        row("watch (median / p99 ms)", f"{median_and_p99(w)}   "
+            f"goal <= 50 / <= 250  (one search {x['search probe ms']:.0f} ms; not found {x['not found']})")
+        afew_row(x, "peer skipped", "notmuch new + afew --tag --new (median / p99 ms)", "",
+                 lambda p: f"{median_and_p99(p)}   ratio {x['ratio']:.1f}x")
     if "watch-flag" in results:
         x = results["watch-flag"]
         print(f"10. watcher: a flag change (:2,S -> :2,FS) until tag:flagged, one folder of "
               f"{x['folder messages']} messages ({x['changes']} changes)")
-        print(f"   {'watch (median / p99 ms)':56} {x['watch']['median ms']:8.0f} / {x['watch']['p99 ms']:5.0f}   "
-              f"goal <= 20  (one search {x['search probe ms']:.0f} ms)")
-        print(f"   {'notmuch new (median / p99 ms)':56} {x['notmuch new']['median ms']:8.0f} / "
-              f"{x['notmuch new']['p99 ms']:5.0f}   ratio {x['ratio']:.1f}x  "
-              f"(notmuch new alone {x['notmuch new alone ms']:.0f} ms)")
+        row("watch (median / p99 ms)", f"{median_and_p99(x['watch'])}   "
+            f"goal <= 20  (one search {x['search probe ms']:.0f} ms)")
+        row("notmuch new (median / p99 ms)", f"{median_and_p99(x['notmuch new'])}   "
+            f"ratio {x['ratio']:.1f}x  (notmuch new alone {x['notmuch new alone ms']:.0f} ms)")
     if "watch-burst" in results:
         x = results["watch-burst"]
         print(f"11. watcher: {x['files']} files into {x['folders']} folders of a {x['tree messages']}-message "
               f"tree until all searchable (s)")
         w, n = x["watch --no-rules"], x["notmuch new"]
-        print(f"   {'watch --no-rules / notmuch new':56} {w['s']:8.1f} / {n['s']:5.1f}   "
-              f"{x['speedup']:.2f}x  goal >= 1.0 (aim 1.5)  (CPU {w['cpu s']:.1f} / {n['cpu s']:.1f} s; "
-              f"{w['commits']} bursts)")
+        row("watch --no-rules / notmuch new", f"{w['s']:8.1f} / {n['s']:5.1f}   "
+            f"{x['speedup']:.2f}x  goal >= 1.0 (aim 1.5)  (CPU {w['cpu s']:.1f} / {n['cpu s']:.1f} s; "
+            f"{w['commits']} bursts)")
         w = x["watch with rules"]
-        if "afew skipped" in x:
-            print(f"   {'watch with rules / notmuch new + afew':56} {w['s']:8.1f} / skipped: {x['afew skipped']}")
-        else:
-            a = x["notmuch new + afew"]
-            print(f"   {'watch with rules / notmuch new + afew --tag --new':56} {w['s']:8.1f} / {a['s']:5.1f}   "
-                  f"{x['speedup with rules']:.2f}x  (CPU {w['cpu s']:.1f} / {a['cpu s']:.1f} s)")
+        afew_row(x, "afew skipped", "watch with rules / notmuch new + afew --tag --new", f"{w['s']:8.1f} / ",
+                 lambda a: f"{a['s']:5.1f}   {x['speedup with rules']:.2f}x  "
+                           f"(CPU {w['cpu s']:.1f} / {a['cpu s']:.1f} s)")
     if "watch-nothing" in results:
         x = results["watch-nothing"]
         print(f"12. watcher: nothing changed, {x['tree messages']}-message trees (median ms)")
         for label, y in x.items():
             if isinstance(y, dict):
-                print(f"   {'watch --once / notmuch new, ' + label:56} {y['watch --once ms']:8.1f} / "
-                      f"{y['notmuch new ms']:5.1f}   ratio {y['ratio']:.2f}  goal <= 1.0")
+                row("watch --once / notmuch new, " + label, f"{y['watch --once ms']:8.1f} / "
+                    f"{y['notmuch new ms']:5.1f}   ratio {y['ratio']:.2f}  goal <= 1.0")
     if "watch-idle" in results:
         x = results["watch-idle"]
         print(f"13. watcher idle: {x['idle ticks']} clock ticks in {x['idle seconds']:.0f} s of nothing "

@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from corpus import Corpus
-from lmtp_harness import UNPRIVILEGED, give_away
+from lmtp_harness import UNPRIVILEGED, ChildProcess, give_away
 
 # The rules every figure's watcher applies, and the afew filters that do
 # the same: every arrival is tagged `bench` (the corpus writes to
@@ -152,8 +152,10 @@ def cached_tree(work, layout, size, folders, seed=21):
     return tree
 
 
-class WatcherProcess:
+class WatcherProcess(ChildProcess):
     """`notmuch-deliver watch` on a tree, as its owner."""
+
+    stop_timeout = 60
 
     def __init__(self, deliver, tree, options=()):
         self.deliver = deliver
@@ -182,33 +184,11 @@ class WatcherProcess:
         self.stop()
         raise RuntimeError("the watcher did not start")
 
-    @property
-    def pid(self):
-        return self.process.pid
-
-    def stop(self, timeout=60):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode if self.process else None
-
     def ticks(self):
         """User + system CPU so far, in clock ticks (/proc/PID/stat)."""
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
-
-    def status(self, field):
-        """A /proc/PID/status figure in KiB (VmRSS, VmHWM)."""
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        return 0
 
     def log_text(self):
         with open(self.log, errors="replace") as f:

@@ -140,10 +140,7 @@ def run(binary, seed, operations, tool):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if os.environ.get("KEEP_WATCH_TEST"):
-            print(f"kept {setup.dir}")
-        else:
-            shutil.rmtree(setup.dir, ignore_errors=True)
+        watch.remove_unless_kept(setup)
 
 
 COUNTED = ["missing", "left over", "wrong filenames", "wrong tags", "link() files missed", "rule tag missing",
@@ -163,20 +160,7 @@ def report(seed, results):
 
 
 def main():
-    args = sys.argv[1:]
-    if not args:
-        print(__doc__)
-        sys.exit(2)
-    binary = os.path.abspath(args[0])
-    seeds, operations = [1], 300
-    if "--seeds" in args:
-        seeds = [int(s) for s in args[args.index("--seeds") + 1].split(",")]
-    if "--operations" in args:
-        operations = int(args[args.index("--operations") + 1])
-    if not os.access(binary, os.X_OK):
-        watch.skip(f"{binary} is not built (make build)")
-    if shutil.which("notmuch") is None:
-        watch.skip("the notmuch CLI is not installed")
+    _, binary, seeds, operations = watch.seeded_command_line(__doc__, [1], 300)
     if shutil.which("afew") is None:
         watch.skip("afew is not installed (apt-get install afew python3-pyinotify)")
     afew_python = open(shutil.which("afew")).readline()[2:].strip() or "python3"

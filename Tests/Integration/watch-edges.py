@@ -405,10 +405,7 @@ def cleanup(setup, watcher):
             pass
         watcher.kill()
         watcher.wait()
-    if os.environ.get("KEEP_WATCH_TEST"):
-        print(f"kept {setup.dir}")
-    else:
-        shutil.rmtree(setup.dir, ignore_errors=True)
+    watch.remove_unless_kept(setup)
 
 
 CASES = {"overflow": test_overflow, "watches": test_watches, "disk-full": test_disk_full,

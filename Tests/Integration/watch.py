@@ -276,12 +276,7 @@ class Generator:
             if candidates:
                 folder = self.random.choice(candidates)
                 shutil.rmtree(os.path.join(self.mail, folder))
-                self.folders.remove(folder)
-                self.made_folders.remove(folder)
-                for mid in list(self.files):
-                    self.files[mid] = {p for p in self.files[mid] if not p.startswith(folder + "/")}
-                    if not self.files[mid]:
-                        del self.files[mid]
+                self.forget_folder(folder)
         elif r < 0.88:
             folder = self.random.choice(self.folders)
             where = self.random.choice(["cur", "new", ""])
@@ -354,6 +349,17 @@ class Generator:
         return [f for f in self.made_folders
                 if not any(p.startswith(f + "/") for m in self.protected for p in self.files.get(m, ()))]
 
+    def forget_folder(self, folder):
+        """A made folder gone from the tree (removed or moved out): it and
+        the files in it are no longer expected; a message with no file
+        left is gone."""
+        self.folders.remove(folder)
+        self.made_folders.remove(folder)
+        for mid in list(self.files):
+            self.files[mid] = {p for p in self.files[mid] if not p.startswith(folder + "/")}
+            if not self.files[mid]:
+                del self.files[mid]
+
     def trace(self, what):
         """With KEEP_WATCH_TEST set, what the generator did, in trace.log
         beside the tree (for reading a failure against the watcher's log)."""
@@ -389,12 +395,7 @@ class Generator:
         folder = self.random.choice(candidates)
         os.rename(os.path.join(self.mail, folder), os.path.join(self.outside(), f"out{self.serial}"))
         self.serial += 1
-        self.folders.remove(folder)
-        self.made_folders.remove(folder)
-        for mid in list(self.files):
-            self.files[mid] = {p for p in self.files[mid] if not p.startswith(folder + "/")}
-            if not self.files[mid]:
-                del self.files[mid]
+        self.forget_folder(folder)
 
     def folder_in(self):
         """A maildir filled elsewhere and moved into the tree whole: its
@@ -516,6 +517,15 @@ def start_watcher_with(setup, options, prefix=(), log_name="watch.log"):
     raise Failure("the watcher did not start within 30 s")
 
 
+def remove_unless_kept(setup):
+    """The scratch tree goes, unless KEEP_WATCH_TEST asks to keep it for
+    a look."""
+    if os.environ.get("KEEP_WATCH_TEST"):
+        print(f"kept {setup.dir}")
+    else:
+        shutil.rmtree(setup.dir, ignore_errors=True)
+
+
 def stderr_of(setup):
     with open(os.path.join(setup.dir, "watch.stderr"), "rb") as f:
         return f.read().decode(errors="replace")
@@ -601,29 +611,35 @@ def run_seed(binary, seed, operations):
         if watcher and watcher.poll() is None:
             watcher.kill()
             watcher.wait()
-        if os.environ.get("KEEP_WATCH_TEST"):
-            print(f"kept {setup.dir}")
-        else:
-            shutil.rmtree(setup.dir, ignore_errors=True)
+        remove_unless_kept(setup)
 
 
-def main():
+def seeded_command_line(usage, seeds, operations):
+    """A seeded script's command line: the binary first, then --seeds
+    1,2,.. and --operations N over the defaults given. Prints usage and
+    exits 2 without a binary; skips when the binary is not built or the
+    notmuch CLI is missing. Returns (args, binary, seeds, operations)."""
     args = sys.argv[1:]
     if not args:
-        print(__doc__)
+        print(usage)
         sys.exit(2)
     binary = os.path.abspath(args[0])
-    seeds, operations, jobs = [1, 2, 3, 4], 1000, 4
     if "--seeds" in args:
         seeds = [int(s) for s in args[args.index("--seeds") + 1].split(",")]
     if "--operations" in args:
         operations = int(args[args.index("--operations") + 1])
-    if "--jobs" in args:
-        jobs = max(1, int(args[args.index("--jobs") + 1]))
     if not os.access(binary, os.X_OK):
         skip(f"{binary} is not built (make build)")
     if shutil.which("notmuch") is None:
         skip("the notmuch CLI is not installed")
+    return args, binary, seeds, operations
+
+
+def main():
+    args, binary, seeds, operations = seeded_command_line(__doc__, [1, 2, 3, 4], 1000)
+    jobs = 4
+    if "--jobs" in args:
+        jobs = max(1, int(args[args.index("--jobs") + 1]))
     if not os.path.isdir("/proc/sys/fs/inotify"):
         skip("no inotify on this kernel")
     if len(seeds) > 1 and jobs > 1:

@@ -157,6 +157,41 @@ def hold_lock_now_and_then(lock_file, stop):
         stop.wait(5)
 
 
+def scratch_mailbox(prefix, rules_text, quota=None):
+    """A new scratch tree for one run: a maildir, a rules file with
+    rules_text, a notmuch config that names both (and deliver.quota when
+    given), and the environment that points notmuch and notmuch-deliver
+    at it. Returns (root, mail, env)."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    mail = os.path.join(root, "mail")
+    config = os.path.join(root, "config")
+    rules = os.path.join(root, "rules")
+    os.makedirs(mail)
+    with open(rules, "w") as f:
+        f.write(rules_text)
+    with open(config, "w") as f:
+        f.write(f"[database]\npath={mail}\n[new]\ntags=unread;inbox;\n[maildir]\nsynchronize_flags=true\n"
+                f"[deliver]\nrules={rules}\nlock_timeout=2\n" + (f"quota={quota}\n" if quota else ""))
+    return root, mail, dict(os.environ, NOTMUCH_CONFIG=config, HOME=root)
+
+
+def run_workers(worker, count):
+    """worker(0) .. worker(count - 1), each on its own thread, until all end."""
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def remove_unless_kept(root, keep):
+    """--keep leaves the scratch tree for inspection; otherwise it goes."""
+    if keep:
+        print(f"kept: {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deliver", default=".build/release/notmuch-deliver")
@@ -181,17 +216,7 @@ def main():
     deliver = os.path.abspath(args.deliver)
     random.seed(args.seed)
 
-    root = tempfile.mkdtemp(prefix="nd-stress-")
-    mail = os.path.join(root, "mail")
-    config = os.path.join(root, "config")
-    rules = os.path.join(root, "rules")
-    os.makedirs(mail)
-    with open(rules, "w") as f:
-        f.write(RULES)
-    with open(config, "w") as f:
-        f.write(f"[database]\npath={mail}\n[new]\ntags=unread;inbox;\n[maildir]\nsynchronize_flags=true\n"
-                f"[deliver]\nrules={rules}\nlock_timeout=2\n" + (f"quota={args.quota}\n" if args.quota else ""))
-    env = dict(os.environ, NOTMUCH_CONFIG=config, HOME=root)
+    root, mail, env = scratch_mailbox("nd-stress-", RULES, args.quota)
     subprocess.run(["notmuch", "new", "--quiet"], env=env, check=True)
 
     stop = threading.Event()
@@ -257,11 +282,7 @@ def main():
                     break
 
     started = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(args.workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_workers(worker, args.workers)
     stop.set()
     for loop in loops:
         loop.join()
@@ -358,10 +379,7 @@ def main():
         got = subprocess.run(["notmuch", "search", "--output=tags", f"id:stress-{i}@example.org"], env=env,
                              capture_output=True, text=True).stdout.split()
         print(f"wrong tags: message {i} ({kind(i)}): {sorted(got)}")
-    if args.keep:
-        print(f"kept: {root}")
-    else:
-        shutil.rmtree(root, ignore_errors=True)
+    remove_unless_kept(root, args.keep)
     sys.exit(1 if failures else 0)
 
 
@@ -412,20 +430,10 @@ def lmtp_main(args):
 
     deliver = os.path.abspath(args.deliver)
     random.seed(args.seed)
-    root = tempfile.mkdtemp(prefix="nd-stress-lmtp-")
+    root, mail, env = scratch_mailbox("nd-stress-lmtp-", LMTP_RULES)
     os.chmod(root, 0o755)
-    mail = os.path.join(root, "mail")
-    config = os.path.join(root, "config")
-    rules = os.path.join(root, "rules")
     log_file = os.path.join(root, "deliver.log")
-    os.makedirs(mail)
-    with open(rules, "w") as f:
-        f.write(LMTP_RULES)
-    with open(config, "w") as f:
-        f.write(f"[database]\npath={mail}\n[new]\ntags=unread;inbox;\n[maildir]\nsynchronize_flags=true\n"
-                f"[deliver]\nrules={rules}\nlock_timeout=2\n")
     give_away(root)
-    env = dict(os.environ, NOTMUCH_CONFIG=config, HOME=root)
     user = as_user()
 
     def run(command, **kwargs):
@@ -586,11 +594,7 @@ def lmtp_main(args):
     loops = [threading.Thread(target=killer), threading.Thread(target=tagger)]
     for loop in loops:
         loop.start()
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(args.workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_workers(worker, args.workers)
     clients_done.set()
     elapsed = time.monotonic() - started
     loops[0].join()
@@ -687,10 +691,7 @@ def lmtp_main(args):
         for path in on_disk:
             if path not in named:
                 print(f"file not indexed: {path}")
-    if args.keep:
-        print(f"kept: {root}")
-    else:
-        shutil.rmtree(root, ignore_errors=True)
+    remove_unless_kept(root, args.keep)
     sys.exit(1 if failures else 0)
 
 
@@ -816,10 +817,7 @@ def watch_main(args):
         if process and process.poll() is None:
             process.kill()
             process.wait()
-        if args.keep:
-            print(f"kept {setup.dir}")
-        else:
-            shutil.rmtree(setup.dir, ignore_errors=True)
+        remove_unless_kept(setup.dir, args.keep)
     for failure in failures:
         print(f"FAILED: {failure}")
     return 1 if failures else 0
