@@ -4,7 +4,9 @@
 #   awk -v maintainer="NAME <ADDRESS>" -f news-to-changelog.awk NEWS.md
 function close_entry() {
     if (version == "") return
-    cmd = "date -R -u -d " date
+    # Releases of one day are ordered by their place in NEWS.md (newest
+    # first): each older one a minute before the one above it, from noon.
+    cmd = "date -R -u -d '" date " 12:00 UTC " (same_day[date]++) " minutes ago'"
     cmd | getline stamp
     close(cmd)
     printf "\n -- %s  %s\n", maintainer, stamp
