@@ -50,7 +50,7 @@ struct DirectCommit: Committer {
     }
 
     func cancel(_ plan: DeliverySession.Plan, mailbox: Mailbox) {
-        DeliverySession(mailbox: mailbox, request: MessageRequest(envelope: Envelope(), filing: Filing())).cancel(plan)
+        plan.cancel(in: mailbox)
     }
 
     func submit(_ message: AcceptedMessage, preparation plan: DeliverySession.Plan,

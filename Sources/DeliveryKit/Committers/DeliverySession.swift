@@ -51,24 +51,6 @@ struct DeliverySession {
         return .direct(deadline: deadline, flusherTurn: flusherTurn, opening: mailbox.startOpening())
     }
 
-    /// The message could not be made durable after `plan`: let go of the
-    /// database and of the flusher turn, and apply what others handed over
-    /// meanwhile.
-    func cancel(_ plan: Plan) {
-        guard case .direct(let deadline, let flusherTurn, let opening) = plan else { return }
-        // Not the whole lock timeout: the delivery has failed already, and
-        // an open that does not come at once is left to end with the process.
-        var lockWaitLeft = false
-        switch opening.wait(upTo: min(max(deadline - Monotonic.seconds, 0.01), 1)) {
-        case .opened(let database)?: try? database.close()
-        case .failed?: break
-        case nil: lockWaitLeft = true
-        }
-        guard let flusherTurn else { return }
-        try? flusherTurn.close()
-        if !lockWaitLeft { applier.applyHandedOver() }
-    }
-
     /// Indexes a durable message, or queues it when the lock does not come
     /// in time or the database cannot be opened. Throws only when the
     /// message can be neither indexed nor queued; the error's
@@ -88,7 +70,7 @@ struct DeliverySession {
         do {
             try syncDelivery(file.path, record: recordName)
         } catch {
-            cancel(plan)
+            plan.cancel(in: mailbox)
             throw error
         }
         if recordName != nil {
@@ -279,5 +261,25 @@ struct DeliverySession {
     /// Another process applied our queued record first.
     private func appliedElsewhere(_ file: FilePath) -> DeliveryReport {
         DeliveryReport(path: file.string, messageID: nil, tags: [], outcome: .indexed, warning: nil, traces: [])
+    }
+}
+
+extension DeliverySession.Plan {
+    /// The message could not be made durable after this plan: let go of the
+    /// database and of the flusher turn, and apply what others handed over
+    /// meanwhile.
+    func cancel(in mailbox: Mailbox) {
+        guard case .direct(let deadline, let flusherTurn, let opening) = self else { return }
+        // Not the whole lock timeout: the delivery has failed already, and
+        // an open that does not come at once is left to end with the process.
+        var lockWaitLeft = false
+        switch opening.wait(upTo: min(max(deadline - Monotonic.seconds, 0.01), 1)) {
+        case .opened(let database)?: try? database.close()
+        case .failed?: break
+        case nil: lockWaitLeft = true
+        }
+        guard let flusherTurn else { return }
+        try? flusherTurn.close()
+        if !lockWaitLeft { mailbox.applier.applyHandedOver() }
     }
 }
