@@ -23,7 +23,7 @@ final class SpoolHandler: ChannelInboundHandler {
 
     /// What names a spool file for an instant where O_TMPFILE is missing;
     /// swept by `Deliverer.removeLeftovers` after a crash in that instant.
-    static let fallbackPrefix = ".lmtp-spool."
+    static let namePrefix = "lmtp-spool"
 
     private var state = State.idle
     private let directory: String
@@ -39,7 +39,7 @@ final class SpoolHandler: ChannelInboundHandler {
         case .beginMessage(let envelope):
             discard()
             do {
-                let spool = try SpoolFile(in: directory, fallbackPrefix: Self.fallbackPrefix)
+                let spool = try SpoolFile(in: directory, prefix: Self.namePrefix)
                 spool.append(Self.traceHeaders(envelope))
                 state = .spooling(spool)
             } catch {

@@ -36,37 +36,20 @@ package final class SpoolFile {
 
     /// A spool file in `directory` (the same file system as where the bytes
     /// go next, and a place that readers ignore, such as a maildir's tmp/).
-    /// `fallbackPrefix` names the file, for an instant only, on a file system
-    /// without O_TMPFILE: `PREFIX<pid>.<random>`, which
-    /// `Leftovers.sweep(_:prefix:)` removes if a process dies in that instant.
-    package init(in directory: String, fallbackPrefix: String) throws(Errno) {
+    /// A new one is an `AnonymousFile` (O_TMPFILE, so that a process killed
+    /// at any instant leaves nothing); `prefix` names it, for an instant
+    /// only, on a file system without O_TMPFILE: `.PREFIX.<pid>.<random>`,
+    /// which `Leftovers.sweep(_:prefix:)` removes if a process dies then.
+    package init(in directory: String, prefix: String) throws(Errno) {
         self.directory = directory
         if let reused = Self.kept.withLock({ $0[directory]?.popLast() }) {
             descriptor = reused
             return
         }
-        // An O_TMPFILE file never has a name, so a process killed at any
-        // instant leaves nothing (make stress --lmtp found a named spool
-        // left in a mail root by a SIGKILL between its open and unlink).
-        let unnamed = open(directory, O_RDWR | Self.temporaryFile | O_CLOEXEC, 0o600)
-        if unnamed >= 0 {
-            descriptor = FileDescriptor(rawValue: unnamed)
-            return
-        }
-        // A file system without O_TMPFILE: a name, removed at once.
-        var random = SystemRandomNumberGenerator()
-        let name = "\(directory)/\(fallbackPrefix)\(getpid()).\(random.next() as UInt64)"
-        let raw = open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard raw >= 0 else { throw Errno(rawValue: errno) }
-        unlink(name)
-        descriptor = FileDescriptor(rawValue: raw)
+        descriptor = try AnonymousFile.create(in: directory, prefix: prefix)
     }
 
     deinit { close() }
-
-    /// Linux's O_TMPFILE (__O_TMPFILE | O_DIRECTORY), which Glibc's module
-    /// does not export.
-    private static let temporaryFile: Int32 = 0o20_000_000 | O_DIRECTORY
 
     /// The file's name for opening it again (each open reads from its own
     /// offset), for as long as this object lives.

@@ -39,7 +39,7 @@ public final class StreamSpool {
         }
         let file: SpoolFile
         do {
-            file = try SpoolFile(in: directory, fallbackPrefix: ".import-spool.")
+            file = try SpoolFile(in: directory, prefix: "import-spool")
         } catch {
             throw Self.cannotSpool(archive, directory, error)
         }

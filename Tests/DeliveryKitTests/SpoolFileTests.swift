@@ -21,7 +21,7 @@ import Glibc
     @Test func aSpoolHasNoNameAndReadsBackWhole() throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let spool = try SpoolFile(in: directory, fallbackPrefix: ".test-spool.")
+        let spool = try SpoolFile(in: directory, prefix: "test-spool")
         spool.append(Array("first\n".utf8))
         spool.append(Array("second\n".utf8))
         #expect(spool.size == 13)
@@ -43,22 +43,22 @@ import Glibc
             try? FileManager.default.removeItem(atPath: directory)
             try? FileManager.default.removeItem(atPath: other)
         }
-        let first = try SpoolFile(in: directory, fallbackPrefix: ".test-spool.")
+        let first = try SpoolFile(in: directory, prefix: "test-spool")
         first.append(Array("a message\n".utf8))
         let descriptor = first.descriptor
         first.close()
         first.close()  // Once only: a second close neither closes nor keeps it twice.
         #expect(isOpen(descriptor), "kept, not closed")
 
-        let elsewhere = try SpoolFile(in: other, fallbackPrefix: ".test-spool.")
+        let elsewhere = try SpoolFile(in: other, prefix: "test-spool")
         #expect(elsewhere.descriptor != descriptor, "kept per directory")
-        let second = try SpoolFile(in: directory, fallbackPrefix: ".test-spool.")
+        let second = try SpoolFile(in: directory, prefix: "test-spool")
         #expect(second.descriptor == descriptor)
         #expect(second.size == 0)
         #expect(FileManager.default.contents(atPath: second.path) == Data())
         second.append(Array("next\n".utf8))
         #expect(FileManager.default.contents(atPath: second.path) == Data("next\n".utf8))
-        let third = try SpoolFile(in: directory, fallbackPrefix: ".test-spool.")
+        let third = try SpoolFile(in: directory, prefix: "test-spool")
         #expect(third.descriptor != descriptor, "handed out once")
         for spool in [second, third, elsewhere] { spool.close() }
     }
@@ -67,14 +67,14 @@ import Glibc
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let spools = try (0...SpoolFile.keptAtMost).map { _ in
-            try SpoolFile(in: directory, fallbackPrefix: ".test-spool.")
+            try SpoolFile(in: directory, prefix: "test-spool")
         }
         for spool in spools { spool.close() }
         #expect(spools.prefix(SpoolFile.keptAtMost).allSatisfy { isOpen($0.descriptor) })
         #expect(!isOpen(spools[SpoolFile.keptAtMost].descriptor), "one more than kept is closed")
         // The kept ones come back.
         let again = try (0..<SpoolFile.keptAtMost).map { _ in
-            try SpoolFile(in: directory, fallbackPrefix: ".test-spool.")
+            try SpoolFile(in: directory, prefix: "test-spool")
         }
         #expect(Set(again.map(\.descriptor)) == Set(spools.prefix(SpoolFile.keptAtMost).map(\.descriptor)))
         for spool in again { spool.close() }
@@ -82,7 +82,7 @@ import Glibc
 
     @Test func aDirectoryThatCannotHoldOneIsAnError() {
         #expect(throws: Errno.self) {
-            try SpoolFile(in: "/nonexistent-\(UUID().uuidString)", fallbackPrefix: ".test-spool.")
+            try SpoolFile(in: "/nonexistent-\(UUID().uuidString)", prefix: "test-spool")
         }
     }
 }
